@@ -1,0 +1,275 @@
+//! The one error type of a job. Every failure path builds a [`JobError`]; it
+//! carries the machine-readable code, the sentence a user reads, the technical
+//! detail an operator reads, and the retry decision. Nothing else decides
+//! retries.
+
+use std::fmt;
+
+use crate::pipeline::Platform;
+
+/// Machine-readable reason, stored in `processing_jobs.error_code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    RateLimited,
+    BotCheck,
+    LoginRequired,
+    Private,
+    Unavailable,
+    Copyright,
+    GeoBlocked,
+    AgeRestricted,
+    LiveNotStarted,
+    UnsupportedUrl,
+    InvalidUrl,
+    NoFormats,
+    NoAudio,
+    TooLong,
+    TooLarge,
+    HttpForbidden,
+    NotFound,
+    Network,
+    Storage,
+    Internal,
+    /// The worker holding the job stopped heart-beating (killed, VM lost).
+    WorkerLost,
+}
+
+/// What the queue does with a job after this error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Fail the job now: retrying cannot help (private video, bad URL, ...).
+    Never,
+    /// Retry with exponential backoff while attempts remain.
+    Backoff,
+    /// The platform is limiting us: wait for its cooldown, without spending
+    /// an attempt.
+    Cooldown,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 21] = [
+        Self::RateLimited,
+        Self::BotCheck,
+        Self::LoginRequired,
+        Self::Private,
+        Self::Unavailable,
+        Self::Copyright,
+        Self::GeoBlocked,
+        Self::AgeRestricted,
+        Self::LiveNotStarted,
+        Self::UnsupportedUrl,
+        Self::InvalidUrl,
+        Self::NoFormats,
+        Self::NoAudio,
+        Self::TooLong,
+        Self::TooLarge,
+        Self::HttpForbidden,
+        Self::NotFound,
+        Self::Network,
+        Self::Storage,
+        Self::Internal,
+        Self::WorkerLost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::BotCheck => "bot_check",
+            Self::LoginRequired => "login_required",
+            Self::Private => "private",
+            Self::Unavailable => "unavailable",
+            Self::Copyright => "copyright",
+            Self::GeoBlocked => "geo_blocked",
+            Self::AgeRestricted => "age_restricted",
+            Self::LiveNotStarted => "live_not_started",
+            Self::UnsupportedUrl => "unsupported_url",
+            Self::InvalidUrl => "invalid_url",
+            Self::NoFormats => "no_formats",
+            Self::NoAudio => "no_audio",
+            Self::TooLong => "too_long",
+            Self::TooLarge => "too_large",
+            Self::HttpForbidden => "http_forbidden",
+            Self::NotFound => "not_found",
+            Self::Network => "network",
+            Self::Storage => "storage",
+            Self::Internal => "internal",
+            Self::WorkerLost => "worker_lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The retry decision for this kind of failure.
+    pub fn retry(self) -> Retry {
+        match self {
+            // The platform pushes back on us, not on this video.
+            Self::RateLimited | Self::BotCheck => Retry::Cooldown,
+            // Passing faults on our side or the network's.
+            Self::HttpForbidden
+            | Self::Network
+            | Self::Storage
+            | Self::Internal
+            | Self::WorkerLost => Retry::Backoff,
+            // Facts about the video or the link: the same request fails again.
+            Self::LoginRequired
+            | Self::Private
+            | Self::Unavailable
+            | Self::Copyright
+            | Self::GeoBlocked
+            | Self::AgeRestricted
+            | Self::LiveNotStarted
+            | Self::UnsupportedUrl
+            | Self::InvalidUrl
+            | Self::NoFormats
+            | Self::NoAudio
+            | Self::TooLong
+            | Self::TooLarge
+            | Self::NotFound => Retry::Never,
+        }
+    }
+
+    /// The sentence a user of the app reads in `error_message`.
+    pub fn user_message(self, platform: Option<Platform>) -> String {
+        let site = platform
+            .map(|p| p.display_name())
+            .unwrap_or("The video site");
+        match self {
+            Self::RateLimited if platform == Some(Platform::Instagram) => {
+                "Instagram Rate Limit Reached: Instagram is limiting downloads right now. \
+                 Please wait 5–10 minutes and try again."
+                    .into()
+            }
+            Self::RateLimited => format!(
+                "{site} is limiting downloads right now. Please wait a few minutes and try again."
+            ),
+            Self::BotCheck => format!(
+                "{site} asked us to prove we are not a robot. Please try again in a few minutes."
+            ),
+            Self::LoginRequired => {
+                "This video can only be watched by signed-in viewers, so it cannot be downloaded."
+                    .into()
+            }
+            Self::Private | Self::Unavailable => {
+                "Video Processing Failed: the video is private, deleted or temporarily unavailable."
+                    .into()
+            }
+            Self::Copyright => "This video has been blocked for copyright reasons.".into(),
+            Self::GeoBlocked => {
+                "This video is not available in the country where we download it.".into()
+            }
+            Self::AgeRestricted => {
+                "This video is age-restricted and cannot be downloaded without signing in.".into()
+            }
+            Self::LiveNotStarted => {
+                "This is a live stream or premiere that has not finished yet. Try again after it ends."
+                    .into()
+            }
+            Self::UnsupportedUrl => {
+                "This link is not supported. Use a link to one Instagram, TikTok or YouTube video."
+                    .into()
+            }
+            Self::InvalidUrl => "This link is not valid. Check it and try again.".into(),
+            Self::NoFormats => "No downloadable version of this video was found.".into(),
+            Self::NoAudio => "This video has no sound to extract.".into(),
+            Self::TooLong => "This video is longer than the allowed length.".into(),
+            Self::TooLarge => "This video is larger than the allowed size.".into(),
+            Self::HttpForbidden => format!("{site} refused the download. Please try again later."),
+            Self::NotFound => "This video could not be found. Check the link.".into(),
+            Self::Network => {
+                format!("We could not reach {site}. Please try again later.")
+            }
+            Self::Storage => "The audio file could not be saved. Please try again later.".into(),
+            Self::Internal => "Something went wrong while processing this video.".into(),
+            Self::WorkerLost => {
+                "The server processing this video stopped unexpectedly. Please try again.".into()
+            }
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed job: what went wrong, for whom, and what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobError {
+    pub code: ErrorCode,
+    /// Shown to the user (`error_message`).
+    pub message: String,
+    /// Shown to operators (`error_detail`, logs). Never holds secrets.
+    pub detail: String,
+    pub retry: Retry,
+}
+
+impl JobError {
+    /// The usual constructor: message and retry decision follow from the code.
+    pub fn new(code: ErrorCode, platform: Option<Platform>, detail: impl Into<String>) -> Self {
+        JobError {
+            code,
+            message: code.user_message(platform),
+            detail: detail.into(),
+            retry: code.retry(),
+        }
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, None, detail)
+    }
+
+    /// Replaces the user-facing sentence (e.g. to name a limit).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} ({})", self.code, self.message, self.detail)
+    }
+}
+
+impl std::error::Error for JobError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_their_names() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
+    }
+
+    #[test]
+    fn instagram_rate_limit_keeps_the_old_services_words() {
+        let e = JobError::new(ErrorCode::RateLimited, Some(Platform::Instagram), "429");
+        assert!(e.message.starts_with("Instagram Rate Limit Reached"));
+        assert!(e.message.contains("5–10 minutes"));
+        assert_eq!(e.retry, Retry::Cooldown);
+    }
+
+    #[test]
+    fn facts_about_the_video_are_not_retried() {
+        for code in [
+            ErrorCode::Private,
+            ErrorCode::InvalidUrl,
+            ErrorCode::NoAudio,
+        ] {
+            assert_eq!(code.retry(), Retry::Never, "{code}");
+        }
+        assert_eq!(ErrorCode::Network.retry(), Retry::Backoff);
+    }
+}

@@ -1,0 +1,140 @@
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use xtract::ops::config::{Config, ConfigError};
+use xtract::ops::{commands, daemon, dev, logging};
+
+/// Turns social-media video links queued in Supabase into audio files.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon. Without DATABASE_URL, starts a throwaway local
+    /// PostgreSQL and local storage (development only).
+    Run {
+        /// Exit once no job is pending or processing.
+        #[arg(long)]
+        exit_when_idle: bool,
+    },
+    /// Apply the schema migrations of sql/ (idempotent).
+    Migrate,
+    /// Insert a job exactly as a frontend would.
+    Enqueue {
+        url: String,
+        #[arg(long)]
+        user: Uuid,
+        /// Wait until the job is finished, print its row, exit non-zero
+        /// unless it completed.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Local development: a throwaway PostgreSQL, local storage, the daemon
+    /// in the foreground.
+    Dev {
+        /// Serve a generated clip on 127.0.0.1, enqueue it, print the
+        /// finished rows and exit.
+        #[arg(long)]
+        demo: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xtract: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xtract: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli.command, config)) {
+        Ok(code) => code,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("xtract: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn database_url(config: &Config) -> Result<String, String> {
+    config
+        .database_url
+        .as_ref()
+        .map(|s| s.expose().to_string())
+        .ok_or_else(|| {
+            ConfigError {
+                var: "DATABASE_URL",
+                reason: "not set (see .env.example)".into(),
+            }
+            .to_string()
+        })
+}
+
+async fn execute(command: Command, config: Config) -> Result<ExitCode, String> {
+    match command {
+        Command::Run { exit_when_idle } => match &config.database_url {
+            Some(url) => {
+                let url = url.expose().to_string();
+                daemon::run(&config, &url, exit_when_idle)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            None => dev::dev(config, false).await.map_err(|e| e.to_string())?,
+        },
+        Command::Dev { demo } => dev::dev(config, demo).await.map_err(|e| e.to_string())?,
+        Command::Migrate => {
+            let applied = commands::migrate(&database_url(&config)?)
+                .await
+                .map_err(|e| e.to_string())?;
+            if applied.is_empty() {
+                println!("schema is up to date");
+            } else {
+                println!("applied migrations {applied:?}");
+            }
+        }
+        Command::Enqueue {
+            url,
+            user,
+            wait,
+            timeout,
+        } => {
+            let wait = wait.then(|| Duration::from_secs(timeout));
+            let (id, waited) = commands::enqueue(&database_url(&config)?, &url, user, wait)
+                .await
+                .map_err(|e| e.to_string())?;
+            match waited {
+                None => println!("{id}"),
+                Some(w) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&w.row).unwrap_or_default()
+                    );
+                    if !w.succeeded {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,325 @@
+//! Configuration from the environment (and `.env` when present). Every
+//! mistake stops the daemon at start with one line naming the variable.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::pipeline::{AudioFormat, PlatformTable};
+
+/// A value that must never reach a log line: `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageKind {
+    Supabase,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// None: `xtract run`/`dev` start a throwaway local PostgreSQL.
+    pub database_url: Option<Secret>,
+    pub storage: StorageKind,
+    pub local_storage_dir: PathBuf,
+    pub concurrency: usize,
+    pub ytdlp: PathBuf,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+    pub allow_private_urls: bool,
+    pub platforms: PlatformTable,
+    pub platforms_file: Option<PathBuf>,
+    /// The fallback poll: also starts jobs whose retry time has come.
+    pub poll_interval: Duration,
+    /// A processing job whose heartbeat is older than this is taken back.
+    pub lease: Duration,
+    pub heartbeat_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub work_dir: PathBuf,
+    pub worker_id: String,
+    pub max_duration: Duration,
+    pub max_filesize_bytes: u64,
+    pub audio_format: AudioFormat,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` if there is one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // A missing .env is normal; a broken one is worth a word.
+        if let Err(e) = dotenvy::dotenv() {
+            if !e.not_found() {
+                return Err(err(".env", e.to_string()));
+            }
+        }
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get`, so tests need not touch the
+    /// process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let secs = |var: &'static str, default: f64| -> Result<Duration, ConfigError> {
+            match get(var) {
+                None => Ok(Duration::from_secs_f64(default)),
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(|| err(var, format!("'{v}' is not a number of seconds"))),
+            }
+        };
+        let flag = |var: &'static str| -> Result<bool, ConfigError> {
+            match get(var).as_deref().map(str::trim) {
+                None => Ok(false),
+                Some("1" | "true" | "yes" | "on") => Ok(true),
+                Some("0" | "false" | "no" | "off") => Ok(false),
+                Some(v) => Err(err(var, format!("'{v}' is not true or false"))),
+            }
+        };
+        let program = |var: &'static str, name: &str| -> Result<PathBuf, ConfigError> {
+            match get(var) {
+                Some(p) => Ok(PathBuf::from(p)),
+                None => find_program(name).ok_or_else(|| {
+                    err(
+                        var,
+                        format!("{name} is not on PATH; install it or set {var}"),
+                    )
+                }),
+            }
+        };
+
+        let storage = match get("XTRACT_STORAGE").as_deref().map(str::trim) {
+            None | Some("supabase") => StorageKind::Supabase,
+            Some("local") => StorageKind::Local,
+            Some(v) => {
+                return Err(err(
+                    "XTRACT_STORAGE",
+                    format!("'{v}' is not supabase or local"),
+                ))
+            }
+        };
+        let concurrency = match get("XTRACT_CONCURRENCY") {
+            None => 2,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| {
+                    err(
+                        "XTRACT_CONCURRENCY",
+                        format!("'{v}' is not a number from 1 to 256"),
+                    )
+                })?,
+        };
+        let platforms_file = get("XTRACT_PLATFORMS_FILE").map(PathBuf::from);
+        let platforms = match &platforms_file {
+            None => PlatformTable::default(),
+            Some(p) => PlatformTable::load(p).map_err(|e| err("XTRACT_PLATFORMS_FILE", e))?,
+        };
+        let lease = secs("XTRACT_LEASE_SECS", 30.0)?;
+        if lease < Duration::from_secs(1) {
+            return Err(err("XTRACT_LEASE_SECS", "must be at least 1 second"));
+        }
+        let heartbeat_interval = match get("XTRACT_HEARTBEAT_SECS") {
+            Some(_) => secs("XTRACT_HEARTBEAT_SECS", 0.0)?,
+            // Several beats per lease, so one slow beat does not lose the job.
+            None => (lease / 6).max(Duration::from_millis(200)),
+        };
+        if heartbeat_interval >= lease {
+            return Err(err(
+                "XTRACT_HEARTBEAT_SECS",
+                "must be shorter than XTRACT_LEASE_SECS",
+            ));
+        }
+        let max_filesize_mb = match get("XTRACT_MAX_FILESIZE_MB") {
+            None => 500,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    err(
+                        "XTRACT_MAX_FILESIZE_MB",
+                        format!("'{v}' is not a whole number of megabytes"),
+                    )
+                })?,
+        };
+        let audio_format = match get("XTRACT_AUDIO_FORMAT") {
+            None => AudioFormat::M4a,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e: String| err("XTRACT_AUDIO_FORMAT", e))?,
+        };
+        let log_format = match get("XTRACT_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(v) => {
+                return Err(err(
+                    "XTRACT_LOG_FORMAT",
+                    format!("'{v}' is not human or json"),
+                ))
+            }
+        };
+        let worker_id = get("XTRACT_WORKER_ID").unwrap_or_else(default_worker_id);
+
+        let config = Config {
+            database_url: get("DATABASE_URL").map(Secret::new),
+            storage,
+            local_storage_dir: PathBuf::from(
+                get("XTRACT_LOCAL_STORAGE_DIR").unwrap_or_else(|| "./audio".into()),
+            ),
+            concurrency,
+            ytdlp: program("XTRACT_YTDLP", "yt-dlp")?,
+            ffmpeg: program("XTRACT_FFMPEG", "ffmpeg")?,
+            ffprobe: program("XTRACT_FFPROBE", "ffprobe")?,
+            allow_private_urls: flag("XTRACT_ALLOW_PRIVATE_URLS")?,
+            platforms,
+            platforms_file,
+            poll_interval: secs("XTRACT_POLL_INTERVAL_SECS", 5.0)?,
+            lease,
+            heartbeat_interval,
+            shutdown_grace: secs("XTRACT_SHUTDOWN_GRACE_SECS", 30.0)?,
+            retry_base: secs("XTRACT_RETRY_BASE_SECS", 10.0)?,
+            retry_max: secs("XTRACT_RETRY_MAX_SECS", 600.0)?,
+            work_dir: get("XTRACT_WORK_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| std::env::temp_dir().join("xtract")),
+            worker_id,
+            max_duration: secs("XTRACT_MAX_DURATION_SECS", 3.0 * 3600.0)?,
+            max_filesize_bytes: max_filesize_mb * 1024 * 1024,
+            audio_format,
+            log_format,
+        };
+        if config.poll_interval.is_zero() {
+            return Err(err("XTRACT_POLL_INTERVAL_SECS", "must be more than 0"));
+        }
+        Ok(config)
+    }
+}
+
+/// `host:pid`, unique enough among daemons and readable in the dashboard.
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Looks a program up on PATH, then in the project's `.venv` (where the
+/// setup script installs yt-dlp).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| is_executable(p))
+    });
+    on_path.or_else(|| {
+        let venv = PathBuf::from(".venv/bin").join(name);
+        is_executable(&venv).then(|| venv.canonicalize().unwrap_or(venv))
+    })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut env: HashMap<String, String> = [
+            ("XTRACT_YTDLP", "/bin/true"),
+            ("XTRACT_FFMPEG", "/bin/true"),
+            ("XTRACT_FFPROBE", "/bin/true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            env.insert(k.to_string(), v.to_string());
+        }
+        Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.storage, StorageKind::Supabase);
+        assert_eq!(c.concurrency, 2);
+        assert_eq!(c.local_storage_dir, PathBuf::from("./audio"));
+        assert!(!c.allow_private_urls);
+        assert_eq!(c.max_duration, Duration::from_secs(3 * 3600));
+        assert_eq!(c.max_filesize_bytes, 500 * 1024 * 1024);
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn each_mistake_names_its_variable() {
+        for (var, value) in [
+            ("XTRACT_STORAGE", "s3"),
+            ("XTRACT_CONCURRENCY", "zero"),
+            ("XTRACT_CONCURRENCY", "0"),
+            ("XTRACT_ALLOW_PRIVATE_URLS", "maybe"),
+            ("XTRACT_POLL_INTERVAL_SECS", "-1"),
+            ("XTRACT_AUDIO_FORMAT", "wav"),
+            ("XTRACT_PLATFORMS_FILE", "/nonexistent/platforms.toml"),
+        ] {
+            let e = config(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{e}");
+            assert!(e.to_string().contains(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_database_password_never_shows_in_debug_output() {
+        let c = config(&[("DATABASE_URL", "postgres://u:hunter2@h/db")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,165 @@
+//! `xtract run`: wires the queue, the notifier, the pipeline and a storage
+//! backend together, and turns signals into an orderly shutdown.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{Config, StorageKind};
+use crate::db::{migrate, DbTarget};
+use crate::pipeline::{MediaPipeline, PipelineConfig};
+use crate::queue::notifier::{CancelRegistry, ListenerState, Notifier};
+use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings};
+use crate::queue::Queue;
+use crate::storage::{AudioStore, LocalStorage};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+impl WorkerSettings {
+    pub fn from_config(c: &Config, exit_when_idle: bool) -> Self {
+        WorkerSettings {
+            concurrency: c.concurrency,
+            poll_interval: c.poll_interval,
+            lease: c.lease,
+            heartbeat_interval: c.heartbeat_interval,
+            shutdown_grace: c.shutdown_grace,
+            retry_base: c.retry_base,
+            retry_max: c.retry_max,
+            platforms: c.platforms.clone(),
+            exit_when_idle,
+        }
+    }
+}
+
+/// Runs the daemon against `database_url` until a signal (or idleness with
+/// `exit_when_idle`).
+pub async fn run(
+    config: &Config,
+    database_url: &str,
+    exit_when_idle: bool,
+) -> Result<(), StartError> {
+    let target = DbTarget::parse(database_url).map_err(|e| StartError(e.to_string()))?;
+    check_schema(&target).await?;
+    match config.storage {
+        StorageKind::Local => {
+            let store = LocalStorage::new(&config.local_storage_dir).map_err(|e| {
+                StartError(format!(
+                    "XTRACT_LOCAL_STORAGE_DIR: cannot use {}: {e}",
+                    config.local_storage_dir.display()
+                ))
+            })?;
+            tracing::info!("storing audio under {}", store.root().display());
+            serve(config, target, store, exit_when_idle).await
+        }
+        StorageKind::Supabase => Err(StartError(
+            "XTRACT_STORAGE=supabase is not available in this build yet; set XTRACT_STORAGE=local"
+                .into(),
+        )),
+    }
+}
+
+async fn check_schema(target: &DbTarget) -> Result<(), StartError> {
+    let client = target
+        .connect_simple()
+        .await
+        .map_err(|e| StartError(format!("cannot connect to the database: {e}")))?;
+    let missing = migrate::pending(&client)
+        .await
+        .map_err(|e| StartError(format!("cannot read the schema version: {e}")))?;
+    if !missing.is_empty() {
+        return Err(StartError(format!(
+            "the database schema is not up to date (missing migrations {missing:?}): run `xtract migrate` first"
+        )));
+    }
+    Ok(())
+}
+
+async fn serve<S: AudioStore>(
+    config: &Config,
+    target: DbTarget,
+    store: S,
+    exit_when_idle: bool,
+) -> Result<(), StartError> {
+    let pipeline = MediaPipeline::new(PipelineConfig::from_config(config), store).map_err(|e| {
+        StartError(format!(
+            "XTRACT_WORK_DIR: cannot use {}: {e}",
+            config.work_dir.display()
+        ))
+    })?;
+    run_worker(
+        config,
+        target,
+        pipeline,
+        WorkerSettings::from_config(config, exit_when_idle),
+    )
+    .await
+}
+
+/// Starts the notifier and the worker loop for any job body; returns when
+/// the worker has drained. Used by the daemon and the queue benchmark.
+pub async fn run_worker<P: Processor>(
+    config: &Config,
+    target: DbTarget,
+    processor: P,
+    settings: WorkerSettings,
+) -> Result<(), StartError> {
+    let pool = target
+        .pool(settings.concurrency + 4)
+        .map_err(|e| StartError(e.to_string()))?;
+    let queue = Queue::new(pool, &config.worker_id);
+    let wake = Arc::new(Notify::new());
+    let cancels = CancelRegistry::default();
+    let listener_state = Arc::new(ListenerState::default());
+    let notifier = Notifier {
+        target,
+        wake: wake.clone(),
+        cancels: cancels.clone(),
+        state: listener_state.clone(),
+        ping_interval: config.poll_interval,
+    };
+    let stop_listener = CancellationToken::new();
+    let listener = tokio::spawn(notifier.run(stop_listener.clone()));
+
+    let shutdown = Shutdown::default();
+    let signals = spawn_signal_handler(shutdown.clone())?;
+    tracing::info!(
+        worker = %config.worker_id,
+        concurrency = settings.concurrency,
+        "xtract is running"
+    );
+    let worker = Worker::new(queue, processor, settings, wake, cancels);
+    worker.run(shutdown).await;
+    stop_listener.cancel();
+    let _ = listener.await;
+    signals.abort();
+    tracing::info!("xtract stopped");
+    Ok(())
+}
+
+/// First SIGTERM/SIGINT: stop claiming and let running jobs finish within the
+/// grace period. A second one: stop the jobs now (they are released).
+fn spawn_signal_handler(shutdown: Shutdown) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
+    Ok(tokio::spawn(async move {
+        let mut seen = 0;
+        while let Some(signal) = signals.next().await {
+            seen += 1;
+            if seen == 1 {
+                tracing::info!(
+                    signal,
+                    "shutting down: no new jobs; running jobs may finish"
+                );
+                shutdown.stop_claiming.cancel();
+            } else {
+                tracing::info!(signal, "second signal: stopping running jobs now");
+                shutdown.stop_jobs.cancel();
+            }
+        }
+    }))
+}

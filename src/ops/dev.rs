@@ -1,0 +1,124 @@
+//! `xtract dev`: the whole product on one machine with no Supabase account
+//! and no internet. A throwaway PostgreSQL under `.xtract-dev/`, local
+//! storage, and with `--demo` a generated clip served on 127.0.0.1, enqueued
+//! and followed to the end.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::commands;
+use super::config::{Config, StorageKind};
+use super::daemon::{self, StartError};
+use super::localpg::LocalPostgres;
+use super::media_server::MediaServer;
+
+const DEV_DIR: &str = ".xtract-dev";
+/// The user the demo job belongs to.
+pub const DEMO_USER: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_de40);
+
+pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
+    let dir = PathBuf::from(DEV_DIR);
+    eprintln!(
+        "\n*** DEVELOPMENT MODE: a throwaway local PostgreSQL in {}/pg and local storage in {}. Not for production: set DATABASE_URL for that. ***\n",
+        dir.display(),
+        config.local_storage_dir.display()
+    );
+    let mut pg = LocalPostgres::init(&dir.join("pg")).map_err(|e| StartError(e.to_string()))?;
+    pg.start(false).map_err(|e| StartError(e.to_string()))?;
+    pg.create_database("xtract")
+        .await
+        .map_err(|e| StartError(e.to_string()))?;
+    let url = pg.url("xtract");
+    commands::migrate(&url)
+        .await
+        .map_err(|e| StartError(format!("migrating the local database: {e}")))?;
+    config.storage = StorageKind::Local;
+    // The demo clip is served from 127.0.0.1.
+    config.allow_private_urls = true;
+    eprintln!("database: {url}");
+    if !demo {
+        return daemon::run(&config, &url, false).await;
+    }
+
+    let media_dir = dir.join("media");
+    let clip = make_demo_clip(&config.ffmpeg, &media_dir).await?;
+    let server = MediaServer::start(&media_dir)
+        .await
+        .map_err(|e| StartError(format!("cannot serve the demo clip: {e}")))?;
+    let clip_url = server.url(
+        clip.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("demo.mp4"),
+    );
+    let (job_id, _) = commands::enqueue(&url, &clip_url, DEMO_USER, None)
+        .await
+        .map_err(|e| StartError(e.to_string()))?;
+    eprintln!("enqueued job {job_id} for {clip_url}; processing…");
+    daemon::run(&config, &url, true).await?;
+    let (_, waited) = commands::enqueue_wait_existing(&url, job_id, Duration::from_secs(5))
+        .await
+        .map_err(|e| StartError(e.to_string()))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&waited.row).unwrap_or_default()
+    );
+    if let Some(audio) = waited.audio {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&audio).unwrap_or_default()
+        );
+    }
+    if waited.succeeded {
+        eprintln!("\nThe demo job completed: the audio file is listed above (file_url).");
+        Ok(())
+    } else {
+        Err(StartError(
+            "the demo job did not complete; see the row above".into(),
+        ))
+    }
+}
+
+/// A 20-second test video with a tone, generated once.
+async fn make_demo_clip(ffmpeg: &Path, dir: &Path) -> Result<PathBuf, StartError> {
+    let clip = dir.join("demo.mp4");
+    if clip.exists() {
+        return Ok(clip);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| StartError(e.to_string()))?;
+    let status = tokio::process::Command::new(ffmpeg)
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("sine=frequency=440:duration=20")
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=15:duration=20",
+        ])
+        .args([
+            "-c:a",
+            "aac",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-shortest",
+        ])
+        .arg(&clip)
+        .status()
+        .await
+        .map_err(|e| StartError(format!("cannot run ffmpeg to make the demo clip: {e}")))?;
+    if !status.success() {
+        return Err(StartError("ffmpeg could not generate the demo clip".into()));
+    }
+    Ok(clip)
+}

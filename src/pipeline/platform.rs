@@ -1,0 +1,249 @@
+//! Which site a job is for, and how politely we treat that site: spacing
+//! between requests, random jitter, attempts, and the pause after it
+//! rate-limits us. Built-in defaults are the old service's; operators override
+//! them per key in a TOML file (`XTRACT_PLATFORMS_FILE`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Platform {
+    Instagram,
+    TikTok,
+    YouTube,
+    Other,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::Instagram,
+        Platform::TikTok,
+        Platform::YouTube,
+        Platform::Other,
+    ];
+
+    /// The name stored in `processing_jobs.platform` and used in the TOML file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Instagram => "instagram",
+            Platform::TikTok => "tiktok",
+            Platform::YouTube => "youtube",
+            Platform::Other => "other",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Platform::Instagram => "Instagram",
+            Platform::TikTok => "TikTok",
+            Platform::YouTube => "YouTube",
+            Platform::Other => "The video site",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Platform::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown platform '{s}' (instagram, tiktok, youtube, other)"))
+    }
+}
+
+/// How we treat one platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformPolicy {
+    /// Least time between two requests to the platform.
+    pub min_interval: Duration,
+    /// Random extra delay added to each request, drawn from this range.
+    pub jitter: (Duration, Duration),
+    pub max_attempts: u32,
+    /// Pause after the platform rate-limits us.
+    pub cooldown: Duration,
+    pub enabled: bool,
+}
+
+impl PlatformPolicy {
+    fn builtin(platform: Platform) -> Self {
+        let secs = Duration::from_secs_f64;
+        let (interval, jitter, attempts, cooldown, enabled) = match platform {
+            Platform::Instagram => (8.0, (3.0, 7.0), 2, 600.0, true),
+            Platform::TikTok => (5.0, (1.0, 3.0), 3, 300.0, true),
+            Platform::YouTube => (2.0, (0.5, 2.0), 3, 300.0, true),
+            Platform::Other => (3.0, (0.5, 2.0), 3, 300.0, false),
+        };
+        PlatformPolicy {
+            min_interval: secs(interval),
+            jitter: (secs(jitter.0), secs(jitter.1)),
+            max_attempts: attempts,
+            cooldown: secs(cooldown),
+            enabled,
+        }
+    }
+
+    /// A random delay within the jitter range.
+    pub fn draw_jitter(&self) -> Duration {
+        use rand::Rng;
+        let (lo, hi) = self.jitter;
+        if hi <= lo {
+            return lo;
+        }
+        rand::thread_rng().gen_range(lo..=hi)
+    }
+}
+
+/// One override section of the TOML file; absent keys keep the default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyOverride {
+    min_interval_secs: Option<f64>,
+    jitter_secs: Option<[f64; 2]>,
+    max_attempts: Option<u32>,
+    cooldown_secs: Option<f64>,
+    enabled: Option<bool>,
+}
+
+/// The policy of every platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlatformTable {
+    policies: BTreeMap<Platform, PlatformPolicy>,
+}
+
+impl Default for PlatformTable {
+    fn default() -> Self {
+        PlatformTable {
+            policies: Platform::ALL
+                .into_iter()
+                .map(|p| (p, PlatformPolicy::builtin(p)))
+                .collect(),
+        }
+    }
+}
+
+impl PlatformTable {
+    pub fn get(&self, platform: Platform) -> &PlatformPolicy {
+        // Every platform is inserted at construction.
+        &self.policies[&platform]
+    }
+
+    pub fn set(&mut self, platform: Platform, policy: PlatformPolicy) {
+        self.policies.insert(platform, policy);
+    }
+
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::from_toml(&text)
+    }
+
+    /// Applies the overrides in `text` on top of the built-in table.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let sections: BTreeMap<String, PolicyOverride> =
+            toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut table = PlatformTable::default();
+        for (name, o) in sections {
+            let platform: Platform = name.parse()?;
+            let p = table
+                .policies
+                .get_mut(&platform)
+                .expect("all platforms present");
+            let secs = |what: &str, v: f64| -> Result<Duration, String> {
+                Duration::try_from_secs_f64(v)
+                    .map_err(|_| format!("[{name}] {what} must be a non-negative number"))
+            };
+            if let Some(v) = o.min_interval_secs {
+                p.min_interval = secs("min_interval_secs", v)?;
+            }
+            if let Some([lo, hi]) = o.jitter_secs {
+                if lo > hi {
+                    return Err(format!(
+                        "[{name}] jitter_secs must be [min, max] with min <= max"
+                    ));
+                }
+                p.jitter = (secs("jitter_secs", lo)?, secs("jitter_secs", hi)?);
+            }
+            if let Some(v) = o.max_attempts {
+                if v == 0 {
+                    return Err(format!("[{name}] max_attempts must be at least 1"));
+                }
+                p.max_attempts = v;
+            }
+            if let Some(v) = o.cooldown_secs {
+                p.cooldown = secs("cooldown_secs", v)?;
+            }
+            if let Some(v) = o.enabled {
+                p.enabled = v;
+            }
+        }
+        Ok(table)
+    }
+
+    /// `{"instagram": 2, ...}`: the attempts per platform, as the reaper's SQL
+    /// reads them.
+    pub fn max_attempts_json(&self) -> serde_json::Value {
+        self.policies
+            .iter()
+            .map(|(p, pol)| (p.as_str().to_string(), pol.max_attempts.into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_old_services_limits() {
+        let t = PlatformTable::default();
+        let ig = t.get(Platform::Instagram);
+        assert_eq!(ig.min_interval, Duration::from_secs(8));
+        assert_eq!(ig.jitter, (Duration::from_secs(3), Duration::from_secs(7)));
+        assert_eq!(ig.max_attempts, 2);
+        assert_eq!(ig.cooldown, Duration::from_secs(600));
+        assert_eq!(t.get(Platform::TikTok).max_attempts, 3);
+        assert_eq!(
+            t.get(Platform::YouTube).min_interval,
+            Duration::from_secs(2)
+        );
+        assert!(!t.get(Platform::Other).enabled);
+    }
+
+    #[test]
+    fn toml_overrides_only_the_keys_it_names() {
+        let t = PlatformTable::from_toml(
+            "[youtube]\nmax_attempts = 5\n[other]\nenabled = true\njitter_secs = [0.0, 0.0]\n",
+        )
+        .unwrap();
+        assert_eq!(t.get(Platform::YouTube).max_attempts, 5);
+        assert_eq!(
+            t.get(Platform::YouTube).min_interval,
+            Duration::from_secs(2)
+        );
+        assert!(t.get(Platform::Other).enabled);
+        assert_eq!(t.get(Platform::Other).draw_jitter(), Duration::ZERO);
+    }
+
+    #[test]
+    fn toml_mistakes_are_named() {
+        let e = PlatformTable::from_toml("[vimeo]\nenabled = true\n").unwrap_err();
+        assert!(e.contains("vimeo"), "{e}");
+        let e = PlatformTable::from_toml("[tiktok]\nmax_attempt = 2\n").unwrap_err();
+        assert!(e.contains("max_attempt"), "{e}");
+        let e = PlatformTable::from_toml("[tiktok]\njitter_secs = [3.0, 1.0]\n").unwrap_err();
+        assert!(e.contains("jitter_secs"), "{e}");
+    }
+}

@@ -1,0 +1,227 @@
+//! The job queue on PostgreSQL: claim, heartbeat, write-back, reap (this
+//! file, one method per state transition of `sql.rs`), the LISTEN connection
+//! (`notifier`), and the loop that runs jobs (`worker`).
+
+pub mod notifier;
+pub mod sql;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use crate::db::DbError;
+use crate::error::JobError;
+
+/// A job this worker has claimed.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub original_url: String,
+    /// Including the current one.
+    pub attempts: i32,
+    pub platform: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The `audio_files` row a finished job writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioRow {
+    pub file_name: String,
+    pub file_url: String,
+    pub file_size: i64,
+    pub duration_secs: Option<f64>,
+    pub storage_path: String,
+    pub content_type: String,
+}
+
+/// The queue's statements, bound to one worker identity.
+#[derive(Clone)]
+pub struct Queue {
+    pool: Pool,
+    worker_id: Arc<str>,
+}
+
+impl Queue {
+    pub fn new(pool: Pool, worker_id: &str) -> Self {
+        Queue {
+            pool,
+            worker_id: worker_id.into(),
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Claims up to `n` ready jobs.
+    pub async fn claim(&self, n: usize) -> Result<Vec<Job>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::CLAIM).await?;
+        let rows = client
+            .query(&stmt, &[&&*self.worker_id, &(n as i64)])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Job {
+                id: r.get(0),
+                user_id: r.get(1),
+                original_url: r.get(2),
+                attempts: r.get(3),
+                platform: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// When the earliest pending job becomes ready, if any is pending.
+    pub async fn next_run_after(&self) -> Result<Option<DateTime<Utc>>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::NEXT_RUN_AFTER).await?;
+        Ok(client.query_one(&stmt, &[]).await?.get(0))
+    }
+
+    /// False when the job is no longer ours (cancelled, or taken back).
+    pub async fn heartbeat(&self, id: Uuid) -> Result<bool, DbError> {
+        self.transition(sql::HEARTBEAT, &[&id, &&*self.worker_id])
+            .await
+    }
+
+    /// Writes the audio row and marks the job completed, in one transaction.
+    /// False (and nothing written) when the job is no longer ours.
+    pub async fn complete(&self, job: &Job, audio: Option<&AudioRow>) -> Result<bool, DbError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let audio_id: Option<Uuid> = match audio {
+            None => None,
+            Some(a) => {
+                let stmt = tx.prepare_cached(sql::UPSERT_AUDIO_FILE).await?;
+                let row = tx
+                    .query_one(
+                        &stmt,
+                        &[
+                            &job.user_id,
+                            &job.id,
+                            &a.file_name,
+                            &a.file_url,
+                            &a.file_size,
+                            &a.duration_secs,
+                            &a.storage_path,
+                            &a.content_type,
+                        ],
+                    )
+                    .await?;
+                Some(row.get(0))
+            }
+        };
+        let stmt = tx.prepare_cached(sql::COMPLETE).await?;
+        let done = !tx
+            .query(&stmt, &[&job.id, &&*self.worker_id, &audio_id])
+            .await?
+            .is_empty();
+        if done {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(done)
+    }
+
+    pub async fn fail(&self, id: Uuid, e: &JobError) -> Result<bool, DbError> {
+        self.transition(
+            sql::FAIL,
+            &[
+                &id,
+                &&*self.worker_id,
+                &e.code.as_str(),
+                &e.message,
+                &e.detail,
+            ],
+        )
+        .await
+    }
+
+    /// Back to pending, to run again after `delay`. `counts`: whether this
+    /// attempt is spent (false for a platform pause).
+    pub async fn retry_later(
+        &self,
+        id: Uuid,
+        delay: Duration,
+        e: &JobError,
+        counts: bool,
+    ) -> Result<bool, DbError> {
+        let refund: i32 = if counts { 0 } else { 1 };
+        self.transition(
+            sql::RETRY_LATER,
+            &[
+                &id,
+                &&*self.worker_id,
+                &delay.as_secs_f64(),
+                &e.code.as_str(),
+                &e.message,
+                &e.detail,
+                &refund,
+            ],
+        )
+        .await
+    }
+
+    /// Back to pending at once, the attempt not counted (shutdown).
+    pub async fn release(&self, id: Uuid) -> Result<bool, DbError> {
+        self.transition(sql::RELEASE, &[&id, &&*self.worker_id])
+            .await
+    }
+
+    pub async fn ack_cancel(&self, id: Uuid) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::ACK_CANCEL).await?;
+        Ok(client.execute(&stmt, &[&id, &&*self.worker_id]).await? > 0)
+    }
+
+    /// Takes back jobs of workers silent for longer than `lease`.
+    pub async fn reap(
+        &self,
+        lease: Duration,
+        max_attempts: &serde_json::Value,
+        message: &str,
+    ) -> Result<Vec<(Uuid, String)>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::REAP).await?;
+        let rows = client
+            .query(&stmt, &[&lease.as_secs_f64(), max_attempts, &message])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn set_platform(&self, id: Uuid, platform: &str) -> Result<(), DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::SET_PLATFORM).await?;
+        client.execute(&stmt, &[&id, &platform]).await?;
+        Ok(())
+    }
+
+    pub async fn active_count(&self) -> Result<i64, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::ACTIVE_COUNT).await?;
+        Ok(client.query_one(&stmt, &[]).await?.get(0))
+    }
+
+    /// Runs a statement that returns the row it changed; true if it did.
+    async fn transition(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        Ok(!client.query(&stmt, params).await?.is_empty())
+    }
+}

@@ -1,0 +1,182 @@
+//! The LISTEN connection. It wakes the worker loop when a job becomes
+//! pending, tells running jobs when an operator cancels them, and reconnects
+//! with capped backoff when the database goes away. After every (re)connect
+//! it wakes the loop once, so work inserted while we were deaf is swept up.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use futures::StreamExt;
+use tokio::sync::{mpsc, Notify};
+use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::db::{DbError, DbTarget};
+
+pub const JOBS_CHANNEL: &str = "xtract_jobs";
+pub const CANCEL_CHANNEL: &str = "xtract_cancel";
+
+/// Running jobs by id, so a cancel notification can reach the right one.
+#[derive(Clone, Default)]
+pub struct CancelRegistry(Arc<Mutex<HashMap<Uuid, CancellationToken>>>);
+
+impl CancelRegistry {
+    pub fn register(&self, id: Uuid) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.lock().insert(id, token.clone());
+        token
+    }
+
+    pub fn remove(&self, id: Uuid) {
+        self.lock().remove(&id);
+    }
+
+    pub fn cancel(&self, id: Uuid) -> bool {
+        match self.lock().get(&id) {
+            Some(t) => {
+                t.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the rest of the daemon can see of the listener.
+#[derive(Default)]
+pub struct ListenerState {
+    pub alive: AtomicBool,
+    pub reconnects: AtomicU64,
+}
+
+pub struct Notifier {
+    pub target: DbTarget,
+    pub wake: Arc<Notify>,
+    pub cancels: CancelRegistry,
+    pub state: Arc<ListenerState>,
+    /// How often to check the connection is still alive when it is quiet.
+    pub ping_interval: Duration,
+}
+
+impl Notifier {
+    /// Runs until `stop` is cancelled. Never fails: a lost connection is
+    /// logged and re-established.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut delays = backoff();
+        loop {
+            let session = self.session(&stop);
+            let result = tokio::select! {
+                r = session => r,
+                _ = stop.cancelled() => return,
+            };
+            // A session that got as far as LISTEN starts the backoff afresh.
+            if self.state.alive.swap(false, Ordering::SeqCst) {
+                delays = backoff();
+            }
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(
+                        "listener lost the database ({e}); reconnecting in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    self.state.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// One connection's life: LISTEN, then dispatch until it breaks.
+    async fn session(&self, stop: &CancellationToken) -> Result<(), DbError> {
+        let (client, mut connection) = self.target.connect().await?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // The connection object yields notifications; it must be polled for
+        // the client's own queries to complete too.
+        let driver = tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(AsyncMessage::Notification(n)) => {
+                        if tx.send(Ok(n)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        let _abort_driver = AbortOnDrop(driver);
+        client
+            .batch_execute(&format!("LISTEN {JOBS_CHANNEL}; LISTEN {CANCEL_CHANNEL};"))
+            .await?;
+        self.state.alive.store(true, Ordering::SeqCst);
+        tracing::info!("listening for jobs on channel {JOBS_CHANNEL}");
+        // Anything inserted while we were not listening.
+        self.wake.notify_one();
+
+        let mut ping = tokio::time::interval(self.ping_interval);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(Ok(n)) if n.channel() == CANCEL_CHANNEL => {
+                        if let Ok(id) = n.payload().parse::<Uuid>() {
+                            if self.cancels.cancel(id) {
+                                tracing::info!(job_id = %id, "operator cancelled the job");
+                            }
+                        }
+                    }
+                    Some(Ok(_)) => self.wake.notify_one(),
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(DbError::Pool("listener connection closed".into())),
+                },
+                _ = ping.tick() => {
+                    // A half-open TCP connection reports nothing; a query
+                    // on it fails or times out.
+                    match tokio::time::timeout(self.ping_interval.max(Duration::from_secs(5)), client.simple_query("")).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(_) => return Err(DbError::Pool("listener ping timed out".into())),
+                    }
+                }
+                _ = stop.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Reconnect delays: quick at first, capped at 5 s, forever.
+pub fn backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}

@@ -1,0 +1,174 @@
+//! Every state transition of a job, one statement each. Parameters are
+//! numbered; nothing here is built from strings.
+
+/// Columns a worker needs from a claimed row.
+macro_rules! job_columns {
+    () => {
+        "j.id, j.user_id, j.original_url, j.attempts, j.platform, j.created_at"
+    };
+}
+
+/// pending → processing, for up to `$2` ready jobs, oldest first. SKIP LOCKED
+/// lets any number of daemons run this at once without waiting on each other
+/// or taking the same row; the statement is its own short transaction.
+pub const CLAIM: &str = concat!(
+    "
+WITH ready AS (
+    SELECT id
+    FROM processing_jobs
+    WHERE status = 'pending'
+      AND run_after <= now()
+    ORDER BY run_after, created_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE processing_jobs AS j
+SET status = 'processing',
+    attempts = j.attempts + 1,
+    locked_by = $1,
+    heartbeat_at = now(),
+    started_at = coalesce(j.started_at, now())
+FROM ready
+WHERE j.id = ready.id
+RETURNING ",
+    job_columns!()
+);
+
+/// When the next pending job becomes ready (for sleeping until a retry).
+pub const NEXT_RUN_AFTER: &str = "
+SELECT min(run_after)
+FROM processing_jobs
+WHERE status = 'pending'";
+
+/// Still ours? Returns no row once the job was cancelled, finished elsewhere or
+/// handed to another worker: the worker then stops.
+pub const HEARTBEAT: &str = "
+UPDATE processing_jobs
+SET heartbeat_at = now()
+WHERE id = $1 AND locked_by = $2 AND status = 'processing'
+RETURNING id";
+
+/// Upsert of the job's audio row: a retried job replaces its own row.
+pub const UPSERT_AUDIO_FILE: &str = "
+INSERT INTO audio_files
+    (user_id, job_id, file_name, file_url, file_size, duration, storage_path, content_type)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (job_id) DO UPDATE
+SET file_name = excluded.file_name,
+    file_url = excluded.file_url,
+    file_size = excluded.file_size,
+    duration = excluded.duration,
+    storage_path = excluded.storage_path,
+    content_type = excluded.content_type,
+    created_at = now()
+RETURNING id";
+
+/// processing → completed. Also accepts a job the reaper put back to pending
+/// while we could not reach the database: the work is done, so it is ours to
+/// finish. `$3` may be null (a job body that stores nothing).
+pub const COMPLETE: &str = "
+UPDATE processing_jobs
+SET status = 'completed',
+    result_audio_file_id = $3,
+    locked_by = NULL,
+    heartbeat_at = NULL,
+    error_code = NULL,
+    error_message = NULL,
+    error_detail = NULL
+WHERE id = $1
+  AND ((status = 'processing' AND locked_by = $2) OR status = 'pending')
+RETURNING id";
+
+/// processing → failed, for good.
+pub const FAIL: &str = "
+UPDATE processing_jobs
+SET status = 'failed',
+    locked_by = NULL,
+    heartbeat_at = NULL,
+    error_code = $3,
+    error_message = $4,
+    error_detail = $5
+WHERE id = $1 AND status = 'processing' AND locked_by = $2
+RETURNING id";
+
+/// processing → pending, to run again after `$3` seconds. The last error stays
+/// visible beside the time the job will run again. `$7` is 1 to give the attempt back (platform pause), 0 when it
+/// counts.
+pub const RETRY_LATER: &str = "
+UPDATE processing_jobs
+SET status = 'pending',
+    locked_by = NULL,
+    heartbeat_at = NULL,
+    run_after = now() + make_interval(secs => $3),
+    error_code = $4,
+    error_message = $5,
+    error_detail = $6,
+    attempts = attempts - $7
+WHERE id = $1 AND status = 'processing' AND locked_by = $2
+RETURNING id";
+
+/// processing → pending at once, without counting the attempt (shutdown).
+pub const RELEASE: &str = "
+UPDATE processing_jobs
+SET status = 'pending',
+    locked_by = NULL,
+    heartbeat_at = NULL,
+    run_after = now(),
+    attempts = greatest(attempts - 1, 0)
+WHERE id = $1 AND status = 'processing' AND locked_by = $2
+RETURNING id";
+
+/// A cancelled job the worker has stopped: drop the worker's marks.
+pub const ACK_CANCEL: &str = "
+UPDATE processing_jobs
+SET locked_by = NULL,
+    heartbeat_at = NULL
+WHERE id = $1 AND status = 'cancelled' AND locked_by = $2";
+
+/// Jobs whose worker stopped heart-beating for `$1` seconds: back to pending,
+/// or failed when their attempts are used up. `$2` maps platform → attempts.
+pub const REAP: &str = "
+WITH lost AS (
+    SELECT id
+    FROM processing_jobs
+    WHERE status = 'processing'
+      AND heartbeat_at < now() - make_interval(secs => $1)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE processing_jobs AS j
+SET status = CASE
+        WHEN j.attempts >= coalesce(($2::jsonb ->> coalesce(j.platform, 'other'))::int, 3)
+        THEN 'failed' ELSE 'pending' END,
+    locked_by = NULL,
+    heartbeat_at = NULL,
+    run_after = now(),
+    error_code = 'worker_lost',
+    error_message = $3,
+    error_detail = 'worker ' || coalesce(j.locked_by, '?') || ' stopped heart-beating'
+FROM lost
+WHERE j.id = lost.id
+RETURNING j.id, j.status";
+
+/// Records what the URL rules found, once the worker has parsed the link.
+pub const SET_PLATFORM: &str = "
+UPDATE processing_jobs
+SET platform = $2
+WHERE id = $1 AND platform IS DISTINCT FROM $2";
+
+/// What `xtract enqueue` does: exactly what a frontend's insert does.
+pub const ENQUEUE: &str = "
+INSERT INTO processing_jobs (user_id, original_url)
+VALUES ($1, $2)
+RETURNING id";
+
+/// One job as operators and `enqueue --wait` see it.
+pub const JOB_ROW: &str = "
+SELECT to_jsonb(j) FROM processing_jobs AS j WHERE id = $1";
+
+/// The audio row of a job.
+pub const AUDIO_ROW_OF_JOB: &str = "
+SELECT to_jsonb(a) FROM audio_files AS a WHERE job_id = $1";
+
+/// Is any work left? (`run --exit-when-idle`)
+pub const ACTIVE_COUNT: &str = "
+SELECT count(*) FROM processing_jobs WHERE status IN ('pending', 'processing')";
