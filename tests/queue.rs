@@ -1,0 +1,390 @@
+//! The queue, end to end: real daemons, a real PostgreSQL, real signals.
+//! The stand-in yt-dlp replaces only the video platforms.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use support::*;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// The LISTEN connection of some daemon is up.
+async fn listener_up(client: &tokio_postgres::Client) {
+    eventually("a daemon to LISTEN", SECS(30), || async {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN xtract_jobs%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        (n > 0).then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_starts_a_job_long_before_the_poll() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    // The fallback poll is a minute away: only the notification can be quick.
+    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    listener_up(&client).await;
+
+    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/fast").await;
+    wait_status(&client, id, "completed", SECS(20)).await;
+    let pickup: f64 = client
+        .query_one(
+            "SELECT extract(epoch FROM started_at - created_at)::float8 FROM processing_jobs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(pickup < 2.0, "picked up after {pickup}s; the poll is 60s away");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_do_each_of_1000_jobs_exactly_once() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let daemons: Vec<Daemon> = (0..3)
+        .map(|i| {
+            let mut o = DaemonOptions::new(&standin.script);
+            o.concurrency = 4;
+            o.poll_secs = 2.0;
+            o.worker_id = format!("daemon-{i}");
+            Daemon::start(&db.url, &o)
+        })
+        .collect();
+    listener_up(&client).await;
+
+    // Inserted in batches while the daemons run, so claims race inserts.
+    const JOBS: i64 = 1000;
+    for batch in 0..10i64 {
+        client
+            .execute(
+                "INSERT INTO processing_jobs (user_id, original_url)
+                 SELECT $1, 'http://127.0.0.1:9/ok/job-' || n
+                 FROM generate_series($2::bigint, $3::bigint) AS n",
+                &[&USER, &(batch * 100), &(batch * 100 + 99)],
+            )
+            .await
+            .unwrap();
+    }
+    eventually("all jobs to complete", SECS(600), || async {
+        let done: i64 = client
+            .query_one("SELECT count(*) FROM processing_jobs WHERE status = 'completed'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (done == JOBS).then_some(())
+    })
+    .await;
+
+    // Each URL went to yt-dlp exactly once.
+    let calls = standin.calls();
+    let unique: HashSet<&String> = calls.iter().collect();
+    assert_eq!(calls.len(), JOBS as usize, "yt-dlp runs");
+    assert_eq!(unique.len(), JOBS as usize, "distinct URLs downloaded");
+    // One audio row per job, each job started once.
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(DISTINCT job_id) FROM audio_files),
+                    (SELECT count(*) FROM audio_files),
+                    (SELECT max(attempts) FROM processing_jobs),
+                    (SELECT count(*) FROM processing_jobs WHERE result_audio_file_id IS NULL)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), JOBS);
+    assert_eq!(row.get::<_, i64>(1), JOBS);
+    assert_eq!(row.get::<_, i32>(2), 1);
+    assert_eq!(row.get::<_, i64>(3), 0);
+    // The work was shared.
+    for d in &daemons {
+        assert!(
+            d.log_text().contains("job completed"),
+            "a daemon did no job:\n{}",
+            d.log_text()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_job_is_finished_by_another() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options.lease_secs = 2.0;
+    options.poll_secs = 0.5;
+    let mut first = Daemon::start(&db.url, &options);
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/k").await;
+    let ytdlp_pid = standin.blocked_pid("k").await;
+    assert_eq!(status(&client, id).await, "processing");
+
+    first.signal(libc::SIGKILL);
+    first.wait_exit(SECS(10)).await;
+    // The orphaned download dies with its daemon.
+    eventually("the killed daemon's yt-dlp to die", SECS(10), || async {
+        (!process_alive(ytdlp_pid)).then_some(())
+    })
+    .await;
+    assert_eq!(status(&client, id).await, "processing", "nobody has noticed yet");
+
+    standin.release("k");
+    options.worker_id = "second".into();
+    let _second = Daemon::start(&db.url, &options);
+    wait_status(&client, id, "completed", SECS(30)).await;
+    let job = job(&client, id).await;
+    assert_eq!(job["attempts"], 2);
+    let audio_rows: i64 = client
+        .query_one("SELECT count(*) FROM audio_files WHERE job_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audio_rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_worker_job_fails_once_attempts_are_used_up() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    // Local links are platform "other": 3 attempts. Pretend two were spent.
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/lost").await;
+    client
+        .execute("UPDATE processing_jobs SET attempts = 2 WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    let mut options = DaemonOptions::new(&standin.script);
+    options.lease_secs = 1.0;
+    options.poll_secs = 0.3;
+    let mut first = Daemon::start(&db.url, &options);
+    standin.blocked_pid("lost").await;
+    first.signal(libc::SIGKILL);
+    first.wait_exit(SECS(10)).await;
+
+    options.worker_id = "reaper".into();
+    let _second = Daemon::start(&db.url, &options);
+    wait_status(&client, id, "failed", SECS(30)).await;
+    let job = job(&client, id).await;
+    assert_eq!(job["error_code"], "worker_lost");
+    assert_eq!(job["attempts"], 3);
+    assert!(job["error_message"].as_str().unwrap().contains("stopped unexpectedly"));
+    assert!(standin.calls().len() == 1, "the job was not started again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_mid_job_loses_nothing() {
+    let mut db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/r").await;
+    standin.blocked_pid("r").await;
+    drop(client);
+
+    // The job finishes while the database is down: its result must wait.
+    db.pg.stop(false).unwrap();
+    standin.release("r");
+    eventually("the daemon to hold the finished result", SECS(30), || async {
+        daemon
+            .log_text()
+            .contains("cannot write the job's outcome yet")
+            .then_some(())
+    })
+    .await;
+    db.pg.start(true).unwrap();
+
+    let client = db.client().await;
+    wait_status(&client, id, "completed", SECS(30)).await;
+    assert_eq!(job(&client, id).await["attempts"], 1);
+
+    // And it listens again: a new job starts without waiting for the poll.
+    listener_up(&client).await;
+    let next = db.enqueue(&client, "http://127.0.0.1:9/ok/after-restart").await;
+    wait_status(&client, next, "completed", SECS(15)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_error(
+        "again",
+        "ERROR: [generic] again: Unable to download webpage: HTTP Error 404: Not Found (caused by <HTTPError 404: Not Found>)\n",
+    );
+    let client = db.client().await;
+    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    listener_up(&client).await;
+
+    let id = db.enqueue(&client, "http://127.0.0.1:9/flaky/again").await;
+    wait_status(&client, id, "failed", SECS(20)).await;
+    let failed = job(&client, id).await;
+    assert_eq!(failed["error_code"], "not_found");
+    assert_eq!(failed["attempts"], 1, "a 404 is not retried");
+
+    // What an operator does in the table editor.
+    client
+        .execute("UPDATE processing_jobs SET status = 'pending' WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    wait_status(&client, id, "completed", SECS(15)).await;
+    let done = job(&client, id).await;
+    assert_eq!(done["attempts"], 1, "a retry from the dashboard starts afresh");
+    assert!(done["error_code"].is_null() && done["error_message"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_cancel_stops_a_running_job() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/c").await;
+    let ytdlp_pid = standin.blocked_pid("c").await;
+
+    client
+        .execute("UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1", &[&id])
+        .await
+        .unwrap();
+    eventually("the download to be killed", SECS(5), || async {
+        (!process_alive(ytdlp_pid)).then_some(())
+    })
+    .await;
+    eventually("the worker to let go of the job", SECS(5), || async {
+        job(&client, id).await["locked_by"].is_null().then_some(())
+    })
+    .await;
+    let row = job(&client, id).await;
+    assert_eq!(row["status"], "cancelled");
+    assert!(row["finished_at"].is_string());
+    let audio_rows: i64 = client
+        .query_one("SELECT count(*) FROM audio_files WHERE job_id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audio_rows, 0);
+    assert!(daemon.log_text().contains("operator cancelled the job"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_releases_unfinished_jobs_without_counting_the_attempt() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options.grace_secs = 0.5;
+    let mut daemon = Daemon::start(&db.url, &options);
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/term").await;
+    let ytdlp_pid = standin.blocked_pid("term").await;
+
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(SECS(30)).await;
+    assert!(status.success(), "exit {status:?}; log:\n{}", daemon.log_text());
+    assert!(!process_alive(ytdlp_pid), "the download was stopped");
+    let row = job(&client, id).await;
+    assert_eq!(row["status"], "pending");
+    assert_eq!(row["attempts"], 0);
+    assert!(row["locked_by"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options.grace_secs = 60.0;
+    let mut daemon = Daemon::start(&db.url, &options);
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/grace").await;
+    standin.blocked_pid("grace").await;
+
+    daemon.signal(libc::SIGTERM);
+    eventually("the daemon to stop claiming", SECS(10), || async {
+        daemon.log_text().contains("shutting down").then_some(())
+    })
+    .await;
+    // Not claimed: a job inserted after SIGTERM waits for another daemon.
+    let later = db.enqueue(&client, "http://127.0.0.1:9/ok/later").await;
+    standin.release("grace");
+    let status = daemon.wait_exit(SECS(30)).await;
+    assert!(status.success());
+    assert_eq!(support::status(&client, id).await, "completed");
+    assert_eq!(support::status(&client, later).await, "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_with_backoff_then_fail() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let network = "ERROR: [generic] n: Unable to download webpage: <urlopen error [Errno 111] Connection refused> (caused by TransportError('[Errno 111] Connection refused'))\n";
+    standin.set_error("blip", network);
+    standin.set_error("down", network);
+    let client = db.client().await;
+    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+
+    let blip = db.enqueue(&client, "http://127.0.0.1:9/flaky/blip").await;
+    let down = db.enqueue(&client, "http://127.0.0.1:9/fail/down").await;
+    wait_status(&client, blip, "completed", SECS(30)).await;
+    assert_eq!(job(&client, blip).await["attempts"], 2);
+
+    wait_status(&client, down, "failed", SECS(30)).await;
+    let row = job(&client, down).await;
+    assert_eq!(row["attempts"], 3, "platform other allows 3 attempts");
+    assert!(row["error_detail"].as_str().unwrap().contains("Connection refused"));
+    let downs = standin.calls().iter().filter(|c| c.contains("/fail/down")).count();
+    assert_eq!(downs, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_migrations_at_once_both_succeed() {
+    let db = TestDb::start_unmigrated().await;
+    let options = DaemonOptions::new(std::path::Path::new("/bin/true"));
+    let mut a = Daemon::spawn(&db.url, &options, &["migrate"]);
+    let mut b = Daemon::spawn(&db.url, &options, &["migrate"]);
+    let (sa, sb) = (a.wait_exit(SECS(60)).await, b.wait_exit(SECS(60)).await);
+    assert!(sa.success(), "{}", a.log_text());
+    assert!(sb.success(), "{}", b.log_text());
+
+    let client = db.client().await;
+    let rows = client
+        .query("SELECT version, count(*) FROM xtract.schema_migrations GROUP BY version", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), xtract::db::migrate::MIGRATIONS.len());
+    assert!(rows.iter().all(|r| r.get::<_, i64>(1) == 1));
+    // And again, on a migrated database: nothing to do.
+    let applied = xtract::ops::commands::migrate(&db.url).await.unwrap();
+    assert!(applied.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_refuses_an_unmigrated_database_with_advice() {
+    let db = TestDb::start_unmigrated().await;
+    let mut daemon = Daemon::start(&db.url, &DaemonOptions::new(std::path::Path::new("/bin/true")));
+    let status = daemon.wait_exit(SECS(30)).await;
+    assert!(!status.success());
+    assert!(daemon.log_text().contains("run `xtract migrate`"), "{}", daemon.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_mistake_stops_the_daemon_with_one_line_naming_it() {
+    let db = TestDb::start_unmigrated().await;
+    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
+    options.extra_env.push(("XTRACT_CONCURRENCY".into(), "lots".into()));
+    let mut daemon = Daemon::start(&db.url, &options);
+    let status = daemon.wait_exit(SECS(30)).await;
+    assert_eq!(status.code(), Some(2));
+    let log = daemon.log_text();
+    assert_eq!(log.trim().lines().count(), 1, "{log}");
+    assert!(log.contains("XTRACT_CONCURRENCY"), "{log}");
+}

@@ -1,0 +1,394 @@
+//! Shared fixtures: a throwaway PostgreSQL per test, generated media, a
+//! stand-in yt-dlp for the video platforms we cannot reach, and real daemon
+//! processes to start, signal and kill.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio_postgres::{Client, NoTls};
+use uuid::Uuid;
+use xtract::ops::localpg::LocalPostgres;
+
+pub const USER: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
+
+/// Real programs the tests run: from the environment `scripts/ensure-deps`
+/// prints, else PATH / the project's .venv.
+pub struct Tools {
+    pub ytdlp: PathBuf,
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+}
+
+pub fn tools() -> &'static Tools {
+    static TOOLS: OnceLock<Tools> = OnceLock::new();
+    TOOLS.get_or_init(|| {
+        let find = |var: &str, name: &str| -> PathBuf {
+            if let Some(p) = std::env::var_os(var) {
+                return PathBuf::from(p);
+            }
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name);
+            if venv.exists() {
+                return venv;
+            }
+            xtract::ops::config::find_program(name)
+                .unwrap_or_else(|| panic!("{name} not found: run scripts/ensure-deps (or set {var})"))
+        };
+        Tools {
+            ytdlp: find("XTRACT_YTDLP", "yt-dlp"),
+            ffmpeg: find("XTRACT_FFMPEG", "ffmpeg"),
+            ffprobe: find("XTRACT_FFPROBE", "ffprobe"),
+        }
+    })
+}
+
+/// A PostgreSQL cluster of this test's own, with the schema migrated into
+/// database `xtract`. Stopped when dropped.
+pub struct TestDb {
+    pub pg: LocalPostgres,
+    pub url: String,
+    _dir: TempDir,
+}
+
+impl TestDb {
+    pub async fn start() -> TestDb {
+        Self::start_unmigrated_inner(true).await
+    }
+
+    pub async fn start_unmigrated() -> TestDb {
+        Self::start_unmigrated_inner(false).await
+    }
+
+    async fn start_unmigrated_inner(migrate: bool) -> TestDb {
+        let dir = tempfile::Builder::new().prefix("xtract-test-pg-").tempdir().expect("temp dir");
+        let mut pg = LocalPostgres::init(dir.path()).expect("initdb");
+        pg.start(true).expect("start postgres");
+        pg.create_database("xtract").await.expect("create database");
+        let url = pg.url("xtract");
+        if migrate {
+            xtract::ops::commands::migrate(&url).await.expect("migrate");
+        }
+        TestDb { pg, url, _dir: dir }
+    }
+
+    pub async fn client(&self) -> Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Inserts a job as a frontend would.
+    pub async fn enqueue(&self, client: &Client, url: &str) -> Uuid {
+        client
+            .query_one(
+                "INSERT INTO processing_jobs (user_id, original_url) VALUES ($1, $2) RETURNING id",
+                &[&USER, &url],
+            )
+            .await
+            .expect("insert job")
+            .get(0)
+    }
+}
+
+pub async fn status(client: &Client, id: Uuid) -> String {
+    client
+        .query_one("SELECT status FROM processing_jobs WHERE id = $1", &[&id])
+        .await
+        .expect("job row")
+        .get(0)
+}
+
+/// The job row as JSON.
+pub async fn job(client: &Client, id: Uuid) -> serde_json::Value {
+    client
+        .query_one("SELECT to_jsonb(j) FROM processing_jobs j WHERE id = $1", &[&id])
+        .await
+        .expect("job row")
+        .get(0)
+}
+
+/// Polls `check` until it returns Some or `timeout` passes. For conditions
+/// in another process (a row changing state) there is no event to await.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub async fn wait_status(client: &Client, id: Uuid, want: &str, timeout: Duration) {
+    eventually(&format!("job {id} to be {want}"), timeout, || async {
+        (status(client, id).await == want).then_some(())
+    })
+    .await
+}
+
+/// Generated media, made once per test run and kept in target/.
+pub struct Media {
+    pub dir: PathBuf,
+}
+
+pub fn media() -> &'static Media {
+    static MEDIA: OnceLock<Media> = OnceLock::new();
+    MEDIA.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-media");
+        std::fs::create_dir_all(&dir).expect("media dir");
+        let t = tools();
+        let make = |name: &str, args: &[&str]| {
+            let out = dir.join(name);
+            if out.exists() {
+                return;
+            }
+            // Written under a unique name, then renamed: test binaries run
+            // side by side and must never see half a file.
+            let tmp = dir.join(format!(".{}.{}.{name}", std::process::id(), Uuid::new_v4()));
+            let status = Command::new(&t.ffmpeg)
+                .args(["-hide_banner", "-loglevel", "error", "-y"])
+                .args(args)
+                .arg(&tmp)
+                .status()
+                .expect("run ffmpeg");
+            assert!(status.success(), "ffmpeg could not make {name}");
+            std::fs::rename(&tmp, &out).expect("rename media");
+        };
+        let sine = |secs: u32| format!("sine=frequency=440:duration={secs}");
+        let video = |secs: u32| format!("testsrc=size=160x120:rate=10:duration={secs}");
+        // AAC audio in MP4 with video: what TikTok/Instagram serve.
+        make("clip.mp4", &["-f", "lavfi", "-i", &sine(3), "-f", "lavfi", "-i", &video(3), "-c:a", "aac", "-c:v", "libx264", "-preset", "ultrafast", "-shortest", "-f", "mp4"]);
+        // Audio only, AAC: what the stand-in yt-dlp "downloads".
+        make("tiny.m4a", &["-f", "lavfi", "-i", &sine(1), "-c:a", "aac", "-b:a", "32k", "-f", "ipod"]);
+        // Opus audio in WebM: YouTube's other audio-only format.
+        make("opus.webm", &["-f", "lavfi", "-i", &sine(3), "-c:a", "libopus", "-f", "webm"]);
+        // MP3 audio.
+        make("song.mp3", &["-f", "lavfi", "-i", &sine(3), "-c:a", "libmp3lame", "-f", "mp3"]);
+        // Video without any audio stream.
+        make("silent.mp4", &["-f", "lavfi", "-i", &video(3), "-c:v", "libx264", "-preset", "ultrafast", "-f", "mp4"]);
+        // Not media at all.
+        let corrupt = dir.join("corrupt.mp4");
+        if !corrupt.exists() {
+            std::fs::write(&corrupt, vec![0x42u8; 50_000]).expect("corrupt file");
+        }
+        Media { dir }
+    })
+}
+
+/// A stand-in for yt-dlp, for links to platforms we cannot reach. It reads
+/// the same arguments the real one gets, and acts on the URL's path:
+/// - `/ok/<name>`: "downloads" tiny.m4a, printing what `--print` asks for;
+/// - `/block/<name>`: writes `<name>.pid`, waits for `<name>.go`, then as ok;
+/// - `/fail/<name>`: prints the yt-dlp stderr stored in `<name>.err`, exits 1;
+/// - `/flaky/<name>`: fails like /fail the first time, then as ok.
+///
+/// Every call appends the URL to `calls.log`.
+pub struct StandIn {
+    pub dir: TempDir,
+    pub script: PathBuf,
+}
+
+impl StandIn {
+    pub fn new() -> StandIn {
+        let dir = tempfile::Builder::new().prefix("xtract-standin-").tempdir().expect("temp dir");
+        let script = dir.path().join("yt-dlp");
+        let media = media().dir.join("tiny.m4a");
+        let body = STANDIN_SCRIPT
+            .replace("@DIR@", &dir.path().display().to_string())
+            .replace("@MEDIA@", &media.display().to_string());
+        std::fs::write(&script, body).expect("write stand-in");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        StandIn { dir, script }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// Makes `/fail/<name>` print `stderr`.
+    pub fn set_error(&self, name: &str, stderr: &str) {
+        std::fs::write(self.path(&format!("{name}.err")), stderr).expect("write error");
+    }
+
+    /// Lets a blocked `/block/<name>` run finish.
+    pub fn release(&self, name: &str) {
+        std::fs::write(self.path(&format!("{name}.go")), "").expect("write go");
+    }
+
+    /// The pid of the stand-in blocked on `name`, once it is running.
+    pub async fn blocked_pid(&self, name: &str) -> i32 {
+        let file = self.path(&format!("{name}.pid"));
+        eventually(&format!("stand-in {name} to start"), Duration::from_secs(30), || async {
+            std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse().ok())
+        })
+        .await
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+}
+
+const STANDIN_SCRIPT: &str = r#"#!/usr/bin/env bash
+# Stand-in for yt-dlp (see tests/support/mod.rs).
+dir='@DIR@'; media='@MEDIA@'
+out=''; url=''; prints=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2;;
+    --print) prints+=("$2"); shift 2;;
+    --) url="$2"; shift 2;;
+    *) shift;;
+  esac
+done
+printf '%s\n' "$url" >> "$dir/calls.log"
+path="${url#http://*/}"; kind="${path%%/*}"; name="${path#*/}"; name="${name%%\?*}"
+fail() { cat "$dir/$name.err" >&2; exit 1; }
+case "$kind" in
+  block)
+    echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
+    while [ ! -e "$dir/$name.go" ]; do sleep 0.05; done;;
+  fail) fail;;
+  flaky)
+    if [ ! -e "$dir/$name.failed-once" ]; then touch "$dir/$name.failed-once"; fail; fi;;
+esac
+file="${out%%.%(ext)s}.m4a"
+for p in "${prints[@]}"; do
+  stage="${p%%:*}"; template="${p#*:}"; prefix="${template%%%(*}"
+  case "$stage" in
+    video) printf '%s{"id": "%s", "title": "Stand-in %s", "duration": 1.0, "extractor_key": "StandIn"}\n' "$prefix" "$name" "$name";;
+  esac
+done
+cp "$media" "$file"
+for p in "${prints[@]}"; do
+  stage="${p%%:*}"; template="${p#*:}"; prefix="${template%%%(*}"
+  [ "$stage" = after_move ] && printf '%s%s\n' "$prefix" "$file"
+done
+exit 0
+"#;
+
+/// A daemon process (`xtract run`) with its own folders.
+pub struct Daemon {
+    pub child: tokio::process::Child,
+    pub dir: TempDir,
+    pub log: PathBuf,
+}
+
+pub struct DaemonOptions {
+    pub ytdlp: PathBuf,
+    pub concurrency: usize,
+    pub poll_secs: f64,
+    pub lease_secs: f64,
+    pub grace_secs: f64,
+    pub worker_id: String,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl DaemonOptions {
+    pub fn new(ytdlp: &Path) -> Self {
+        DaemonOptions {
+            ytdlp: ytdlp.to_path_buf(),
+            concurrency: 2,
+            poll_secs: 60.0,
+            lease_secs: 30.0,
+            grace_secs: 10.0,
+            worker_id: format!("test-{}", Uuid::new_v4().simple()),
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+impl Daemon {
+    pub fn start(db_url: &str, opts: &DaemonOptions) -> Daemon {
+        Self::spawn(db_url, opts, &["run"])
+    }
+
+    pub fn spawn(db_url: &str, opts: &DaemonOptions, args: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("xtract-daemon-").tempdir().expect("temp dir");
+        let log = dir.path().join("daemon.log");
+        let t = tools();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtract"));
+        cmd.kill_on_drop(true);
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .env("DATABASE_URL", db_url)
+            .env("XTRACT_STORAGE", "local")
+            .env("XTRACT_LOCAL_STORAGE_DIR", dir.path().join("audio"))
+            .env("XTRACT_WORK_DIR", dir.path().join("work"))
+            .env("XTRACT_ALLOW_PRIVATE_URLS", "true")
+            .env("XTRACT_YTDLP", &opts.ytdlp)
+            .env("XTRACT_FFMPEG", &t.ffmpeg)
+            .env("XTRACT_FFPROBE", &t.ffprobe)
+            .env("XTRACT_CONCURRENCY", opts.concurrency.to_string())
+            .env("XTRACT_POLL_INTERVAL_SECS", opts.poll_secs.to_string())
+            .env("XTRACT_LEASE_SECS", opts.lease_secs.to_string())
+            .env("XTRACT_SHUTDOWN_GRACE_SECS", opts.grace_secs.to_string())
+            .env("XTRACT_RETRY_BASE_SECS", "0.2")
+            .env("XTRACT_RETRY_MAX_SECS", "1")
+            .env("XTRACT_WORKER_ID", &opts.worker_id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in &opts.extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start xtract");
+        Daemon { child, dir, log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().expect("daemon still running") as i32
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe {
+            libc::kill(self.pid(), signal);
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit; panics with its log after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status.expect("wait for daemon"),
+            Err(_) => panic!("daemon did not exit within {timeout:?}; log:\n{}", self.log_text()),
+        }
+    }
+
+    pub fn audio_dir(&self) -> PathBuf {
+        self.dir.path().join("audio")
+    }
+
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+}
+
+
+pub fn process_alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); read its state instead.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
