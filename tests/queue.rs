@@ -45,7 +45,10 @@ async fn notification_starts_a_job_long_before_the_poll() {
         .await
         .unwrap()
         .get(0);
-    assert!(pickup < 2.0, "picked up after {pickup}s; the poll is 60s away");
+    assert!(
+        pickup < 2.0,
+        "picked up after {pickup}s; the poll is 60s away"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +82,10 @@ async fn three_daemons_do_each_of_1000_jobs_exactly_once() {
     }
     eventually("all jobs to complete", SECS(600), || async {
         let done: i64 = client
-            .query_one("SELECT count(*) FROM processing_jobs WHERE status = 'completed'", &[])
+            .query_one(
+                "SELECT count(*) FROM processing_jobs WHERE status = 'completed'",
+                &[],
+            )
             .await
             .unwrap()
             .get(0);
@@ -137,7 +143,11 @@ async fn killed_worker_job_is_finished_by_another() {
         (!process_alive(ytdlp_pid)).then_some(())
     })
     .await;
-    assert_eq!(status(&client, id).await, "processing", "nobody has noticed yet");
+    assert_eq!(
+        status(&client, id).await,
+        "processing",
+        "nobody has noticed yet"
+    );
 
     standin.release("k");
     options.worker_id = "second".into();
@@ -161,7 +171,10 @@ async fn lost_worker_job_fails_once_attempts_are_used_up() {
     // Local links are platform "other": 3 attempts. Pretend two were spent.
     let id = db.enqueue(&client, "http://127.0.0.1:9/block/lost").await;
     client
-        .execute("UPDATE processing_jobs SET attempts = 2 WHERE id = $1", &[&id])
+        .execute(
+            "UPDATE processing_jobs SET attempts = 2 WHERE id = $1",
+            &[&id],
+        )
         .await
         .unwrap();
     let mut options = DaemonOptions::new(&standin.script);
@@ -178,7 +191,10 @@ async fn lost_worker_job_fails_once_attempts_are_used_up() {
     let job = job(&client, id).await;
     assert_eq!(job["error_code"], "worker_lost");
     assert_eq!(job["attempts"], 3);
-    assert!(job["error_message"].as_str().unwrap().contains("stopped unexpectedly"));
+    assert!(job["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("stopped unexpectedly"));
     assert!(standin.calls().len() == 1, "the job was not started again");
 }
 
@@ -195,12 +211,16 @@ async fn postgres_restart_mid_job_loses_nothing() {
     // The job finishes while the database is down: its result must wait.
     db.pg.stop(false).unwrap();
     standin.release("r");
-    eventually("the daemon to hold the finished result", SECS(30), || async {
-        daemon
-            .log_text()
-            .contains("cannot write the job's outcome yet")
-            .then_some(())
-    })
+    eventually(
+        "the daemon to hold the finished result",
+        SECS(30),
+        || async {
+            daemon
+                .log_text()
+                .contains("cannot write the job's outcome yet")
+                .then_some(())
+        },
+    )
     .await;
     db.pg.start(true).unwrap();
 
@@ -210,7 +230,9 @@ async fn postgres_restart_mid_job_loses_nothing() {
 
     // And it listens again: a new job starts without waiting for the poll.
     listener_up(&client).await;
-    let next = db.enqueue(&client, "http://127.0.0.1:9/ok/after-restart").await;
+    let next = db
+        .enqueue(&client, "http://127.0.0.1:9/ok/after-restart")
+        .await;
     wait_status(&client, next, "completed", SECS(15)).await;
 }
 
@@ -234,12 +256,18 @@ async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
 
     // What an operator does in the table editor.
     client
-        .execute("UPDATE processing_jobs SET status = 'pending' WHERE id = $1", &[&id])
+        .execute(
+            "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
+            &[&id],
+        )
         .await
         .unwrap();
     wait_status(&client, id, "completed", SECS(15)).await;
     let done = job(&client, id).await;
-    assert_eq!(done["attempts"], 1, "a retry from the dashboard starts afresh");
+    assert_eq!(
+        done["attempts"], 1,
+        "a retry from the dashboard starts afresh"
+    );
     assert!(done["error_code"].is_null() && done["error_message"].is_null());
 }
 
@@ -253,7 +281,10 @@ async fn operator_cancel_stops_a_running_job() {
     let ytdlp_pid = standin.blocked_pid("c").await;
 
     client
-        .execute("UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1", &[&id])
+        .execute(
+            "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1",
+            &[&id],
+        )
         .await
         .unwrap();
     eventually("the download to be killed", SECS(5), || async {
@@ -289,7 +320,11 @@ async fn sigterm_releases_unfinished_jobs_without_counting_the_attempt() {
 
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(SECS(30)).await;
-    assert!(status.success(), "exit {status:?}; log:\n{}", daemon.log_text());
+    assert!(
+        status.success(),
+        "exit {status:?}; log:\n{}",
+        daemon.log_text()
+    );
     assert!(!process_alive(ytdlp_pid), "the download was stopped");
     let row = job(&client, id).await;
     assert_eq!(row["status"], "pending");
@@ -340,8 +375,15 @@ async fn transient_failures_are_retried_with_backoff_then_fail() {
     wait_status(&client, down, "failed", SECS(30)).await;
     let row = job(&client, down).await;
     assert_eq!(row["attempts"], 3, "platform other allows 3 attempts");
-    assert!(row["error_detail"].as_str().unwrap().contains("Connection refused"));
-    let downs = standin.calls().iter().filter(|c| c.contains("/fail/down")).count();
+    assert!(row["error_detail"]
+        .as_str()
+        .unwrap()
+        .contains("Connection refused"));
+    let downs = standin
+        .calls()
+        .iter()
+        .filter(|c| c.contains("/fail/down"))
+        .count();
     assert_eq!(downs, 3);
 }
 
@@ -357,7 +399,10 @@ async fn two_migrations_at_once_both_succeed() {
 
     let client = db.client().await;
     let rows = client
-        .query("SELECT version, count(*) FROM xtract.schema_migrations GROUP BY version", &[])
+        .query(
+            "SELECT version, count(*) FROM xtract.schema_migrations GROUP BY version",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), xtract::db::migrate::MIGRATIONS.len());
@@ -370,17 +415,26 @@ async fn two_migrations_at_once_both_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_refuses_an_unmigrated_database_with_advice() {
     let db = TestDb::start_unmigrated().await;
-    let mut daemon = Daemon::start(&db.url, &DaemonOptions::new(std::path::Path::new("/bin/true")));
+    let mut daemon = Daemon::start(
+        &db.url,
+        &DaemonOptions::new(std::path::Path::new("/bin/true")),
+    );
     let status = daemon.wait_exit(SECS(30)).await;
     assert!(!status.success());
-    assert!(daemon.log_text().contains("run `xtract migrate`"), "{}", daemon.log_text());
+    assert!(
+        daemon.log_text().contains("run `xtract migrate`"),
+        "{}",
+        daemon.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_mistake_stops_the_daemon_with_one_line_naming_it() {
     let db = TestDb::start_unmigrated().await;
     let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
-    options.extra_env.push(("XTRACT_CONCURRENCY".into(), "lots".into()));
+    options
+        .extra_env
+        .push(("XTRACT_CONCURRENCY".into(), "lots".into()));
     let mut daemon = Daemon::start(&db.url, &options);
     let status = daemon.wait_exit(SECS(30)).await;
     assert_eq!(status.code(), Some(2));

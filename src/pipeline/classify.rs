@@ -25,6 +25,12 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
 }
 
 pub fn filter_rejection(output: &str) -> Option<Diagnosis> {
+    if output.contains("larger than max-filesize") {
+        return Some(Diagnosis {
+            code: ErrorCode::TooLarge,
+            detail: "size".into(),
+        });
+    }
     output.contains("does not pass filter").then(|| Diagnosis {
         code: ErrorCode::TooLong,
         detail: "filter".into(),

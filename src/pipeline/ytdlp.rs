@@ -55,6 +55,9 @@ pub fn arguments(
 ) -> Vec<String> {
     let mut args: Vec<String> = [
         "--ignore-config",
+        // --print implies --quiet, which hides why a filter or the size
+        // limit skipped the video; we need those lines.
+        "--no-quiet",
         "--no-playlist",
         "--no-cache-dir",
         "--no-mtime",

@@ -30,12 +30,15 @@ pub fn tools() -> &'static Tools {
             if let Some(p) = std::env::var_os(var) {
                 return PathBuf::from(p);
             }
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name);
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(".venv/bin")
+                .join(name);
             if venv.exists() {
                 return venv;
             }
-            xtract::ops::config::find_program(name)
-                .unwrap_or_else(|| panic!("{name} not found: run scripts/ensure-deps (or set {var})"))
+            xtract::ops::config::find_program(name).unwrap_or_else(|| {
+                panic!("{name} not found: run scripts/ensure-deps (or set {var})")
+            })
         };
         Tools {
             ytdlp: find("XTRACT_YTDLP", "yt-dlp"),
@@ -63,7 +66,10 @@ impl TestDb {
     }
 
     async fn start_unmigrated_inner(migrate: bool) -> TestDb {
-        let dir = tempfile::Builder::new().prefix("xtract-test-pg-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("xtract-test-pg-")
+            .tempdir()
+            .expect("temp dir");
         let mut pg = LocalPostgres::init(dir.path()).expect("initdb");
         pg.start(true).expect("start postgres");
         pg.create_database("xtract").await.expect("create database");
@@ -75,7 +81,9 @@ impl TestDb {
     }
 
     pub async fn client(&self) -> Client {
-        let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.expect("connect");
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .expect("connect");
         tokio::spawn(conn);
         client
     }
@@ -104,7 +112,10 @@ pub async fn status(client: &Client, id: Uuid) -> String {
 /// The job row as JSON.
 pub async fn job(client: &Client, id: Uuid) -> serde_json::Value {
     client
-        .query_one("SELECT to_jsonb(j) FROM processing_jobs j WHERE id = $1", &[&id])
+        .query_one(
+            "SELECT to_jsonb(j) FROM processing_jobs j WHERE id = $1",
+            &[&id],
+        )
         .await
         .expect("job row")
         .get(0)
@@ -122,7 +133,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -165,15 +179,88 @@ pub fn media() -> &'static Media {
         let sine = |secs: u32| format!("sine=frequency=440:duration={secs}");
         let video = |secs: u32| format!("testsrc=size=160x120:rate=10:duration={secs}");
         // AAC audio in MP4 with video: what TikTok/Instagram serve.
-        make("clip.mp4", &["-f", "lavfi", "-i", &sine(3), "-f", "lavfi", "-i", &video(3), "-c:a", "aac", "-c:v", "libx264", "-preset", "ultrafast", "-shortest", "-f", "mp4"]);
+        make(
+            "clip.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                &sine(3),
+                "-f",
+                "lavfi",
+                "-i",
+                &video(3),
+                "-c:a",
+                "aac",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-shortest",
+                "-f",
+                "mp4",
+            ],
+        );
         // Audio only, AAC: what the stand-in yt-dlp "downloads".
-        make("tiny.m4a", &["-f", "lavfi", "-i", &sine(1), "-c:a", "aac", "-b:a", "32k", "-f", "ipod"]);
+        make(
+            "tiny.m4a",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                &sine(1),
+                "-c:a",
+                "aac",
+                "-b:a",
+                "32k",
+                "-f",
+                "ipod",
+            ],
+        );
         // Opus audio in WebM: YouTube's other audio-only format.
-        make("opus.webm", &["-f", "lavfi", "-i", &sine(3), "-c:a", "libopus", "-f", "webm"]);
+        make(
+            "opus.webm",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                &sine(3),
+                "-c:a",
+                "libopus",
+                "-f",
+                "webm",
+            ],
+        );
         // MP3 audio.
-        make("song.mp3", &["-f", "lavfi", "-i", &sine(3), "-c:a", "libmp3lame", "-f", "mp3"]);
+        make(
+            "song.mp3",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                &sine(3),
+                "-c:a",
+                "libmp3lame",
+                "-f",
+                "mp3",
+            ],
+        );
         // Video without any audio stream.
-        make("silent.mp4", &["-f", "lavfi", "-i", &video(3), "-c:v", "libx264", "-preset", "ultrafast", "-f", "mp4"]);
+        make(
+            "silent.mp4",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                &video(3),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-f",
+                "mp4",
+            ],
+        );
         // Not media at all.
         let corrupt = dir.join("corrupt.mp4");
         if !corrupt.exists() {
@@ -198,7 +285,10 @@ pub struct StandIn {
 
 impl StandIn {
     pub fn new() -> StandIn {
-        let dir = tempfile::Builder::new().prefix("xtract-standin-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("xtract-standin-")
+            .tempdir()
+            .expect("temp dir");
         let script = dir.path().join("yt-dlp");
         let media = media().dir.join("tiny.m4a");
         let body = STANDIN_SCRIPT
@@ -227,9 +317,15 @@ impl StandIn {
     /// The pid of the stand-in blocked on `name`, once it is running.
     pub async fn blocked_pid(&self, name: &str) -> i32 {
         let file = self.path(&format!("{name}.pid"));
-        eventually(&format!("stand-in {name} to start"), Duration::from_secs(30), || async {
-            std::fs::read_to_string(&file).ok().and_then(|s| s.trim().parse().ok())
-        })
+        eventually(
+            &format!("stand-in {name} to start"),
+            Duration::from_secs(30),
+            || async {
+                std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+            },
+        )
         .await
     }
 
@@ -317,7 +413,10 @@ impl Daemon {
     }
 
     pub fn spawn(db_url: &str, opts: &DaemonOptions, args: &[&str]) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("xtract-daemon-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("xtract-daemon-")
+            .tempdir()
+            .expect("temp dir");
         let log = dir.path().join("daemon.log");
         let t = tools();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtract"));
@@ -371,7 +470,10 @@ impl Daemon {
     pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(status) => status.expect("wait for daemon"),
-            Err(_) => panic!("daemon did not exit within {timeout:?}; log:\n{}", self.log_text()),
+            Err(_) => panic!(
+                "daemon did not exit within {timeout:?}; log:\n{}",
+                self.log_text()
+            ),
         }
     }
 
@@ -384,11 +486,15 @@ impl Daemon {
     }
 }
 
-
 pub fn process_alive(pid: i32) -> bool {
     // A zombie still answers kill(0); read its state instead.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }

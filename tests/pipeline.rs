@@ -1,0 +1,220 @@
+//! The media pipeline with the real yt-dlp and ffmpeg, against media served
+//! on 127.0.0.1 (the platforms themselves cannot be reached from here).
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::*;
+use xtract::ops::media_server::MediaServer;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// Runs one job through a daemon with the real yt-dlp; returns the final
+/// job row, the audio row (if any) and the daemon (for its folders).
+async fn run_one(
+    file: &str,
+    env: &[(&str, &str)],
+) -> (serde_json::Value, Option<serde_json::Value>, Daemon) {
+    let db = TestDb::start().await;
+    let server = MediaServer::start(&media().dir).await.unwrap();
+    let client = db.client().await;
+    let id = db.enqueue(&client, &server.url(file)).await;
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    options.extra_env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut daemon = Daemon::spawn(&db.url, &options, &["run", "--exit-when-idle"]);
+    let status = daemon.wait_exit(SECS(120)).await;
+    assert!(status.success(), "daemon failed:\n{}", daemon.log_text());
+    let row = job(&client, id).await;
+    let audio = client
+        .query_opt(
+            "SELECT to_jsonb(a) FROM audio_files a WHERE job_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0));
+    (row, audio, daemon)
+}
+
+fn probe_codec(path: &Path) -> String {
+    let out = std::process::Command::new(&tools().ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn leftover_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn stored_file(daemon: &Daemon, audio: &serde_json::Value) -> std::path::PathBuf {
+    daemon
+        .audio_dir()
+        .join(audio["storage_path"].as_str().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_link_becomes_an_m4a_file_with_its_aac_copied() {
+    let (row, audio, daemon) = run_one("clip.mp4", &[]).await;
+    assert_eq!(row["status"], "completed", "{row}");
+    let audio = audio.expect("an audio_files row");
+    assert_eq!(row["result_audio_file_id"], audio["id"]);
+    assert_eq!(audio["content_type"], "audio/mp4");
+    assert_eq!(audio["user_id"], USER.to_string());
+    let path = stored_file(&daemon, &audio);
+    assert_eq!(
+        audio["storage_path"],
+        format!("{}/{}.m4a", USER, row["id"].as_str().unwrap())
+    );
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size > 1000);
+    assert_eq!(audio["file_size"], size);
+    assert_eq!(audio["file_url"], format!("file://{}", path.display()));
+    assert_eq!(probe_codec(&path), "aac");
+    let duration = audio["duration"].as_f64().unwrap();
+    assert!((2.5..3.5).contains(&duration), "duration {duration}");
+    assert_eq!(row["platform"], "other");
+    assert!(
+        leftover_files(&daemon.work_dir()).is_empty(),
+        "temp files left: {:?}",
+        leftover_files(&daemon.work_dir())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_audio_format_is_written_with_the_right_codec() {
+    for (format, file, codec, ext, mime) in [
+        ("mp3", "clip.mp4", "mp3", "mp3", "audio/mpeg"),
+        ("opus", "clip.mp4", "opus", "opus", "audio/ogg"),
+        ("m4a", "opus.webm", "aac", "m4a", "audio/mp4"),
+        ("original", "opus.webm", "opus", "opus", "audio/ogg"),
+        ("original", "song.mp3", "mp3", "mp3", "audio/mpeg"),
+    ] {
+        let (row, audio, daemon) = run_one(file, &[("XTRACT_AUDIO_FORMAT", format)]).await;
+        assert_eq!(row["status"], "completed", "{format} from {file}: {row}");
+        let audio = audio.unwrap();
+        assert_eq!(audio["content_type"], mime, "{format} from {file}");
+        let path = stored_file(&daemon, &audio);
+        assert!(
+            path.to_string_lossy().ends_with(&format!(".{ext}")),
+            "{}",
+            path.display()
+        );
+        assert_eq!(probe_codec(&path), codec, "{format} from {file}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_without_sound_fails_with_no_audio() {
+    let (row, audio, daemon) = run_one("silent.mp4", &[]).await;
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["error_code"], "no_audio");
+    assert_eq!(row["error_message"], "This video has no sound to extract.");
+    assert_eq!(row["attempts"], 1, "not retried");
+    assert!(audio.is_none());
+    assert!(leftover_files(&daemon.audio_dir()).is_empty());
+    assert!(leftover_files(&daemon.work_dir()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_file_fails_cleanly_and_leaves_nothing() {
+    let (row, audio, daemon) = run_one("corrupt.mp4", &[]).await;
+    assert_eq!(row["status"], "failed", "{row}");
+    assert!(audio.is_none());
+    assert!(row["error_detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(leftover_files(&daemon.audio_dir()).is_empty());
+    assert!(leftover_files(&daemon.work_dir()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_video_fails_with_not_found() {
+    let (row, audio, _daemon) = run_one("no-such-video.mp4", &[]).await;
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["error_code"], "not_found");
+    assert_eq!(row["attempts"], 1);
+    assert!(row["error_detail"].as_str().unwrap().contains("404"));
+    assert!(audio.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_over_the_size_limit_fails_with_too_large() {
+    // clip.mp4 is ~37 KB: a 0.01 MB limit is below it. (MB are whole numbers
+    // in configuration; use the smallest, 1, with a bigger file instead.)
+    let big = media().dir.join("big.mp4");
+    if !big.exists() {
+        let tmp = media().dir.join(format!(".{}.big.mp4", std::process::id()));
+        std::fs::write(&tmp, vec![0u8; 0]).unwrap();
+        let status = std::process::Command::new(&tools().ffmpeg)
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "anoisesrc=duration=40:sample_rate=48000",
+                "-c:a",
+                "pcm_s16le",
+                "-f",
+                "matroska",
+            ])
+            .arg(&tmp)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::rename(&tmp, &big).unwrap();
+    }
+    assert!(std::fs::metadata(&big).unwrap().len() > 2 * 1024 * 1024);
+    let (row, audio, daemon) = run_one("big.mp4", &[("XTRACT_MAX_FILESIZE_MB", "1")]).await;
+    assert_eq!(row["status"], "failed", "{row}");
+    assert_eq!(row["error_code"], "too_large", "{row}");
+    assert!(
+        row["error_message"].as_str().unwrap().contains("1 MB"),
+        "{row}"
+    );
+    assert!(audio.is_none());
+    assert!(leftover_files(&daemon.work_dir()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_an_unsupported_site_fails_at_once_with_a_clear_message() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let id = db.enqueue(&client, "https://example.com/some/video").await;
+    let mut daemon = Daemon::spawn(
+        &db.url,
+        &DaemonOptions::new(&tools().ytdlp),
+        &["run", "--exit-when-idle"],
+    );
+    assert!(daemon.wait_exit(SECS(60)).await.success());
+    let row = job(&client, id).await;
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["error_code"], "unsupported_url");
+    assert!(row["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("not supported"));
+}
