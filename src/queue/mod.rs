@@ -98,35 +98,38 @@ impl Queue {
     /// Writes the audio row and marks the job completed, in one transaction.
     /// False (and nothing written) when the job is no longer ours.
     pub async fn complete(&self, job: &Job, audio: Option<&AudioRow>) -> Result<bool, DbError> {
+        let Some(a) = audio else {
+            // Nothing to insert: one statement, no transaction round trips.
+            let none: Option<Uuid> = None;
+            return self
+                .transition(sql::COMPLETE, &[&job.id, &&*self.worker_id, &none])
+                .await;
+        };
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let audio_id: Option<Uuid> = match audio {
-            None => None,
-            Some(a) => {
-                let stmt = tx.prepare_cached(sql::UPSERT_AUDIO_FILE).await?;
-                let row = tx
-                    .query_one(
-                        &stmt,
-                        &[
-                            &job.user_id,
-                            &job.id,
-                            &a.file_name,
-                            &a.file_url,
-                            &a.file_size,
-                            &a.duration_secs,
-                            &a.storage_path,
-                            &a.content_type,
-                        ],
-                    )
-                    .await?;
-                Some(row.get(0))
-            }
-        };
+        let stmt = tx.prepare_cached(sql::UPSERT_AUDIO_FILE).await?;
+        let audio_id: Uuid = tx
+            .query_one(
+                &stmt,
+                &[
+                    &job.user_id,
+                    &job.id,
+                    &a.file_name,
+                    &a.file_url,
+                    &a.file_size,
+                    &a.duration_secs,
+                    &a.storage_path,
+                    &a.content_type,
+                ],
+            )
+            .await?
+            .get(0);
         let stmt = tx.prepare_cached(sql::COMPLETE).await?;
         let done = !tx
-            .query(&stmt, &[&job.id, &&*self.worker_id, &audio_id])
+            .query(&stmt, &[&job.id, &&*self.worker_id, &Some(audio_id)])
             .await?
             .is_empty();
+        // Not ours any more (cancelled, taken over): the audio row goes too.
         if done {
             tx.commit().await?;
         } else {
