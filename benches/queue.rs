@@ -61,7 +61,7 @@ fn start_workers(target: &DbTarget, n: usize, concurrency: usize, body: &Noop) -
     let mut tasks = Vec::new();
     for i in 0..n {
         let pool = target.pool(concurrency + 4).unwrap();
-        let queue = Queue::new(pool, &format!("bench-{i}"));
+        let queue = Queue::new(pool, &format!("bench-{i}"), "bench");
         let wake = Arc::new(Notify::new());
         let cancels = CancelRegistry::default();
         let notifier = Notifier {

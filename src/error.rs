@@ -4,6 +4,7 @@
 //! retries.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::pipeline::Platform;
 
@@ -44,6 +45,10 @@ pub enum Retry {
     /// The platform is limiting us: wait for its cooldown, without spending
     /// an attempt.
     Cooldown,
+    /// Not a failure: the platform's next free request slot is too far away
+    /// to wait for while holding a worker slot. Run later, attempt not
+    /// spent, last error left as it was.
+    Defer,
 }
 
 impl ErrorCode {
@@ -204,6 +209,9 @@ pub struct JobError {
     /// Shown to operators (`error_detail`, logs). Never holds secrets.
     pub detail: String,
     pub retry: Retry,
+    /// How long to wait before the job may run again (Cooldown, Defer);
+    /// None: the queue's own backoff or the platform's cooldown.
+    pub retry_after: Option<Duration>,
 }
 
 impl JobError {
@@ -214,7 +222,27 @@ impl JobError {
             message: code.user_message(platform),
             detail: detail.into(),
             retry: code.retry(),
+            retry_after: None,
         }
+    }
+
+    /// A job that must wait `delay` for its platform's turn.
+    pub fn defer(platform: Platform, delay: Duration) -> Self {
+        JobError {
+            code: ErrorCode::RateLimited,
+            message: String::new(),
+            detail: format!(
+                "waiting {:.0}s for {platform}'s next request slot",
+                delay.as_secs_f64()
+            ),
+            retry: Retry::Defer,
+            retry_after: Some(delay),
+        }
+    }
+
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {

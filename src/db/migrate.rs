@@ -15,11 +15,18 @@ pub struct Migration {
 }
 
 /// The migrations, in order. Append only: an applied migration never changes.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "core",
-    sql: include_str!("../../sql/001_core.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core",
+        sql: include_str!("../../sql/001_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "platforms",
+        sql: include_str!("../../sql/002_platforms.sql"),
+    },
+];
 
 /// Arbitrary, fixed: the key of the advisory lock migrators share.
 const MIGRATE_LOCK_KEY: i64 = 0x7874_7261_6374; // "xtract"

@@ -78,6 +78,18 @@ pub struct Config {
     pub max_filesize_bytes: u64,
     pub audio_format: AudioFormat,
     pub log_format: LogFormat,
+    /// Where requests leave from, for pacing and pauses shared between
+    /// daemons (default: the host name). Daemons behind one IP or proxy set
+    /// the same key.
+    pub egress_key: String,
+    /// A job whose platform turn is further away than this gives its worker
+    /// slot back and waits as pending.
+    pub pacing_max_wait: Duration,
+    /// `<platform>.txt` cookie files (Netscape format) in this folder are
+    /// offered to yt-dlp as a last strategy; each job gets its own copy.
+    pub cookies_dir: Option<PathBuf>,
+    /// yt-dlp `--impersonate` target tried as a strategy (needs curl_cffi).
+    pub impersonate: Option<String>,
 }
 
 impl Config {
@@ -203,6 +215,15 @@ impl Config {
             }
         };
         let worker_id = get("XTRACT_WORKER_ID").unwrap_or_else(default_worker_id);
+        let cookies_dir = get("XTRACT_COOKIES_DIR").map(PathBuf::from);
+        if let Some(dir) = &cookies_dir {
+            if !dir.is_dir() {
+                return Err(err(
+                    "XTRACT_COOKIES_DIR",
+                    format!("{} is not a folder", dir.display()),
+                ));
+            }
+        }
 
         let config = Config {
             database_url: get("DATABASE_URL").map(Secret::new),
@@ -231,6 +252,10 @@ impl Config {
             max_filesize_bytes: max_filesize_mb * 1024 * 1024,
             audio_format,
             log_format,
+            egress_key: get("XTRACT_EGRESS_KEY").unwrap_or_else(hostname),
+            pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0)?,
+            cookies_dir,
+            impersonate: get("XTRACT_IMPERSONATE"),
         };
         if config.poll_interval.is_zero() {
             return Err(err("XTRACT_POLL_INTERVAL_SECS", "must be more than 0"));
@@ -241,10 +266,13 @@ impl Config {
 
 /// `host:pid`, unique enough among daemons and readable in the dashboard.
 fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|_| "host".into())
 }
 
 /// Looks a program up on PATH, then in the project's `.venv` (where the

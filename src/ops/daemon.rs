@@ -111,7 +111,7 @@ pub async fn run_worker<P: Processor>(
     let pool = target
         .pool(settings.concurrency + 4)
         .map_err(|e| StartError(e.to_string()))?;
-    let queue = Queue::new(pool, &config.worker_id);
+    let queue = Queue::new(pool, &config.worker_id, &config.egress_key);
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());

@@ -14,7 +14,15 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
         .find(|l| l.starts_with("ERROR:"))
         .unwrap_or("")
         .to_string();
-    let code = if line.contains("404") {
+    let code = if line.contains("429") {
+        ErrorCode::RateLimited
+    } else if line.contains("Requested format is not available") {
+        ErrorCode::NoFormats
+    } else if line.contains("403") {
+        ErrorCode::HttpForbidden
+    } else if line.contains("log in") {
+        ErrorCode::LoginRequired
+    } else if line.contains("404") {
         ErrorCode::NotFound
     } else if line.contains("Unsupported URL") {
         ErrorCode::UnsupportedUrl

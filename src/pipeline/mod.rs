@@ -4,27 +4,25 @@
 
 pub mod classify;
 pub mod ffmpeg;
+pub mod pacing;
 pub mod platform;
 pub mod process;
+pub mod strategy;
 pub mod url_rules;
 pub mod ytdlp;
 
-use std::path::PathBuf;
-
-use tokio_util::sync::CancellationToken;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use ffmpeg::AudioFormat;
 pub use platform::{Platform, PlatformPolicy, PlatformTable};
 
-use crate::error::{ErrorCode, JobError};
+use crate::error::{ErrorCode, JobError, Retry};
 use crate::queue::worker::{JobContext, JobReport, Processor};
 use crate::queue::{AudioRow, Job};
 use crate::storage::{object_path, AudioStore};
 use url_rules::{JobUrl, UrlError, UrlPolicy};
-
-/// yt-dlp's format choice: audio-only when the site offers it (AAC first, as
-/// it copies into m4a), else the best muxed file.
-pub const AUDIO_FORMAT_SELECTOR: &str = "ba[ext=m4a]/ba/b";
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -36,6 +34,8 @@ pub struct PipelineConfig {
     pub platforms: PlatformTable,
     pub audio_format: AudioFormat,
     pub limits: ytdlp::Limits,
+    pub strategies: strategy::StrategyOptions,
+    pub pacing_max_wait: Duration,
 }
 
 impl PipelineConfig {
@@ -52,6 +52,11 @@ impl PipelineConfig {
                 max_duration: c.max_duration,
                 max_filesize_bytes: c.max_filesize_bytes,
             },
+            strategies: strategy::StrategyOptions {
+                cookies_dir: c.cookies_dir.clone(),
+                impersonate: c.impersonate.clone(),
+            },
+            pacing_max_wait: c.pacing_max_wait,
         }
     }
 
@@ -77,12 +82,7 @@ impl<S: AudioStore> MediaPipeline<S> {
 
     /// Download, extract, store. The job's temporary directory is removed
     /// when this returns, whatever happened.
-    async fn run(
-        &self,
-        job: &Job,
-        link: &JobUrl,
-        cancel: &CancellationToken,
-    ) -> Result<AudioRow, JobError> {
+    async fn run(&self, job: &Job, link: &JobUrl, ctx: &JobContext) -> Result<AudioRow, JobError> {
         let c = &self.config;
         let dir = tempfile::Builder::new()
             .prefix(&format!("job-{}-", job.id))
@@ -93,19 +93,22 @@ impl<S: AudioStore> MediaPipeline<S> {
                     c.work_dir.display()
                 ))
             })?;
-
-        let download = ytdlp::download(
-            &c.ytdlp,
-            link.url.as_str(),
-            dir.path(),
-            AUDIO_FORMAT_SELECTOR,
-            &[],
-            link.platform,
-            c.limits,
-            cancel,
-            None,
-        )
-        .await?;
+        let download = self.download(job, link, dir.path(), ctx).await?;
+        let meta = &download.meta;
+        if let Err(e) = ctx
+            .queue
+            .set_media(
+                job.id,
+                meta.id.as_deref(),
+                meta.title.as_deref(),
+                meta.uploader.as_deref(),
+                meta.duration,
+            )
+            .await
+        {
+            tracing::debug!("could not record the media facts: {e}");
+        }
+        let cancel = &ctx.cancel;
         let size = download.path.metadata().map(|m| m.len()).unwrap_or(0);
         if size > c.limits.max_filesize_bytes {
             return Err(ytdlp::too_large(c.limits));
@@ -138,6 +141,141 @@ impl<S: AudioStore> MediaPipeline<S> {
             content_type: audio.plan.content_type.to_string(),
         })
     }
+
+    /// Tries the platform's strategies in order, each in its own folder and
+    /// each paced, until one downloads the video.
+    async fn download(
+        &self,
+        job: &Job,
+        link: &JobUrl,
+        dir: &Path,
+        ctx: &JobContext,
+    ) -> Result<ytdlp::Download, JobError> {
+        let c = &self.config;
+        let platform = link.platform;
+        let policy = c.platforms.get(platform);
+        let pacer = pacing::Pacer {
+            pool: ctx.queue.pool(),
+            egress_key: ctx.queue.egress_key(),
+            max_wait: c.pacing_max_wait,
+        };
+        // Local links (tests, demos) are not a platform to be polite to.
+        let paced = !is_local(link);
+        let (progress, _writer) = progress_reporter(ctx, job);
+        let mut last: Option<JobError> = None;
+        let mut tried = 0;
+        for (i, s) in strategy::strategies(platform, &c.strategies)
+            .iter()
+            .enumerate()
+        {
+            if let Some(prev) = &last {
+                if !strategy::next_may_help(prev.code, s) {
+                    continue;
+                }
+            }
+            if paced {
+                pacer.wait_turn(platform, policy, &ctx.cancel).await?;
+            }
+            let run_dir = dir.join(format!("s{i}"));
+            std::fs::create_dir_all(&run_dir)
+                .map_err(|e| JobError::internal(format!("work directory: {e}")))?;
+            let mut extra = s.extra_args.clone();
+            extra.extend([
+                "--ffmpeg-location".to_string(),
+                c.ffmpeg.display().to_string(),
+            ]);
+            if let Some(cookies) = &s.cookies {
+                // yt-dlp rewrites its cookie file: every run gets a copy.
+                let copy = run_dir.join("cookies.txt");
+                std::fs::copy(cookies, &copy).map_err(|e| {
+                    JobError::internal(format!("cannot copy the {platform} cookie file: {e}"))
+                })?;
+                extra.extend(["--cookies".to_string(), copy.display().to_string()]);
+            }
+            tried += 1;
+            let result = ytdlp::download(
+                &c.ytdlp,
+                link.url.as_str(),
+                &run_dir,
+                s.format,
+                &extra,
+                platform,
+                c.limits,
+                &ctx.cancel,
+                Some(progress.clone()),
+            )
+            .await;
+            let e = match result {
+                Ok(download) => {
+                    tracing::info!(strategy = s.name, "downloaded");
+                    return Ok(download);
+                }
+                Err(e) => e,
+            };
+            tracing::info!(strategy = s.name, code = %e.code, detail = %e.detail, "download strategy failed");
+            if e.retry == Retry::Cooldown {
+                // Every daemon on this egress holds off the platform.
+                if let Err(db) = pacer.pause(platform, policy.cooldown, &e.detail).await {
+                    tracing::warn!("could not record the {platform} pause: {db}");
+                }
+                return Err(e.with_retry_after(policy.cooldown));
+            }
+            if matches!(e.code, ErrorCode::TooLong | ErrorCode::TooLarge) {
+                return Err(e);
+            }
+            last = Some(e);
+        }
+        let last =
+            last.unwrap_or_else(|| JobError::internal("no download strategy for this platform"));
+        if tried > 1 {
+            let message = format!("All download strategies failed: {}", last.message);
+            Err(last.with_message(message))
+        } else {
+            Err(last)
+        }
+    }
+}
+
+/// Reports download progress to the job row, at most once a second.
+fn progress_reporter(ctx: &JobContext, job: &Job) -> (ytdlp::ProgressFn, AbortOnDrop) {
+    let (tx, mut rx) = tokio::sync::watch::channel(0f32);
+    let queue = ctx.queue.clone();
+    let id = job.id;
+    let writer = tokio::spawn(async move {
+        let mut written = -1i16;
+        while rx.changed().await.is_ok() {
+            let percent = (*rx.borrow_and_update()).clamp(0.0, 100.0) as i16;
+            if percent != written {
+                if queue.set_progress(id, percent).await.is_ok() {
+                    written = percent;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    let report: ytdlp::ProgressFn = Arc::new(move |p| {
+        let _ = tx.send(p);
+    });
+    (report, AbortOnDrop(writer))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A link to this machine or its private network (only accepted with
+/// XTRACT_ALLOW_PRIVATE_URLS).
+fn is_local(link: &JobUrl) -> bool {
+    match link.url.host() {
+        Some(url::Host::Ipv4(ip)) => url_rules::is_forbidden_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => url_rules::is_forbidden_ip(ip.into()),
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        None => false,
+    }
 }
 
 impl<S: AudioStore> Processor for MediaPipeline<S> {
@@ -154,14 +292,18 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
         };
         let platform = link.platform;
         tracing::Span::current().record("platform", platform.as_str());
-        if let Err(e) = ctx.queue.set_platform(job.id, platform.as_str()).await {
+        if let Err(e) = ctx
+            .queue
+            .set_link(job.id, platform.as_str(), &link.canonical)
+            .await
+        {
             tracing::debug!("could not record the platform: {e}");
         }
         let result = async {
             url_rules::check_resolved_host(&link, &policy)
                 .await
                 .map_err(url_error)?;
-            self.run(job, &link, &ctx.cancel).await
+            self.run(job, &link, ctx).await
         }
         .await
         .map(Some);

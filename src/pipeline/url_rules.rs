@@ -31,7 +31,11 @@ pub enum UrlError {
 pub fn parse_job_url(raw: &str, policy: &UrlPolicy) -> Result<JobUrl, UrlError> {
     let url = url::Url::parse(raw.trim()).map_err(|_| UrlError::Invalid)?;
     let host = url.host_str().unwrap_or("");
-    let platform = if host.ends_with("youtube.com") {
+    let platform = if host.ends_with("tiktok.com") {
+        Platform::TikTok
+    } else if host.ends_with("instagram.com") {
+        Platform::Instagram
+    } else if host.ends_with("youtube.com") {
         Platform::YouTube
     } else if (host == "127.0.0.1" && policy.allow_private) || policy.allow_other {
         Platform::Other
@@ -47,4 +51,11 @@ pub fn parse_job_url(raw: &str, policy: &UrlPolicy) -> Result<JobUrl, UrlError> 
 
 pub async fn check_resolved_host(_job: &JobUrl, _policy: &UrlPolicy) -> Result<(), UrlError> {
     Ok(())
+}
+
+pub fn is_forbidden_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v) => v.is_loopback() || v.is_private() || v.is_link_local(),
+        std::net::IpAddr::V6(v) => v.is_loopback(),
+    }
 }

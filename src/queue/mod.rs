@@ -44,14 +44,22 @@ pub struct AudioRow {
 pub struct Queue {
     pool: Pool,
     worker_id: Arc<str>,
+    /// Where this worker's requests leave from (host or proxy): platform
+    /// pauses apply per egress.
+    egress_key: Arc<str>,
 }
 
 impl Queue {
-    pub fn new(pool: Pool, worker_id: &str) -> Self {
+    pub fn new(pool: Pool, worker_id: &str, egress_key: &str) -> Self {
         Queue {
             pool,
             worker_id: worker_id.into(),
+            egress_key: egress_key.into(),
         }
+    }
+
+    pub fn egress_key(&self) -> &str {
+        &self.egress_key
     }
 
     pub fn worker_id(&self) -> &str {
@@ -67,7 +75,7 @@ impl Queue {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::CLAIM).await?;
         let rows = client
-            .query(&stmt, &[&&*self.worker_id, &(n as i64)])
+            .query(&stmt, &[&&*self.worker_id, &(n as i64), &&*self.egress_key])
             .await?;
         Ok(rows
             .iter()
@@ -204,10 +212,45 @@ impl Queue {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    pub async fn set_platform(&self, id: Uuid, platform: &str) -> Result<(), DbError> {
+    /// Not run now: back to pending for `delay`, the attempt given back.
+    pub async fn defer(&self, id: Uuid, delay: Duration) -> Result<bool, DbError> {
+        self.transition(sql::DEFER, &[&id, &&*self.worker_id, &delay.as_secs_f64()])
+            .await
+    }
+
+    pub async fn set_link(&self, id: Uuid, platform: &str, canonical: &str) -> Result<(), DbError> {
+        self.execute(sql::SET_LINK, &[&id, &platform, &canonical])
+            .await
+    }
+
+    pub async fn set_media(
+        &self,
+        id: Uuid,
+        media_id: Option<&str>,
+        title: Option<&str>,
+        uploader: Option<&str>,
+        duration_secs: Option<f64>,
+    ) -> Result<(), DbError> {
+        self.execute(
+            sql::SET_MEDIA,
+            &[&id, &media_id, &title, &uploader, &duration_secs],
+        )
+        .await
+    }
+
+    pub async fn set_progress(&self, id: Uuid, percent: i16) -> Result<(), DbError> {
+        self.execute(sql::SET_PROGRESS, &[&id, &&*self.worker_id, &percent])
+            .await
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(), DbError> {
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(sql::SET_PLATFORM).await?;
-        client.execute(&stmt, &[&id, &platform]).await?;
+        let stmt = client.prepare_cached(sql).await?;
+        client.execute(&stmt, params).await?;
         Ok(())
     }
 

@@ -15,9 +15,17 @@ pub const CLAIM: &str = concat!(
     "
 WITH ready AS (
     SELECT id
-    FROM processing_jobs
+    FROM processing_jobs AS pj
     WHERE status = 'pending'
       AND run_after <= now()
+      -- A platform that rate-limited this egress waits out its pause.
+      AND NOT EXISTS (
+          SELECT 1
+          FROM xtract.platform_pacing AS p
+          WHERE p.platform = pj.platform
+            AND p.egress_key = $3
+            AND p.paused_until > now()
+      )
     ORDER BY run_after, created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -107,6 +115,18 @@ SET status = 'pending',
 WHERE id = $1 AND status = 'processing' AND locked_by = $2
 RETURNING id";
 
+/// processing → pending until `$3` seconds from now: the platform's turn is
+/// far away. Not a failure: the attempt is given back, errors left alone.
+pub const DEFER: &str = "
+UPDATE processing_jobs
+SET status = 'pending',
+    locked_by = NULL,
+    heartbeat_at = NULL,
+    run_after = now() + make_interval(secs => $3),
+    attempts = greatest(attempts - 1, 0)
+WHERE id = $1 AND status = 'processing' AND locked_by = $2
+RETURNING id";
+
 /// processing → pending at once, without counting the attempt (shutdown).
 pub const RELEASE: &str = "
 UPDATE processing_jobs
@@ -150,10 +170,57 @@ WHERE j.id = lost.id
 RETURNING j.id, j.status";
 
 /// Records what the URL rules found, once the worker has parsed the link.
-pub const SET_PLATFORM: &str = "
+pub const SET_LINK: &str = "
 UPDATE processing_jobs
-SET platform = $2
-WHERE id = $1 AND platform IS DISTINCT FROM $2";
+SET platform = $2,
+    canonical_url = $3
+WHERE id = $1";
+
+/// What yt-dlp said about the video.
+pub const SET_MEDIA: &str = "
+UPDATE processing_jobs
+SET media_id = $2,
+    media_title = $3,
+    media_uploader = $4,
+    media_duration_secs = $5
+WHERE id = $1";
+
+/// Download progress, at most once a second.
+pub const SET_PROGRESS: &str = "
+UPDATE processing_jobs
+SET progress_percent = $3
+WHERE id = $1 AND locked_by = $2 AND status = 'processing'";
+
+/// How long until a request to `$1` from egress `$2` may go out (0 or more
+/// seconds), counting a pause.
+pub const PACING_WAIT: &str = "
+SELECT greatest(
+           extract(epoch FROM greatest(next_request_at, coalesce(paused_until, next_request_at)) - now()),
+           0)::float8
+FROM xtract.platform_pacing
+WHERE platform = $1 AND egress_key = $2";
+
+/// Takes the next request slot of a platform: returns how many seconds from
+/// now it starts, and moves the next free slot `$3` seconds after it. The row
+/// lock serialises daemons, so every caller gets its own slot.
+pub const RESERVE_SLOT: &str = "
+INSERT INTO xtract.platform_pacing AS p (platform, egress_key, next_request_at)
+VALUES ($1, $2, now() + make_interval(secs => $3))
+ON CONFLICT (platform, egress_key) DO UPDATE
+SET next_request_at = greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
+                      + make_interval(secs => $3),
+    updated_at = now()
+RETURNING greatest(extract(epoch FROM p.next_request_at - now()) - $3, 0)::float8";
+
+/// The platform pushed back: no requests to it from this egress for `$3`
+/// seconds.
+pub const PAUSE_PLATFORM: &str = "
+INSERT INTO xtract.platform_pacing AS p (platform, egress_key, paused_until, pause_reason)
+VALUES ($1, $2, now() + make_interval(secs => $3), $4)
+ON CONFLICT (platform, egress_key) DO UPDATE
+SET paused_until = greatest(coalesce(p.paused_until, now()), now() + make_interval(secs => $3)),
+    pause_reason = $4,
+    updated_at = now()";
 
 /// What `xtract enqueue` does: exactly what a frontend's insert does.
 pub const ENQUEUE: &str = "

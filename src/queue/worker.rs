@@ -79,6 +79,7 @@ pub struct WorkerStats {
     pub failed: AtomicU64,
     pub retried: AtomicU64,
     pub released: AtomicU64,
+    pub deferred: AtomicU64,
     pub cancelled: AtomicU64,
     pub reaped: AtomicU64,
 }
@@ -348,7 +349,15 @@ impl<P: Processor> Shared<P> {
             Retry::Never => None,
             Retry::Backoff if !attempts_left => None,
             Retry::Backoff => Some((self.retry_delay(job.attempts), true)),
-            Retry::Cooldown => Some((policy.cooldown, false)),
+            Retry::Cooldown => Some((e.retry_after.unwrap_or(policy.cooldown), false)),
+            Retry::Defer => {
+                let delay = e.retry_after.unwrap_or(self.settings.poll_interval);
+                tracing::info!("{}; job deferred", e.detail);
+                if self.persist(|| self.queue.defer(job.id, delay)).await == Some(true) {
+                    self.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
         };
         match retry {
             None => {

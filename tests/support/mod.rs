@@ -271,13 +271,22 @@ pub fn media() -> &'static Media {
 }
 
 /// A stand-in for yt-dlp, for links to platforms we cannot reach. It reads
-/// the same arguments the real one gets, and acts on the URL's path:
-/// - `/ok/<name>`: "downloads" tiny.m4a, printing what `--print` asks for;
-/// - `/block/<name>`: writes `<name>.pid`, waits for `<name>.go`, then as ok;
-/// - `/fail/<name>`: prints the yt-dlp stderr stored in `<name>.err`, exits 1;
-/// - `/flaky/<name>`: fails like /fail the first time, then as ok.
+/// the same arguments the real one gets. What it does depends on the link:
+/// local links `http://127.0.0.1:9/<kind>/<name>` say it in the path; for
+/// platform links the name is the video id (`v=`, or the last path segment)
+/// and the kind is read from `<name>.kind` (default `ok`). Kinds:
+/// - `ok`: "downloads" tiny.m4a, printing what `--print` asks for;
+/// - `block`: writes `<name>.pid`, waits for `<name>.go`, then as ok;
+/// - `slow`: prints 50% progress, then as block;
+/// - `fail`: prints the yt-dlp stderr stored in `<name>.err`, exits 1;
+/// - `flaky`: fails like fail the first time, then as ok;
+/// - `needcookies`: "You need to log in" unless given `--cookies`, whose
+///   file it then rewrites, as yt-dlp does;
+/// - `needmuxed`: "Requested format is not available" unless `-f` allows a
+///   muxed file (does not start with `ba`).
 ///
-/// Every call appends the URL to `calls.log`.
+/// Every call appends the URL to `calls.log`, `<epoch secs> <url>` to
+/// `times.log` and its arguments to `args.log`.
 pub struct StandIn {
     pub dir: TempDir,
     pub script: PathBuf,
@@ -304,12 +313,17 @@ impl StandIn {
         self.dir.path().join(file)
     }
 
-    /// Makes `/fail/<name>` print `stderr`.
+    /// Sets what the stand-in does for platform video `name`.
+    pub fn set_kind(&self, name: &str, kind: &str) {
+        std::fs::write(self.path(&format!("{name}.kind")), kind).expect("write kind");
+    }
+
+    /// Makes `fail`/`flaky` runs of `name` print `stderr`.
     pub fn set_error(&self, name: &str, stderr: &str) {
         std::fs::write(self.path(&format!("{name}.err")), stderr).expect("write error");
     }
 
-    /// Lets a blocked `/block/<name>` run finish.
+    /// Lets a blocked run of `name` finish.
     pub fn release(&self, name: &str) {
         std::fs::write(self.path(&format!("{name}.go")), "").expect("write go");
     }
@@ -329,52 +343,97 @@ impl StandIn {
         .await
     }
 
-    pub fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("calls.log"))
+    fn lines(&self, file: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path(file))
             .unwrap_or_default()
             .lines()
             .map(String::from)
             .collect()
     }
+
+    /// The URL of every call, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.lines("calls.log")
+    }
+
+    /// (seconds since the epoch, URL) of every call, in order.
+    pub fn times(&self) -> Vec<(f64, String)> {
+        self.lines("times.log")
+            .iter()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(t, u)| (t.parse().expect("time"), u.to_string()))
+            .collect()
+    }
+
+    /// The arguments of every call, in order.
+    pub fn args(&self) -> Vec<String> {
+        self.lines("args.log")
+    }
 }
 
-const STANDIN_SCRIPT: &str = r#"#!/usr/bin/env bash
+const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
 # Stand-in for yt-dlp (see tests/support/mod.rs).
 dir='@DIR@'; media='@MEDIA@'
-out=''; url=''; prints=()
+out=''; url=''; format=''; cookies=''; prints=(); progress=''
+printf '%s\n' "$*" >> "$dir/args.log"
 while [ $# -gt 0 ]; do
   case "$1" in
     -o) out="$2"; shift 2;;
+    -f) format="$2"; shift 2;;
+    --cookies) cookies="$2"; shift 2;;
     --print) prints+=("$2"); shift 2;;
+    --progress-template) progress="$2"; shift 2;;
     --) url="$2"; shift 2;;
     *) shift;;
   esac
 done
 printf '%s\n' "$url" >> "$dir/calls.log"
-path="${url#http://*/}"; kind="${path%%/*}"; name="${path#*/}"; name="${name%%\?*}"
+printf '%s %s\n' "$(date +%s.%N)" "$url" >> "$dir/times.log"
+case "$url" in
+  http://127.0.0.1*)
+    path="${url#http://*/}"; kind="${path%%/*}"; name="${path#*/}"; name="${name%%\?*}";;
+  *v=*)
+    name="${url#*v=}"; name="${name%%&*}";;
+  *)
+    name="${url%%\?*}"; name="${name%/}"; name="${name##*/}";;
+esac
+[ -e "$dir/$name.kind" ] && kind="$(cat "$dir/$name.kind")"
+[ -n "$kind" ] || kind=ok
 fail() { cat "$dir/$name.err" >&2; exit 1; }
+say_progress() { [ -n "$progress" ] && { t="${progress#*:}"; printf '%s%s %s NA\n' "${t%%%(*}" "$1" 1000; }; }
+block() {
+  echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
+  while [ ! -e "$dir/$name.go" ]; do sleep 0.05; done
+}
 case "$kind" in
-  block)
-    echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
-    while [ ! -e "$dir/$name.go" ]; do sleep 0.05; done;;
+  block) block;;
+  slow) say_progress 500; block;;
   fail) fail;;
   flaky)
     if [ ! -e "$dir/$name.failed-once" ]; then touch "$dir/$name.failed-once"; fail; fi;;
+  needcookies)
+    if [ -z "$cookies" ]; then echo "ERROR: [Instagram] $name: You need to log in to access this content. Use --cookies-from-browser or --cookies for the authentication." >&2; exit 1; fi
+    echo "# rewritten by yt-dlp" >> "$cookies";;
+  needmuxed)
+    case "$format" in
+      ba*) echo "ERROR: [StandIn] $name: Requested format is not available. Use --list-formats for a list of available formats" >&2; exit 1;;
+    esac;;
 esac
 file="${out%%.%(ext)s}.m4a"
 for p in "${prints[@]}"; do
   stage="${p%%:*}"; template="${p#*:}"; prefix="${template%%%(*}"
   case "$stage" in
-    video) printf '%s{"id": "%s", "title": "Stand-in %s", "duration": 1.0, "extractor_key": "StandIn"}\n' "$prefix" "$name" "$name";;
+    video) printf '%s{"id": "%s", "title": "Stand-in %s", "duration": 1.0, "uploader": "someone", "extractor_key": "StandIn"}\n' "$prefix" "$name" "$name";;
   esac
 done
+say_progress 1000
 cp "$media" "$file"
 for p in "${prints[@]}"; do
   stage="${p%%:*}"; template="${p#*:}"; prefix="${template%%%(*}"
   [ "$stage" = after_move ] && printf '%s%s\n' "$prefix" "$file"
 done
 exit 0
-"#;
+"##;
 
 /// A daemon process (`xtract run`) with its own folders.
 pub struct Daemon {

@@ -1,0 +1,106 @@
+//! Pacing requests to a platform across every daemon on the database, and
+//! pausing a platform that rate-limited us. The state is one row per
+//! platform and egress in `xtract.platform_pacing`.
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+use super::{Platform, PlatformPolicy};
+use crate::db::DbError;
+use crate::error::JobError;
+use crate::queue::sql;
+
+pub struct Pacer<'a> {
+    pub pool: &'a Pool,
+    pub egress_key: &'a str,
+    /// Longer waits give the worker slot back: the job is deferred.
+    pub max_wait: Duration,
+}
+
+impl Pacer<'_> {
+    /// Waits for this platform's next request slot. A slot further away than
+    /// `max_wait` (a pause, or a long line of jobs) defers the job instead of
+    /// holding a worker slot. If the database is away, pacing is skipped
+    /// rather than failing the job: the platform's own limits still apply.
+    pub async fn wait_turn(
+        &self,
+        platform: Platform,
+        policy: &PlatformPolicy,
+        cancel: &CancellationToken,
+    ) -> Result<(), JobError> {
+        match self.reserve(platform, policy).await {
+            Ok(wait) if wait > self.max_wait => Err(JobError::defer(platform, wait)),
+            Ok(wait) => {
+                if !wait.is_zero() {
+                    tracing::debug!("waiting {:.1}s for {platform}'s turn", wait.as_secs_f64());
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => Ok(()),
+                    // The job's future is dropped on cancel anyway.
+                    _ = cancel.cancelled() => Ok(()),
+                }
+            }
+            Err(e) => {
+                tracing::warn!("pacing unavailable ({e}); going ahead");
+                Ok(())
+            }
+        }
+    }
+
+    async fn reserve(
+        &self,
+        platform: Platform,
+        policy: &PlatformPolicy,
+    ) -> Result<Duration, DbError> {
+        let client = self.pool.get().await?;
+        // Look first: a platform paused for ten minutes must not hand out
+        // slots that far ahead to every job that asks.
+        let stmt = client.prepare_cached(sql::PACING_WAIT).await?;
+        let current: Option<f64> = client
+            .query_opt(&stmt, &[&platform.as_str(), &self.egress_key])
+            .await?
+            .map(|r| r.get(0));
+        if let Some(secs) = current {
+            let wait = Duration::from_secs_f64(secs);
+            if wait > self.max_wait {
+                return Ok(wait);
+            }
+        }
+        let spacing = policy.min_interval + policy.draw_jitter();
+        let stmt = client.prepare_cached(sql::RESERVE_SLOT).await?;
+        let secs: f64 = client
+            .query_one(
+                &stmt,
+                &[&platform.as_str(), &self.egress_key, &spacing.as_secs_f64()],
+            )
+            .await?
+            .get(0);
+        Ok(Duration::from_secs_f64(secs.max(0.0)))
+    }
+
+    /// No requests to `platform` from this egress for `cooldown`.
+    pub async fn pause(
+        &self,
+        platform: Platform,
+        cooldown: Duration,
+        reason: &str,
+    ) -> Result<(), DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::PAUSE_PLATFORM).await?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &platform.as_str(),
+                    &self.egress_key,
+                    &cooldown.as_secs_f64(),
+                    &reason,
+                ],
+            )
+            .await?;
+        tracing::warn!(%platform, "platform paused for {:.0}s: {reason}", cooldown.as_secs_f64());
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Download strategies: the ordered ways of asking yt-dlp for a video,
+//! tried one after another within one attempt. Platforms block automated
+//! downloads in changing ways; a second way often works when the first does
+//! not.
+
+use std::path::{Path, PathBuf};
+
+use super::Platform;
+use crate::error::ErrorCode;
+
+/// The mobile browser the old service presented to Instagram.
+pub const MOBILE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+/// Instagram's public web app id, sent by its own web client.
+const INSTAGRAM_APP_ID: &str = "936619743392459";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Strategy {
+    pub name: &'static str,
+    /// yt-dlp `-f` selector.
+    pub format: &'static str,
+    pub extra_args: Vec<String>,
+    /// A cookie file to copy into the job's folder for this run.
+    pub cookies: Option<PathBuf>,
+}
+
+/// What the operator made available beyond the built-in strategies.
+#[derive(Debug, Clone, Default)]
+pub struct StrategyOptions {
+    pub cookies_dir: Option<PathBuf>,
+    pub impersonate: Option<String>,
+}
+
+/// Audio-only when the site has it (AAC first: it copies into m4a), else
+/// the best single file.
+const AUDIO_FIRST: &str = "ba[ext=m4a]/ba/b";
+/// The best file with audio, merged from parts if need be.
+const BEST_WITH_AUDIO: &str = "b/bv*+ba/ba";
+
+fn headers(platform: Platform) -> Vec<String> {
+    let mut h = Vec::new();
+    if platform == Platform::Instagram {
+        for header in [
+            format!("User-Agent:{MOBILE_USER_AGENT}"),
+            format!("X-IG-App-ID:{INSTAGRAM_APP_ID}"),
+            "Accept-Language:en-US,en;q=0.9".to_string(),
+        ] {
+            h.push("--add-headers".to_string());
+            h.push(header);
+        }
+    }
+    h
+}
+
+pub fn strategies(platform: Platform, options: &StrategyOptions) -> Vec<Strategy> {
+    let base = headers(platform);
+    let mut list = vec![
+        Strategy {
+            name: "audio-only",
+            format: AUDIO_FIRST,
+            extra_args: base.clone(),
+            cookies: None,
+        },
+        Strategy {
+            name: "best-with-audio",
+            format: BEST_WITH_AUDIO,
+            extra_args: base.clone(),
+            cookies: None,
+        },
+    ];
+    if platform == Platform::TikTok {
+        // TikTok serves different formats to phones.
+        list.push(Strategy {
+            name: "mobile-user-agent",
+            format: BEST_WITH_AUDIO,
+            extra_args: vec![
+                "--add-headers".into(),
+                format!("User-Agent:{MOBILE_USER_AGENT}"),
+            ],
+            cookies: None,
+        });
+    }
+    if let Some(target) = &options.impersonate {
+        let mut args = base.clone();
+        args.extend(["--impersonate".to_string(), target.clone()]);
+        list.push(Strategy {
+            name: "impersonate",
+            format: AUDIO_FIRST,
+            extra_args: args,
+            cookies: None,
+        });
+    }
+    if let Some(file) = cookie_file(options.cookies_dir.as_deref(), platform) {
+        list.push(Strategy {
+            name: "cookies",
+            format: AUDIO_FIRST,
+            extra_args: base,
+            cookies: Some(file),
+        });
+    }
+    list
+}
+
+fn cookie_file(dir: Option<&Path>, platform: Platform) -> Option<PathBuf> {
+    let file = dir?.join(format!("{}.txt", platform.as_str()));
+    file.is_file().then_some(file)
+}
+
+/// After a strategy failed with `code`, is the next one worth a request?
+/// Facts about the video (private, deleted, too long) will not change with
+/// another format or user agent, and a rate limit must be respected at once.
+pub fn next_may_help(code: ErrorCode, next: &Strategy) -> bool {
+    match code {
+        ErrorCode::NoFormats
+        | ErrorCode::HttpForbidden
+        | ErrorCode::Internal
+        | ErrorCode::NoAudio => true,
+        // Only a signed-in session gets past these.
+        ErrorCode::LoginRequired
+        | ErrorCode::AgeRestricted
+        | ErrorCode::BotCheck
+        | ErrorCode::Private => next.cookies.is_some(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instagram_always_looks_like_a_phone() {
+        for s in strategies(Platform::Instagram, &StrategyOptions::default()) {
+            assert!(
+                s.extra_args.iter().any(|a| a.contains("iPhone")),
+                "{}",
+                s.name
+            );
+        }
+        let yt = strategies(Platform::YouTube, &StrategyOptions::default());
+        assert!(yt[0].extra_args.is_empty());
+        assert_eq!(yt[0].format, "ba[ext=m4a]/ba/b");
+    }
+
+    #[test]
+    fn cookies_and_impersonation_are_offered_only_when_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("youtube.txt"),
+            "# Netscape HTTP Cookie File\n",
+        )
+        .unwrap();
+        let options = StrategyOptions {
+            cookies_dir: Some(dir.path().to_path_buf()),
+            impersonate: Some("safari:ios".into()),
+        };
+        let yt = strategies(Platform::YouTube, &options);
+        assert_eq!(yt.last().unwrap().name, "cookies");
+        assert!(yt.iter().any(|s| s.name == "impersonate"));
+        let tt = strategies(Platform::TikTok, &options);
+        assert!(tt.iter().all(|s| s.cookies.is_none()), "no tiktok.txt");
+    }
+
+    #[test]
+    fn only_cookies_get_past_a_login_wall() {
+        let yt = strategies(Platform::YouTube, &StrategyOptions::default());
+        assert!(!next_may_help(ErrorCode::LoginRequired, &yt[1]));
+        assert!(next_may_help(ErrorCode::NoFormats, &yt[1]));
+        assert!(!next_may_help(ErrorCode::Private, &yt[1]));
+        assert!(!next_may_help(ErrorCode::RateLimited, &yt[1]));
+    }
+}
