@@ -14,6 +14,17 @@ comment on column public.processing_jobs.platform is 'instagram, tiktok, youtube
 comment on column public.processing_jobs.canonical_url is 'The link in one standard form (tracking parameters removed), for finding repeats.';
 comment on column public.processing_jobs.progress_percent is 'Download progress while processing, 0-100.';
 
+alter table public.audio_files
+    add column if not exists audio_format text,
+    add column if not exists reused_from_job_id uuid;
+
+comment on column public.audio_files.audio_format is 'm4a, mp3, opus or original: the XTRACT_AUDIO_FORMAT it was made with.';
+comment on column public.audio_files.reused_from_job_id is 'Copied from this earlier job''s audio instead of downloading the video again.';
+
+-- Finding an earlier job for the same video.
+create index if not exists processing_jobs_canonical_idx
+    on public.processing_jobs (canonical_url) where status = 'completed';
+
 -- The host decides the platform. The daemon's URL rules are the authority
 -- (and correct this at claim time); this early guess lets the claim query
 -- respect platform pauses.

@@ -318,3 +318,72 @@ async fn cookies_are_offered_last_and_each_job_gets_its_own_copy() {
     );
     assert!(!daemon.log_text().contains("secret-session"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_video_is_downloaded_once_and_its_audio_reused() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let daemon = daemon_with(&db, &standin, QUICK, &[]);
+    let first = db
+        .enqueue(
+            &client,
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ&si=share-token",
+        )
+        .await;
+    wait_status(&client, first, "completed", SECS(30)).await;
+    let other_user = uuid::Uuid::new_v4();
+    let second = db
+        .enqueue_as(&client, other_user, "https://youtu.be/dQw4w9WgXcQ")
+        .await;
+    wait_status(&client, second, "completed", SECS(30)).await;
+
+    assert_eq!(standin.calls().len(), 1, "the platform was asked once");
+    let audio = |id: uuid::Uuid| {
+        let client = &client;
+        async move {
+            let row: serde_json::Value = client
+                .query_one(
+                    "SELECT to_jsonb(a) FROM audio_files a WHERE job_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            row
+        }
+    };
+    let (a, b) = (audio(first).await, audio(second).await);
+    assert_eq!(b["reused_from_job_id"], first.to_string());
+    assert_eq!(b["user_id"], other_user.to_string());
+    assert!(b["storage_path"]
+        .as_str()
+        .unwrap()
+        .starts_with(&other_user.to_string()));
+    assert_eq!(a["file_size"], b["file_size"]);
+    let copy = daemon.audio_dir().join(b["storage_path"].as_str().unwrap());
+    let original = daemon.audio_dir().join(a["storage_path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read(copy).unwrap(),
+        std::fs::read(original).unwrap()
+    );
+    assert_eq!(
+        job(&client, second).await["media_title"],
+        "Stand-in dQw4w9WgXcQ"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_can_be_turned_off() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let _daemon = daemon_with(&db, &standin, QUICK, &[("XTRACT_DEDUP", "false")]);
+    for _ in 0..2 {
+        let id = db
+            .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+            .await;
+        wait_status(&client, id, "completed", SECS(30)).await;
+    }
+    assert_eq!(standin.calls().len(), 2);
+}

@@ -90,6 +90,8 @@ pub struct Config {
     pub cookies_dir: Option<PathBuf>,
     /// yt-dlp `--impersonate` target tried as a strategy (needs curl_cffi).
     pub impersonate: Option<String>,
+    /// Reuse the audio of an earlier job for the same video.
+    pub dedup: bool,
 }
 
 impl Config {
@@ -256,6 +258,10 @@ impl Config {
             pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0)?,
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
+            dedup: match get("XTRACT_DEDUP") {
+                None => true,
+                Some(_) => flag("XTRACT_DEDUP")?,
+            },
         };
         if config.poll_interval.is_zero() {
             return Err(err("XTRACT_POLL_INTERVAL_SECS", "must be more than 0"));

@@ -36,6 +36,8 @@ pub struct PipelineConfig {
     pub limits: ytdlp::Limits,
     pub strategies: strategy::StrategyOptions,
     pub pacing_max_wait: Duration,
+    /// Reuse the audio of an earlier job for the same video and format.
+    pub dedup: bool,
 }
 
 impl PipelineConfig {
@@ -57,6 +59,7 @@ impl PipelineConfig {
                 impersonate: c.impersonate.clone(),
             },
             pacing_max_wait: c.pacing_max_wait,
+            dedup: c.dedup,
         }
     }
 
@@ -139,6 +142,59 @@ impl<S: AudioStore> MediaPipeline<S> {
             duration_secs: duration,
             storage_path: stored.path,
             content_type: audio.plan.content_type.to_string(),
+            audio_format: c.audio_format.as_str().to_string(),
+            reused_from_job_id: None,
+        })
+    }
+
+    /// The audio of an earlier job for the same video, copied for this job.
+    /// Any trouble (nothing found, copy failed) means: download as usual.
+    async fn reuse(&self, job: &Job, link: &JobUrl, ctx: &JobContext) -> Option<AudioRow> {
+        let format = self.config.audio_format.as_str();
+        let earlier = match ctx
+            .queue
+            .find_reusable_audio(job.id, &link.canonical, format)
+            .await
+        {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::debug!("looking for reusable audio: {e}");
+                return None;
+            }
+        };
+        let ext = earlier.storage_path.rsplit('.').next().unwrap_or("m4a");
+        let path = object_path(job.user_id, job.id, ext);
+        let stored = match self.storage.copy(&earlier.storage_path, &path).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::info!(
+                    "could not reuse the audio of job {}: {}",
+                    earlier.job_id,
+                    e.detail
+                );
+                return None;
+            }
+        };
+        let _ = ctx
+            .queue
+            .set_media(
+                job.id,
+                earlier.media_id.as_deref(),
+                earlier.media_title.as_deref(),
+                earlier.media_uploader.as_deref(),
+                earlier.media_duration_secs,
+            )
+            .await;
+        tracing::info!(reused_from = %earlier.job_id, "same video already converted; reused its audio");
+        Some(AudioRow {
+            file_name: earlier.file_name,
+            file_url: stored.url,
+            file_size: stored.size as i64,
+            duration_secs: earlier.duration_secs,
+            storage_path: stored.path,
+            content_type: earlier.content_type.unwrap_or_default(),
+            audio_format: format.to_string(),
+            reused_from_job_id: Some(earlier.job_id),
         })
     }
 
@@ -303,6 +359,11 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
             url_rules::check_resolved_host(&link, &policy)
                 .await
                 .map_err(url_error)?;
+            if self.config.dedup {
+                if let Some(audio) = self.reuse(job, &link, ctx).await {
+                    return Ok(audio);
+                }
+            }
             self.run(job, &link, ctx).await
         }
         .await

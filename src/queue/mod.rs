@@ -37,6 +37,24 @@ pub struct AudioRow {
     pub duration_secs: Option<f64>,
     pub storage_path: String,
     pub content_type: String,
+    pub audio_format: String,
+    /// Set when the audio was copied from an earlier job's.
+    pub reused_from_job_id: Option<Uuid>,
+}
+
+/// An earlier job's audio that a new job for the same video can reuse.
+#[derive(Debug, Clone)]
+pub struct ReusableAudio {
+    pub job_id: Uuid,
+    pub storage_path: String,
+    pub file_name: String,
+    pub file_size: Option<i64>,
+    pub duration_secs: Option<f64>,
+    pub content_type: Option<String>,
+    pub media_id: Option<String>,
+    pub media_title: Option<String>,
+    pub media_uploader: Option<String>,
+    pub media_duration_secs: Option<f64>,
 }
 
 /// The queue's statements, bound to one worker identity.
@@ -128,6 +146,8 @@ impl Queue {
                     &a.duration_secs,
                     &a.storage_path,
                     &a.content_type,
+                    &a.audio_format,
+                    &a.reused_from_job_id,
                 ],
             )
             .await?
@@ -216,6 +236,31 @@ impl Queue {
     pub async fn defer(&self, id: Uuid, delay: Duration) -> Result<bool, DbError> {
         self.transition(sql::DEFER, &[&id, &&*self.worker_id, &delay.as_secs_f64()])
             .await
+    }
+
+    pub async fn find_reusable_audio(
+        &self,
+        job_id: Uuid,
+        canonical_url: &str,
+        audio_format: &str,
+    ) -> Result<Option<ReusableAudio>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::FIND_REUSABLE_AUDIO).await?;
+        let row = client
+            .query_opt(&stmt, &[&canonical_url, &job_id, &audio_format])
+            .await?;
+        Ok(row.map(|r| ReusableAudio {
+            job_id: r.get(0),
+            storage_path: r.get(1),
+            file_name: r.get(2),
+            file_size: r.get(3),
+            duration_secs: r.get(4),
+            content_type: r.get(5),
+            media_id: r.get(6),
+            media_title: r.get(7),
+            media_uploader: r.get(8),
+            media_duration_secs: r.get(9),
+        }))
     }
 
     pub async fn set_link(&self, id: Uuid, platform: &str, canonical: &str) -> Result<(), DbError> {

@@ -59,8 +59,9 @@ RETURNING id";
 /// Upsert of the job's audio row: a retried job replaces its own row.
 pub const UPSERT_AUDIO_FILE: &str = "
 INSERT INTO audio_files
-    (user_id, job_id, file_name, file_url, file_size, duration, storage_path, content_type)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    (user_id, job_id, file_name, file_url, file_size, duration, storage_path, content_type,
+     audio_format, reused_from_job_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (job_id) DO UPDATE
 SET file_name = excluded.file_name,
     file_url = excluded.file_url,
@@ -68,6 +69,8 @@ SET file_name = excluded.file_name,
     duration = excluded.duration,
     storage_path = excluded.storage_path,
     content_type = excluded.content_type,
+    audio_format = excluded.audio_format,
+    reused_from_job_id = excluded.reused_from_job_id,
     created_at = now()
 RETURNING id";
 
@@ -175,6 +178,21 @@ UPDATE processing_jobs
 SET platform = $2,
     canonical_url = $3
 WHERE id = $1";
+
+/// The newest finished audio of the same video in the same format, made by
+/// another job: reusing it spares the platform a request.
+pub const FIND_REUSABLE_AUDIO: &str = "
+SELECT j.id, a.storage_path, a.file_name, a.file_size, a.duration, a.content_type,
+       j.media_id, j.media_title, j.media_uploader, j.media_duration_secs
+FROM processing_jobs AS j
+JOIN audio_files AS a ON a.id = j.result_audio_file_id
+WHERE j.canonical_url = $1
+  AND j.status = 'completed'
+  AND j.id <> $2
+  AND a.audio_format = $3
+  AND a.storage_path IS NOT NULL
+ORDER BY j.finished_at DESC
+LIMIT 1";
 
 /// What yt-dlp said about the video.
 pub const SET_MEDIA: &str = "

@@ -66,6 +66,11 @@ impl AudioStore for LocalStorage {
         })
     }
 
+    async fn copy(&self, from: &str, to: &str) -> Result<StoredObject, JobError> {
+        let source = self.root.join(from);
+        self.put(to, &source, "").await
+    }
+
     async fn delete(&self, path: &str) -> Result<(), JobError> {
         match tokio::fs::remove_file(self.root.join(path)).await {
             Ok(()) => Ok(()),

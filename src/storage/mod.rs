@@ -38,6 +38,21 @@ pub trait AudioStore: Send + Sync + 'static {
         content_type: &str,
     ) -> impl Future<Output = Result<StoredObject, JobError>> + Send;
 
+    /// Copies an object inside the store (de-duplication: each user gets an
+    /// object under their own folder). A backend that cannot copies nothing,
+    /// and the job downloads the video instead.
+    fn copy(
+        &self,
+        _from: &str,
+        _to: &str,
+    ) -> impl Future<Output = Result<StoredObject, JobError>> + Send {
+        async {
+            Err(JobError::internal(
+                "this storage backend cannot copy objects",
+            ))
+        }
+    }
+
     /// Removes the object; a missing object is not an error.
     fn delete(&self, path: &str) -> impl Future<Output = Result<(), JobError>> + Send;
 }

@@ -90,10 +90,14 @@ impl TestDb {
 
     /// Inserts a job as a frontend would.
     pub async fn enqueue(&self, client: &Client, url: &str) -> Uuid {
+        self.enqueue_as(client, USER, url).await
+    }
+
+    pub async fn enqueue_as(&self, client: &Client, user: Uuid, url: &str) -> Uuid {
         client
             .query_one(
                 "INSERT INTO processing_jobs (user_id, original_url) VALUES ($1, $2) RETURNING id",
-                &[&USER, &url],
+                &[&user, &url],
             )
             .await
             .expect("insert job")
