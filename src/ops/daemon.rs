@@ -2,6 +2,7 @@
 //! backend together, and turns signals into an orderly shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -9,10 +10,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{Config, StorageKind};
+use super::systemd;
 use crate::db::{migrate, DbTarget};
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::notifier::{CancelRegistry, ListenerState, Notifier};
-use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings};
+use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
 use crate::queue::Queue;
 use crate::storage::{AudioStore, LocalStorage};
 
@@ -133,12 +135,64 @@ pub async fn run_worker<P: Processor>(
         "xtract is running"
     );
     let worker = Worker::new(queue, processor, settings, wake, cancels);
+    let supervisor = tokio::spawn(supervise(
+        worker.stats(),
+        listener_state.clone(),
+        config.poll_interval,
+    ));
     worker.run(shutdown).await;
+    supervisor.abort();
+    systemd::notify("STOPPING=1");
     stop_listener.cancel();
     let _ = listener.await;
     signals.abort();
     tracing::info!("xtract stopped");
     Ok(())
+}
+
+/// Tells systemd when the daemon is ready (listening), what it is doing, and
+/// that the worker loop still turns (the watchdog restarts a wedged daemon).
+async fn supervise(stats: Arc<WorkerStats>, listener: Arc<ListenerState>, poll: Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let watchdog = systemd::watchdog_interval();
+    let mut tick = tokio::time::interval(
+        watchdog
+            .unwrap_or(Duration::from_secs(5))
+            .min(Duration::from_secs(5)),
+    );
+    let mut ready = false;
+    let mut last_turns = 0;
+    let mut last_turn_at = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let listening = listener.alive.load(Relaxed);
+        if listening && !ready {
+            systemd::notify("READY=1");
+            ready = true;
+        }
+        let turns = stats.loop_turns.load(Relaxed);
+        if turns != last_turns {
+            last_turns = turns;
+            last_turn_at = tokio::time::Instant::now();
+        }
+        let status = format!(
+            "STATUS={} running, {} completed, {} failed{}",
+            stats.running.load(Relaxed),
+            stats.completed.load(Relaxed),
+            stats.failed.load(Relaxed),
+            if listening {
+                ""
+            } else {
+                "; database unreachable, reconnecting"
+            }
+        );
+        systemd::notify(&status);
+        // The loop turns at least once per poll interval; a loop stuck for
+        // three of them is wedged, and systemd should restart us.
+        if watchdog.is_some() && last_turn_at.elapsed() < poll * 3 + Duration::from_secs(5) {
+            systemd::notify("WATCHDOG=1");
+        }
+    }
 }
 
 /// First SIGTERM/SIGINT: stop claiming and let running jobs finish within the

@@ -9,3 +9,4 @@ pub mod dev;
 pub mod localpg;
 pub mod logging;
 pub mod media_server;
+pub mod systemd;

@@ -74,6 +74,10 @@ pub struct Shutdown {
 
 #[derive(Default, Debug)]
 pub struct WorkerStats {
+    /// Jobs running now.
+    pub running: AtomicU64,
+    /// Turns of the worker loop: the watchdog checks that it moves.
+    pub loop_turns: AtomicU64,
     pub claimed: AtomicU64,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
@@ -142,6 +146,11 @@ impl<P: Processor> Worker<P> {
         let mut db_delays = backoff();
 
         while !shutdown.stop_claiming.is_cancelled() {
+            self.shared.stats.loop_turns.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .running
+                .store(running.len() as u64, Ordering::Relaxed);
             let mut wait = s.poll_interval;
             let free = slots.available_permits();
             if free > 0 {
