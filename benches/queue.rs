@@ -85,7 +85,14 @@ fn start_workers(target: &DbTarget, n: usize, concurrency: usize, body: &Noop) -
             exit_when_idle: false,
         };
         let shutdown = Shutdown::default();
-        let worker = Worker::new(queue, body.clone(), settings, wake, cancels);
+        let worker = Worker::new(
+            queue,
+            body.clone(),
+            settings,
+            wake,
+            cancels,
+            Default::default(),
+        );
         let s = shutdown.clone();
         tasks.push(tokio::spawn(worker.run(s)));
         stop.push((shutdown, listener));

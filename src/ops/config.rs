@@ -92,6 +92,8 @@ pub struct Config {
     pub impersonate: Option<String>,
     /// Reuse the audio of an earlier job for the same video.
     pub dedup: bool,
+    /// Where `/health` and `/metrics` are served (off when None).
+    pub health_addr: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -258,6 +260,15 @@ impl Config {
             pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0)?,
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
+            health_addr: match get("XTRACT_HEALTH_ADDR") {
+                None => None,
+                Some(v) => Some(v.trim().parse().map_err(|_| {
+                    err(
+                        "XTRACT_HEALTH_ADDR",
+                        format!("'{v}' is not an address like 127.0.0.1:9464"),
+                    )
+                })?),
+            },
             dedup: match get("XTRACT_DEDUP") {
                 None => true,
                 Some(_) => flag("XTRACT_DEDUP")?,

@@ -10,6 +10,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{Config, StorageKind};
+use super::health::{self, HealthState};
+use super::metrics::Metrics;
 use super::systemd;
 use crate::db::{migrate, DbTarget};
 use crate::pipeline::{MediaPipeline, PipelineConfig};
@@ -113,7 +115,8 @@ pub async fn run_worker<P: Processor>(
     let pool = target
         .pool(settings.concurrency + 4)
         .map_err(|e| StartError(e.to_string()))?;
-    let queue = Queue::new(pool, &config.worker_id, &config.egress_key);
+    let queue = Queue::new(pool.clone(), &config.worker_id, &config.egress_key);
+    let metrics = Arc::new(Metrics::new());
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());
@@ -134,7 +137,23 @@ pub async fn run_worker<P: Processor>(
         concurrency = settings.concurrency,
         "xtract is running"
     );
-    let worker = Worker::new(queue, processor, settings, wake, cancels);
+    let worker = Worker::new(queue, processor, settings, wake, cancels, metrics.clone());
+    let stop_health = CancellationToken::new();
+    if let Some(addr) = config.health_addr {
+        let listener = health::bind(addr)
+            .await
+            .map_err(|e| StartError(format!("XTRACT_HEALTH_ADDR: cannot listen on {addr}: {e}")))?;
+        tracing::info!("health and metrics on http://{addr}/health and /metrics");
+        let state = Arc::new(HealthState {
+            pool,
+            listener: listener_state.clone(),
+            stats: worker.stats(),
+            metrics,
+            worker_id: config.worker_id.clone(),
+            egress_key: config.egress_key.clone(),
+        });
+        tokio::spawn(health::serve(listener, state, stop_health.clone()));
+    }
     let supervisor = tokio::spawn(supervise(
         worker.stats(),
         listener_state.clone(),
@@ -142,6 +161,7 @@ pub async fn run_worker<P: Processor>(
     ));
     worker.run(shutdown).await;
     supervisor.abort();
+    stop_health.cancel();
     systemd::notify("STOPPING=1");
     stop_listener.cancel();
     let _ = listener.await;

@@ -26,6 +26,8 @@ pub struct Job {
     pub attempts: i32,
     pub platform: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Seconds from when the job became ready to its claim.
+    pub waited_secs: f64,
 }
 
 /// The `audio_files` row a finished job writes.
@@ -104,6 +106,7 @@ impl Queue {
                 attempts: r.get(3),
                 platform: r.get(4),
                 created_at: r.get(5),
+                waited_secs: r.get(6),
             })
             .collect())
     }

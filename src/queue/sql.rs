@@ -4,7 +4,8 @@
 /// Columns a worker needs from a claimed row.
 macro_rules! job_columns {
     () => {
-        "j.id, j.user_id, j.original_url, j.attempts, j.platform, j.created_at"
+        "j.id, j.user_id, j.original_url, j.attempts, j.platform, j.created_at,
+         extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8"
     };
 }
 
@@ -257,3 +258,16 @@ SELECT to_jsonb(a) FROM audio_files AS a WHERE job_id = $1";
 /// Is any work left? (`run --exit-when-idle`)
 pub const ACTIVE_COUNT: &str = "
 SELECT count(*) FROM processing_jobs WHERE status IN ('pending', 'processing')";
+
+/// Platforms paused for egress `$1`, and until when (text, for display).
+pub const PAUSED_PLATFORMS: &str = "
+SELECT platform, to_char(paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+FROM xtract.platform_pacing
+WHERE egress_key = $1 AND paused_until > now()
+ORDER BY platform";
+
+/// Jobs by status, for the queue-depth metric.
+pub const COUNT_BY_STATUS: &str = "
+SELECT status, count(*)
+FROM processing_jobs
+GROUP BY status";

@@ -18,6 +18,7 @@ use super::notifier::{backoff, CancelRegistry};
 use super::{AudioRow, Job, Queue};
 use crate::db::{is_connection_error, DbError};
 use crate::error::{JobError, Retry};
+use crate::ops::metrics::{Metrics, OutcomeLabels, PlatformLabel};
 use crate::pipeline::{Platform, PlatformTable};
 
 /// What a job body reports back.
@@ -99,6 +100,7 @@ struct Shared<P> {
     settings: WorkerSettings,
     cancels: CancelRegistry,
     stats: Arc<WorkerStats>,
+    metrics: Arc<Metrics>,
     /// Cancelled when even pending write-backs must give up (the database
     /// stayed away through the whole shutdown).
     abandon_writes: CancellationToken,
@@ -117,6 +119,7 @@ impl<P: Processor> Worker<P> {
         settings: WorkerSettings,
         wake: Arc<Notify>,
         cancels: CancelRegistry,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Worker {
             shared: Arc::new(Shared {
@@ -125,6 +128,7 @@ impl<P: Processor> Worker<P> {
                 settings,
                 cancels,
                 stats: Arc::default(),
+                metrics,
                 abandon_writes: CancellationToken::new(),
             }),
             wake,
@@ -151,6 +155,7 @@ impl<P: Processor> Worker<P> {
                 .stats
                 .running
                 .store(running.len() as u64, Ordering::Relaxed);
+            self.shared.metrics.running.set(running.len() as i64);
             let mut wait = s.poll_interval;
             let free = slots.available_permits();
             if free > 0 {
@@ -256,6 +261,7 @@ impl<P: Processor> Worker<P> {
                     .stats
                     .reaped
                     .fetch_add(reaped.len() as u64, Ordering::Relaxed);
+                self.shared.metrics.reaped.inc_by(reaped.len() as u64);
             }
             Err(e) => tracing::debug!("reaper: {e}"),
         }
@@ -269,6 +275,11 @@ impl<P: Processor> Worker<P> {
         shutdown: &Shutdown,
     ) {
         self.shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.claimed.inc();
+        self.shared
+            .metrics
+            .pickup_latency
+            .observe(job.waited_secs.max(0.0));
         let shared = self.shared.clone();
         let stop_jobs = shutdown.stop_jobs.clone();
         let span = tracing::info_span!("job", job_id = %job.id, platform = tracing::field::Empty);
@@ -296,6 +307,7 @@ impl<P: Processor> Shared<P> {
             cancel: cancel.clone(),
         };
         tracing::info!(attempt = job.attempts, url = %job.original_url, "job started");
+        let started = std::time::Instant::now();
         let outcome = tokio::select! {
             biased;
             _ = stop_jobs.cancelled() => Outcome::Interrupted,
@@ -304,10 +316,22 @@ impl<P: Processor> Shared<P> {
         };
         heartbeat.abort();
         self.cancels.remove(job.id);
-        self.write_back(&job, outcome).await;
+        let platform = match &outcome {
+            Outcome::Finished(report) => report.platform,
+            _ => None,
+        }
+        .or_else(|| job.platform.as_deref().and_then(|p| p.parse().ok()))
+        .unwrap_or(Platform::Other);
+        self.metrics
+            .duration
+            .get_or_create(&PlatformLabel {
+                platform: platform.as_str().into(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        self.write_back(&job, platform, outcome).await;
     }
 
-    async fn write_back(&self, job: &Job, outcome: Outcome) {
+    async fn write_back(&self, job: &Job, platform: Platform, outcome: Outcome) {
         match outcome {
             Outcome::Finished(JobReport {
                 result: Ok(audio), ..
@@ -318,6 +342,12 @@ impl<P: Processor> Shared<P> {
                 {
                     Some(true) => {
                         self.stats.completed.fetch_add(1, Ordering::Relaxed);
+                        self.metrics
+                            .completed
+                            .get_or_create(&PlatformLabel {
+                                platform: platform.as_str().into(),
+                            })
+                            .inc();
                         tracing::info!("job completed");
                     }
                     Some(false) => {
@@ -329,10 +359,9 @@ impl<P: Processor> Shared<P> {
                     None => {}
                 }
             }
-            Outcome::Finished(JobReport {
-                platform,
-                result: Err(e),
-            }) => self.record_failure(job, platform, e).await,
+            Outcome::Finished(JobReport { result: Err(e), .. }) => {
+                self.record_failure(job, platform, e).await
+            }
             Outcome::Cancelled => {
                 self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("job stopped: cancelled or no longer ours");
@@ -348,11 +377,20 @@ impl<P: Processor> Shared<P> {
     }
 
     /// Applies the error's retry decision.
-    async fn record_failure(&self, job: &Job, platform: Option<Platform>, e: JobError) {
-        let platform = platform
-            .or_else(|| job.platform.as_deref().and_then(|p| p.parse().ok()))
-            .unwrap_or(Platform::Other);
+    async fn record_failure(&self, job: &Job, platform: Platform, e: JobError) {
         let policy = self.settings.platforms.get(platform);
+        let labels = OutcomeLabels {
+            platform: platform.as_str().into(),
+            error_code: e.code.as_str().into(),
+        };
+        if e.retry == Retry::Cooldown {
+            self.metrics
+                .platform_pauses
+                .get_or_create(&PlatformLabel {
+                    platform: platform.as_str().into(),
+                })
+                .inc();
+        }
         let attempts_left = job.attempts < policy.max_attempts as i32;
         let retry = match e.retry {
             Retry::Never => None,
@@ -373,6 +411,7 @@ impl<P: Processor> Shared<P> {
                 tracing::warn!(code = %e.code, detail = %e.detail, "job failed: {}", e.message);
                 if self.persist(|| self.queue.fail(job.id, &e)).await == Some(true) {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.failed.get_or_create(&labels).inc();
                 }
             }
             Some((delay, counts)) => {
@@ -386,6 +425,7 @@ impl<P: Processor> Shared<P> {
                     == Some(true)
                 {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.retried.get_or_create(&labels).inc();
                 }
             }
         }

@@ -1,0 +1,153 @@
+//! `XTRACT_HEALTH_ADDR`: `GET /health` (JSON; 503 when the database or the
+//! listener is down) and `GET /metrics` (Prometheus). It runs on its own
+//! tasks: a slow or malformed request never holds up the daemon.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use deadpool_postgres::Pool;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::{Metrics, PlatformLabel, StatusLabel};
+use crate::queue::notifier::ListenerState;
+use crate::queue::sql;
+use crate::queue::worker::WorkerStats;
+
+/// What the endpoints read.
+pub struct HealthState {
+    pub pool: Pool,
+    pub listener: Arc<ListenerState>,
+    pub stats: Arc<WorkerStats>,
+    pub metrics: Arc<Metrics>,
+    pub worker_id: String,
+    pub egress_key: String,
+}
+
+/// A database question must not keep a health check waiting.
+const DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<HealthState>,
+    stop: CancellationToken,
+) {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!("health endpoint stopped: {e}");
+    }
+}
+
+async fn query_with_timeout<T>(
+    pool: &Pool,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    read: impl Fn(&[tokio_postgres::Row]) -> T,
+) -> Option<T> {
+    let work = async {
+        let client = pool.get().await.ok()?;
+        let rows = client.query(sql, params).await.ok()?;
+        Some(read(&rows))
+    };
+    tokio::time::timeout(DB_TIMEOUT, work).await.ok().flatten()
+}
+
+async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String)>> {
+    query_with_timeout(
+        &state.pool,
+        sql::PAUSED_PLATFORMS,
+        &[&state.egress_key],
+        |rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+    )
+    .await
+}
+
+async fn health(State(state): State<Arc<HealthState>>) -> Response {
+    let database = query_with_timeout(&state.pool, "SELECT 1", &[], |_| ())
+        .await
+        .is_some();
+    let listener = state.listener.alive.load(Ordering::SeqCst);
+    let paused = paused_platforms(&state).await.unwrap_or_default();
+    let healthy = database && listener;
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "unhealthy" },
+        "database_connected": database,
+        "listener_alive": listener,
+        "jobs_running": state.stats.running.load(Ordering::Relaxed),
+        "jobs_completed": state.stats.completed.load(Ordering::Relaxed),
+        "jobs_failed": state.stats.failed.load(Ordering::Relaxed),
+        "platforms_paused": paused
+            .iter()
+            .map(|(p, until)| serde_json::json!({"platform": p, "until": until}))
+            .collect::<Vec<_>>(),
+        "worker_id": state.worker_id,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<Arc<HealthState>>) -> Response {
+    let m = &state.metrics;
+    m.listener_up
+        .set(state.listener.alive.load(Ordering::SeqCst) as i64);
+    m.listener_reconnects
+        .set(state.listener.reconnects.load(Ordering::Relaxed) as i64);
+    if let Some(counts) = query_with_timeout(&state.pool, sql::COUNT_BY_STATUS, &[], |rows| {
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    {
+        for status in ["pending", "processing", "completed", "failed", "cancelled"] {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == status)
+                .map_or(0, |(_, n)| *n);
+            m.queue_depth
+                .get_or_create(&StatusLabel {
+                    status: status.into(),
+                })
+                .set(n);
+        }
+    }
+    if let Some(paused) = paused_platforms(&state).await {
+        for platform in crate::pipeline::Platform::ALL {
+            let is_paused = paused.iter().any(|(p, _)| p == platform.as_str());
+            m.platform_paused
+                .get_or_create(&PlatformLabel {
+                    platform: platform.as_str().into(),
+                })
+                .set(is_paused as i64);
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}

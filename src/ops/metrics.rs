@@ -1,0 +1,159 @@
+//! Prometheus metrics of one daemon. The worker records what happens to
+//! jobs; queue depth and platform pauses are read from the database when
+//! scraped.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabel {
+    pub platform: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub platform: String,
+    pub error_code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub claimed: Counter,
+    pub completed: Family<PlatformLabel, Counter>,
+    pub failed: Family<OutcomeLabels, Counter>,
+    pub retried: Family<OutcomeLabels, Counter>,
+    pub duration: Family<PlatformLabel, Histogram>,
+    pub pickup_latency: Histogram,
+    pub running: Gauge,
+    pub reaped: Counter,
+    pub listener_up: Gauge,
+    pub listener_reconnects: Gauge,
+    pub queue_depth: Family<StatusLabel, Gauge>,
+    pub platform_paused: Family<PlatformLabel, Gauge>,
+    pub platform_pauses: Family<PlatformLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("xtract");
+        let duration = Family::<PlatformLabel, Histogram>::new_with_constructor(|| {
+            // Seconds: from a quick copy to a long download.
+            Histogram::new(
+                [
+                    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+                ]
+                .into_iter(),
+            )
+        });
+        let pickup_latency = Histogram::new(
+            [
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+            ]
+            .into_iter(),
+        );
+        let m = Metrics {
+            registry: Registry::default(),
+            claimed: Counter::default(),
+            completed: Family::default(),
+            failed: Family::default(),
+            retried: Family::default(),
+            duration,
+            pickup_latency,
+            running: Gauge::default(),
+            reaped: Counter::default(),
+            listener_up: Gauge::default(),
+            listener_reconnects: Gauge::default(),
+            queue_depth: Family::default(),
+            platform_paused: Family::default(),
+            platform_pauses: Family::default(),
+        };
+        registry.register(
+            "jobs_claimed",
+            "Jobs claimed by this daemon",
+            m.claimed.clone(),
+        );
+        registry.register(
+            "jobs_completed",
+            "Jobs completed, by platform",
+            m.completed.clone(),
+        );
+        registry.register(
+            "jobs_failed",
+            "Jobs failed for good, by platform and error code",
+            m.failed.clone(),
+        );
+        registry.register(
+            "jobs_retried",
+            "Jobs put back to pending for a retry or a platform pause",
+            m.retried.clone(),
+        );
+        registry.register(
+            "job_duration_seconds",
+            "Time from claim to write-back",
+            m.duration.clone(),
+        );
+        registry.register(
+            "pickup_latency_seconds",
+            "Time from a job becoming ready to its claim",
+            m.pickup_latency.clone(),
+        );
+        registry.register(
+            "jobs_running",
+            "Jobs running in this daemon now",
+            m.running.clone(),
+        );
+        registry.register(
+            "jobs_reaped",
+            "Jobs taken back from workers that stopped heart-beating",
+            m.reaped.clone(),
+        );
+        registry.register(
+            "listener_up",
+            "1 while the LISTEN connection is up",
+            m.listener_up.clone(),
+        );
+        registry.register(
+            "listener_reconnects",
+            "Times the LISTEN connection was re-established",
+            m.listener_reconnects.clone(),
+        );
+        registry.register(
+            "queue_jobs",
+            "Jobs in the queue by status (whole database)",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "platform_paused",
+            "1 while a platform is paused for this egress",
+            m.platform_paused.clone(),
+        );
+        registry.register(
+            "platform_pauses",
+            "Pauses started by this daemon after a rate limit",
+            m.platform_pauses.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,107 @@
+//! `/health` and `/metrics` of a running daemon.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let response = reqwest::get(url).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+/// Sends raw bytes and returns the status line of the reply.
+async fn raw(addr: &str, bytes: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(SECS(10), stream.read_to_end(&mut reply)).await;
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_tell_the_truth() {
+    let mut db = TestDb::start().await;
+    let standin = StandIn::new();
+    let port = xtract::ops::localpg::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let mut options = DaemonOptions::new(&standin.script);
+    options
+        .extra_env
+        .push(("XTRACT_HEALTH_ADDR".into(), addr.clone()));
+    let _daemon = Daemon::start(&db.url, &options);
+    let base = format!("http://{addr}");
+
+    let (status, body) = eventually("a healthy daemon", SECS(30), || async {
+        get(&format!("{base}/health"))
+            .await
+            .filter(|(s, _)| *s == 200)
+    })
+    .await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["database_connected"], true);
+    assert_eq!(health["listener_alive"], true);
+
+    let client = db.client().await;
+    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/measured").await;
+    wait_status(&client, id, "completed", SECS(30)).await;
+    // The row is committed a moment before the daemon counts it.
+    let (status, text) = eventually("the completion to be counted", SECS(10), || async {
+        get(&format!("{base}/metrics"))
+            .await
+            .filter(|(_, t)| t.contains("xtract_jobs_completed_total"))
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("xtract_jobs_completed_total{platform=\"other\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("xtract_jobs_claimed_total 1"), "{text}");
+    assert!(
+        text.contains("xtract_pickup_latency_seconds_count 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xtract_queue_jobs{status=\"completed\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("xtract_listener_up 1"), "{text}");
+    assert!(
+        text.contains("xtract_job_duration_seconds_count{platform=\"other\"} 1"),
+        "{text}"
+    );
+
+    // Junk and oversized requests get a 4xx; the endpoint keeps serving.
+    let junk = raw(&addr, b"NOT HTTP AT ALL\r\n\r\n").await;
+    assert!(junk.contains(" 400"), "{junk}");
+    let mut huge = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 1 << 20));
+    huge.extend(b"\r\n\r\n");
+    let big = raw(&addr, &huge).await;
+    assert!(big.contains(" 431") || big.contains(" 400"), "{big}");
+    let (missing, _) = get(&format!("{base}/nope")).await.unwrap();
+    assert_eq!(missing, 404);
+
+    drop(client);
+    db.pg.stop(false).unwrap();
+    let (status, body) = eventually("an unhealthy report", SECS(30), || async {
+        get(&format!("{base}/health"))
+            .await
+            .filter(|(s, _)| *s == 503)
+    })
+    .await;
+    assert_eq!(status, 503);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["database_connected"], false);
+}
