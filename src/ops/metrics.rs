@@ -53,19 +53,13 @@ impl Metrics {
         let mut registry = Registry::with_prefix("xtract");
         let duration = Family::<PlatformLabel, Histogram>::new_with_constructor(|| {
             // Seconds: from a quick copy to a long download.
-            Histogram::new(
-                [
-                    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-                ]
-                .into_iter(),
-            )
+            Histogram::new([
+                0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            ])
         });
-        let pickup_latency = Histogram::new(
-            [
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
-            ]
-            .into_iter(),
-        );
+        let pickup_latency = Histogram::new([
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+        ]);
         let m = Metrics {
             registry: Registry::default(),
             claimed: Counter::default(),
