@@ -9,6 +9,7 @@
 
 pub mod db;
 pub mod error;
+pub mod live;
 pub mod ops;
 pub mod pipeline;
 pub mod queue;

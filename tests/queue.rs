@@ -442,3 +442,43 @@ async fn a_configuration_mistake_stops_the_daemon_with_one_line_naming_it() {
     assert_eq!(log.trim().lines().count(), 1, "{log}");
     assert!(log.contains("XTRACT_CONCURRENCY"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let network = "ERROR: [generic] x: Unable to download webpage: <urlopen error [Errno 111] Connection refused>\n";
+    standin.set_error("before", network);
+    standin.set_error("after", network);
+    let client = db.client().await;
+    let file = standin.path("platforms.toml");
+    std::fs::write(&file, "[other]\nmax_attempts = 1\n").unwrap();
+    let mut options = DaemonOptions::new(&standin.script);
+    options
+        .extra_env
+        .push(("XTRACT_PLATFORMS_FILE".into(), file.display().to_string()));
+    let daemon = Daemon::start(&db.url, &options);
+
+    let running = db.enqueue(&client, "http://127.0.0.1:9/block/long").await;
+    standin.blocked_pid("long").await;
+    let before = db.enqueue(&client, "http://127.0.0.1:9/fail/before").await;
+    wait_status(&client, before, "failed", SECS(30)).await;
+    assert_eq!(job(&client, before).await["attempts"], 1);
+
+    std::fs::write(&file, "[other]\nmax_attempts = 2\n").unwrap();
+    daemon.signal(libc::SIGHUP);
+    eventually("the reload", SECS(10), || async {
+        daemon
+            .log_text()
+            .contains("configuration reloaded")
+            .then_some(())
+    })
+    .await;
+    let after = db.enqueue(&client, "http://127.0.0.1:9/fail/after").await;
+    wait_status(&client, after, "failed", SECS(30)).await;
+    assert_eq!(job(&client, after).await["attempts"], 2);
+
+    assert_eq!(status(&client, running).await, "processing");
+    standin.release("long");
+    wait_status(&client, running, "completed", SECS(30)).await;
+}

@@ -108,6 +108,27 @@ impl Config {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// The configuration again, for SIGHUP: the process environment with the
+    /// file named by XTRACT_ENV_FILE (or `.env`) read anew on top, since
+    /// systemd reads its EnvironmentFile only at start. The worker's name
+    /// stays.
+    pub fn reload(&self) -> Result<Config, ConfigError> {
+        let file = std::env::var("XTRACT_ENV_FILE").unwrap_or_else(|_| ".env".into());
+        let mut from_file = std::collections::HashMap::new();
+        if std::path::Path::new(&file).exists() {
+            let entries = dotenvy::from_path_iter(&file)
+                .map_err(|e| err("XTRACT_ENV_FILE", e.to_string()))?;
+            for entry in entries {
+                let (k, v) = entry.map_err(|e| err("XTRACT_ENV_FILE", e.to_string()))?;
+                from_file.insert(k, v);
+            }
+        }
+        let mut config =
+            Self::from_lookup(|k| from_file.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
+        config.worker_id = self.worker_id.clone();
+        Ok(config)
+    }
+
     /// Reads configuration through `get`, so tests need not touch the
     /// process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +14,7 @@ use super::health::{self, HealthState};
 use super::metrics::Metrics;
 use super::systemd;
 use crate::db::{migrate, DbTarget};
+use crate::live::Live;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::notifier::{CancelRegistry, ListenerState, Notifier};
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
@@ -34,7 +35,7 @@ impl WorkerSettings {
             shutdown_grace: c.shutdown_grace,
             retry_base: c.retry_base,
             retry_max: c.retry_max,
-            platforms: c.platforms.clone(),
+            platforms: Live::new(c.platforms.clone()),
             exit_when_idle,
         }
     }
@@ -89,19 +90,27 @@ async fn serve<S: AudioStore>(
     store: S,
     exit_when_idle: bool,
 ) -> Result<(), StartError> {
-    let pipeline = MediaPipeline::new(PipelineConfig::from_config(config), store).map_err(|e| {
+    let pipeline_config = Live::new(PipelineConfig::from_config(config));
+    let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(
             "XTRACT_WORK_DIR: cannot use {}: {e}",
             config.work_dir.display()
         ))
     })?;
-    run_worker(
-        config,
-        target,
-        pipeline,
-        WorkerSettings::from_config(config, exit_when_idle),
-    )
-    .await
+    let settings = WorkerSettings::from_config(config, exit_when_idle);
+    let platforms = settings.platforms.clone();
+    let running_config = config.clone();
+    // SIGHUP: the platform table and the pipeline's limits and options are
+    // read again; running jobs finish with what they started with.
+    let reload = move || match running_config.reload() {
+        Ok(new) => {
+            pipeline_config.set(PipelineConfig::from_config(&new));
+            platforms.set(new.platforms.clone());
+            tracing::info!("configuration reloaded");
+        }
+        Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
+    };
+    run_worker(config, target, pipeline, settings, reload).await
 }
 
 /// Starts the notifier and the worker loop for any job body; returns when
@@ -111,6 +120,7 @@ pub async fn run_worker<P: Processor>(
     target: DbTarget,
     processor: P,
     settings: WorkerSettings,
+    reload: impl Fn() + Send + 'static,
 ) -> Result<(), StartError> {
     let pool = target
         .pool(settings.concurrency + 4)
@@ -131,7 +141,7 @@ pub async fn run_worker<P: Processor>(
     let listener = tokio::spawn(notifier.run(stop_listener.clone()));
 
     let shutdown = Shutdown::default();
-    let signals = spawn_signal_handler(shutdown.clone())?;
+    let signals = spawn_signal_handler(shutdown.clone(), reload)?;
     tracing::info!(
         worker = %config.worker_id,
         concurrency = settings.concurrency,
@@ -217,12 +227,20 @@ async fn supervise(stats: Arc<WorkerStats>, listener: Arc<ListenerState>, poll: 
 
 /// First SIGTERM/SIGINT: stop claiming and let running jobs finish within the
 /// grace period. A second one: stop the jobs now (they are released).
-fn spawn_signal_handler(shutdown: Shutdown) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT])
+/// SIGHUP: reload the configuration.
+fn spawn_signal_handler(
+    shutdown: Shutdown,
+    reload: impl Fn() + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
     Ok(tokio::spawn(async move {
         let mut seen = 0;
         while let Some(signal) = signals.next().await {
+            if signal == SIGHUP {
+                reload();
+                continue;
+            }
             seen += 1;
             if seen == 1 {
                 tracing::info!(

@@ -19,6 +19,7 @@ pub use ffmpeg::AudioFormat;
 pub use platform::{Platform, PlatformPolicy, PlatformTable};
 
 use crate::error::{ErrorCode, JobError, Retry};
+use crate::live::Live;
 use crate::queue::worker::{JobContext, JobReport, Processor};
 use crate::queue::{AudioRow, Job};
 use crate::storage::{object_path, AudioStore};
@@ -73,20 +74,26 @@ impl PipelineConfig {
 }
 
 pub struct MediaPipeline<S> {
-    config: PipelineConfig,
+    /// Reloadable (SIGHUP); each job reads one snapshot.
+    config: Live<PipelineConfig>,
     storage: S,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
-    pub fn new(config: PipelineConfig, storage: S) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&config.work_dir)?;
+    pub fn new(config: Live<PipelineConfig>, storage: S) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&config.get().work_dir)?;
         Ok(MediaPipeline { config, storage })
     }
 
     /// Download, extract, store. The job's temporary directory is removed
     /// when this returns, whatever happened.
-    async fn run(&self, job: &Job, link: &JobUrl, ctx: &JobContext) -> Result<AudioRow, JobError> {
-        let c = &self.config;
+    async fn run(
+        &self,
+        c: &PipelineConfig,
+        job: &Job,
+        link: &JobUrl,
+        ctx: &JobContext,
+    ) -> Result<AudioRow, JobError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("job-{}-", job.id))
             .tempdir_in(&c.work_dir)
@@ -96,7 +103,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                     c.work_dir.display()
                 ))
             })?;
-        let download = self.download(job, link, dir.path(), ctx).await?;
+        let download = self.download(c, job, link, dir.path(), ctx).await?;
         let meta = &download.meta;
         if let Err(e) = ctx
             .queue
@@ -149,8 +156,14 @@ impl<S: AudioStore> MediaPipeline<S> {
 
     /// The audio of an earlier job for the same video, copied for this job.
     /// Any trouble (nothing found, copy failed) means: download as usual.
-    async fn reuse(&self, job: &Job, link: &JobUrl, ctx: &JobContext) -> Option<AudioRow> {
-        let format = self.config.audio_format.as_str();
+    async fn reuse(
+        &self,
+        c: &PipelineConfig,
+        job: &Job,
+        link: &JobUrl,
+        ctx: &JobContext,
+    ) -> Option<AudioRow> {
+        let format = c.audio_format.as_str();
         let earlier = match ctx
             .queue
             .find_reusable_audio(job.id, &link.canonical, format)
@@ -202,12 +215,12 @@ impl<S: AudioStore> MediaPipeline<S> {
     /// each paced, until one downloads the video.
     async fn download(
         &self,
+        c: &PipelineConfig,
         job: &Job,
         link: &JobUrl,
         dir: &Path,
         ctx: &JobContext,
     ) -> Result<ytdlp::Download, JobError> {
-        let c = &self.config;
         let platform = link.platform;
         let policy = c.platforms.get(platform);
         let pacer = pacing::Pacer {
@@ -336,7 +349,8 @@ fn is_local(link: &JobUrl) -> bool {
 
 impl<S: AudioStore> Processor for MediaPipeline<S> {
     async fn process(&self, job: &Job, ctx: &JobContext) -> JobReport {
-        let policy = self.config.url_policy();
+        let c = self.config.get();
+        let policy = c.url_policy();
         let link = match url_rules::parse_job_url(&job.original_url, &policy) {
             Ok(link) => link,
             Err(e) => {
@@ -359,12 +373,12 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
             url_rules::check_resolved_host(&link, &policy)
                 .await
                 .map_err(url_error)?;
-            if self.config.dedup {
-                if let Some(audio) = self.reuse(job, &link, ctx).await {
+            if c.dedup {
+                if let Some(audio) = self.reuse(&c, job, &link, ctx).await {
                     return Ok(audio);
                 }
             }
-            self.run(job, &link, ctx).await
+            self.run(&c, job, &link, ctx).await
         }
         .await
         .map(Some);

@@ -18,6 +18,7 @@ use super::notifier::{backoff, CancelRegistry};
 use super::{AudioRow, Job, Queue};
 use crate::db::{is_connection_error, DbError};
 use crate::error::{JobError, Retry};
+use crate::live::Live;
 use crate::ops::metrics::{Metrics, OutcomeLabels, PlatformLabel};
 use crate::pipeline::{Platform, PlatformTable};
 
@@ -60,7 +61,8 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
-    pub platforms: PlatformTable,
+    /// Reloadable (SIGHUP).
+    pub platforms: Live<PlatformTable>,
     /// Return once no job is pending or processing.
     pub exit_when_idle: bool,
 }
@@ -250,7 +252,7 @@ impl<P: Processor> Worker<P> {
         match self
             .shared
             .queue
-            .reap(s.lease, &s.platforms.max_attempts_json(), &message)
+            .reap(s.lease, &s.platforms.get().max_attempts_json(), &message)
             .await
         {
             Ok(reaped) => {
@@ -378,7 +380,8 @@ impl<P: Processor> Shared<P> {
 
     /// Applies the error's retry decision.
     async fn record_failure(&self, job: &Job, platform: Platform, e: JobError) {
-        let policy = self.settings.platforms.get(platform);
+        let platforms = self.settings.platforms.get();
+        let policy = platforms.get(platform);
         let labels = OutcomeLabels {
             platform: platform.as_str().into(),
             error_code: e.code.as_str().into(),
