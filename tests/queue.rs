@@ -482,3 +482,52 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
     standin.release("long");
     wait_status(&client, running, "completed", SECS(30)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_a_log_line() {
+    const PASSWORD: &str = "pw-7f3a9c1e-never-log-me";
+    const KEY: &str = "sk-service-role-5d2b8e-never-log-me";
+    let mut db = TestDb::start().await;
+    // The test cluster trusts local connections: the password travels in the
+    // URL but is never asked for.
+    let url = db
+        .url
+        .replace("postgres@", &format!("postgres:{PASSWORD}@"));
+    let standin = StandIn::new();
+    standin.set_error(
+        "oops",
+        "ERROR: [generic] oops: Unable to download webpage: HTTP Error 404: Not Found\n",
+    );
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options.extra_env = vec![
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), KEY.into()),
+        ("RUST_LOG".into(), "debug".into()),
+    ];
+    let mut daemon = Daemon::start(&url, &options);
+    let ok = db.enqueue(&client, "http://127.0.0.1:9/ok/fine").await;
+    let bad = db.enqueue(&client, "http://127.0.0.1:9/fail/oops").await;
+    wait_status(&client, ok, "completed", SECS(30)).await;
+    wait_status(&client, bad, "failed", SECS(30)).await;
+    drop(client);
+    // Connection errors are logged at length: they must not carry the URL.
+    db.pg.stop(false).unwrap();
+    eventually("the daemon to notice", SECS(30), || async {
+        daemon.log_text().contains("reconnecting").then_some(())
+    })
+    .await;
+    db.pg.start(true).unwrap();
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait_exit(SECS(30)).await.success());
+
+    // And a command that cannot reach the database at all.
+    let dead = url.replace(&format!(":{}/", db.pg.port()), ":1/");
+    let mut migrate = Daemon::spawn(&dead, &options, &["migrate"]);
+    assert!(!migrate.wait_exit(SECS(30)).await.success());
+
+    for log in [daemon.log_text(), migrate.log_text()] {
+        assert!(log.len() > 100, "the log says something:\n{log}");
+        assert!(!log.contains(PASSWORD), "password in log:\n{log}");
+        assert!(!log.contains(KEY), "service key in log:\n{log}");
+    }
+}
