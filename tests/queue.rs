@@ -531,3 +531,51 @@ async fn secrets_never_reach_a_log_line() {
         assert!(!log.contains(KEY), "service key in log:\n{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_500_jobs_do_not_hold_up_another_users_job() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options.concurrency = 1;
+    let _daemon = Daemon::start(&db.url, &options);
+    listener_up(&client).await;
+
+    let busy = uuid::Uuid::new_v4();
+    client
+        .execute(
+            "INSERT INTO processing_jobs (user_id, original_url)
+             SELECT $1, 'http://127.0.0.1:9/ok/busy-' || n FROM generate_series(1, 500) AS n",
+            &[&busy],
+        )
+        .await
+        .unwrap();
+    let other = uuid::Uuid::new_v4();
+    let single = db
+        .enqueue_as(&client, other, "http://127.0.0.1:9/ok/single")
+        .await;
+    wait_status(&client, single, "completed", SECS(60)).await;
+
+    let calls = standin.calls();
+    let position = calls
+        .iter()
+        .position(|c| c.ends_with("/ok/single"))
+        .unwrap();
+    assert!(
+        position <= 3,
+        "the single job ran after {position} of the busy user's jobs"
+    );
+    let pending: i64 = client
+        .query_one(
+            "SELECT count(*) FROM processing_jobs WHERE user_id = $1 AND status = 'pending'",
+            &[&busy],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        pending > 400,
+        "the busy user's queue was still long ({pending})"
+    );
+}

@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "platforms",
         sql: include_str!("../../sql/002_platforms.sql"),
     },
+    Migration {
+        version: 3,
+        name: "fairness",
+        sql: include_str!("../../sql/003_fairness.sql"),
+    },
 ];
 
 /// Arbitrary, fixed: the key of the advisory lock migrators share.

@@ -9,7 +9,9 @@ macro_rules! job_columns {
     };
 }
 
-/// pending → processing, for up to `$2` ready jobs, oldest first. SKIP LOCKED
+/// pending → processing, for up to `$2` ready jobs: each user's earliest
+/// first (`user_queue_position`, see sql/003_fairness.sql), then oldest
+/// first. SKIP LOCKED
 /// lets any number of daemons run this at once without waiting on each other
 /// or taking the same row; the statement is its own short transaction.
 pub const CLAIM: &str = concat!(
@@ -27,7 +29,7 @@ WITH ready AS (
             AND p.egress_key = $3
             AND p.paused_until > now()
       )
-    ORDER BY run_after, created_at
+    ORDER BY user_queue_position, run_after, created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
