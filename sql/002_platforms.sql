@@ -71,6 +71,3 @@ create table if not exists xtract.platform_pacing (
 
 comment on table xtract.platform_pacing is
     'Request pacing per platform and egress (host or proxy). paused_until: the platform rate-limited us; its jobs wait until then. Clear paused_until to resume early.';
-
-create index if not exists processing_jobs_pending_platform_idx
-    on public.processing_jobs (platform) where status = 'pending';

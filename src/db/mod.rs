@@ -22,6 +22,8 @@ pub enum DbError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("database pool: {0}")]
     Pool(String),
+    #[error("database: {0}")]
+    Statement(String),
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {

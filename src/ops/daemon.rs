@@ -125,7 +125,7 @@ pub async fn run_worker<P: Processor>(
     let pool = target
         .pool(settings.concurrency + 4)
         .map_err(|e| StartError(e.to_string()))?;
-    let queue = Queue::new(pool.clone(), &config.worker_id, &config.egress_key);
+    let queue = Queue::new(pool.clone(), &config.worker_id, &config.egress_key).with_completer();
     let metrics = Arc::new(Metrics::new());
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();

@@ -2,6 +2,7 @@
 //! file, one method per state transition of `sql.rs`), the LISTEN connection
 //! (`notifier`), and the loop that runs jobs (`worker`).
 
+pub mod completer;
 pub mod notifier;
 pub mod sql;
 pub mod worker;
@@ -67,6 +68,8 @@ pub struct Queue {
     /// Where this worker's requests leave from (host or proxy): platform
     /// pauses apply per egress.
     egress_key: Arc<str>,
+    /// Batches completions without an audio row (see completer.rs).
+    completer: Option<completer::Completer>,
 }
 
 impl Queue {
@@ -75,7 +78,17 @@ impl Queue {
             pool,
             worker_id: worker_id.into(),
             egress_key: egress_key.into(),
+            completer: None,
         }
+    }
+
+    /// Starts a completer task for this worker (needs a tokio runtime).
+    pub fn with_completer(mut self) -> Self {
+        self.completer = Some(completer::Completer::start(
+            self.pool.clone(),
+            self.worker_id.to_string(),
+        ));
+        self
     }
 
     pub fn egress_key(&self) -> &str {
@@ -128,6 +141,9 @@ impl Queue {
     /// False (and nothing written) when the job is no longer ours.
     pub async fn complete(&self, job: &Job, audio: Option<&AudioRow>) -> Result<bool, DbError> {
         let Some(a) = audio else {
+            if let Some(completer) = &self.completer {
+                return completer.complete(job.id).await;
+            }
             // Nothing to insert: one statement, no transaction round trips.
             let none: Option<Uuid> = None;
             return self

@@ -93,6 +93,20 @@ WHERE id = $1
   AND ((status = 'processing' AND locked_by = $2) OR status = 'pending')
 RETURNING id";
 
+/// COMPLETE for many jobs at once, none with an audio row (the completer).
+pub const COMPLETE_MANY: &str = "
+UPDATE processing_jobs
+SET status = 'completed',
+    result_audio_file_id = NULL,
+    locked_by = NULL,
+    heartbeat_at = NULL,
+    error_code = NULL,
+    error_message = NULL,
+    error_detail = NULL
+WHERE id = ANY($1)
+  AND ((status = 'processing' AND locked_by = $2) OR status = 'pending')
+RETURNING id";
+
 /// processing → failed, for good.
 pub const FAIL: &str = "
 UPDATE processing_jobs
