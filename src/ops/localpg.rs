@@ -184,6 +184,27 @@ impl LocalPostgres {
         Ok(())
     }
 
+    /// Serves TLS with `cert`/`key` (PEM files) from the next start on; they
+    /// are copied into the cluster folder, readable only by the server.
+    pub fn enable_tls(&self, cert: &Path, key: &Path) -> Result<(), LocalPgError> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.data_dir();
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = data.join(name);
+            std::fs::copy(from, &to).map_err(|e| failed("copying the TLS files", e.to_string()))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| failed("copying the TLS files", e.to_string()))?;
+        }
+        let conf = data.join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+        text.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).map_err(|e| failed("enabling TLS", e.to_string()))?;
+        if self.run_as.is_some() {
+            self.make_accessible()?;
+        }
+        Ok(())
+    }
+
     /// Stops the server: `immediate` is a crash-like stop.
     pub fn stop(&mut self, immediate: bool) -> Result<(), LocalPgError> {
         let data = self.data_dir();
