@@ -230,7 +230,7 @@ impl<S: AudioStore> MediaPipeline<S> {
         };
         // Local links (tests, demos) are not a platform to be polite to.
         let paced = !is_local(link);
-        let (progress, _writer) = progress_reporter(ctx, job);
+        let (progress, writer) = progress_reporter(ctx, job);
         let mut last: Option<JobError> = None;
         let mut tried = 0;
         for (i, s) in strategy::strategies(platform, &c.strategies)
@@ -277,6 +277,12 @@ impl<S: AudioStore> MediaPipeline<S> {
             let e = match result {
                 Ok(download) => {
                     tracing::info!(strategy = s.name, "downloaded");
+                    // The writer may be asleep between updates: stop it and
+                    // record the end ourselves.
+                    drop(writer);
+                    if let Err(e) = ctx.queue.set_progress(job.id, 100).await {
+                        tracing::debug!("could not record the progress: {e}");
+                    }
                     return Ok(download);
                 }
                 Err(e) => e,
