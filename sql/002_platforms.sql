@@ -8,7 +8,10 @@ alter table public.processing_jobs
     add column if not exists media_id             text,
     add column if not exists media_title          text,
     add column if not exists media_uploader       text,
-    add column if not exists media_duration_secs  double precision;
+    add column if not exists media_duration_secs  double precision,
+    add column if not exists pauses               integer not null default 0;
+
+comment on column public.processing_jobs.pauses is 'Times this job waited for its platform to stop rate-limiting us (not counted as attempts; capped by XTRACT_MAX_PAUSES).';
 
 comment on column public.processing_jobs.platform is 'instagram, tiktok, youtube or other: from the link''s host.';
 comment on column public.processing_jobs.canonical_url is 'The link in one standard form (tracking parameters removed), for finding repeats.';

@@ -387,3 +387,33 @@ async fn reuse_can_be_turned_off() {
     }
     assert_eq!(standin.calls().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_keeps_meeting_a_rate_limit_fails_after_its_pauses() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_kind("Cpaused1234", "fail");
+    standin.set_error(
+        "Cpaused1234",
+        "ERROR: [Instagram] Cpaused1234: Requested content is not available, rate-limit reached or login required. Use --cookies-from-browser or --cookies for the authentication.\n",
+    );
+    let client = db.client().await;
+    let toml = QUICK.replace("[instagram]\n", "[instagram]\ncooldown_secs = 0.2\n");
+    let _daemon = daemon_with(&db, &standin, &toml, &[("XTRACT_MAX_PAUSES", "2")]);
+    let id = db
+        .enqueue(&client, "https://www.instagram.com/p/Cpaused1234/")
+        .await;
+    wait_status(&client, id, "failed", SECS(30)).await;
+    let row = job(&client, id).await;
+    assert_eq!(row["error_code"], "rate_limited");
+    assert!(
+        row["error_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Instagram Rate Limit Reached"),
+        "{row}"
+    );
+    assert_eq!(row["pauses"], 2);
+    assert_eq!(row["attempts"], 1, "pauses spend no attempts");
+    assert_eq!(standin.calls().len(), 3);
+}

@@ -92,6 +92,8 @@ pub struct Config {
     pub impersonate: Option<String>,
     /// Reuse the audio of an earlier job for the same video.
     pub dedup: bool,
+    /// Platform pauses a job may wait out before it fails.
+    pub max_pauses: i32,
     /// Where `/health` and `/metrics` are served (off when None).
     pub health_addr: Option<std::net::SocketAddr>,
 }
@@ -281,6 +283,17 @@ impl Config {
             pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0)?,
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
+            max_pauses: match get("XTRACT_MAX_PAUSES") {
+                None => 6,
+                Some(v) => v
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| {
+                        err("XTRACT_MAX_PAUSES", format!("'{v}' is not a whole number"))
+                    })?,
+            },
             health_addr: match get("XTRACT_HEALTH_ADDR") {
                 None => None,
                 Some(v) => Some(v.trim().parse().map_err(|_| {

@@ -12,6 +12,18 @@ use super::classify;
 use super::process;
 use crate::error::{ErrorCode, JobError};
 
+/// ffmpeg or ffprobe could not read the file: say so, not "private".
+fn unreadable(d: classify::Diagnosis, tool: &str) -> JobError {
+    let e = JobError::new(d.code, None, format!("{tool}: {}", d.detail));
+    if d.code == ErrorCode::Unavailable {
+        e.with_message(
+            "Video Processing Failed: the video file is damaged or in a format we cannot read.",
+        )
+    } else {
+        e
+    }
+}
+
 /// The audio file a job produces (`XTRACT_AUDIO_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AudioFormat {
@@ -216,8 +228,7 @@ pub async fn extract(
         Err(e) => return fail(JobError::internal(e.to_string())),
     };
     if !out.status.success() {
-        let d = classify::classify_ffmpeg(&out.stderr);
-        return fail(JobError::new(d.code, None, format!("ffmpeg: {}", d.detail)));
+        return fail(unreadable(classify::classify_ffmpeg(&out.stderr), "ffmpeg"));
     }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     if size == 0 {

@@ -179,9 +179,17 @@ pub async fn download(
             }
             if let Some(d) = classify::filter_rejection(&all_output) {
                 return Err(match d.code {
-                    ErrorCode::TooLong => too_long(limits),
                     ErrorCode::TooLarge => too_large(limits),
-                    code => JobError::new(code, Some(platform), d.detail),
+                    // Our filter is "!is_live & duration <=? N": a video
+                    // within the limit (or of unknown length, as live
+                    // streams are) was turned down for being live.
+                    _ if meta
+                        .duration
+                        .is_some_and(|d| d > limits.max_duration.as_secs_f64()) =>
+                    {
+                        too_long(limits)
+                    }
+                    _ => JobError::new(ErrorCode::LiveNotStarted, Some(platform), d.detail),
                 });
             }
             Err(JobError::internal(format!(

@@ -29,6 +29,8 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     /// Seconds from when the job became ready to its claim.
     pub waited_secs: f64,
+    /// Platform pauses this job has waited out.
+    pub pauses: i32,
 }
 
 /// The `audio_files` row a finished job writes.
@@ -120,6 +122,7 @@ impl Queue {
                 platform: r.get(4),
                 created_at: r.get(5),
                 waited_secs: r.get(6),
+                pauses: r.get(7),
             })
             .collect())
     }

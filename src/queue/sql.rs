@@ -5,7 +5,7 @@
 macro_rules! job_columns {
     () => {
         "j.id, j.user_id, j.original_url, j.attempts, j.platform, j.created_at,
-         extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8"
+         extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8, j.pauses"
     };
 }
 
@@ -131,7 +131,8 @@ SET status = 'pending',
     error_code = $4,
     error_message = $5,
     error_detail = $6,
-    attempts = attempts - $7
+    attempts = attempts - $7,
+    pauses = pauses + $7
 WHERE id = $1 AND status = 'processing' AND locked_by = $2
 RETURNING id";
 

@@ -61,6 +61,9 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// A job that hit a platform pause this often fails (a private post can
+    /// look like a rate limit, and pauses spend no attempts).
+    pub max_pauses: i32,
     /// Reloadable (SIGHUP).
     pub platforms: Live<PlatformTable>,
     /// Return once no job is pending or processing.
@@ -399,6 +402,7 @@ impl<P: Processor> Shared<P> {
             Retry::Never => None,
             Retry::Backoff if !attempts_left => None,
             Retry::Backoff => Some((self.retry_delay(job.attempts), true)),
+            Retry::Cooldown if job.pauses >= self.settings.max_pauses => None,
             Retry::Cooldown => Some((e.retry_after.unwrap_or(policy.cooldown), false)),
             Retry::Defer => {
                 let delay = e.retry_after.unwrap_or(self.settings.poll_interval);
