@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +12,10 @@ use xtract::ops::{commands, daemon, dev, doctor, jobs, logging};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Read the environment from this file first (e.g.
+    /// /etc/xtract/xtract.env, the service's); variables already set win.
+    #[arg(long, global = true, value_name = "FILE")]
+    env_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +62,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.env_file {
+        if let Err(e) = dotenvy::from_path(path) {
+            eprintln!("xtract: --env-file {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

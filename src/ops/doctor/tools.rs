@@ -154,11 +154,12 @@ pub fn check_js_runtime() -> Check {
     if found.iter().any(|f| f.starts_with("deno ")) {
         Check::ok("js runtime", found.join(", "))
     } else {
-        // yt-dlp enables only deno unless told otherwise.
+        // yt-dlp enables only deno unless given --js-runtimes, and xtract
+        // runs it with --ignore-config and without that option.
         Check::warn(
             "js runtime",
-            found.join(", "),
-            "yt-dlp uses only deno by default: install deno, or add --js-runtimes node (bun, quickjs) to /etc/yt-dlp.conf",
+            format!("{} but no deno", found.join(", ")),
+            "yt-dlp uses only deno unless told otherwise: install deno (https://deno.com) for YouTube",
         )
     }
 }
