@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -5,12 +6,16 @@ use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
 use xtract::ops::config::{Config, ConfigError};
-use xtract::ops::{commands, daemon, dev, logging};
+use xtract::ops::{commands, daemon, dev, doctor, jobs, logging};
 
 /// Turns social-media video links queued in Supabase into audio files.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Read the environment from this file first (e.g.
+    /// /etc/xtract/xtract.env, the service's); variables already set win.
+    #[arg(long, global = true, value_name = "FILE")]
+    env_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,10 +52,34 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Check this machine's setup: configuration, database, LISTEN/NOTIFY,
+    /// schema, yt-dlp, ffmpeg, JavaScript runtime, storage. Exits non-zero
+    /// when a check fails.
+    Doctor,
+    /// List, show, retry and cancel jobs.
+    Jobs(jobs::JobsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.env_file {
+        if let Err(e) = dotenvy::from_path(path) {
+            eprintln!("xtract: --env-file {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xtract: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The doctor reports a configuration mistake as one of its checks
+    // instead of stopping at it.
+    if let Command::Doctor = cli.command {
+        return runtime.block_on(doctor_command(Config::from_env()));
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -59,13 +88,6 @@ fn main() -> ExitCode {
         }
     };
     logging::init(config.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("xtract: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match runtime.block_on(execute(cli.command, config)) {
         Ok(code) => code,
         Err(message) => {
@@ -73,6 +95,17 @@ fn main() -> ExitCode {
             eprintln!("xtract: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the doctor's report; fails when a check failed.
+async fn doctor_command(config: Result<Config, ConfigError>) -> ExitCode {
+    let report = doctor::check_all(config).await;
+    print!("{report}");
+    if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -102,6 +135,12 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, String> {
             None => dev::dev(config, false).await.map_err(|e| e.to_string())?,
         },
         Command::Dev { demo } => dev::dev(config, demo).await.map_err(|e| e.to_string())?,
+        Command::Doctor => return Ok(doctor_command(Ok(config)).await),
+        Command::Jobs(args) => {
+            return jobs::run(&database_url(&config)?, args)
+                .await
+                .map_err(|e| e.to_string())
+        }
         Command::Migrate => {
             let applied = commands::migrate(&database_url(&config)?)
                 .await

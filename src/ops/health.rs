@@ -71,7 +71,7 @@ async fn query_with_timeout<T>(
 async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String)>> {
     query_with_timeout(
         &state.pool,
-        sql::PAUSED_PLATFORMS,
+        sql::PAUSED_PLATFORMS_OF_EGRESS,
         &[&state.egress_key],
         |rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
     )

@@ -1,12 +1,14 @@
 //! Operations: configuration, the daemon's wiring and signals, commands for
-//! people (`migrate`, `enqueue`, `dev`), logging, and the local PostgreSQL
+//! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`), logging, and the local PostgreSQL
 //! used by `dev` and the tests.
 
 pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod dev;
+pub mod doctor;
 pub mod health;
+pub mod jobs;
 pub mod localpg;
 pub mod logging;
 pub mod media_server;

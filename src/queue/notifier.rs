@@ -180,3 +180,77 @@ pub fn backoff() -> impl Iterator<Item = Duration> {
         .without_max_times()
         .build()
 }
+
+/// How long the LISTEN self-test waits for its own notification.
+pub const LISTEN_SELF_TEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot open the listening connection: {0}")]
+    Connect(DbError),
+    #[error("LISTEN failed: {0}")]
+    Listen(DbError),
+    #[error("NOTIFY from a second connection failed: {0}")]
+    Notify(DbError),
+    #[error("the listening connection closed before the notification arrived")]
+    Closed,
+    /// The classic symptom of a transaction pooler: LISTEN and NOTIFY both
+    /// succeed, but the notification goes to a server connection nobody reads.
+    #[error("no notification arrived within {}s of NOTIFY", .0.as_secs())]
+    NoDelivery(Duration),
+}
+
+/// Round-trip self-test: LISTEN on one connection, NOTIFY from another, and
+/// wait for the notification. Succeeds only when this database path can wake
+/// the daemon; returns how long the round trip took. Uses a channel of its
+/// own, so running daemons never see the test.
+pub async fn listen_works(target: &DbTarget) -> Result<Duration, ListenError> {
+    let channel = format!("xtract_selftest_{}", Uuid::new_v4().simple());
+    let token = Uuid::new_v4().to_string();
+
+    let (listener, mut connection) = target.connect().await.map_err(ListenError::Connect)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Notifications arrive through the connection object, which must be
+    // polled for the LISTEN itself to complete as well.
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let _abort_driver = AbortOnDrop(driver);
+    listener
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .map_err(|e| ListenError::Listen(e.into()))?;
+
+    let started = tokio::time::Instant::now();
+    let notifier = target
+        .connect_simple()
+        .await
+        .map_err(ListenError::Connect)?;
+    notifier
+        .execute(crate::queue::sql::SELF_TEST_NOTIFY, &[&channel, &token])
+        .await
+        .map_err(|e| ListenError::Notify(e.into()))?;
+
+    let arrived = async {
+        while let Some(n) = rx.recv().await {
+            if n.channel() == channel && n.payload() == token {
+                return Ok(started.elapsed());
+            }
+        }
+        Err(ListenError::Closed)
+    };
+    tokio::time::timeout(LISTEN_SELF_TEST_TIMEOUT, arrived)
+        .await
+        .unwrap_or(Err(ListenError::NoDelivery(LISTEN_SELF_TEST_TIMEOUT)))
+}

@@ -277,14 +277,79 @@ pub const ACTIVE_COUNT: &str = "
 SELECT count(*) FROM processing_jobs WHERE status IN ('pending', 'processing')";
 
 /// Platforms paused for egress `$1`, and until when (text, for display).
-pub const PAUSED_PLATFORMS: &str = "
+pub const PAUSED_PLATFORMS_OF_EGRESS: &str = "
 SELECT platform, to_char(paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
 FROM xtract.platform_pacing
 WHERE egress_key = $1 AND paused_until > now()
 ORDER BY platform";
 
-/// Jobs by status, for the queue-depth metric.
+// ---- Operators: `xtract doctor` and `xtract jobs` ----
+
+/// The LISTEN self-test's notification (the channel is the test's own).
+pub const SELF_TEST_NOTIFY: &str = "
+SELECT pg_notify($1, $2)";
+
+/// Who and where we are, and whether this connection is encrypted (no
+/// pg_stat_ssl row counts as unencrypted).
+pub const CONNECTION_FACTS: &str = "
+SELECT current_user::text,
+       current_setting('server_version'),
+       coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
+
+/// Recent jobs, newest first; each filter applies when its parameter is not
+/// null. The age comes from the database clock, not this machine's.
+pub const LIST_JOBS: &str = "
+SELECT id, status, platform, attempts, user_id, original_url, error_code, created_at,
+       extract(epoch FROM now() - created_at)::float8 AS age_secs
+FROM processing_jobs
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR platform = $2)
+  AND ($3::uuid IS NULL OR user_id = $3)
+ORDER BY created_at DESC
+LIMIT $4";
+
+/// How many jobs are in each status (metrics, `xtract jobs`).
 pub const COUNT_BY_STATUS: &str = "
 SELECT status, count(*)
 FROM processing_jobs
 GROUP BY status";
+
+/// Platforms paused after a rate limit, per egress.
+pub const PAUSED_PLATFORMS: &str = "
+SELECT platform, egress_key, paused_until, pause_reason
+FROM xtract.platform_pacing
+WHERE paused_until > now()
+ORDER BY platform, egress_key";
+
+/// failed/cancelled → pending. The update trigger resets attempts and errors
+/// and notifies the daemons.
+pub const RETRY_JOBS: &str = "
+UPDATE processing_jobs
+SET status = 'pending'
+WHERE id = ANY($1)
+  AND status IN ('failed', 'cancelled')
+RETURNING id";
+
+/// Every failed job (of platform `$1` when not null) → pending.
+pub const RETRY_ALL_FAILED: &str = "
+UPDATE processing_jobs
+SET status = 'pending'
+WHERE status = 'failed'
+  AND ($1::text IS NULL OR platform = $1)
+RETURNING id";
+
+/// pending/processing → cancelled. For a processing job the trigger sends
+/// `xtract_cancel`, and its daemon stops the job's processes.
+pub const CANCEL_JOBS: &str = "
+UPDATE processing_jobs
+SET status = 'cancelled'
+WHERE id = ANY($1)
+  AND status IN ('pending', 'processing')
+RETURNING id";
+
+/// The status of each of the given jobs that exists (to explain the ones a
+/// transition skipped).
+pub const STATUS_OF_JOBS: &str = "
+SELECT id, status
+FROM processing_jobs
+WHERE id = ANY($1)";

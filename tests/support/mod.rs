@@ -505,7 +505,7 @@ impl Daemon {
             .env("XTRACT_RETRY_MAX_SECS", "1")
             .env("XTRACT_WORKER_ID", &opts.worker_id)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file"))
             .stderr(std::fs::File::create(&log).expect("log file"));
         for (k, v) in &opts.extra_env {
             cmd.env(k, v);
@@ -540,6 +540,11 @@ impl Daemon {
         }
     }
 
+    /// What the process printed on stdout (one-shot commands: doctor, jobs).
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
     pub fn audio_dir(&self) -> PathBuf {
         self.dir.path().join("audio")
     }
@@ -559,5 +564,44 @@ pub fn process_alive(pid: i32) -> bool {
             .trim_start()
             .starts_with('Z'),
         Err(_) => false,
+    }
+}
+
+/// What a one-shot command printed, and how it exited.
+pub struct Ran {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// The lines of stdout that start with `prefix`.
+    pub fn lines_starting(&self, prefix: &str) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `xtract <args>` with a daemon's environment (DATABASE_URL = `db_url`,
+/// local storage, the real tools) and waits for it to exit.
+pub async fn xtract(db_url: &str, opts: &DaemonOptions, args: &[&str]) -> Ran {
+    let mut process = Daemon::spawn(db_url, opts, args);
+    let status = process.wait_exit(Duration::from_secs(120)).await;
+    Ran {
+        status,
+        stdout: process.stdout_text(),
+        stderr: process.log_text(),
     }
 }

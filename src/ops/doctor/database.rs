@@ -1,0 +1,244 @@
+//! The database checks: reachable (and encrypted when it should be),
+//! LISTEN/NOTIFY delivered, schema current.
+
+use tokio_postgres::config::{Host, SslMode};
+
+use super::Check;
+use crate::db::{migrate, redact_url, DbError, DbTarget};
+use crate::queue::notifier::listen_works;
+use crate::queue::sql;
+
+/// Supabase's transaction pooler (Supavisor) port.
+const TRANSACTION_POOLER_PORT: u16 = 6543;
+
+const POOLER_ADVICE: &str =
+    "Supabase's transaction pooler (port 6543) cannot deliver LISTEN/NOTIFY; \
+use the direct connection db.<ref>.supabase.co:5432 or the session pooler on port 5432";
+
+/// The password as it may appear in text: as written in the URL, and
+/// decoded as the driver uses it.
+pub(super) fn password_forms(url: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    if let Some(raw) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(String::from))
+    {
+        forms.push(raw);
+    }
+    // The password is never in the query, which may hold parameters only
+    // DbTarget understands.
+    let base = url.split('?').next().unwrap_or(url);
+    if let Ok(config) = base.parse::<tokio_postgres::Config>() {
+        if let Some(p) = config.get_password() {
+            forms.push(String::from_utf8_lossy(p).into_owned());
+        }
+    }
+    forms.retain(|f| !f.is_empty());
+    // Longest first, so a shorter form never leaves part of a longer one.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    forms
+}
+
+/// database, listen and migrations. When the database cannot be reached the
+/// two later checks are not run (the database line says so).
+pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
+    let Some(url) = url else {
+        return vec![Check::fail(
+            "database",
+            "DATABASE_URL is not set",
+            "set it in /etc/xtract/xtract.env (see .env.example)",
+        )];
+    };
+    let shown = redact_url(url);
+    let target = match DbTarget::parse(url) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![Check::fail(
+                "database",
+                format!("{e} (LISTEN and migrations not checked)"),
+                "write it as postgres://USER:PASSWORD@HOST:5432/DBNAME?sslmode=require",
+            )]
+        }
+    };
+    let client = match target.connect_simple().await {
+        Ok(c) => c,
+        Err(e) => {
+            let mut out = vec![Check::fail(
+                "database",
+                format!("cannot connect to {shown}: {e} (LISTEN and migrations not checked)"),
+                connect_fix(&e),
+            )];
+            if uses_transaction_pooler(&target) {
+                out.push(Check::warn(
+                    "listen",
+                    format!(
+                        "port {TRANSACTION_POOLER_PORT} is usually Supabase's transaction pooler"
+                    ),
+                    POOLER_ADVICE,
+                ));
+            }
+            return out;
+        }
+    };
+    let mut out = vec![connection_check(&target, &client, &shown).await];
+    out.push(listen_check(&target).await);
+    out.push(match migrate::pending(&client).await {
+        Ok(missing) if missing.is_empty() => Check::ok(
+            "migrations",
+            format!("schema current ({} migrations)", migrate::MIGRATIONS.len()),
+        ),
+        Ok(missing) => Check::fail(
+            "migrations",
+            format!("the schema lacks migrations {missing:?}"),
+            "run xtract migrate (as the owner of the tables; on Supabase the postgres user)",
+        ),
+        Err(e) => Check::fail(
+            "migrations",
+            format!("cannot read the schema version: {e}"),
+            "grant this user read access to the xtract schema, or run xtract migrate",
+        ),
+    });
+    out
+}
+
+async fn connection_check(
+    target: &DbTarget,
+    client: &tokio_postgres::Client,
+    shown: &str,
+) -> Check {
+    let row = match client.query_one(sql::CONNECTION_FACTS, &[]).await {
+        Ok(row) => row,
+        Err(e) => {
+            return Check::fail(
+                "database",
+                format!(
+                    "connected to {shown}, but a query failed: {}",
+                    DbError::from(e)
+                ),
+                "check the user's privileges",
+            )
+        }
+    };
+    let (user, version, encrypted): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
+    let version = version.split_whitespace().next().unwrap_or("?");
+    let found = format!(
+        "connected to {shown} as {user}, PostgreSQL {version}, {}",
+        if encrypted {
+            "TLS encrypted"
+        } else {
+            "not encrypted"
+        }
+    );
+    let asked_for_tls = target.config.get_ssl_mode() == SslMode::Require;
+    if encrypted {
+        Check::ok("database", found)
+    } else if asked_for_tls {
+        // tokio-postgres refuses this itself; kept so the report never
+        // claims TLS it did not get.
+        Check::fail(
+            "database",
+            found,
+            "the server did not accept TLS although sslmode asks for it",
+        )
+    } else if is_local(target) {
+        Check::ok("database", format!("{found} (local)"))
+    } else {
+        Check::warn(
+            "database",
+            found,
+            "add sslmode=require (or verify-full with sslrootcert) to DATABASE_URL",
+        )
+    }
+}
+
+async fn listen_check(target: &DbTarget) -> Check {
+    match listen_works(target).await {
+        Ok(took) if uses_transaction_pooler(target) => Check::warn(
+            "listen",
+            format!(
+                "round trip worked ({} ms), but port {TRANSACTION_POOLER_PORT} is usually a transaction pooler",
+                took.as_millis()
+            ),
+            POOLER_ADVICE,
+        ),
+        Ok(took) => Check::ok(
+            "listen",
+            format!("LISTEN/NOTIFY round trip in {} ms", took.as_millis()),
+        ),
+        Err(e) => Check::fail("listen", e.to_string(), POOLER_ADVICE),
+    }
+}
+
+fn uses_transaction_pooler(target: &DbTarget) -> bool {
+    target.config.get_ports().contains(&TRANSACTION_POOLER_PORT)
+}
+
+/// Loopback or a Unix socket: no one on the wire to read the traffic.
+fn is_local(target: &DbTarget) -> bool {
+    target.config.get_hosts().iter().all(|h| match h {
+        Host::Unix(_) => true,
+        Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    })
+}
+
+/// What to do about a failed connection, by what failed.
+fn connect_fix(e: &DbError) -> String {
+    if let DbError::Postgres(pg) = e {
+        if let Some(code) = pg.code() {
+            return match code.code() {
+                "28P01" => "check the user name and password in DATABASE_URL".into(),
+                "28000" => "the server refuses this user from this host (pg_hba.conf; on Supabase: Network Restrictions)".into(),
+                "3D000" => "check the database name at the end of DATABASE_URL (on Supabase it is postgres)".into(),
+                _ => "see the server's message above".into(),
+            };
+        }
+        let mut source = std::error::Error::source(pg);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                return match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        "nothing listens there: check host and port (Supabase: db.<ref>.supabase.co:5432 or the session pooler on 5432)".into()
+                    }
+                    std::io::ErrorKind::TimedOut => {
+                        "no answer: check the host name and the firewall; Supabase's direct connection is IPv6-only, so an IPv4-only VM needs the session pooler".into()
+                    }
+                    _ => "check the host name in DATABASE_URL and this machine's network".into(),
+                };
+            }
+            source = s.source();
+        }
+    }
+    "check DATABASE_URL and that this machine can reach the database".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_of_the_password_are_known() {
+        let forms = password_forms("postgres://u:p%40ss@h:5432/db");
+        assert_eq!(forms, vec!["p%40ss".to_string(), "p@ss".to_string()]);
+        assert!(password_forms("postgres://u@h/db").is_empty());
+    }
+
+    #[test]
+    fn loopback_hosts_are_local() {
+        assert!(is_local(
+            &DbTarget::parse("postgres://u@127.0.0.1/db").unwrap()
+        ));
+        assert!(is_local(
+            &DbTarget::parse("postgres://u@localhost/db").unwrap()
+        ));
+        assert!(!is_local(
+            &DbTarget::parse("postgres://u@db.example.co/db").unwrap()
+        ));
+    }
+}

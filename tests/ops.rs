@@ -1,0 +1,525 @@
+//! Operator commands: `xtract doctor`, `xtract jobs`, and `scripts/install`,
+//! run as an operator runs them (the real binary, a real PostgreSQL).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+use uuid::Uuid;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn options() -> DaemonOptions {
+    DaemonOptions::new(&tools().ytdlp)
+}
+
+fn line<'a>(ran: &'a Ran, prefix: &str) -> &'a str {
+    ran.lines_starting(prefix)
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?}:\n{ran}"))
+}
+
+// ---- doctor ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_is_content_with_a_migrated_database_local_storage_and_the_real_tools() {
+    let db = TestDb::start().await;
+    let ran = xtract(&db.url, &options(), &["doctor"]).await;
+
+    assert!(ran.status.success(), "{ran}");
+    assert!(ran.lines_starting("FAIL").is_empty(), "{ran}");
+    for check in [
+        "configuration",
+        "database",
+        "listen",
+        "migrations",
+        "ffmpeg",
+        "ffprobe",
+        "storage",
+    ] {
+        line(&ran, &format!("ok    {check} "));
+    }
+    assert!(
+        line(&ran, "ok    database").contains("not encrypted"),
+        "{ran}"
+    );
+    assert!(line(&ran, "ok    listen").contains("round trip"), "{ran}");
+    // Its age decides between ok and warn; either way it ran.
+    let ytdlp = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains("yt-dlp ") && !l.starts_with("FAIL"))
+        .unwrap_or_else(|| panic!("no yt-dlp line:\n{ran}"));
+    assert!(ytdlp.contains("days old"), "{ytdlp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_an_unreachable_database_without_printing_its_password() {
+    // Nothing listens on port 1.
+    let url = "postgres://xtract:Sup3r-s3cret@127.0.0.1:1/postgres";
+    let ran = xtract(url, &options(), &["doctor"]).await;
+
+    assert!(!ran.status.success(), "{ran}");
+    let database = line(&ran, "FAIL  database");
+    assert!(database.contains("cannot connect to"), "{database}");
+    assert!(database.contains("127.0.0.1:1"), "{database}");
+    assert!(database.contains("Connection refused"), "{database}");
+    assert!(!ran.stdout.contains("Sup3r-s3cret"), "{ran}");
+    assert!(!ran.stderr.contains("Sup3r-s3cret"), "{ran}");
+    // The checks that need no database still ran.
+    line(&ran, "ok    ffmpeg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_warns_about_the_transaction_pooler_port() {
+    let url = "postgres://xtract:pw@127.0.0.1:6543/postgres";
+    let ran = xtract(url, &options(), &["doctor"]).await;
+    let listen = line(&ran, "warn  listen");
+    assert!(listen.contains("session pooler on port 5432"), "{listen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_sends_an_unmigrated_database_to_xtract_migrate() {
+    let db = TestDb::start_unmigrated().await;
+    let ran = xtract(&db.url, &options(), &["doctor"]).await;
+
+    assert!(!ran.status.success(), "{ran}");
+    line(&ran, "ok    database");
+    line(&ran, "ok    listen");
+    let migrations = line(&ran, "FAIL  migrations");
+    assert!(migrations.contains("run xtract migrate"), "{migrations}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_a_configuration_mistake_and_checks_the_rest() {
+    let db = TestDb::start().await;
+    let mut opts = options();
+    opts.extra_env
+        .push(("XTRACT_CONCURRENCY".into(), "lots".into()));
+    let ran = xtract(&db.url, &opts, &["doctor"]).await;
+
+    assert!(!ran.status.success(), "{ran}");
+    assert!(line(&ran, "FAIL  configuration").contains("XTRACT_CONCURRENCY"));
+    line(&ran, "ok    database");
+    line(&ran, "ok    migrations");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_self_test_gets_its_notification_on_a_direct_connection() {
+    let db = TestDb::start().await;
+    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
+    let took = xtract::queue::notifier::listen_works(&target)
+        .await
+        .unwrap();
+    assert!(took < SECS(5));
+}
+
+// ---- jobs ----
+
+/// One job in each state (two failed), and a paused platform.
+struct Fixture {
+    db: TestDb,
+    pending: Uuid,
+    processing: Uuid,
+    completed: Uuid,
+    failed_instagram: Uuid,
+    failed_tiktok: Uuid,
+    cancelled: Uuid,
+}
+
+async fn fixture() -> Fixture {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let set = |id: Uuid, sql: &'static str| {
+        let client = &client;
+        async move {
+            client.execute(sql, &[&id]).await.unwrap();
+        }
+    };
+    let completed = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=done")
+        .await;
+    client
+        .execute(
+            "WITH a AS (
+                 INSERT INTO audio_files (user_id, job_id, file_name, file_url, file_size)
+                 VALUES ($2, $1, 'done.m4a', 'file:///audio/done.m4a', 1234)
+                 RETURNING id)
+             UPDATE processing_jobs
+             SET status = 'completed', attempts = 1, result_audio_file_id = (SELECT id FROM a)
+             WHERE id = $1",
+            &[&completed, &USER],
+        )
+        .await
+        .unwrap();
+    let failed_instagram = db
+        .enqueue(&client, "https://www.instagram.com/reel/private1/")
+        .await;
+    set(
+        failed_instagram,
+        "UPDATE processing_jobs SET status = 'failed', attempts = 2,
+             error_code = 'private_video', error_message = 'This video is private.'
+         WHERE id = $1",
+    )
+    .await;
+    let failed_tiktok = db
+        .enqueue(&client, "https://www.tiktok.com/@someone/video/123")
+        .await;
+    set(
+        failed_tiktok,
+        "UPDATE processing_jobs SET status = 'failed', attempts = 3, error_code = 'network'
+         WHERE id = $1",
+    )
+    .await;
+    let cancelled = db.enqueue(&client, "https://youtu.be/stopped").await;
+    set(
+        cancelled,
+        "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1",
+    )
+    .await;
+    let processing = db.enqueue(&client, "https://youtu.be/running").await;
+    set(
+        processing,
+        "UPDATE processing_jobs SET status = 'processing', attempts = 1,
+             locked_by = 'elsewhere:1', heartbeat_at = now()
+         WHERE id = $1",
+    )
+    .await;
+    let pending = db.enqueue(&client, "https://youtu.be/waiting").await;
+    client
+        .execute(
+            "INSERT INTO xtract.platform_pacing (platform, egress_key, paused_until, pause_reason)
+             VALUES ('tiktok', 'vm1', now() + interval '10 minutes', 'rate limited'),
+                    ('instagram', 'vm1', now() - interval '1 minute', 'over')",
+            &[],
+        )
+        .await
+        .unwrap();
+    Fixture {
+        db,
+        pending,
+        processing,
+        completed,
+        failed_instagram,
+        failed_tiktok,
+        cancelled,
+    }
+}
+
+async fn jobs(f: &Fixture, args: &[&str]) -> Ran {
+    let mut all = vec!["jobs"];
+    all.extend_from_slice(args);
+    xtract(&f.db.url, &options(), &all).await
+}
+
+fn json(ran: &Ran) -> serde_json::Value {
+    serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{ran}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_list_shows_recent_jobs_first_and_counts_by_status() {
+    let f = fixture().await;
+
+    let ran = jobs(&f, &[]).await;
+    assert!(ran.status.success(), "{ran}");
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert!(lines[0].starts_with("ID"), "{ran}");
+    // Newest first: the last inserted job is the first row.
+    assert!(lines[1].starts_with(&f.pending.to_string()), "{ran}");
+    assert_eq!(lines.len(), 1 + 6 + 1, "{ran}");
+    let failed_row = lines
+        .iter()
+        .find(|l| l.starts_with(&f.failed_instagram.to_string()))
+        .unwrap();
+    for cell in ["failed", "instagram", "2", "private_video"] {
+        assert!(failed_row.contains(cell), "{failed_row}");
+    }
+    let summary = lines.last().unwrap();
+    assert!(
+        summary.starts_with(
+            "all jobs: 1 pending, 1 processing, 1 completed, 2 failed, 1 cancelled; paused: tiktok on vm1 until "
+        ),
+        "{summary}"
+    );
+    assert!(summary.ends_with("(rate limited)"), "{summary}");
+    assert!(
+        !summary.contains("instagram"),
+        "an expired pause: {summary}"
+    );
+
+    let ran = jobs(&f, &["list", "--status", "failed", "--json"]).await;
+    let out = json(&ran);
+    let listed: Vec<&str> = out["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["failed", "failed"]);
+    assert_eq!(out["summary"]["counts"]["failed"], 2);
+    assert_eq!(out["summary"]["counts"]["pending"], 1);
+    assert_eq!(out["summary"]["paused"][0]["platform"], "tiktok");
+
+    let out = json(&jobs(&f, &["--platform", "instagram", "--json"]).await);
+    assert_eq!(out["jobs"][0]["id"], f.failed_instagram.to_string());
+    assert_eq!(out["jobs"].as_array().unwrap().len(), 1);
+
+    let out = json(&jobs(&f, &["--limit", "2", "--json"]).await);
+    assert_eq!(out["jobs"].as_array().unwrap().len(), 2);
+    let other_user = Uuid::new_v4().to_string();
+    let out = json(&jobs(&f, &["--user", &other_user, "--json"]).await);
+    assert!(out["jobs"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_show_prints_every_column_and_the_audio_row() {
+    let f = fixture().await;
+
+    let out = json(&jobs(&f, &["show", &f.completed.to_string(), "--json"]).await);
+    assert_eq!(out["job"]["id"], f.completed.to_string());
+    assert_eq!(out["job"]["status"], "completed");
+    assert!(out["job"].get("run_after").is_some());
+    assert_eq!(out["audio_file"]["file_name"], "done.m4a");
+
+    let ran = jobs(&f, &["show", &f.failed_instagram.to_string()]).await;
+    assert!(ran.status.success(), "{ran}");
+    assert!(ran.stdout.contains("This video is private."), "{ran}");
+    assert!(ran.stdout.contains("audio_files: none"), "{ran}");
+
+    let unknown = Uuid::new_v4();
+    let ran = jobs(&f, &["show", &unknown.to_string()]).await;
+    assert!(!ran.status.success(), "{ran}");
+    assert!(
+        ran.stderr.contains(&format!("no job with id {unknown}")),
+        "{ran}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_retry_sets_a_failed_job_pending_from_attempt_zero() {
+    let f = fixture().await;
+    let client = f.db.client().await;
+
+    let ran = jobs(&f, &["retry", &f.failed_instagram.to_string()]).await;
+    assert!(ran.status.success(), "{ran}");
+    assert!(ran
+        .stdout
+        .contains(&format!("retried {}", f.failed_instagram)));
+    let row = job(&client, f.failed_instagram).await;
+    assert_eq!(row["status"], "pending");
+    assert_eq!(row["attempts"], 0);
+    assert!(row["error_code"].is_null() && row["error_message"].is_null());
+
+    // A pending job and an unknown id are refused, each with its reason; the
+    // cancelled one in the same call is retried.
+    let unknown = Uuid::new_v4();
+    let ran = jobs(
+        &f,
+        &[
+            "retry",
+            &f.pending.to_string(),
+            &unknown.to_string(),
+            &f.cancelled.to_string(),
+        ],
+    )
+    .await;
+    assert!(!ran.status.success(), "{ran}");
+    assert!(
+        ran.stderr
+            .contains(&format!("job {} is pending", f.pending)),
+        "{ran}"
+    );
+    assert!(
+        ran.stderr.contains(&format!("no job with id {unknown}")),
+        "{ran}"
+    );
+    assert_eq!(status(&client, f.cancelled).await, "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_retry_all_failed_takes_only_the_named_platform() {
+    let f = fixture().await;
+    let client = f.db.client().await;
+
+    let ran = jobs(&f, &["retry", "--all-failed", "--platform", "tiktok"]).await;
+    assert!(ran.status.success(), "{ran}");
+    assert!(
+        ran.stdout.contains("1 failed job(s) set back to pending"),
+        "{ran}"
+    );
+    assert_eq!(status(&client, f.failed_tiktok).await, "pending");
+    assert_eq!(status(&client, f.failed_instagram).await, "failed");
+
+    let ran = jobs(&f, &["retry", "--all-failed"]).await;
+    assert!(
+        ran.stdout.contains("1 failed job(s) set back to pending"),
+        "{ran}"
+    );
+    assert_eq!(status(&client, f.failed_instagram).await, "pending");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_cancel_cancels_pending_jobs_and_refuses_finished_ones() {
+    let f = fixture().await;
+    let client = f.db.client().await;
+
+    let ran = jobs(&f, &["cancel", &f.pending.to_string()]).await;
+    assert!(ran.status.success(), "{ran}");
+    assert_eq!(status(&client, f.pending).await, "cancelled");
+
+    let ran = jobs(&f, &["cancel", &f.completed.to_string()]).await;
+    assert!(!ran.status.success(), "{ran}");
+    assert!(ran.stderr.contains("is completed"), "{ran}");
+    assert_eq!(status(&client, f.completed).await, "completed");
+    // The processing job belongs to no live daemon here; its row still moves.
+    let ran = jobs(&f, &["cancel", &f.processing.to_string()]).await;
+    assert!(ran.status.success(), "{ran}");
+    assert_eq!(status(&client, f.processing).await, "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_cancel_stops_a_job_a_daemon_is_running() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/op").await;
+    let ytdlp_pid = standin.blocked_pid("op").await;
+
+    let ran = xtract(&db.url, &options(), &["jobs", "cancel", &id.to_string()]).await;
+    assert!(ran.status.success(), "{ran}");
+    eventually("the download to be killed", SECS(10), || async {
+        (!process_alive(ytdlp_pid)).then_some(())
+    })
+    .await;
+    eventually("the worker to let go of the job", SECS(10), || async {
+        job(&client, id).await["locked_by"].is_null().then_some(())
+    })
+    .await;
+    assert_eq!(status(&client, id).await, "cancelled");
+    assert!(daemon.log_text().contains("operator cancelled the job"));
+}
+
+// ---- scripts/install ----
+
+const INSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install");
+
+fn install_into(root: &Path) -> std::process::Output {
+    let out = Command::new(INSTALL)
+        .args(["--root"])
+        .arg(root)
+        .args(["--binary", env!("CARGO_BIN_EXE_xtract")])
+        .output()
+        .expect("run scripts/install");
+    assert!(
+        out.status.success(),
+        "scripts/install failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every file and folder under `root` (the venv's contents left out: pip
+/// owns them): mode, size, modification time, content.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u64, i64, i64, Vec<u8>)> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, (u32, u64, i64, i64, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let content = if meta.is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                Vec::new()
+            };
+            out.insert(
+                rel.clone(),
+                (
+                    meta.mode(),
+                    meta.size(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    content,
+                ),
+            );
+            if meta.is_dir() && rel != Path::new("opt/xtract/venv") {
+                walk(&path, root, out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+#[test]
+fn install_into_a_root_creates_the_files_and_a_second_run_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    install_into(root.path());
+
+    let mode = |p: &str| {
+        std::fs::metadata(root.path().join(p))
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("usr/local/bin/xtract"), 0o755);
+    assert_eq!(mode("etc/systemd/system/xtract.service"), 0o644);
+    assert_eq!(mode("etc/xtract"), 0o750);
+    assert_eq!(mode("etc/xtract/xtract.env"), 0o600);
+    assert_eq!(mode("var/lib/xtract"), 0o750);
+    assert!(root.path().join("opt/xtract/venv/bin/yt-dlp").exists());
+    let env = std::fs::read_to_string(root.path().join("etc/xtract/xtract.env")).unwrap();
+    assert!(
+        env.lines()
+            .any(|l| l == "XTRACT_YTDLP=/opt/xtract/venv/bin/yt-dlp"),
+        "{env}"
+    );
+    assert_eq!(
+        std::fs::read(root.path().join("usr/local/bin/xtract")).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_xtract")).unwrap()
+    );
+
+    // An operator's edit survives a second run, and nothing else moves.
+    let env_file = root.path().join("etc/xtract/xtract.env");
+    std::fs::write(&env_file, format!("{env}DATABASE_URL=postgres://edited\n")).unwrap();
+    let before = snapshot(root.path());
+    let out = install_into(root.path());
+    assert_eq!(
+        before,
+        snapshot(root.path()),
+        "the second run changed files"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("keeping the existing /etc/xtract/xtract.env"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("installed "), "{stdout}");
+}
+
+#[test]
+fn install_dry_run_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new(INSTALL)
+        .args(["--dry-run", "--root"])
+        .arg(root.path())
+        .args(["--binary", env!("CARGO_BIN_EXE_xtract")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("would run: install -D -m 0755"), "{stdout}");
+    assert_eq!(
+        std::fs::read_dir(root.path()).unwrap().count(),
+        0,
+        "{stdout}"
+    );
+}
