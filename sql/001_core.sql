@@ -93,7 +93,11 @@ create index if not exists audio_files_user_idx on public.audio_files (user_id);
 
 -- Bookkeeping on every change, wherever it comes from (daemon, dashboard, app).
 create or replace function xtract.processing_jobs_before_update() returns trigger
-language plpgsql as $$
+language plpgsql
+-- Runs as the owner: the app's roles (anon, authenticated) insert and
+-- cancel jobs but have no business in schema xtract.
+security definer set search_path = ''
+as $$
 begin
     new.updated_at := now();
     -- An operator (or the app) sets a finished job back to pending: that is a
@@ -124,7 +128,11 @@ create trigger processing_jobs_before_update
 -- collapses into one notification per transaction; `xtract_cancel` names the
 -- job a worker must stop.
 create or replace function xtract.processing_jobs_notify() returns trigger
-language plpgsql as $$
+language plpgsql
+-- Runs as the owner: the app's roles (anon, authenticated) insert and
+-- cancel jobs but have no business in schema xtract.
+security definer set search_path = ''
+as $$
 begin
     if new.status = 'pending' and new.run_after <= now()
        and (tg_op = 'INSERT' or old.status <> 'pending') then

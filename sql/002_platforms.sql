@@ -32,7 +32,8 @@ create index if not exists processing_jobs_canonical_idx
 -- (and correct this at claim time); this early guess lets the claim query
 -- respect platform pauses.
 create or replace function xtract.detect_platform(url text) returns text
-language sql immutable as $$
+language sql immutable set search_path = ''
+as $$
     select case
         when host ~ '(^|\.)(instagram\.com|instagr\.am)$' then 'instagram'
         when host ~ '(^|\.)tiktok\.com$' then 'tiktok'
@@ -43,7 +44,11 @@ language sql immutable as $$
 $$;
 
 create or replace function xtract.processing_jobs_before_insert() returns trigger
-language plpgsql as $$
+language plpgsql
+-- Runs as the owner: the app's roles (anon, authenticated) insert and
+-- cancel jobs but have no business in schema xtract.
+security definer set search_path = ''
+as $$
 begin
     new.platform := xtract.detect_platform(new.original_url);
     return new;

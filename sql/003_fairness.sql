@@ -20,7 +20,11 @@ create index if not exists processing_jobs_fair_ready_idx
 drop index if exists public.processing_jobs_ready_idx;
 
 create or replace function xtract.processing_jobs_before_insert() returns trigger
-language plpgsql as $$
+language plpgsql
+-- Runs as the owner: the app's roles (anon, authenticated) insert and
+-- cancel jobs but have no business in schema xtract.
+security definer set search_path = ''
+as $$
 begin
     new.platform := xtract.detect_platform(new.original_url);
     -- Rows inserted earlier by the same statement are counted too.

@@ -80,7 +80,14 @@ fn main() -> ExitCode {
     if let Command::Doctor = cli.command {
         return runtime.block_on(doctor_command(Config::from_env()));
     }
-    let config = match Config::from_env() {
+    // Commands that run jobs need yt-dlp and ffmpeg; the others do not.
+    let runs_jobs = matches!(cli.command, Command::Run { .. } | Command::Dev { .. });
+    let config = match Config::from_env().and_then(|c| {
+        if runs_jobs {
+            c.require_tools()?;
+        }
+        Ok(c)
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("xtract: {e}");
@@ -91,8 +98,8 @@ fn main() -> ExitCode {
     match runtime.block_on(execute(cli.command, config)) {
         Ok(code) => code,
         Err(message) => {
+            // One line: the log goes to stderr too.
             tracing::error!("{message}");
-            eprintln!("xtract: {message}");
             ExitCode::FAILURE
         }
     }

@@ -579,3 +579,56 @@ async fn one_users_500_jobs_do_not_hold_up_another_users_job() {
         "the busy user's queue was still long ({pending})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_role_without_rights_in_schema_xtract_can_insert_and_cancel() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    // Like Supabase's `authenticated`: rights on the public tables only.
+    client
+        .batch_execute(
+            "CREATE ROLE app NOLOGIN;
+             GRANT USAGE ON SCHEMA public TO app;
+             GRANT SELECT, INSERT, UPDATE ON processing_jobs TO app;",
+        )
+        .await
+        .unwrap();
+    client.batch_execute("SET ROLE app").await.unwrap();
+    let id: uuid::Uuid = client
+        .query_one(
+            "INSERT INTO processing_jobs (user_id, original_url) VALUES ($1, $2) RETURNING id",
+            &[&USER, &"https://youtu.be/dQw4w9WgXcQ"],
+        )
+        .await
+        .expect("the insert triggers run as their owner")
+        .get(0);
+    client
+        .execute(
+            "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("the update triggers run as their owner");
+    client.batch_execute("RESET ROLE").await.unwrap();
+    let row = job(&client, id).await;
+    assert_eq!(row["platform"], "youtube");
+    assert_eq!(row["status"], "cancelled");
+    assert!(row["finished_at"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_yt_dlp_stops_the_daemon_but_not_migrate() {
+    let db = TestDb::start_unmigrated().await;
+    let options = DaemonOptions::new(std::path::Path::new("/nonexistent/yt-dlp"));
+    let mut run = Daemon::start(&db.url, &options);
+    assert_eq!(run.wait_exit(SECS(30)).await.code(), Some(2));
+    let log = run.log_text();
+    assert_eq!(log.trim().lines().count(), 1, "{log}");
+    assert!(log.contains("XTRACT_YTDLP"), "{log}");
+    let mut migrate = Daemon::spawn(&db.url, &options, &["migrate"]);
+    assert!(
+        migrate.wait_exit(SECS(30)).await.success(),
+        "{}",
+        migrate.log_text()
+    );
+}

@@ -61,6 +61,8 @@ pub struct Config {
     pub ytdlp: PathBuf,
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
+    /// Programs that were not found (see `require_tools`).
+    pub missing_tools: Vec<ConfigError>,
     pub allow_private_urls: bool,
     pub platforms: PlatformTable,
     pub platforms_file: Option<PathBuf>,
@@ -110,6 +112,14 @@ impl Config {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// The programs a job runs must exist: the first one missing, named.
+    pub fn require_tools(&self) -> Result<(), ConfigError> {
+        match self.missing_tools.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// The configuration again, for SIGHUP: the process environment with the
     /// file named by XTRACT_ENV_FILE (or `.env`) read anew on top, since
     /// systemd reads its EnvironmentFile only at start. The worker's name
@@ -154,17 +164,30 @@ impl Config {
                 Some(v) => Err(err(var, format!("'{v}' is not true or false"))),
             }
         };
-        let program = |var: &'static str, name: &str| -> Result<PathBuf, ConfigError> {
+        // A program not found is only an error for the commands that run
+        // jobs (`require_tools`): `migrate` and `jobs` work without yt-dlp.
+        let mut missing_tools = Vec::new();
+        let mut program = |var: &'static str, name: &str| -> PathBuf {
             match get(var) {
-                Some(p) => Ok(PathBuf::from(p)),
-                None => find_program(name).ok_or_else(|| {
-                    err(
+                Some(p) => {
+                    let path = PathBuf::from(&p);
+                    if !is_executable(&path) {
+                        missing_tools.push(err(var, format!("{p} is not an executable file")));
+                    }
+                    path
+                }
+                None => find_program(name).unwrap_or_else(|| {
+                    missing_tools.push(err(
                         var,
                         format!("{name} is not on PATH; install it or set {var}"),
-                    )
+                    ));
+                    PathBuf::from(name)
                 }),
             }
         };
+        let ytdlp = program("XTRACT_YTDLP", "yt-dlp");
+        let ffmpeg = program("XTRACT_FFMPEG", "ffmpeg");
+        let ffprobe = program("XTRACT_FFPROBE", "ffprobe");
 
         let storage = match get("XTRACT_STORAGE").as_deref().map(str::trim) {
             None | Some("supabase") => StorageKind::Supabase,
@@ -259,9 +282,10 @@ impl Config {
                 get("XTRACT_LOCAL_STORAGE_DIR").unwrap_or_else(|| "./audio".into()),
             ),
             concurrency,
-            ytdlp: program("XTRACT_YTDLP", "yt-dlp")?,
-            ffmpeg: program("XTRACT_FFMPEG", "ffmpeg")?,
-            ffprobe: program("XTRACT_FFPROBE", "ffprobe")?,
+            ytdlp,
+            ffmpeg,
+            ffprobe,
+            missing_tools,
             allow_private_urls: flag("XTRACT_ALLOW_PRIVATE_URLS")?,
             platforms,
             platforms_file,

@@ -16,7 +16,9 @@ use super::systemd;
 use crate::db::{migrate, DbTarget};
 use crate::live::Live;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
-use crate::queue::notifier::{CancelRegistry, ListenerState, Notifier};
+use crate::queue::notifier::{
+    listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
+};
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
 use crate::queue::Queue;
 use crate::storage::{AudioStore, LocalStorage};
@@ -51,6 +53,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let target = DbTarget::parse(database_url).map_err(|e| StartError(e.to_string()))?;
     check_schema(&target).await?;
+    check_listen(&target).await?;
     match config.storage {
         StorageKind::Local => {
             let store = LocalStorage::new(&config.local_storage_dir).map_err(|e| {
@@ -66,6 +69,18 @@ pub async fn run(
             "XTRACT_STORAGE=supabase is not available in this build yet; set XTRACT_STORAGE=local"
                 .into(),
         )),
+    }
+}
+
+/// A daemon that cannot hear notifications would run on the poll alone
+/// without anyone noticing: refuse, and say why (a transaction pooler).
+async fn check_listen(target: &DbTarget) -> Result<(), StartError> {
+    match listen_works(target).await {
+        Ok(_) => Ok(()),
+        Err(e @ ListenError::NoDelivery(_)) => Err(StartError(format!(
+            "LISTEN/NOTIFY does not work on this connection ({e}). {POOLER_ADVICE}"
+        ))),
+        Err(e) => Err(StartError(format!("cannot LISTEN on the database: {e}"))),
     }
 }
 

@@ -18,6 +18,11 @@ use uuid::Uuid;
 use crate::db::{DbError, DbTarget};
 
 pub const JOBS_CHANNEL: &str = "xtract_jobs";
+
+/// What to tell an operator whose connection cannot deliver notifications.
+pub const POOLER_ADVICE: &str =
+    "Supabase's transaction pooler (port 6543) cannot deliver LISTEN/NOTIFY; \
+use the direct connection db.<ref>.supabase.co:5432 or the session pooler on port 5432";
 pub const CANCEL_CHANNEL: &str = "xtract_cancel";
 
 /// Running jobs by id, so a cancel notification can reach the right one.

@@ -11,9 +11,7 @@ use crate::queue::sql;
 /// Supabase's transaction pooler (Supavisor) port.
 const TRANSACTION_POOLER_PORT: u16 = 6543;
 
-const POOLER_ADVICE: &str =
-    "Supabase's transaction pooler (port 6543) cannot deliver LISTEN/NOTIFY; \
-use the direct connection db.<ref>.supabase.co:5432 or the session pooler on port 5432";
+use crate::queue::notifier::POOLER_ADVICE;
 
 /// The password as it may appear in text: as written in the URL, and
 /// decoded as the driver uses it.
