@@ -51,6 +51,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// Supabase Storage (XTRACT_STORAGE=supabase).
+#[derive(Debug, Clone)]
+pub struct SupabaseSettings {
+    /// `https://<project>.supabase.co`
+    pub url: url::Url,
+    pub service_role_key: Secret,
+    pub bucket: String,
+    /// Files larger than this go up with resumable (TUS) uploads.
+    pub resumable_threshold: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// None: `xtract run`/`dev` start a throwaway local PostgreSQL.
@@ -94,6 +105,8 @@ pub struct Config {
     pub impersonate: Option<String>,
     /// Reuse the audio of an earlier job for the same video.
     pub dedup: bool,
+    /// Set when XTRACT_STORAGE=supabase; the error names what is missing.
+    pub supabase: Result<SupabaseSettings, ConfigError>,
     /// Platform pauses a job may wait out before it fails.
     pub max_pauses: i32,
     /// Where `/health` and `/metrics` are served (off when None).
@@ -307,6 +320,7 @@ impl Config {
             pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0)?,
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
+            supabase: supabase_settings(&get),
             max_pauses: match get("XTRACT_MAX_PAUSES") {
                 None => 6,
                 Some(v) => v
@@ -337,6 +351,64 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// Reads the Supabase Storage settings. Errors are kept, not raised: only
+/// the daemon with XTRACT_STORAGE=supabase needs them.
+fn supabase_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<SupabaseSettings, ConfigError> {
+    let raw = get("SUPABASE_URL")
+        .ok_or_else(|| err("SUPABASE_URL", "not set (https://<project>.supabase.co)"))?;
+    let url = url::Url::parse(raw.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| err("SUPABASE_URL", format!("'{raw}' is not an http(s) URL")))?;
+    let key = match (
+        get("SUPABASE_SERVICE_ROLE_KEY"),
+        get("SUPABASE_SERVICE_ROLE_KEY_FILE"),
+    ) {
+        (Some(k), _) => k.trim().to_string(),
+        // systemd credentials (LoadCredential=) arrive as a file.
+        (None, Some(path)) => std::fs::read_to_string(path.trim())
+            .map_err(|e| {
+                err(
+                    "SUPABASE_SERVICE_ROLE_KEY_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
+            })?
+            .trim()
+            .to_string(),
+        (None, None) => {
+            return Err(err(
+                "SUPABASE_SERVICE_ROLE_KEY",
+                "not set (or set SUPABASE_SERVICE_ROLE_KEY_FILE)",
+            ))
+        }
+    };
+    if key.is_empty() {
+        return Err(err("SUPABASE_SERVICE_ROLE_KEY", "is empty"));
+    }
+    let threshold_mb = match get("XTRACT_RESUMABLE_THRESHOLD_MB") {
+        None => 6.0,
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| *n >= 0.0)
+            .ok_or_else(|| {
+                err(
+                    "XTRACT_RESUMABLE_THRESHOLD_MB",
+                    format!("'{v}' is not a number of megabytes"),
+                )
+            })?,
+    };
+    Ok(SupabaseSettings {
+        url,
+        service_role_key: Secret::new(key),
+        bucket: get("XTRACT_STORAGE_BUCKET").unwrap_or_else(|| "audio-files".into()),
+        resumable_threshold: (threshold_mb * 1024.0 * 1024.0) as u64,
+    })
 }
 
 /// `host:pid`, unique enough among daemons and readable in the dashboard.

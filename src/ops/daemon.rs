@@ -21,7 +21,8 @@ use crate::queue::notifier::{
 };
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
 use crate::queue::Queue;
-use crate::storage::{AudioStore, LocalStorage};
+use crate::storage::supabase::StorageError;
+use crate::storage::{AudioStore, LocalStorage, SupabaseStorage};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -65,10 +66,43 @@ pub async fn run(
             tracing::info!("storing audio under {}", store.root().display());
             serve(config, target, store, exit_when_idle).await
         }
-        StorageKind::Supabase => Err(StartError(
-            "XTRACT_STORAGE=supabase is not available in this build yet; set XTRACT_STORAGE=local"
-                .into(),
-        )),
+        StorageKind::Supabase => {
+            let settings = config
+                .supabase
+                .clone()
+                .map_err(|e| StartError(e.to_string()))?;
+            let store = SupabaseStorage::connect(&settings).await.map_err(|e| {
+                StartError(format!(
+                    "Supabase Storage at {} (bucket '{}'): {e}{}",
+                    settings.url,
+                    settings.bucket,
+                    storage_advice(&e)
+                ))
+            })?;
+            tracing::info!(
+                bucket = %store.bucket().id,
+                public = store.bucket().public,
+                "storing audio in Supabase Storage"
+            );
+            serve(config, target, store, exit_when_idle).await
+        }
+    }
+}
+
+/// What an operator does about a storage failure at start.
+fn storage_advice(e: &StorageError) -> &'static str {
+    match e {
+        StorageError::Status {
+            status: 401 | 403, ..
+        }
+        | StorageError::BadKey => {
+            " — check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
+        }
+        StorageError::Status { status: 404, .. } => {
+            " — create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
+        }
+        StorageError::Transport(_) => " — check SUPABASE_URL and the network",
+        _ => "",
     }
 }
 

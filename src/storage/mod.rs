@@ -3,6 +3,7 @@
 //! Supabase Storage.
 
 pub mod local;
+pub mod supabase;
 
 use std::future::Future;
 use std::path::Path;
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use crate::error::JobError;
 
 pub use local::LocalStorage;
+pub use supabase::SupabaseStorage;
 
 /// `<user_id>/<job_id>.<ext>`: one object per job, so a retried job
 /// overwrites its own object instead of leaving a second one.

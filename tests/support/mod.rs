@@ -3,6 +3,8 @@
 //! processes to start, signal and kill.
 #![allow(dead_code)]
 
+pub mod storage_double;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;

@@ -1,0 +1,184 @@
+//! Storage's replies, read the way the real server writes them: its own
+//! errors mostly come as HTTP 400 with the true status in the JSON body's
+//! `statusCode` (a string); framework errors carry their real status; the
+//! gateway answers a bad key with a bare `{"message": …}`.
+
+use reqwest::Response;
+
+use crate::error::{ErrorCode, JobError, Retry};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    #[error("the service role key is not a valid HTTP header value")]
+    BadKey,
+    #[error("cannot reach Supabase Storage: {0}")]
+    Transport(String),
+    #[error("Supabase Storage answered {status} {code}: {message}")]
+    Status {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected reply from Supabase Storage: {0}")]
+    Protocol(String),
+    #[error("cannot read the audio file: {0}")]
+    LocalFile(String),
+}
+
+impl StorageError {
+    /// Worth trying again: the network, rate limits, server trouble, and a
+    /// concurrent upload holding the same path's lock.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StorageError::Transport(_) => true,
+            StorageError::Status { status, code, .. } => {
+                *status == 429 || *status >= 500 || (*status == 409 && code == "ResourceLocked")
+            }
+            _ => false,
+        }
+    }
+
+    /// The job's error: what the user reads, what the operator can act on.
+    pub fn into_job_error(self, size_limit: Option<u64>) -> JobError {
+        let detail = format!("storage: {self}");
+        match &self {
+            StorageError::Status { status: 413, .. } => {
+                let limit = size_limit
+                    .map(|b| format!(" (the limit is {} MB)", b / (1024 * 1024)))
+                    .unwrap_or_default();
+                JobError::new(ErrorCode::TooLarge, None, detail)
+                    .with_message(format!("This audio file is larger than the storage accepts{limit}."))
+            }
+            StorageError::Status { status: 401 | 403, .. } | StorageError::BadKey => {
+                JobError::new(ErrorCode::Storage, None, format!("{detail}; check SUPABASE_SERVICE_ROLE_KEY"))
+                    .with_message("The audio file could not be saved: storage refused our credentials. The operator needs to check the storage key.")
+                    .with_retry(Retry::Never)
+            }
+            StorageError::Status { status: 404, .. } => {
+                JobError::new(ErrorCode::Storage, None, format!("{detail}; check XTRACT_STORAGE_BUCKET"))
+                    .with_message("The audio file could not be saved: the storage bucket does not exist. The operator needs to create it.")
+                    .with_retry(Retry::Never)
+            }
+            StorageError::LocalFile(_) => JobError::internal(detail),
+            _ => JobError::new(ErrorCode::Storage, None, detail),
+        }
+    }
+}
+
+/// Ok for a success; otherwise the error the body describes.
+pub async fn check(response: Response) -> Result<Response, StorageError> {
+    let http_status = response.status().as_u16();
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    // Error bodies are small; do not read an unbounded one.
+    let text = match response.text().await {
+        Ok(t) => t.chars().take(2000).collect::<String>(),
+        Err(_) => String::new(),
+    };
+    Err(parse_error(http_status, &text))
+}
+
+/// Reads any of the three error shapes.
+pub fn parse_error(http_status: u16, body: &str) -> StorageError {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let status = match &json["statusCode"] {
+        serde_json::Value::String(s) => s.parse().unwrap_or(http_status),
+        serde_json::Value::Number(n) => n.as_u64().map_or(http_status, |n| n as u16),
+        _ => http_status,
+    };
+    let code = json["code"]
+        .as_str()
+        .or_else(|| json["error"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let message = json["message"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(|| body.trim().chars().take(300).collect());
+    StorageError::Status {
+        status,
+        code,
+        message,
+    }
+}
+
+/// A reqwest error with its causes, without anything from the headers.
+pub fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_in_the_body_wins_over_the_http_status() {
+        let e = parse_error(
+            400,
+            r#"{"statusCode":"413","code":"EntityTooLarge","error":"Payload too large","message":"The object exceeded the maximum allowed size"}"#,
+        );
+        assert_eq!(
+            e,
+            StorageError::Status {
+                status: 413,
+                code: "EntityTooLarge".into(),
+                message: "The object exceeded the maximum allowed size".into()
+            }
+        );
+        let e = parse_error(
+            400,
+            r#"{"statusCode":"404","error":"Bucket not found","message":"Bucket not found"}"#,
+        );
+        assert!(matches!(e, StorageError::Status { status: 404, .. }));
+        let locked = parse_error(
+            400,
+            r#"{"statusCode":"409","code":"ResourceLocked","message":"locked"}"#,
+        );
+        assert!(locked.is_transient());
+        let duplicate = parse_error(
+            400,
+            r#"{"statusCode":"409","code":"Duplicate","message":"exists"}"#,
+        );
+        assert!(!duplicate.is_transient());
+    }
+
+    #[test]
+    fn gateway_and_framework_errors_keep_their_http_status() {
+        assert!(matches!(
+            parse_error(401, r#"{"message":"Invalid API key"}"#),
+            StorageError::Status { status: 401, .. }
+        ));
+        assert!(parse_error(503, "upstream connect error").is_transient());
+        assert!(matches!(
+            parse_error(
+                413,
+                r#"{"statusCode":413,"error":"Payload Too Large","message":"too big"}"#
+            ),
+            StorageError::Status { status: 413, .. }
+        ));
+    }
+
+    #[test]
+    fn job_errors_say_what_to_do() {
+        let big = parse_error(400, r#"{"statusCode":"413","message":"x"}"#)
+            .into_job_error(Some(50 * 1024 * 1024));
+        assert_eq!(big.code, ErrorCode::TooLarge);
+        assert!(big.message.contains("50 MB"), "{}", big.message);
+        let auth = parse_error(401, r#"{"message":"Invalid API key"}"#).into_job_error(None);
+        assert_eq!((auth.code, auth.retry), (ErrorCode::Storage, Retry::Never));
+        assert!(auth.detail.contains("SUPABASE_SERVICE_ROLE_KEY"));
+        let down = StorageError::Transport("connection refused".into()).into_job_error(None);
+        assert_eq!(
+            (down.code, down.retry),
+            (ErrorCode::Storage, Retry::Backoff)
+        );
+    }
+}

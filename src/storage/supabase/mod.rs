@@ -1,0 +1,304 @@
+//! The `supabase` backend: Supabase Storage's HTTP API with reqwest, as
+//! `shared/reference`'s notes describe the real server. Small files go up in
+//! one streamed request; larger ones with TUS resumable uploads in 6 MiB
+//! chunks that resume from the server's offset after a failure. Every
+//! request carries the service role key twice (Authorization and apikey);
+//! the key is never put into an error or a log line.
+
+mod errors;
+mod tus;
+
+use std::path::Path;
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Client, Method, RequestBuilder, Response};
+
+pub use errors::StorageError;
+
+use super::{AudioStore, StoredObject};
+use crate::error::JobError;
+use crate::ops::config::SupabaseSettings;
+
+/// What the bucket says about itself (read at start).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct BucketInfo {
+    pub id: String,
+    pub public: bool,
+    pub file_size_limit: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct SupabaseStorage {
+    http: Client,
+    /// `<SUPABASE_URL>/storage/v1`
+    base: url::Url,
+    bucket: BucketInfo,
+    threshold: u64,
+    /// Attempts per request on passing failures.
+    tries: usize,
+}
+
+impl std::fmt::Debug for SupabaseStorage {
+    // Never print the client: its default headers hold the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupabaseStorage")
+            .field("base", &self.base.as_str())
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupabaseStorage {
+    /// Builds the client and reads the bucket: a wrong key or a missing
+    /// bucket is found here, at start, not on the first job.
+    pub async fn connect(settings: &SupabaseSettings) -> Result<Self, StorageError> {
+        let key = settings.service_role_key.expose();
+        let mut headers = HeaderMap::new();
+        let mut bearer =
+            HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| StorageError::BadKey)?;
+        bearer.set_sensitive(true);
+        let mut apikey = HeaderValue::from_str(key).map_err(|_| StorageError::BadKey)?;
+        apikey.set_sensitive(true);
+        headers.insert(AUTHORIZATION, bearer);
+        headers.insert("apikey", apikey);
+        let http = Client::builder()
+            .default_headers(headers)
+            .connect_timeout(Duration::from_secs(10))
+            // Per request; a 6 MiB chunk on a slow uplink still fits.
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| StorageError::Transport(errors::describe(&e)))?;
+        let mut base = settings.url.clone();
+        base.set_path(&format!(
+            "{}/storage/v1",
+            settings.url.path().trim_end_matches('/')
+        ));
+        let mut storage = SupabaseStorage {
+            http,
+            base,
+            bucket: BucketInfo {
+                id: settings.bucket.clone(),
+                public: false,
+                file_size_limit: None,
+            },
+            threshold: settings.resumable_threshold,
+            tries: 5,
+        };
+        storage.bucket = storage.read_bucket().await?;
+        Ok(storage)
+    }
+
+    pub fn bucket(&self) -> &BucketInfo {
+        &self.bucket
+    }
+
+    /// Fewer attempts, for tests of failure paths.
+    pub fn with_tries(mut self, tries: usize) -> Self {
+        self.tries = tries.max(1);
+        self
+    }
+
+    async fn read_bucket(&self) -> Result<BucketInfo, StorageError> {
+        let url = self.url(&["bucket", &self.bucket.id]);
+        let response = self.send(|| self.http.get(url.clone())).await?;
+        response.json::<BucketInfo>().await.map_err(|e| {
+            StorageError::Protocol(format!(
+                "unreadable bucket description: {}",
+                errors::describe(&e)
+            ))
+        })
+    }
+
+    /// `<base>/<segments…>`, each segment escaped.
+    fn url(&self, segments: &[&str]) -> url::Url {
+        let mut url = self.base.clone();
+        {
+            let mut path = url.path_segments_mut().expect("http URLs have paths");
+            for s in segments {
+                for part in s.split('/') {
+                    path.push(part);
+                }
+            }
+        }
+        url
+    }
+
+    /// Where the app reads the object: public URL for a public bucket, the
+    /// authenticated URL otherwise (see README: signed URLs).
+    fn object_url(&self, path: &str) -> String {
+        let kind = if self.bucket.public {
+            "public"
+        } else {
+            "authenticated"
+        };
+        self.url(&["object", kind, &self.bucket.id, path])
+            .to_string()
+    }
+
+    /// Sends a request built by `build`, retrying passing failures with
+    /// backoff; returns the successful response or the last error.
+    async fn send(&self, build: impl Fn() -> RequestBuilder) -> Result<Response, StorageError> {
+        let mut delays = backoff();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = match build().send().await {
+                Ok(response) => errors::check(response).await,
+                Err(e) => Err(StorageError::Transport(errors::describe(&e))),
+            };
+            match result {
+                Ok(response) => return Ok(response),
+                Err(e) if e.is_transient() && tries < self.tries => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(
+                        "storage request failed ({e}); retrying in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One request with the file as a streamed body.
+    async fn upload_whole(
+        &self,
+        path: &str,
+        file: &Path,
+        content_type: &str,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let url = self.url(&["object", &self.bucket.id, path]);
+        let mut delays = backoff();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // The body is a stream: it is opened afresh for every try.
+            let body = match tokio::fs::File::open(file).await {
+                Ok(f) => reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                    f,
+                    256 * 1024,
+                )),
+                Err(e) => return Err(StorageError::LocalFile(e.to_string())),
+            };
+            let request = self
+                .http
+                .request(Method::POST, url.clone())
+                .header(CONTENT_TYPE, content_type)
+                .header(CONTENT_LENGTH, size)
+                .header("x-upsert", "true")
+                .header("cache-control", "max-age=3600")
+                .body(body);
+            let result = match request.send().await {
+                Ok(response) => errors::check(response).await.map(|_| ()),
+                Err(e) => Err(StorageError::Transport(errors::describe(&e))),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() && tries < self.tries => {
+                    let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(
+                        "upload failed ({e}); retrying in {:.1}s",
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub async fn put_object(
+        &self,
+        path: &str,
+        file: &Path,
+        content_type: &str,
+    ) -> Result<StoredObject, StorageError> {
+        let size = tokio::fs::metadata(file)
+            .await
+            .map_err(|e| StorageError::LocalFile(e.to_string()))?
+            .len();
+        if size > self.threshold {
+            tus::upload(self, path, file, content_type, size).await?;
+        } else {
+            self.upload_whole(path, file, content_type, size).await?;
+        }
+        Ok(StoredObject {
+            path: path.to_string(),
+            url: self.object_url(path),
+            size,
+        })
+    }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+impl AudioStore for SupabaseStorage {
+    async fn put(
+        &self,
+        path: &str,
+        file: &Path,
+        content_type: &str,
+    ) -> Result<StoredObject, JobError> {
+        self.put_object(path, file, content_type)
+            .await
+            .map_err(|e| e.into_job_error(self.bucket.file_size_limit))
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<StoredObject, JobError> {
+        let url = self.url(&["object", "copy"]);
+        let body = serde_json::json!({
+            "bucketId": self.bucket.id,
+            "sourceKey": from,
+            "destinationKey": to,
+        });
+        // A retried copy finds its own earlier copy: replace it.
+        self.delete(to).await?;
+        self.send(|| {
+            self.http
+                .post(url.clone())
+                .header("x-upsert", "true")
+                .json(&body)
+        })
+        .await
+        .map_err(|e| e.into_job_error(self.bucket.file_size_limit))?;
+        let info_url = self.url(&["object", "info", &self.bucket.id, to]);
+        let size = match self.send(|| self.http.get(info_url.clone())).await {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| {
+                    v["size"]
+                        .as_u64()
+                        .or_else(|| v["metadata"]["size"].as_u64())
+                })
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        Ok(StoredObject {
+            path: to.to_string(),
+            url: self.object_url(to),
+            size,
+        })
+    }
+
+    async fn delete(&self, path: &str) -> Result<(), JobError> {
+        let url = self.url(&["object", &self.bucket.id, path]);
+        match self.send(|| self.http.delete(url.clone())).await {
+            Ok(_) => Ok(()),
+            Err(StorageError::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e.into_job_error(self.bucket.file_size_limit)),
+        }
+    }
+}

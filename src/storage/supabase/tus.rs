@@ -1,0 +1,152 @@
+//! TUS 1.0.0 resumable uploads as Supabase Storage takes them: create, then
+//! PATCH chunks of exactly 6 MiB (the last may be shorter); after a failure,
+//! HEAD tells how much the server kept, and the upload goes on from there.
+//! One chunk is in memory at a time.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::errors::{check, describe, StorageError};
+use super::SupabaseStorage;
+
+/// Supabase requires every chunk but the last to be exactly this size.
+pub const CHUNK: u64 = 6 * 1024 * 1024;
+const TUS_VERSION: &str = "1.0.0";
+
+pub async fn upload(
+    s: &SupabaseStorage,
+    path: &str,
+    file: &Path,
+    content_type: &str,
+    size: u64,
+) -> Result<(), StorageError> {
+    let location = create(s, path, content_type, size).await?;
+    let mut source = tokio::fs::File::open(file)
+        .await
+        .map_err(|e| StorageError::LocalFile(e.to_string()))?;
+    let mut offset = 0u64;
+    let mut failures = 0;
+    let mut delays = super::backoff();
+    while offset < size {
+        let len = CHUNK.min(size - offset);
+        let mut chunk = vec![0u8; len as usize];
+        source
+            .seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| StorageError::LocalFile(e.to_string()))?;
+        source
+            .read_exact(&mut chunk)
+            .await
+            .map_err(|e| StorageError::LocalFile(e.to_string()))?;
+        match patch(s, &location, offset, chunk).await {
+            Ok(next) => {
+                offset = next;
+                failures = 0;
+            }
+            Err(e) if resumable(&e) && failures + 1 < s.tries => {
+                failures += 1;
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(
+                    "upload chunk at {offset} failed ({e}); resuming in {:.1}s from the server's offset",
+                    delay.as_secs_f64()
+                );
+                tokio::time::sleep(delay).await;
+                offset = server_offset(s, &location).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Passing failures, and an offset the server disagrees with (409): both
+/// are mended by asking the server where it is.
+fn resumable(e: &StorageError) -> bool {
+    e.is_transient() || matches!(e, StorageError::Status { status: 409, .. })
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+async fn create(
+    s: &SupabaseStorage,
+    path: &str,
+    content_type: &str,
+    size: u64,
+) -> Result<url::Url, StorageError> {
+    let url = s.url(&["upload", "resumable"]);
+    let metadata = format!(
+        "bucketName {},objectName {},contentType {},cacheControl {}",
+        b64(&s.bucket.id),
+        b64(path),
+        b64(content_type),
+        b64("3600")
+    );
+    let response = s
+        .send(|| {
+            s.http
+                .post(url.clone())
+                .header("Tus-Resumable", TUS_VERSION)
+                .header("Upload-Length", size)
+                .header("Upload-Metadata", metadata.clone())
+                .header("x-upsert", "true")
+        })
+        .await?;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            StorageError::Protocol("no Location in the reply to the upload creation".into())
+        })?;
+    // The server may answer with an absolute or a relative URL.
+    s.base
+        .join(location)
+        .map_err(|e| StorageError::Protocol(format!("unusable upload Location: {e}")))
+}
+
+/// Sends one chunk; returns the server's new offset.
+async fn patch(
+    s: &SupabaseStorage,
+    location: &url::Url,
+    offset: u64,
+    chunk: Vec<u8>,
+) -> Result<u64, StorageError> {
+    let sent = chunk.len() as u64;
+    let response = s
+        .http
+        .patch(location.clone())
+        .header("Tus-Resumable", TUS_VERSION)
+        .header("Upload-Offset", offset)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(chunk)
+        .send()
+        .await
+        .map_err(|e| StorageError::Transport(describe(&e)))?;
+    let response = check(response).await?;
+    Ok(offset_header(&response).unwrap_or(offset + sent))
+}
+
+async fn server_offset(s: &SupabaseStorage, location: &url::Url) -> Result<u64, StorageError> {
+    let response = s
+        .send(|| {
+            s.http
+                .head(location.clone())
+                .header("Tus-Resumable", TUS_VERSION)
+        })
+        .await?;
+    offset_header(&response)
+        .ok_or_else(|| StorageError::Protocol("no Upload-Offset in the reply to HEAD".into()))
+}
+
+fn offset_header(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,341 @@
+//! The Supabase Storage client against the in-process double.
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::storage_double::{Fault, StorageDouble, CHUNK, KEY};
+use xtract::error::{ErrorCode, Retry};
+use xtract::ops::config::{Secret, SupabaseSettings};
+use xtract::storage::{AudioStore, SupabaseStorage};
+
+const MB: usize = 1024 * 1024;
+
+fn settings(double: &StorageDouble, key: &str, bucket: &str) -> SupabaseSettings {
+    SupabaseSettings {
+        url: double.url.parse().unwrap(),
+        service_role_key: Secret::new(key),
+        bucket: bucket.into(),
+        resumable_threshold: 6 * MB as u64,
+    }
+}
+
+async fn client(double: &StorageDouble) -> SupabaseStorage {
+    SupabaseStorage::connect(&settings(double, KEY, "audio-files"))
+        .await
+        .unwrap()
+}
+
+/// A file of `len` bytes that differ from position to position.
+fn file(dir: &tempfile::TempDir, name: &str, len: usize, seed: u8) -> (PathBuf, Vec<u8>) {
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+        .collect();
+    let path = dir.path().join(name);
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+#[tokio::test]
+async fn a_small_file_goes_up_in_one_request_byte_for_byte() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "a.m4a", 300_000, 1);
+    let stored = client(&double)
+        .await
+        .put("user-1/job-1.m4a", &path, "audio/mp4")
+        .await
+        .unwrap();
+
+    let object = double.object("audio-files/user-1/job-1.m4a").unwrap();
+    assert!(object.data == data, "bytes differ");
+    assert_eq!(object.content_type, "audio/mp4");
+    assert_eq!(stored.size, data.len() as u64);
+    assert_eq!(stored.path, "user-1/job-1.m4a");
+    assert_eq!(
+        stored.url,
+        format!(
+            "{}/storage/v1/object/public/audio-files/user-1/job-1.m4a",
+            double.url
+        )
+    );
+    let upload: Vec<_> = double
+        .log()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .collect();
+    assert_eq!(upload.len(), 1);
+    assert_eq!(
+        upload[0].path,
+        "/storage/v1/object/audio-files/user-1/job-1.m4a"
+    );
+    assert!(upload[0].upsert, "x-upsert: true");
+    assert_eq!(
+        upload[0].authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    assert_eq!(upload[0].apikey.as_deref(), Some(KEY));
+}
+
+#[tokio::test]
+async fn a_large_file_goes_up_resumably_in_6_mib_chunks() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "big.m4a", 15 * MB, 2);
+    client(&double)
+        .await
+        .put("u/j.m4a", &path, "audio/mp4")
+        .await
+        .unwrap();
+
+    let object = double.object("audio-files/u/j.m4a").unwrap();
+    assert!(object.data == data, "bytes differ");
+    assert_eq!(object.content_type, "audio/mp4");
+    let log = double.log();
+    let create: Vec<_> = log.iter().filter(|s| s.method == "POST").collect();
+    assert_eq!(create.len(), 1);
+    assert_eq!(create[0].path, "/storage/v1/upload/resumable");
+    assert!(create[0].upsert);
+    let patches: Vec<(Option<u64>, usize)> = log
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .map(|s| (s.upload_offset, s.body_len))
+        .collect();
+    let c = CHUNK as u64;
+    assert_eq!(
+        patches,
+        vec![(Some(0), CHUNK), (Some(c), CHUNK), (Some(2 * c), 3 * MB)]
+    );
+    assert!(log
+        .iter()
+        .filter(|s| s.method == "PATCH")
+        .all(|s| s.content_type.as_deref() == Some("application/offset+octet-stream")));
+}
+
+#[tokio::test]
+async fn a_retried_job_overwrites_its_own_object() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = client(&double).await;
+    let (first, _) = file(&dir, "1.m4a", 1000, 3);
+    let (second, data) = file(&dir, "2.m4a", 2000, 4);
+    store.put("u/j.m4a", &first, "audio/mp4").await.unwrap();
+    store.put("u/j.m4a", &second, "audio/mp4").await.unwrap();
+    assert_eq!(double.object_count(), 1);
+    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
+}
+
+fn tus_steps(double: &StorageDouble) -> Vec<(String, Option<u64>)> {
+    double
+        .log()
+        .iter()
+        .filter(|s| s.method == "PATCH" || s.method == "HEAD")
+        .map(|s| (s.method.clone(), s.upload_offset))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chunk_that_fails_halfway_resumes_from_the_servers_offset() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "big.m4a", 15 * MB, 5);
+    let store = client(&double).await;
+    // The second chunk's connection drops mid-body.
+    double.fail_nth("PATCH", "/upload/resumable/", 1, Fault::Drop);
+    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+
+    assert!(
+        double.object("audio-files/u/j.m4a").unwrap().data == data,
+        "bytes differ"
+    );
+    let c = CHUNK as u64;
+    let patch = |o| ("PATCH".to_string(), Some(o));
+    let head = ("HEAD".to_string(), None);
+    assert_eq!(
+        tus_steps(&double),
+        vec![patch(0), patch(c), head, patch(c), patch(2 * c)]
+    );
+    assert_eq!(
+        double.log().iter().filter(|s| s.method == "POST").count(),
+        1,
+        "never started over"
+    );
+}
+
+#[tokio::test]
+async fn an_offset_the_server_disagrees_with_is_mended_by_asking_it() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "big.m4a", 13 * MB, 12);
+    let store = client(&double).await;
+    // The first chunk is "accepted" but not kept: the next PATCH gets 409.
+    double.fail_next(
+        "PATCH",
+        "/upload/resumable/",
+        Fault::Reply(204, String::new()),
+    );
+    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+
+    assert!(
+        double.object("audio-files/u/j.m4a").unwrap().data == data,
+        "bytes differ"
+    );
+    let c = CHUNK as u64;
+    let patch = |o| ("PATCH".to_string(), Some(o));
+    let head = ("HEAD".to_string(), None);
+    assert_eq!(
+        tus_steps(&double),
+        vec![patch(0), patch(c), head, patch(0), patch(c), patch(2 * c)]
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_succeed() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "a.m4a", 5000, 6);
+    let store = client(&double).await;
+    double.fail_next(
+        "POST",
+        "/object/",
+        Fault::Reply(503, "upstream connect error".into()),
+    );
+    double.fail_next(
+        "POST",
+        "/object/",
+        Fault::Reply(400, r#"{"statusCode":"409","code":"ResourceLocked","error":"ResourceLocked","message":"The object is locked"}"#.into()),
+    );
+    double.fail_next(
+        "POST",
+        "/object/",
+        Fault::Reply(429, r#"{"statusCode":"429","message":"slow down"}"#.into()),
+    );
+    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
+    assert_eq!(
+        double.log().iter().filter(|s| s.method == "POST").count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_body_is_retried() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "a.m4a", 2 * MB, 7);
+    let store = client(&double).await;
+    double.fail_next("POST", "/object/", Fault::Drop);
+    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_become_a_retryable_storage_error() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(&dir, "a.m4a", 1000, 8);
+    let store = client(&double).await.with_tries(2);
+    for _ in 0..2 {
+        double.fail_next(
+            "POST",
+            "/object/",
+            Fault::Reply(500, r#"{"statusCode":"500","message":"internal"}"#.into()),
+        );
+    }
+    let e = store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+    assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Backoff));
+}
+
+#[tokio::test]
+async fn over_the_bucket_limit_the_job_fails_with_too_large_naming_the_limit() {
+    let double = StorageDouble::start(true, Some(MB as u64)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (small, _) = file(&dir, "a.m4a", 2 * MB, 9);
+    let (large, _) = file(&dir, "b.m4a", 7 * MB, 9);
+    let store = client(&double).await;
+    for path in [small, large] {
+        let e = store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooLarge, "{e:?}");
+        assert_eq!(e.retry, Retry::Never);
+        assert!(e.message.contains("1 MB"), "{}", e.message);
+    }
+    assert_eq!(double.object_count(), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_key_or_a_missing_bucket_stops_at_connect_without_leaking_the_key() {
+    let double = StorageDouble::start(true, None).await;
+    let wrong = "wrong-key-0000000000000000";
+    let e = SupabaseStorage::connect(&settings(&double, wrong, "audio-files"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            xtract::storage::supabase::StorageError::Status { status: 401, .. }
+        ),
+        "{e:?}"
+    );
+    let missing = SupabaseStorage::connect(&settings(&double, KEY, "nope"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            xtract::storage::supabase::StorageError::Status { status: 404, .. }
+        ),
+        "{missing:?}"
+    );
+    let job = missing.clone().into_job_error(None);
+    assert_eq!((job.code, job.retry), (ErrorCode::Storage, Retry::Never));
+    assert!(job.detail.contains("XTRACT_STORAGE_BUCKET"));
+    for text in [
+        e.to_string(),
+        format!("{e:?}"),
+        missing.to_string(),
+        format!("{missing:?}"),
+        format!("{:?}", client(&double).await),
+        format!("{:?}", settings(&double, KEY, "audio-files")),
+    ] {
+        assert!(
+            !text.contains(KEY) && !text.contains(wrong),
+            "key in: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_private_bucket_gets_authenticated_urls() {
+    let double = StorageDouble::start(false, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(&dir, "a.m4a", 1000, 10);
+    let stored = client(&double)
+        .await
+        .put("u/j.m4a", &path, "audio/mp4")
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.url,
+        format!(
+            "{}/storage/v1/object/authenticated/audio-files/u/j.m4a",
+            double.url
+        )
+    );
+}
+
+#[tokio::test]
+async fn copies_and_deletes() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "a.m4a", 4000, 11);
+    let store = client(&double).await;
+    store.put("u1/j1.m4a", &path, "audio/mp4").await.unwrap();
+    let copy = store.copy("u1/j1.m4a", "u2/j2.m4a").await.unwrap();
+    assert_eq!(copy.size, 4000);
+    // Copying again (a retried job) replaces its own copy.
+    store.copy("u1/j1.m4a", "u2/j2.m4a").await.unwrap();
+    assert!(double.object("audio-files/u2/j2.m4a").unwrap().data == data);
+    store.delete("u2/j2.m4a").await.unwrap();
+    store.delete("u2/j2.m4a").await.unwrap(); // already gone: fine
+    assert!(double.object("audio-files/u2/j2.m4a").is_none());
+}

@@ -1,0 +1,370 @@
+//! An in-process Supabase Storage, as `shared/reference/supabase-storage.md`
+//! describes the real server: its own errors as HTTP 400 with the true
+//! status in the body's `statusCode`, the gateway's bare `{"message"}` for a
+//! bad apikey, TUS uploads with 6 MiB chunks, offsets and HEAD. It records
+//! every request and can be told to fail the next ones.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+
+pub const KEY: &str = "test-service-role-key-4f9a1c7e2b";
+pub const CHUNK: usize = 6 * 1024 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    pub public: bool,
+    pub file_size_limit: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub data: Vec<u8>,
+    pub content_type: String,
+}
+
+#[derive(Clone, Debug)]
+struct Upload {
+    bucket: String,
+    name: String,
+    content_type: String,
+    length: usize,
+    data: Vec<u8>,
+    upsert: bool,
+}
+
+/// One request as the double saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub upload_offset: Option<u64>,
+    pub content_type: Option<String>,
+    pub upsert: bool,
+    pub body_len: usize,
+    pub authorization: Option<String>,
+    pub apikey: Option<String>,
+    pub upload_metadata: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer with this HTTP status and body.
+    Reply(u16, String),
+    /// Read part of the body, then drop the connection.
+    Drop,
+}
+
+#[derive(Default)]
+struct Inner {
+    buckets: HashMap<String, Bucket>,
+    objects: HashMap<String, Object>,
+    uploads: HashMap<String, Upload>,
+    log: Vec<Seen>,
+    /// (method, path fragment, matching requests to let through first,
+    /// fault).
+    faults: VecDeque<(String, String, usize, Fault)>,
+}
+
+#[derive(Clone)]
+pub struct StorageDouble {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+    task: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for StorageDouble {
+    fn drop(&mut self) {
+        if Arc::strong_count(&self.task) == 1 {
+            self.task.abort();
+        }
+    }
+}
+
+impl StorageDouble {
+    /// Starts with one bucket, `audio-files`.
+    pub async fn start(public: bool, file_size_limit: Option<u64>) -> StorageDouble {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        inner.lock().unwrap().buckets.insert(
+            "audio-files".into(),
+            Bucket {
+                public,
+                file_size_limit,
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state((inner.clone(), url.clone()));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        StorageDouble {
+            url,
+            inner,
+            task: Arc::new(task),
+        }
+    }
+
+    pub fn fail_next(&self, method: &str, path_contains: &str, fault: Fault) {
+        self.fail_nth(method, path_contains, 0, fault);
+    }
+
+    /// Lets `skip` matching requests through, then applies `fault` once.
+    pub fn fail_nth(&self, method: &str, path_contains: &str, skip: usize, fault: Fault) {
+        self.inner.lock().unwrap().faults.push_back((
+            method.into(),
+            path_contains.into(),
+            skip,
+            fault,
+        ));
+    }
+
+    pub fn object(&self, bucket_path: &str) -> Option<Object> {
+        self.inner.lock().unwrap().objects.get(bucket_path).cloned()
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.inner.lock().unwrap().objects.len()
+    }
+
+    pub fn log(&self) -> Vec<Seen> {
+        self.inner.lock().unwrap().log.clone()
+    }
+}
+
+type Shared = (Arc<Mutex<Inner>>, String);
+
+fn error(status: &str, code: &str, message: &str) -> Response {
+    // The real server sends its own errors as HTTP 400 unless they are 500s.
+    let http = if status == "500" {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    (
+        http,
+        axum::Json(serde_json::json!({"statusCode": status, "code": code, "error": code, "message": message})),
+    )
+        .into_response()
+}
+
+fn header(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(String::from)
+}
+
+async fn handle(
+    State((inner, base)): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let path = uri.path().to_string();
+    let mut seen = Seen {
+        method: method.to_string(),
+        path: path.clone(),
+        upload_offset: header(&headers, "upload-offset").and_then(|v| v.parse().ok()),
+        content_type: header(&headers, "content-type"),
+        upsert: header(&headers, "x-upsert").as_deref() == Some("true"),
+        body_len: 0,
+        authorization: header(&headers, "authorization"),
+        apikey: header(&headers, "apikey"),
+        upload_metadata: header(&headers, "upload-metadata"),
+    };
+    let fault = {
+        let mut i = inner.lock().unwrap();
+        let pos = i
+            .faults
+            .iter()
+            .position(|(m, p, _, _)| *m == method.as_str() && path.contains(p.as_str()));
+        match pos {
+            Some(p) if i.faults[p].2 > 0 => {
+                i.faults[p].2 -= 1;
+                None
+            }
+            Some(p) => i.faults.remove(p).map(|(_, _, _, f)| f),
+            None => None,
+        }
+    };
+    let bytes = match fault {
+        Some(Fault::Drop) => {
+            // Take some of the body, then vanish: the client sees the
+            // connection close mid-request.
+            let mut stream = body.into_data_stream();
+            use futures::StreamExt;
+            let _ = stream.next().await;
+            inner.lock().unwrap().log.push(seen);
+            panic!("storage double: dropping the connection as asked");
+        }
+        Some(Fault::Reply(status, text)) => {
+            let _ = axum::body::to_bytes(body, usize::MAX).await;
+            inner.lock().unwrap().log.push(seen);
+            return (StatusCode::from_u16(status).unwrap(), text).into_response();
+        }
+        None => axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default()
+            .to_vec(),
+    };
+    seen.body_len = bytes.len();
+    let mut i = inner.lock().unwrap();
+    i.log.push(seen);
+    // The gateway checks the apikey; the server checks the bearer token.
+    if header(&headers, "apikey").as_deref() != Some(KEY) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"message": "Invalid API key"})),
+        )
+            .into_response();
+    }
+    if header(&headers, "authorization") != Some(format!("Bearer {KEY}")) {
+        return error("403", "InvalidJWT", "invalid signature");
+    }
+    let Some(rest) = path.strip_prefix("/storage/v1/") else {
+        return (StatusCode::NOT_FOUND, "no route").into_response();
+    };
+    let parts: Vec<String> = rest.split('/').map(|p| percent_decode(p)).collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["bucket", id]) => match i.buckets.get(*id) {
+            Some(b) => axum::Json(serde_json::json!({
+                "id": id, "name": id, "public": b.public, "file_size_limit": b.file_size_limit,
+                "allowed_mime_types": null, "owner": "", "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+            }))
+            .into_response(),
+            None => error("404", "NoSuchBucket", "Bucket not found"),
+        },
+        ("POST", ["object", "copy"]) => {
+            let req: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            let bucket = req["bucketId"].as_str().unwrap_or_default().to_string();
+            let from = format!("{bucket}/{}", req["sourceKey"].as_str().unwrap_or_default());
+            let to = format!("{bucket}/{}", req["destinationKey"].as_str().unwrap_or_default());
+            match i.objects.get(&from).cloned() {
+                None => error("404", "NoSuchKey", "Object not found"),
+                Some(_) if i.objects.contains_key(&to) && !header(&headers, "x-upsert").is_some_and(|v| v == "true") => {
+                    error("409", "Duplicate", "The resource already exists")
+                }
+                Some(o) => {
+                    i.objects.insert(to.clone(), o);
+                    axum::Json(serde_json::json!({"Key": to})).into_response()
+                }
+            }
+        }
+        ("GET", ["object", "info", bucket, name @ ..]) => {
+            let key = format!("{bucket}/{}", name.join("/"));
+            match i.objects.get(&key) {
+                Some(o) => axum::Json(serde_json::json!({"name": name.join("/"), "size": o.data.len(), "content_type": o.content_type})).into_response(),
+                None => error("404", "NoSuchKey", "Object not found"),
+            }
+        }
+        ("POST" | "PUT", ["object", bucket, name @ ..]) => {
+            let Some(b) = i.buckets.get(*bucket).cloned() else {
+                return error("404", "NoSuchBucket", "Bucket not found");
+            };
+            let key = format!("{bucket}/{}", name.join("/"));
+            let upsert = method == Method::PUT || header(&headers, "x-upsert").as_deref() == Some("true");
+            if i.objects.contains_key(&key) && !upsert {
+                return error("409", "Duplicate", "The resource already exists");
+            }
+            if b.file_size_limit.is_some_and(|l| bytes.len() as u64 > l) {
+                return error("413", "EntityTooLarge", "The object exceeded the maximum allowed size");
+            }
+            let content_type = header(&headers, "content-type").unwrap_or_default();
+            i.objects.insert(key.clone(), Object { data: bytes, content_type });
+            axum::Json(serde_json::json!({"Key": key, "Id": uuid::Uuid::new_v4()})).into_response()
+        }
+        ("DELETE", ["object", bucket, name @ ..]) => {
+            let key = format!("{bucket}/{}", name.join("/"));
+            match i.objects.remove(&key) {
+                Some(_) => axum::Json(serde_json::json!({"message": "Successfully deleted"})).into_response(),
+                None => error("404", "NoSuchKey", "Object not found"),
+            }
+        }
+        ("POST", ["upload", "resumable"]) => {
+            let length: usize = header(&headers, "upload-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let meta = parse_metadata(&header(&headers, "upload-metadata").unwrap_or_default());
+            let bucket = meta.get("bucketName").cloned().unwrap_or_default();
+            let Some(b) = i.buckets.get(&bucket).cloned() else {
+                return error("404", "NoSuchBucket", "Bucket not found");
+            };
+            if b.file_size_limit.is_some_and(|l| length as u64 > l) {
+                return error("413", "EntityTooLarge", "The object exceeded the maximum allowed size");
+            }
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            i.uploads.insert(
+                id.clone(),
+                Upload {
+                    bucket,
+                    name: meta.get("objectName").cloned().unwrap_or_default(),
+                    content_type: meta.get("contentType").cloned().unwrap_or_default(),
+                    length,
+                    data: Vec::new(),
+                    upsert: header(&headers, "x-upsert").as_deref() == Some("true"),
+                },
+            );
+            (
+                StatusCode::CREATED,
+                [("location", format!("{base}/storage/v1/upload/resumable/{id}")), ("tus-resumable", "1.0.0".into())],
+            )
+                .into_response()
+        }
+        ("HEAD", ["upload", "resumable", id]) => match i.uploads.get(*id) {
+            Some(u) => (
+                StatusCode::OK,
+                [("upload-offset", u.data.len().to_string()), ("upload-length", u.length.to_string()), ("tus-resumable", "1.0.0".into())],
+            )
+                .into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        },
+        ("PATCH", ["upload", "resumable", id]) => {
+            let Some(mut u) = i.uploads.get(*id).cloned() else {
+                return StatusCode::NOT_FOUND.into_response();
+            };
+            let offset: usize = header(&headers, "upload-offset").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
+            if offset != u.data.len() {
+                return (StatusCode::CONFLICT, "Upload-Offset does not match").into_response();
+            }
+            let completes = offset + bytes.len() == u.length;
+            if bytes.len() != CHUNK && !completes {
+                return error("400", "InvalidChunkSize", "every chunk but the last must be 6 MB");
+            }
+            u.data.extend_from_slice(&bytes);
+            let new_offset = u.data.len();
+            if new_offset == u.length {
+                let key = format!("{}/{}", u.bucket, u.name);
+                if i.objects.contains_key(&key) && !u.upsert {
+                    return error("409", "Duplicate", "The resource already exists");
+                }
+                i.objects.insert(key, Object { data: u.data.clone(), content_type: u.content_type.clone() });
+            }
+            i.uploads.insert(id.to_string(), u);
+            (StatusCode::NO_CONTENT, [("upload-offset", new_offset.to_string()), ("tus-resumable", "1.0.0".into())]).into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "no route").into_response(),
+    }
+}
+
+fn parse_metadata(text: &str) -> HashMap<String, String> {
+    text.split(',')
+        .filter_map(|pair| pair.trim().split_once(' '))
+        .filter_map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
+            Some((k.to_string(), String::from_utf8(bytes).ok()?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
