@@ -339,3 +339,73 @@ async fn copies_and_deletes() {
     store.delete("u2/j2.m4a").await.unwrap(); // already gone: fine
     assert!(double.object("audio-files/u2/j2.m4a").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_stores_audio_in_supabase_storage() {
+    use support::*;
+    let double = StorageDouble::start(true, None).await;
+    let db = TestDb::start().await;
+    let server = xtract::ops::media_server::MediaServer::start(&media().dir)
+        .await
+        .unwrap();
+    let client = db.client().await;
+    let id = db.enqueue(&client, &server.url("clip.mp4")).await;
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    options.extra_env = vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), double.url.clone()),
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), KEY.into()),
+        ("RUST_LOG".into(), "debug".into()),
+    ];
+    let mut daemon = Daemon::spawn(&db.url, &options, &["run", "--exit-when-idle"]);
+    let status = daemon.wait_exit(std::time::Duration::from_secs(120)).await;
+    assert!(status.success(), "{}", daemon.log_text());
+
+    let row = job(&client, id).await;
+    assert_eq!(row["status"], "completed", "{row}");
+    let audio: serde_json::Value = client
+        .query_one(
+            "SELECT to_jsonb(a) FROM audio_files a WHERE job_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let object_path = format!("{USER}/{id}.m4a");
+    assert_eq!(audio["storage_path"], object_path);
+    assert_eq!(
+        audio["file_url"],
+        format!(
+            "{}/storage/v1/object/public/audio-files/{object_path}",
+            double.url
+        )
+    );
+    let object = double
+        .object(&format!("audio-files/{object_path}"))
+        .unwrap();
+    assert_eq!(object.content_type, "audio/mp4");
+    assert_eq!(audio["file_size"], object.data.len());
+    assert!(!daemon.log_text().contains(KEY), "the key reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_refuses_to_start_with_a_wrong_storage_key() {
+    use support::*;
+    let double = StorageDouble::start(true, None).await;
+    let db = TestDb::start().await;
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    let wrong = "wrong-key-ffffffffffffffff";
+    options.extra_env = vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), double.url.clone()),
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), wrong.into()),
+    ];
+    let mut daemon = Daemon::start(&db.url, &options);
+    assert!(!daemon
+        .wait_exit(std::time::Duration::from_secs(30))
+        .await
+        .success());
+    let log = daemon.log_text();
+    assert!(log.contains("SUPABASE_SERVICE_ROLE_KEY"), "{log}");
+    assert!(!log.contains(wrong), "{log}");
+}

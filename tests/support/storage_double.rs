@@ -231,7 +231,7 @@ async fn handle(
     let Some(rest) = path.strip_prefix("/storage/v1/") else {
         return (StatusCode::NOT_FOUND, "no route").into_response();
     };
-    let parts: Vec<String> = rest.split('/').map(|p| percent_decode(p)).collect();
+    let parts: Vec<String> = rest.split('/').map(percent_decode).collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["bucket", id]) => match i.buckets.get(*id) {
