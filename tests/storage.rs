@@ -409,3 +409,34 @@ async fn the_daemon_refuses_to_start_with_a_wrong_storage_key() {
     assert!(log.contains("SUPABASE_SERVICE_ROLE_KEY"), "{log}");
     assert!(!log.contains(wrong), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_supabase_key_and_bucket() {
+    use support::*;
+    let double = StorageDouble::start(false, Some(50 * MB as u64)).await;
+    let db = TestDb::start().await;
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    let base = vec![
+        ("XTRACT_STORAGE".to_string(), "supabase".to_string()),
+        ("SUPABASE_URL".to_string(), double.url.clone()),
+        ("SUPABASE_SERVICE_ROLE_KEY".to_string(), KEY.to_string()),
+    ];
+    options.extra_env = base.clone();
+    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    let line = ran.lines_starting("ok    storage").join("");
+    assert!(
+        line.contains("bucket 'audio-files'") && line.contains("private") && line.contains("50 MB"),
+        "{}",
+        ran.stdout
+    );
+
+    options.extra_env = base;
+    options
+        .extra_env
+        .push(("XTRACT_STORAGE_BUCKET".into(), "missing".into()));
+    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    assert!(!ran.status.success());
+    let line = ran.lines_starting("FAIL  storage").join("");
+    assert!(line.contains("create the bucket"), "{}", ran.stdout);
+    assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
+}

@@ -21,7 +21,6 @@ use crate::queue::notifier::{
 };
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
 use crate::queue::Queue;
-use crate::storage::supabase::StorageError;
 use crate::storage::{AudioStore, LocalStorage, SupabaseStorage};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +75,7 @@ pub async fn run(
                     "Supabase Storage at {} (bucket '{}'): {e}{}",
                     settings.url,
                     settings.bucket,
-                    storage_advice(&e)
+                    e.advice()
                 ))
             })?;
             tracing::info!(
@@ -86,23 +85,6 @@ pub async fn run(
             );
             serve(config, target, store, exit_when_idle).await
         }
-    }
-}
-
-/// What an operator does about a storage failure at start.
-fn storage_advice(e: &StorageError) -> &'static str {
-    match e {
-        StorageError::Status {
-            status: 401 | 403, ..
-        }
-        | StorageError::BadKey => {
-            " — check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
-        }
-        StorageError::Status { status: 404, .. } => {
-            " — create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
-        }
-        StorageError::Transport(_) => " — check SUPABASE_URL and the network",
-        _ => "",
     }
 }
 

@@ -10,7 +10,8 @@ mod tools;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::config::{find_program, Config, ConfigError, StorageKind};
+use super::config::{find_program, Config, ConfigError, StorageKind, SupabaseSettings};
+use crate::storage::SupabaseStorage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -129,6 +130,8 @@ struct Inputs {
     /// None when XTRACT_STORAGE itself is wrong.
     storage: Option<StorageKind>,
     local_storage_dir: PathBuf,
+    /// None when the configuration could not be read at all.
+    supabase: Option<Result<SupabaseSettings, ConfigError>>,
 }
 
 impl Inputs {
@@ -140,6 +143,7 @@ impl Inputs {
             ffprobe: Some(c.ffprobe.clone()),
             storage: Some(c.storage),
             local_storage_dir: c.local_storage_dir.clone(),
+            supabase: Some(c.supabase.clone()),
         }
     }
 
@@ -160,6 +164,7 @@ impl Inputs {
             local_storage_dir: PathBuf::from(
                 get("XTRACT_LOCAL_STORAGE_DIR").unwrap_or_else(|| "./audio".into()),
             ),
+            supabase: None,
         }
     }
 }
@@ -203,7 +208,14 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
     report.push(tools::check_ffmpeg("ffmpeg", "XTRACT_FFMPEG", inputs.ffmpeg.as_deref()).await);
     report.push(tools::check_ffmpeg("ffprobe", "XTRACT_FFPROBE", inputs.ffprobe.as_deref()).await);
     report.push(tools::check_js_runtime());
-    report.push(check_storage(inputs.storage, &inputs.local_storage_dir));
+    report.push(
+        check_storage(
+            inputs.storage,
+            &inputs.local_storage_dir,
+            inputs.supabase.as_ref(),
+        )
+        .await,
+    );
     report
 }
 
@@ -218,19 +230,52 @@ fn storage_name(kind: StorageKind) -> &'static str {
     }
 }
 
-/// The storage backend's own check. Hook for the Supabase Storage client:
-/// once it exists, it should try a small upload and delete here.
-pub fn check_storage(kind: Option<StorageKind>, local_dir: &Path) -> Check {
+/// The storage backend's own check: for Supabase, the key is accepted and
+/// the bucket exists (what the daemon checks at start).
+pub async fn check_storage(
+    kind: Option<StorageKind>,
+    local_dir: &Path,
+    supabase: Option<&Result<SupabaseSettings, ConfigError>>,
+) -> Check {
     match kind {
+        Some(StorageKind::Supabase) => match supabase {
+            None => Check::warn(
+                "storage",
+                "supabase: not checked (the configuration could not be read)",
+                "fix the configuration first",
+            ),
+            Some(Err(e)) => Check::fail("storage", &e.to_string(), &format!("set {}", e.var)),
+            Some(Ok(settings)) => match SupabaseStorage::connect(settings).await {
+                Ok(store) => {
+                    let b = store.bucket();
+                    let limit = b
+                        .file_size_limit
+                        .map(|l| format!(", limit {} MB", l / (1024 * 1024)))
+                        .unwrap_or_default();
+                    Check::ok(
+                        "storage",
+                        &format!(
+                            "supabase bucket '{}' at {} ({}{limit})",
+                            b.id,
+                            settings.url,
+                            if b.public { "public" } else { "private" }
+                        ),
+                    )
+                }
+                Err(e) => Check::fail(
+                    "storage",
+                    &format!(
+                        "supabase bucket '{}' at {}: {e}",
+                        settings.bucket, settings.url
+                    ),
+                    e.advice().trim_start_matches(" — "),
+                ),
+            },
+        },
         None => Check::fail(
             "storage",
             "XTRACT_STORAGE is not supabase or local",
             "set XTRACT_STORAGE=supabase or XTRACT_STORAGE=local",
-        ),
-        Some(StorageKind::Supabase) => Check::warn(
-            "storage",
-            "supabase: checked by the storage backend",
-            "nothing was verified here yet",
         ),
         Some(StorageKind::Local) => check_local_dir(local_dir),
     }

@@ -38,6 +38,20 @@ impl StorageError {
         }
     }
 
+    /// What an operator does about it (after a dash), or nothing.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            StorageError::Status { status: 401 | 403, .. } | StorageError::BadKey => {
+                " — check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
+            }
+            StorageError::Status { status: 404, .. } => {
+                " — create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
+            }
+            StorageError::Transport(_) => " — check SUPABASE_URL and the network",
+            _ => "",
+        }
+    }
+
     /// The job's error: what the user reads, what the operator can act on.
     pub fn into_job_error(self, size_limit: Option<u64>) -> JobError {
         let detail = format!("storage: {self}");
