@@ -244,7 +244,7 @@ pub async fn check_storage(
                 "supabase: not checked (the configuration could not be read)",
                 "fix the configuration first",
             ),
-            Some(Err(e)) => Check::fail("storage", &e.to_string(), &format!("set {}", e.var)),
+            Some(Err(e)) => Check::fail("storage", e.to_string(), format!("set {}", e.var)),
             Some(Ok(settings)) => match SupabaseStorage::connect(settings).await {
                 Ok(store) => {
                     let b = store.bucket();
@@ -254,7 +254,7 @@ pub async fn check_storage(
                         .unwrap_or_default();
                     Check::ok(
                         "storage",
-                        &format!(
+                        format!(
                             "supabase bucket '{}' at {} ({}{limit})",
                             b.id,
                             settings.url,
@@ -264,7 +264,7 @@ pub async fn check_storage(
                 }
                 Err(e) => Check::fail(
                     "storage",
-                    &format!(
+                    format!(
                         "supabase bucket '{}' at {}: {e}",
                         settings.bucket, settings.url
                     ),
