@@ -12,6 +12,8 @@ pub struct Migration {
     pub version: i32,
     pub name: &'static str,
     pub sql: &'static str,
+    /// Applied only where Supabase's `auth` schema exists (RLS on auth.uid()).
+    pub supabase_only: bool,
 }
 
 /// The migrations, in order. Append only: an applied migration never changes.
@@ -20,16 +22,31 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "core",
         sql: include_str!("../../sql/001_core.sql"),
+        supabase_only: false,
     },
     Migration {
         version: 2,
         name: "platforms",
         sql: include_str!("../../sql/002_platforms.sql"),
+        supabase_only: false,
     },
     Migration {
         version: 3,
         name: "fairness",
         sql: include_str!("../../sql/003_fairness.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 4,
+        name: "worker role and checks",
+        sql: include_str!("../../sql/004_worker_and_checks.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 100,
+        name: "supabase security",
+        sql: include_str!("../../sql/100_supabase_security.sql"),
+        supabase_only: true,
     },
 ];
 
@@ -56,8 +73,12 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let supabase = has_auth_schema(&tx).await?;
     let mut now_applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| !applied.contains(&m.version) && (supabase || !m.supabase_only))
+    {
         tracing::info!(version = m.version, name = m.name, "applying migration");
         tx.batch_execute(m.sql).await?;
         tx.execute(
@@ -90,9 +111,19 @@ pub async fn pending(client: &Client) -> Result<Vec<i32>, DbError> {
     } else {
         Vec::new()
     };
+    let supabase = has_auth_schema(client).await?;
     Ok(MIGRATIONS
         .iter()
+        .filter(|m| supabase || !m.supabase_only)
         .map(|m| m.version)
         .filter(|v| !applied.contains(v))
         .collect())
+}
+
+/// Supabase's `auth` schema (auth.uid()) is there: the security layer applies.
+async fn has_auth_schema(client: &impl tokio_postgres::GenericClient) -> Result<bool, DbError> {
+    Ok(client
+        .query_one("SELECT to_regnamespace('auth') IS NOT NULL", &[])
+        .await?
+        .get(0))
 }

@@ -109,6 +109,8 @@ pub struct Config {
     pub supabase: Result<SupabaseSettings, ConfigError>,
     /// Platform pauses a job may wait out before it fails.
     pub max_pauses: i32,
+    /// Waiting or running jobs one user may have (enforced by the database).
+    pub max_pending_per_user: i32,
     /// Where `/health` and `/metrics` are served (off when None).
     pub health_addr: Option<std::net::SocketAddr>,
 }
@@ -321,6 +323,20 @@ impl Config {
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
             supabase: supabase_settings(&get),
+            max_pending_per_user: match get("XTRACT_MAX_PENDING_PER_USER") {
+                None => 20,
+                Some(v) => v
+                    .trim()
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        err(
+                            "XTRACT_MAX_PENDING_PER_USER",
+                            format!("'{v}' is not a whole number from 1"),
+                        )
+                    })?,
+            },
             max_pauses: match get("XTRACT_MAX_PAUSES") {
                 None => 6,
                 Some(v) => v

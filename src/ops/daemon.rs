@@ -13,12 +13,13 @@ use super::config::{Config, StorageKind};
 use super::health::{self, HealthState};
 use super::metrics::Metrics;
 use super::systemd;
-use crate::db::{migrate, DbTarget};
+use crate::db::{migrate, DbError, DbTarget};
 use crate::live::Live;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::notifier::{
     listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
 };
+use crate::queue::sql;
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
 use crate::queue::Queue;
 use crate::storage::{AudioStore, LocalStorage, SupabaseStorage};
@@ -54,6 +55,7 @@ pub async fn run(
     let target = DbTarget::parse(database_url).map_err(|e| StartError(e.to_string()))?;
     check_schema(&target).await?;
     check_listen(&target).await?;
+    apply_settings(&target, config).await?;
     match config.storage {
         StorageKind::Local => {
             let store = LocalStorage::new(&config.local_storage_dir).map_err(|e| {
@@ -86,6 +88,24 @@ pub async fn run(
             serve(config, target, store, exit_when_idle).await
         }
     }
+}
+
+/// Writes the limits the database enforces.
+async fn apply_settings(target: &DbTarget, config: &Config) -> Result<(), StartError> {
+    let client = target
+        .connect_simple()
+        .await
+        .map_err(|e| StartError(format!("cannot connect to the database: {e}")))?;
+    client
+        .execute(sql::SET_MAX_PENDING, &[&config.max_pending_per_user])
+        .await
+        .map_err(|e| {
+            StartError(format!(
+                "XTRACT_MAX_PENDING_PER_USER: cannot store it: {}",
+                DbError::from(e)
+            ))
+        })?;
+    Ok(())
 }
 
 /// A daemon that cannot hear notifications would run on the poll alone

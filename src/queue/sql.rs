@@ -353,3 +353,9 @@ pub const STATUS_OF_JOBS: &str = "
 SELECT id, status
 FROM processing_jobs
 WHERE id = ANY($1)";
+
+/// The per-user limit the database enforces on inserts by users.
+pub const SET_MAX_PENDING: &str = "
+UPDATE xtract.settings
+SET max_pending_per_user = $1
+WHERE max_pending_per_user IS DISTINCT FROM $1";

@@ -54,7 +54,11 @@ pub fn tools() -> &'static Tools {
 /// database `xtract`. Stopped when dropped.
 pub struct TestDb {
     pub pg: LocalPostgres,
+    /// What daemons connect with: the least-privileged `xtract_worker` once
+    /// migrated (as in production), the owner before.
     pub url: String,
+    /// The owner of the tables (what migrations and test clients use).
+    pub owner_url: String,
     _dir: TempDir,
 }
 
@@ -75,15 +79,33 @@ impl TestDb {
         let mut pg = LocalPostgres::init(dir.path()).expect("initdb");
         pg.start(true).expect("start postgres");
         pg.create_database("xtract").await.expect("create database");
-        let url = pg.url("xtract");
+        let owner_url = pg.url("xtract");
+        let mut url = owner_url.clone();
         if migrate {
-            xtract::ops::commands::migrate(&url).await.expect("migrate");
+            xtract::ops::commands::migrate(&owner_url)
+                .await
+                .expect("migrate");
+            // The cluster trusts local connections: the role needs only LOGIN.
+            let (client, conn) = tokio_postgres::connect(&owner_url, NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            client
+                .batch_execute("ALTER ROLE xtract_worker LOGIN")
+                .await
+                .expect("worker login");
+            url = owner_url.replace("postgres@", "xtract_worker@");
         }
-        TestDb { pg, url, _dir: dir }
+        TestDb {
+            pg,
+            url,
+            owner_url,
+            _dir: dir,
+        }
     }
 
     pub async fn client(&self) -> Client {
-        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+        let (client, conn) = tokio_postgres::connect(&self.owner_url, NoTls)
             .await
             .expect("connect");
         tokio::spawn(conn);
