@@ -1,0 +1,483 @@
+//! The frontend contract on a database set up like a Supabase project: the
+//! roles, the broad default grants (the trap), auth.uid() as Supabase
+//! defines it, and each request as PostgREST makes it (SET LOCAL ROLE plus
+//! the JWT claims, in one transaction). Each rule is shown both ways.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tokio_postgres::{Client, NoTls, Row};
+use uuid::Uuid;
+
+const SUPABASE: &str = r#"
+create role anon nologin noinherit;
+create role authenticated nologin noinherit;
+create role service_role nologin noinherit bypassrls;
+create role authenticator login noinherit;
+grant anon, authenticated, service_role to authenticator;
+
+create schema auth;
+create function auth.uid() returns uuid language sql stable as $$
+  select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid $$;
+create function auth.role() returns text language sql stable as $$
+  select coalesce(nullif(current_setting('request.jwt.claim.role', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'))::text $$;
+create function auth.jwt() returns jsonb language sql stable as $$
+  select coalesce(nullif(current_setting('request.jwt.claim', true), ''),
+    nullif(current_setting('request.jwt.claims', true), ''))::jsonb $$;
+grant usage on schema auth to anon, authenticated, service_role;
+
+grant usage on schema public to anon, authenticated, service_role;
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+
+create schema storage;
+create table storage.objects (
+    id uuid primary key default gen_random_uuid(),
+    bucket_id text,
+    name text,
+    owner uuid
+);
+alter table storage.objects enable row level security;
+create function storage.foldername(name text) returns text[] language plpgsql as $$
+declare _parts text[];
+begin
+  select string_to_array(name, '/') into _parts;
+  return _parts[1:array_length(_parts, 1) - 1];
+end $$;
+grant usage on schema storage to anon, authenticated, service_role;
+grant all on storage.objects to anon, authenticated, service_role;
+
+create publication supabase_realtime;
+"#;
+
+struct Project {
+    db: TestDb,
+    owner: Client,
+    /// Requests arrive through `authenticator`, as with PostgREST.
+    api: Client,
+}
+
+async fn project() -> Project {
+    let db = TestDb::start_unmigrated().await;
+    let owner = db.client().await;
+    owner.batch_execute(SUPABASE).await.unwrap();
+    xtract::ops::commands::migrate(&db.owner_url).await.unwrap();
+    owner
+        .batch_execute("ALTER ROLE xtract_worker LOGIN")
+        .await
+        .unwrap();
+    let (api, conn) =
+        tokio_postgres::connect(&db.owner_url.replace("postgres@", "authenticator@"), NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    Project { db, owner, api }
+}
+
+/// One request: `user` None is the anon key.
+async fn request(
+    api: &mut Client,
+    user: Option<Uuid>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, String> {
+    let tx = api.transaction().await.unwrap();
+    let (role, claims) = match user {
+        Some(u) => (
+            "authenticated",
+            serde_json::json!({"sub": u, "role": "authenticated"}),
+        ),
+        None => ("anon", serde_json::json!({"role": "anon"})),
+    };
+    tx.batch_execute(&format!("SET LOCAL ROLE {role}"))
+        .await
+        .unwrap();
+    tx.execute(
+        "SELECT set_config('request.jwt.claims', $1, true)",
+        &[&claims.to_string()],
+    )
+    .await
+    .unwrap();
+    match tx.query(sql, params).await {
+        Ok(rows) => {
+            tx.commit().await.unwrap();
+            Ok(rows)
+        }
+        Err(e) => Err(e
+            .as_db_error()
+            .map_or(e.to_string(), |d| d.message().to_string())),
+    }
+}
+
+const INSERT: &str =
+    "INSERT INTO processing_jobs (user_id, original_url) VALUES ($1, $2) RETURNING id, status";
+const YT: &str = "https://www.youtube.com/watch?v=dQw4w9WgXcQ";
+
+async fn insert(p: &mut Project, user: Uuid) -> Uuid {
+    request(&mut p.api, Some(user), INSERT, &[&user, &YT])
+        .await
+        .unwrap()[0]
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_user_adds_a_job_for_themself_and_reads_it_back() {
+    let mut p = project().await;
+    let alice = Uuid::new_v4();
+    let rows = request(&mut p.api, Some(alice), INSERT, &[&alice, &YT])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(1), "pending");
+    let id: Uuid = rows[0].get(0);
+    let seen = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT id, platform FROM processing_jobs",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].get::<_, Uuid>(0), id);
+    assert_eq!(seen[0].get::<_, String>(1), "youtube");
+}
+
+#[tokio::test]
+async fn forged_columns_and_other_users_are_refused_on_insert() {
+    let mut p = project().await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let file: Uuid = p
+        .owner
+        .query_one(
+            "INSERT INTO audio_files (user_id, file_name, file_url) VALUES ($1, 'b.m4a', 'x') RETURNING id",
+            &[&bob],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for (column, value) in [
+        ("status", "'completed'"),
+        ("attempts", "5"),
+        ("locked_by", "'me'"),
+        ("platform", "'other'"),
+        ("error_message", "'ok'"),
+        ("run_after", "now()"),
+        ("result_audio_file_id", &format!("'{file}'")),
+    ] {
+        let sql = format!("INSERT INTO processing_jobs (user_id, original_url, {column}) VALUES ($1, $2, {value})");
+        let e = request(&mut p.api, Some(alice), &sql, &[&alice, &YT])
+            .await
+            .unwrap_err();
+        assert!(e.contains("permission denied"), "{column}: {e}");
+    }
+    let e = request(&mut p.api, Some(alice), INSERT, &[&bob, &YT])
+        .await
+        .unwrap_err();
+    assert!(e.contains("row-level security"), "{e}");
+    let count: i64 = p
+        .owner
+        .query_one("SELECT count(*) FROM processing_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn users_see_only_their_own_jobs_and_audio() {
+    let mut p = project().await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    insert(&mut p, alice).await;
+    insert(&mut p, bob).await;
+    for user in [alice, bob] {
+        p.owner
+            .execute(
+                "INSERT INTO audio_files (user_id, file_name, file_url) VALUES ($1, 'a.m4a', 'x')",
+                &[&user],
+            )
+            .await
+            .unwrap();
+    }
+    let jobs = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT user_id FROM processing_jobs",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].get::<_, Uuid>(0), alice);
+    let audio = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT user_id FROM audio_files",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(audio.len(), 1);
+    assert_eq!(audio[0].get::<_, Uuid>(0), alice);
+    // The service role sees everything.
+    p.owner
+        .batch_execute("SET ROLE service_role")
+        .await
+        .unwrap();
+    let all: i64 = p
+        .owner
+        .query_one("SELECT count(*) FROM processing_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(all, 2);
+    p.owner.batch_execute("RESET ROLE").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_may_cancel_their_own_pending_job_and_nothing_else() {
+    let mut p = project().await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let pending = insert(&mut p, alice).await;
+    let running = insert(&mut p, alice).await;
+    let bobs = insert(&mut p, bob).await;
+    p.owner
+        .execute(
+            "UPDATE processing_jobs SET status = 'processing' WHERE id = $1",
+            &[&running],
+        )
+        .await
+        .unwrap();
+    let cancel = "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1 RETURNING id";
+
+    assert_eq!(
+        request(&mut p.api, Some(alice), cancel, &[&pending])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        request(&mut p.api, Some(alice), cancel, &[&running])
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        request(&mut p.api, Some(alice), cancel, &[&bobs])
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    let complete = "UPDATE processing_jobs SET status = 'completed' WHERE id = $1";
+    let other = insert(&mut p, alice).await;
+    let e = request(&mut p.api, Some(alice), complete, &[&other])
+        .await
+        .unwrap_err();
+    assert!(e.contains("row-level security"), "{e}");
+    let e = request(
+        &mut p.api,
+        Some(alice),
+        "UPDATE processing_jobs SET attempts = 0 WHERE id = $1",
+        &[&other],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+    let e = request(
+        &mut p.api,
+        Some(alice),
+        "DELETE FROM processing_jobs WHERE id = $1",
+        &[&other],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+    let e = request(&mut p.api, Some(alice), "DELETE FROM audio_files", &[])
+        .await
+        .unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+
+    let status = |id: Uuid| {
+        let owner = &p.owner;
+        async move {
+            let s: String = owner
+                .query_one("SELECT status FROM processing_jobs WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .get(0);
+            s
+        }
+    };
+    assert_eq!(status(pending).await, "cancelled");
+    assert_eq!(status(running).await, "processing");
+    assert_eq!(status(bobs).await, "pending");
+}
+
+#[tokio::test]
+async fn the_anon_key_gets_nothing() {
+    let mut p = project().await;
+    let alice = Uuid::new_v4();
+    insert(&mut p, alice).await;
+    for sql in ["SELECT * FROM processing_jobs", "SELECT * FROM audio_files"] {
+        let e = request(&mut p.api, None, sql, &[]).await.unwrap_err();
+        assert!(e.contains("permission denied"), "{sql}: {e}");
+    }
+    let e = request(&mut p.api, None, INSERT, &[&alice, &YT])
+        .await
+        .unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+}
+
+#[tokio::test]
+async fn a_bad_link_is_refused_at_insert_with_a_message_the_app_can_show() {
+    let mut p = project().await;
+    let alice = Uuid::new_v4();
+    for (link, message) in [
+        ("", "The link is empty."),
+        (
+            "file:///etc/passwd",
+            "Only http and https links are supported.",
+        ),
+        (
+            "javascript:alert(1)",
+            "Only http and https links are supported.",
+        ),
+        ("-o /tmp/x", "Links may not start with '-'."),
+        (
+            "https://user:pw@www.youtube.com/watch?v=dQw4w9WgXcQ",
+            "Links with a user name or password in them are not accepted.",
+        ),
+    ] {
+        let e = request(&mut p.api, Some(alice), INSERT, &[&alice, &link])
+            .await
+            .unwrap_err();
+        assert_eq!(e, message, "{link}");
+    }
+    let long = format!("{YT}&x={}", "a".repeat(2100));
+    let e = request(&mut p.api, Some(alice), INSERT, &[&alice, &long])
+        .await
+        .unwrap_err();
+    assert!(e.contains("too long"), "{e}");
+}
+
+#[tokio::test]
+async fn a_user_cannot_queue_more_than_the_limit_even_all_at_once() {
+    let mut p = project().await;
+    p.owner
+        .execute("UPDATE xtract.settings SET max_pending_per_user = 3", &[])
+        .await
+        .unwrap();
+    let alice = Uuid::new_v4();
+    for _ in 0..2 {
+        insert(&mut p, alice).await;
+    }
+    // Two inserts race for the last place: one gets it.
+    let url = p.db.owner_url.replace("postgres@", "authenticator@");
+    let mut results = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut api, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+            tokio::spawn(conn);
+            request(&mut api, Some(alice), INSERT, &[&alice, &YT]).await
+        }));
+    }
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    let refused = results.into_iter().find_map(Result::err).unwrap();
+    assert!(
+        refused.contains("You already have 3 videos waiting"),
+        "{refused}"
+    );
+    // Another user is not affected.
+    insert(&mut p, Uuid::new_v4()).await;
+    // A finished job frees a place.
+    p.owner
+        .execute("UPDATE processing_jobs SET status = 'completed' WHERE id = (SELECT id FROM processing_jobs WHERE user_id = $1 LIMIT 1)", &[&alice])
+        .await
+        .unwrap();
+    insert(&mut p, alice).await;
+}
+
+#[tokio::test]
+async fn users_read_only_their_own_folder_of_the_bucket() {
+    let mut p = project().await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    for (user, bucket) in [
+        (alice, "audio-files"),
+        (bob, "audio-files"),
+        (alice, "other-bucket"),
+    ] {
+        p.owner
+            .execute(
+                "INSERT INTO storage.objects (bucket_id, name) VALUES ($1, $2)",
+                &[&bucket, &format!("{user}/{}.m4a", Uuid::new_v4())],
+            )
+            .await
+            .unwrap();
+    }
+    let rows = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT name FROM storage.objects",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].get::<_, String>(0).starts_with(&alice.to_string()));
+}
+
+#[tokio::test]
+async fn jobs_and_audio_rows_stream_to_realtime() {
+    let p = project().await;
+    let rows = p
+        .owner
+        .query(
+            "SELECT tablename::text FROM pg_publication_tables WHERE pubname = 'supabase_realtime' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tables: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(tables, vec!["audio_files", "processing_jobs"]);
+    // Migrating again changes nothing and fails nothing.
+    assert!(xtract::ops::commands::migrate(&p.db.owner_url)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_as_xtract_worker_completes_a_users_job() {
+    let mut p = project().await;
+    let alice = Uuid::new_v4();
+    let id = insert(&mut p, alice).await;
+    let standin = StandIn::new();
+    let worker_url = p.db.owner_url.replace("postgres@", "xtract_worker@");
+    let _daemon = Daemon::start(&worker_url, &DaemonOptions::new(&standin.script));
+    wait_status(&p.owner, id, "completed", Duration::from_secs(30)).await;
+    let audio = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT file_url FROM audio_files",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(audio.len(), 1, "alice sees her audio row");
+}
