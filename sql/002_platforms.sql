@@ -43,22 +43,7 @@ as $$
     from (select lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)')) as host) as h
 $$;
 
-create or replace function xtract.processing_jobs_before_insert() returns trigger
-language plpgsql
--- Runs as the owner: the app's roles (anon, authenticated) insert and
--- cancel jobs but have no business in schema xtract.
-security definer set search_path = ''
-as $$
-begin
-    new.platform := xtract.detect_platform(new.original_url);
-    return new;
-end $$;
-
-drop trigger if exists processing_jobs_before_insert on public.processing_jobs;
-create trigger processing_jobs_before_insert
-    before insert on public.processing_jobs
-    for each row execute function xtract.processing_jobs_before_insert();
-
+-- The insert trigger that sets it is in 004_worker_and_checks.sql.
 update public.processing_jobs
 set platform = xtract.detect_platform(original_url)
 where platform is null;

@@ -19,20 +19,4 @@ create index if not exists processing_jobs_fair_ready_idx
 -- The plain ready index is superseded by the fair one.
 drop index if exists public.processing_jobs_ready_idx;
 
-create or replace function xtract.processing_jobs_before_insert() returns trigger
-language plpgsql
--- Runs as the owner: the app's roles (anon, authenticated) insert and
--- cancel jobs but have no business in schema xtract.
-security definer set search_path = ''
-as $$
-begin
-    new.platform := xtract.detect_platform(new.original_url);
-    -- Rows inserted earlier by the same statement are counted too.
-    new.user_queue_position := (
-        select count(*)
-        from public.processing_jobs
-        where user_id = new.user_id
-          and status in ('pending', 'processing')
-    );
-    return new;
-end $$;
+-- The insert trigger that sets it is in 004_worker_and_checks.sql.

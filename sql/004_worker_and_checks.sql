@@ -44,6 +44,8 @@ begin
     end if;
 end $$;
 
+-- On every insert: refuse a plainly wrong link, detect the platform (002),
+-- and record the job's place in its user's queue (003).
 create or replace function xtract.processing_jobs_before_insert() returns trigger
 language plpgsql
 -- Runs as the owner: the app's roles (anon, authenticated) insert and
@@ -62,3 +64,8 @@ begin
     );
     return new;
 end $$;
+
+drop trigger if exists processing_jobs_before_insert on public.processing_jobs;
+create trigger processing_jobs_before_insert
+    before insert on public.processing_jobs
+    for each row execute function xtract.processing_jobs_before_insert();
