@@ -218,3 +218,39 @@ async fn a_link_to_an_unsupported_site_fails_at_once_with_a_clear_message() {
         .unwrap()
         .contains("not supported"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_grows_past_the_limit_is_stopped_midway() {
+    // Streams (HLS/DASH) have no size up front: the bytes are watched.
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options
+        .extra_env
+        .push(("XTRACT_MAX_FILESIZE_MB".into(), "1".into()));
+    let _daemon = Daemon::start(&db.url, &options);
+    let id = db.enqueue(&client, "http://127.0.0.1:9/huge/stream").await;
+    let pid = standin.blocked_pid("stream").await;
+    wait_status(&client, id, "failed", SECS(30)).await;
+    let row = job(&client, id).await;
+    assert_eq!(row["error_code"], "too_large");
+    assert!(
+        row["error_message"].as_str().unwrap().contains("1 MB"),
+        "{row}"
+    );
+    assert!(!process_alive(pid), "the download was stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_over_the_length_limit_fails_with_too_long() {
+    let (row, audio, daemon) = run_one("clip.mp4", &[("XTRACT_MAX_DURATION_SECS", "1")]).await;
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["error_code"], "too_long");
+    assert_eq!(
+        row["error_message"],
+        "This video is too long: the limit is 1 second."
+    );
+    assert!(audio.is_none());
+    assert!(leftover_files(&daemon.work_dir()).is_empty());
+}

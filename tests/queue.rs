@@ -637,3 +637,36 @@ async fn a_missing_yt_dlp_stops_the_daemon_but_not_migrate() {
         migrate.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_about_a_job_carry_its_id_and_platform() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options
+        .extra_env
+        .push(("XTRACT_LOG_FORMAT".into(), "json".into()));
+    let daemon = Daemon::start(&db.url, &options);
+    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/logged").await;
+    wait_status(&client, id, "completed", SECS(30)).await;
+    let text = eventually("the completion line", SECS(10), || async {
+        let log = daemon.log_text();
+        log.contains("job completed").then_some(log)
+    })
+    .await;
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["span"]["name"] == "job")
+        .collect();
+    assert!(lines.len() >= 2, "{text}");
+    for line in &lines {
+        assert_eq!(line["span"]["job_id"], id.to_string(), "{line}");
+    }
+    let done = lines
+        .iter()
+        .find(|l| l["message"] == "job completed")
+        .unwrap();
+    assert_eq!(done["span"]["platform"], "other", "{done}");
+}

@@ -200,8 +200,20 @@ pub async fn download(
     }
 }
 
+/// "90 seconds", "45 minutes", "3 hours": limits as people say them.
+fn human(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs < 120 {
+        (secs, "second")
+    } else if secs < 2 * 3600 {
+        (secs / 60, "minute")
+    } else {
+        (secs / 3600, "hour")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 pub fn too_long(limits: Limits) -> JobError {
-    let minutes = limits.max_duration.as_secs() / 60;
     JobError::new(
         ErrorCode::TooLong,
         None,
@@ -211,7 +223,8 @@ pub fn too_long(limits: Limits) -> JobError {
         ),
     )
     .with_message(format!(
-        "This video is too long: the limit is {minutes} minutes."
+        "This video is too long: the limit is {}.",
+        human(limits.max_duration)
     ))
 }
 
@@ -259,6 +272,14 @@ mod tests {
         assert!(args.contains(&"--ignore-config".to_string()));
         assert!(args.contains(&"--no-playlist".to_string()));
         assert!(args.contains(&"!is_live & duration <=? 60".to_string()));
+    }
+
+    #[test]
+    fn limits_read_like_people_say_them() {
+        assert_eq!(human(Duration::from_secs(1)), "1 second");
+        assert_eq!(human(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(human(Duration::from_secs(45 * 60)), "45 minutes");
+        assert_eq!(human(Duration::from_secs(3 * 3600)), "3 hours");
     }
 
     #[test]

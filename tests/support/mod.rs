@@ -306,6 +306,7 @@ pub fn media() -> &'static Media {
 /// - `ok`: "downloads" tiny.m4a, printing what `--print` asks for;
 /// - `block`: writes `<name>.pid`, waits for `<name>.go`, then as ok;
 /// - `slow`: prints 50% progress, then as block;
+/// - `huge`: reports 3 MB downloaded of an unknown total, then as block;
 /// - `fail`: prints the yt-dlp stderr stored in `<name>.err`, exits 1;
 /// - `flaky`: fails like fail the first time, then as ok;
 /// - `needcookies`: "You need to log in" unless given `--cookies`, whose
@@ -436,6 +437,11 @@ block() {
 case "$kind" in
   block) block;;
   slow) say_progress 500; block;;
+  huge)
+    # The pid first: the daemon may kill us as soon as it reads the line.
+    echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
+    [ -n "$progress" ] && { t="${progress#*:}"; printf '%s%s NA NA\n' "${t%%%(*}" 3000000; }
+    block;;
   fail) fail;;
   flaky)
     if [ ! -e "$dir/$name.failed-once" ]; then touch "$dir/$name.failed-once"; fail; fi;;
