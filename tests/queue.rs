@@ -670,3 +670,64 @@ async fn json_log_lines_about_a_job_carry_its_id_and_platform() {
         .unwrap();
     assert_eq!(done["span"]["platform"], "other", "{done}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_wait_prints_the_final_row_and_fails_when_the_job_does() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_error(
+        "gone",
+        "ERROR: [generic] gone: Unable to download webpage: HTTP Error 404: Not Found\n",
+    );
+    let options = DaemonOptions::new(&standin.script);
+    let _daemon = Daemon::start(&db.url, &options);
+    let user = USER.to_string();
+
+    let ok = xtract(
+        &db.url,
+        &options,
+        &[
+            "enqueue",
+            "http://127.0.0.1:9/ok/waited",
+            "--user",
+            &user,
+            "--wait",
+        ],
+    )
+    .await;
+    assert!(ok.status.success(), "{}", ok.stderr);
+    let row: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert_eq!(row["status"], "completed");
+    assert_eq!(row["original_url"], "http://127.0.0.1:9/ok/waited");
+
+    let bad = xtract(
+        &db.url,
+        &options,
+        &[
+            "enqueue",
+            "http://127.0.0.1:9/fail/gone",
+            "--user",
+            &user,
+            "--wait",
+        ],
+    )
+    .await;
+    assert!(!bad.status.success());
+    let row: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["error_code"], "not_found");
+
+    // Without --wait: the new job's id.
+    let quick = xtract(
+        &db.url,
+        &options,
+        &["enqueue", "http://127.0.0.1:9/ok/later", "--user", &user],
+    )
+    .await;
+    assert!(quick.status.success());
+    assert!(
+        uuid::Uuid::parse_str(quick.stdout.trim()).is_ok(),
+        "{}",
+        quick.stdout
+    );
+}

@@ -113,11 +113,22 @@ async fn the_daemon_reports_ready_status_and_watchdog_to_systemd() {
     options.extra_env = vec![
         ("NOTIFY_SOCKET".into(), path.display().to_string()),
         ("WATCHDOG_USEC".into(), "2000000".into()),
+        ("XTRACT_EGRESS_KEY".into(), "vm-a".into()),
     ];
+    // TikTok rate-limited this egress: the status line says so.
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO xtract.platform_pacing (platform, egress_key, paused_until, pause_reason)
+             VALUES ('tiktok', 'vm-a', now() + interval '1 hour', 'HTTP Error 429')",
+            &[],
+        )
+        .await
+        .unwrap();
     let mut daemon = Daemon::start(&db.url, &options);
     receive(&socket, "READY=1").await;
-    let status = receive(&socket, "STATUS=").await;
-    assert!(status.contains("running"), "{status}");
+    let status = receive(&socket, "paused: tiktok until").await;
+    assert!(status.starts_with("STATUS=0 running"), "{status}");
     receive(&socket, "WATCHDOG=1").await;
     daemon.signal(libc::SIGTERM);
     receive(&socket, "STOPPING=1").await;

@@ -199,7 +199,14 @@ pub async fn run_worker<P: Processor>(
         concurrency = settings.concurrency,
         "xtract is running"
     );
-    let worker = Worker::new(queue, processor, settings, wake, cancels, metrics.clone());
+    let worker = Worker::new(
+        queue.clone(),
+        processor,
+        settings,
+        wake,
+        cancels,
+        metrics.clone(),
+    );
     let stop_health = CancellationToken::new();
     if let Some(addr) = config.health_addr {
         let listener = health::bind(addr)
@@ -211,12 +218,13 @@ pub async fn run_worker<P: Processor>(
             listener: listener_state.clone(),
             stats: worker.stats(),
             metrics,
+            queue: queue.clone(),
             worker_id: config.worker_id.clone(),
-            egress_key: config.egress_key.clone(),
         });
         tokio::spawn(health::serve(listener, state, stop_health.clone()));
     }
     let supervisor = tokio::spawn(supervise(
+        queue.clone(),
         worker.stats(),
         listener_state.clone(),
         config.poll_interval,
@@ -234,7 +242,12 @@ pub async fn run_worker<P: Processor>(
 
 /// Tells systemd when the daemon is ready (listening), what it is doing, and
 /// that the worker loop still turns (the watchdog restarts a wedged daemon).
-async fn supervise(stats: Arc<WorkerStats>, listener: Arc<ListenerState>, poll: Duration) {
+async fn supervise(
+    queue: Queue,
+    stats: Arc<WorkerStats>,
+    listener: Arc<ListenerState>,
+    poll: Duration,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     let watchdog = systemd::watchdog_interval();
     let mut tick = tokio::time::interval(
@@ -242,6 +255,7 @@ async fn supervise(stats: Arc<WorkerStats>, listener: Arc<ListenerState>, poll: 
             .unwrap_or(Duration::from_secs(5))
             .min(Duration::from_secs(5)),
     );
+    let under_systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
     let mut ready = false;
     let mut last_turns = 0;
     let mut last_turn_at = tokio::time::Instant::now();
@@ -257,8 +271,23 @@ async fn supervise(stats: Arc<WorkerStats>, listener: Arc<ListenerState>, poll: 
             last_turns = turns;
             last_turn_at = tokio::time::Instant::now();
         }
+        // Only systemd reads the status line: spare the query otherwise.
+        let paused = if under_systemd && listening {
+            match tokio::time::timeout(Duration::from_secs(2), queue.paused_platforms()).await {
+                Ok(Ok(p)) if !p.is_empty() => format!(
+                    "; paused: {}",
+                    p.iter()
+                        .map(|(name, until)| format!("{name} until {until}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                _ => String::new(),
+            }
+        } else {
+            String::new()
+        };
         let status = format!(
-            "STATUS={} running, {} completed, {} failed{}",
+            "STATUS={} running, {} completed, {} failed{}{paused}",
             stats.running.load(Relaxed),
             stats.completed.load(Relaxed),
             stats.failed.load(Relaxed),

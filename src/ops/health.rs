@@ -19,15 +19,16 @@ use super::metrics::{Metrics, PlatformLabel, StatusLabel};
 use crate::queue::notifier::ListenerState;
 use crate::queue::sql;
 use crate::queue::worker::WorkerStats;
+use crate::queue::Queue;
 
 /// What the endpoints read.
 pub struct HealthState {
     pub pool: Pool,
+    pub queue: Queue,
     pub listener: Arc<ListenerState>,
     pub stats: Arc<WorkerStats>,
     pub metrics: Arc<Metrics>,
     pub worker_id: String,
-    pub egress_key: String,
 }
 
 /// A database question must not keep a health check waiting.
@@ -69,13 +70,10 @@ async fn query_with_timeout<T>(
 }
 
 async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String)>> {
-    query_with_timeout(
-        &state.pool,
-        sql::PAUSED_PLATFORMS_OF_EGRESS,
-        &[&state.egress_key],
-        |rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
-    )
-    .await
+    tokio::time::timeout(DB_TIMEOUT, state.queue.paused_platforms())
+        .await
+        .ok()?
+        .ok()
 }
 
 async fn health(State(state): State<Arc<HealthState>>) -> Response {

@@ -321,6 +321,16 @@ impl Queue {
         Ok(())
     }
 
+    /// Platforms paused for this egress: (platform, until, as text).
+    pub async fn paused_platforms(&self) -> Result<Vec<(String, String)>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(sql::PAUSED_PLATFORMS_OF_EGRESS)
+            .await?;
+        let rows = client.query(&stmt, &[&&*self.egress_key]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub async fn active_count(&self) -> Result<i64, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::ACTIVE_COUNT).await?;
