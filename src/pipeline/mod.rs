@@ -104,20 +104,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 ))
             })?;
         let download = self.download(c, job, link, dir.path(), ctx).await?;
-        let meta = &download.meta;
-        if let Err(e) = ctx
-            .queue
-            .set_media(
-                job.id,
-                meta.id.as_deref(),
-                meta.title.as_deref(),
-                meta.uploader.as_deref(),
-                meta.duration,
-            )
-            .await
-        {
-            tracing::debug!("could not record the media facts: {e}");
-        }
+        record_media(ctx, job, &download.meta).await;
         let cancel = &ctx.cancel;
         let size = download.path.metadata().map(|m| m.len()).unwrap_or(0);
         if size > c.limits.max_filesize_bytes {
@@ -188,16 +175,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 return None;
             }
         };
-        let _ = ctx
-            .queue
-            .set_media(
-                job.id,
-                earlier.media_id.as_deref(),
-                earlier.media_title.as_deref(),
-                earlier.media_uploader.as_deref(),
-                earlier.media_duration_secs,
-            )
-            .await;
+        record_media(ctx, job, &earlier.media).await;
         tracing::info!(reused_from = %earlier.job_id, "same video already converted; reused its audio");
         Some(AudioRow {
             file_name: earlier.file_name,
@@ -308,6 +286,14 @@ impl<S: AudioStore> MediaPipeline<S> {
         } else {
             Err(last)
         }
+    }
+}
+
+/// Shows the video's title, uploader and length on the job row (best
+/// effort: the job goes on without it).
+async fn record_media(ctx: &JobContext, job: &Job, meta: &ytdlp::MediaMeta) {
+    if let Err(e) = ctx.queue.set_media(job.id, meta).await {
+        tracing::debug!("could not record the media facts: {e}");
     }
 }
 

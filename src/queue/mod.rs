@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::db::DbError;
 use crate::error::JobError;
+use crate::pipeline::ytdlp::MediaMeta;
 
 /// A job this worker has claimed.
 #[derive(Debug, Clone)]
@@ -56,10 +57,8 @@ pub struct ReusableAudio {
     pub file_size: Option<i64>,
     pub duration_secs: Option<f64>,
     pub content_type: Option<String>,
-    pub media_id: Option<String>,
-    pub media_title: Option<String>,
-    pub media_uploader: Option<String>,
-    pub media_duration_secs: Option<f64>,
+    /// What yt-dlp said about the video back then.
+    pub media: MediaMeta,
 }
 
 /// The queue's statements, bound to one worker identity.
@@ -278,10 +277,13 @@ impl Queue {
             file_size: r.get(3),
             duration_secs: r.get(4),
             content_type: r.get(5),
-            media_id: r.get(6),
-            media_title: r.get(7),
-            media_uploader: r.get(8),
-            media_duration_secs: r.get(9),
+            media: MediaMeta {
+                id: r.get(6),
+                title: r.get(7),
+                uploader: r.get(8),
+                duration: r.get(9),
+                extractor_key: None,
+            },
         }))
     }
 
@@ -290,17 +292,10 @@ impl Queue {
             .await
     }
 
-    pub async fn set_media(
-        &self,
-        id: Uuid,
-        media_id: Option<&str>,
-        title: Option<&str>,
-        uploader: Option<&str>,
-        duration_secs: Option<f64>,
-    ) -> Result<(), DbError> {
+    pub async fn set_media(&self, id: Uuid, m: &MediaMeta) -> Result<(), DbError> {
         self.execute(
             sql::SET_MEDIA,
-            &[&id, &media_id, &title, &uploader, &duration_secs],
+            &[&id, &m.id, &m.title, &m.uploader, &m.duration],
         )
         .await
     }
