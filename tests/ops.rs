@@ -120,6 +120,48 @@ async fn listen_self_test_gets_its_notification_on_a_direct_connection() {
     assert!(took < SECS(5));
 }
 
+/// A real transaction pooler (pgbouncer, pool_mode = transaction, as
+/// Supabase's port 6543): LISTEN and NOTIFY both "work" but the notification
+/// never reaches the daemon. The daemon refuses to start and doctor fails
+/// the listen check, both with the advice; the same pooler in session mode
+/// (Supabase's 5432 pooler) passes, so the refusal is about the mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_transaction_pooler_the_daemon_refuses_and_doctor_says_why() {
+    let db = TestDb::start().await;
+    let transaction = Pgbouncer::start(&db, "transaction");
+    let pooled = transaction.url(&db.url, db.pg.port());
+
+    // Ordinary statements do get through this pooler.
+    let target = xtract::db::DbTarget::parse(&pooled).unwrap();
+    let client = target.connect_simple().await.expect("through pgbouncer");
+    let who: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(who, "xtract_worker");
+
+    let mut daemon = Daemon::start(&pooled, &options());
+    let status = daemon.wait_exit(SECS(60)).await;
+    let log = daemon.log_text();
+    assert!(
+        !status.success(),
+        "the daemon ran behind a transaction pooler:\n{log}"
+    );
+    assert!(log.contains("LISTEN/NOTIFY does not work"), "{log}");
+    assert!(log.contains("session pooler on port 5432"), "{log}");
+
+    let ran = xtract(&pooled, &options(), &["doctor"]).await;
+    assert!(!ran.status.success(), "{ran}");
+    let listen = line(&ran, "FAIL  listen");
+    assert!(listen.contains("no notification arrived"), "{listen}");
+    assert!(listen.contains("session pooler on port 5432"), "{listen}");
+
+    let session = Pgbouncer::start(&db, "session");
+    let ran = xtract(&session.url(&db.url, db.pg.port()), &options(), &["doctor"]).await;
+    assert!(line(&ran, "ok    listen").contains("round trip"), "{ran}");
+}
+
 // ---- jobs ----
 
 /// One job in each state (two failed), and a paused platform.

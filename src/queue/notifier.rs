@@ -11,6 +11,7 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 use futures::StreamExt;
 use tokio::sync::{mpsc, Notify};
+use tokio_postgres::types::Type;
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -242,8 +243,13 @@ pub async fn listen_works(target: &DbTarget) -> Result<Duration, ListenError> {
         .connect_simple()
         .await
         .map_err(ListenError::Connect)?;
+    // One unnamed statement: a named prepared statement can itself fail
+    // behind a transaction pooler, and hide the failure we test for.
     notifier
-        .execute(crate::queue::sql::SELF_TEST_NOTIFY, &[&channel, &token])
+        .query_typed(
+            crate::queue::sql::SELF_TEST_NOTIFY,
+            &[(&channel, Type::TEXT), (&token, Type::TEXT)],
+        )
         .await
         .map_err(|e| ListenError::Notify(e.into()))?;
 

@@ -635,3 +635,110 @@ pub async fn xtract(db_url: &str, opts: &DaemonOptions, args: &[&str]) -> Ran {
         stderr: process.log_text(),
     }
 }
+
+/// A real pgbouncer in front of a test cluster: the stand-in for Supabase's
+/// poolers (Supavisor on 6543 pools by transaction, on 5432 by session).
+/// Stopped when dropped.
+pub struct Pgbouncer {
+    child: std::process::Child,
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl Pgbouncer {
+    /// `pool_mode`: "transaction" or "session".
+    pub fn start(db: &TestDb, pool_mode: &str) -> Pgbouncer {
+        use std::os::unix::fs::PermissionsExt;
+        let program = std::env::var_os("XTRACT_TEST_PGBOUNCER")
+            .map(PathBuf::from)
+            .or_else(|| xtract::ops::config::find_program("pgbouncer"))
+            .or_else(|| Some(PathBuf::from("/usr/sbin/pgbouncer")).filter(|p| p.exists()))
+            .expect("pgbouncer not found: run scripts/ensure-deps");
+        let dir = tempfile::Builder::new()
+            .prefix("xtract-pgbouncer-")
+            .tempdir()
+            .expect("temp dir");
+        let port = xtract::ops::localpg::free_port().expect("free port");
+        let path = |f: &str| dir.path().join(f);
+        std::fs::write(
+            path("users.txt"),
+            "\"postgres\" \"\"\n\"xtract_worker\" \"\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            path("pgbouncer.ini"),
+            format!(
+                "[databases]\n\
+                 xtract = host=127.0.0.1 port={pg} dbname=xtract\n\
+                 [pgbouncer]\n\
+                 listen_addr = 127.0.0.1\n\
+                 listen_port = {port}\n\
+                 unix_socket_dir =\n\
+                 auth_type = trust\n\
+                 auth_file = {users}\n\
+                 pool_mode = {pool_mode}\n\
+                 default_pool_size = 4\n\
+                 logfile = {log}\n\
+                 ignore_startup_parameters = extra_float_digits,options\n",
+                pg = db.pg.port(),
+                users = path("users.txt").display(),
+                log = path("pgbouncer.log").display(),
+            ),
+        )
+        .unwrap();
+        // It refuses to run as root: as root, run it as the postgres user.
+        let root = unsafe { libc::geteuid() } == 0;
+        let mut cmd = if root {
+            for f in [
+                dir.path().to_path_buf(),
+                path("users.txt"),
+                path("pgbouncer.ini"),
+            ] {
+                let mode = if f.is_dir() { 0o777 } else { 0o644 };
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        // Its own process group, so that dropping it stops runuser's child too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
+            .arg(path("pgbouncer.ini"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pgbouncer");
+        let bouncer = Pgbouncer {
+            child,
+            port,
+            _dir: dir,
+        };
+        // Ready once it accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pgbouncer did not start: {}",
+                std::fs::read_to_string(bouncer._dir.path().join("pgbouncer.log"))
+                    .unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bouncer
+    }
+
+    /// `db_url` with the pooler's port in place of the server's.
+    pub fn url(&self, db_url: &str, pg_port: u16) -> String {
+        db_url.replace(&format!(":{pg_port}/"), &format!(":{}/", self.port))
+    }
+}
+
+impl Drop for Pgbouncer {
+    fn drop(&mut self) {
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
