@@ -254,3 +254,63 @@ async fn a_video_over_the_length_limit_fails_with_too_long() {
     assert!(audio.is_none());
     assert!(leftover_files(&daemon.work_dir()).is_empty());
 }
+
+/// The egress guard with the real yt-dlp: a page on an allowed address
+/// redirects to one the guard forbids (here 127.0.0.2, standing in for the
+/// cloud metadata service or the VM's private network). yt-dlp follows the
+/// redirect, the guard refuses it, and the refusal is recorded on the
+/// download's pass. The allowed clip itself comes through the guard whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_egress_guard_stops_a_redirect_into_the_private_network() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+    use xtract::pipeline::egress::EgressGuard;
+
+    let server = MediaServer::start(&media().dir).await.unwrap();
+    let clip = server.url("clip.mp4");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector = listener.local_addr().unwrap();
+    let forbidden = clip.replace("127.0.0.1", "127.0.0.2");
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            let to = forbidden.clone();
+            async move { axum::response::Redirect::temporary(&to) }
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+    let guard =
+        EgressGuard::start(Arc::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST))).unwrap();
+
+    let ytdlp = |url: String, dir: &Path, proxy: &str| {
+        std::process::Command::new(&tools().ytdlp)
+            .args(["--ignore-config", "--no-playlist", "--proxy", proxy])
+            .arg("-o")
+            .arg(dir.join("out.%(ext)s"))
+            .args(["--", &url])
+            .output()
+            .unwrap()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let pass = guard.pass();
+    let out = ytdlp(
+        format!("http://{redirector}/watch.mp4"),
+        dir.path(),
+        pass.proxy_url(),
+    );
+    assert!(!out.status.success(), "the redirect was followed");
+    assert_eq!(pass.refused().as_deref(), Some("127.0.0.2 (127.0.0.2)"));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let pass = guard.pass();
+    let out = ytdlp(clip, dir.path(), pass.proxy_url());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pass.refused(), None);
+    let got = std::fs::read(dir.path().join("out.mp4")).unwrap();
+    assert_eq!(got, std::fs::read(media().dir.join("clip.mp4")).unwrap());
+}

@@ -330,10 +330,11 @@ async fn copies_and_deletes() {
     let (path, data) = file(&dir, "a.m4a", 4000, 11);
     let store = client(&double).await;
     store.put("u1/j1.m4a", &path, "audio/mp4").await.unwrap();
-    let copy = store.copy("u1/j1.m4a", "u2/j2.m4a").await.unwrap();
-    assert_eq!(copy.size, 4000);
+    let copy = store.copy("u1/j1.m4a", "u2/j2.m4a", 4000).await.unwrap();
+    assert_eq!(copy.path, "u2/j2.m4a");
+    assert!(double.object("audio-files/u2/j2.m4a").unwrap().data == data);
     // Copying again (a retried job) replaces its own copy.
-    store.copy("u1/j1.m4a", "u2/j2.m4a").await.unwrap();
+    store.copy("u1/j1.m4a", "u2/j2.m4a", 4000).await.unwrap();
     assert!(double.object("audio-files/u2/j2.m4a").unwrap().data == data);
     store.delete("u2/j2.m4a").await.unwrap();
     store.delete("u2/j2.m4a").await.unwrap(); // already gone: fine

@@ -43,6 +43,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 5,
+        name: "queue hot path",
+        sql: include_str!("../../sql/005_queue_hot_path.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),

@@ -3,6 +3,7 @@
 //! (`ffmpeg`), and reading their failures (`classify`).
 
 pub mod classify;
+pub mod egress;
 pub mod ffmpeg;
 pub mod pacing;
 pub mod platform;
@@ -77,12 +78,23 @@ pub struct MediaPipeline<S> {
     /// Reloadable (SIGHUP); each job reads one snapshot.
     config: Live<PipelineConfig>,
     storage: S,
+    /// Downloads from `other` sites go through it (see egress.rs).
+    guard: egress::EgressGuard,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
+    /// Call from within the tokio runtime (the egress guard starts here).
     pub fn new(config: Live<PipelineConfig>, storage: S) -> std::io::Result<Self> {
         std::fs::create_dir_all(&config.get().work_dir)?;
-        Ok(MediaPipeline { config, storage })
+        let live = config.clone();
+        let guard = egress::EgressGuard::start(Arc::new(move |ip| {
+            live.get().allow_private_urls || !url_rules::is_forbidden_ip(ip)
+        }))?;
+        Ok(MediaPipeline {
+            config,
+            storage,
+            guard,
+        })
     }
 
     /// Download, extract, store. The job's temporary directory is removed
@@ -162,9 +174,11 @@ impl<S: AudioStore> MediaPipeline<S> {
                 return None;
             }
         };
+        // Rows xtract wrote carry their size; without one, download.
+        let size = u64::try_from(earlier.file_size?).ok().filter(|s| *s > 0)?;
         let ext = earlier.storage_path.rsplit('.').next().unwrap_or("m4a");
         let path = object_path(job.user_id, job.id, ext);
-        let stored = match self.storage.copy(&earlier.storage_path, &path).await {
+        let stored = match self.storage.copy(&earlier.storage_path, &path, size).await {
             Ok(stored) => stored,
             Err(e) => {
                 tracing::info!(
@@ -231,6 +245,12 @@ impl<S: AudioStore> MediaPipeline<S> {
                 "--ffmpeg-location".to_string(),
                 c.ffmpeg.display().to_string(),
             ]);
+            // Sites we know nothing about may redirect anywhere: every
+            // request of theirs passes the guard.
+            let pass = (platform == Platform::Other).then(|| self.guard.pass());
+            if let Some(pass) = &pass {
+                extra.extend(["--proxy".to_string(), pass.proxy_url().to_string()]);
+            }
             if let Some(cookies) = &s.cookies {
                 // yt-dlp rewrites its cookie file: every run gets a copy.
                 let copy = run_dir.join("cookies.txt");
@@ -265,6 +285,19 @@ impl<S: AudioStore> MediaPipeline<S> {
                 }
                 Err(e) => e,
             };
+            if let Some(refused) = pass.as_ref().and_then(|p| p.refused()) {
+                // The site sent yt-dlp to our own network: no strategy
+                // will make that right.
+                return Err(JobError::new(
+                    ErrorCode::InvalidUrl,
+                    None,
+                    format!(
+                        "the egress guard refused a request to {refused}; yt-dlp said: {}",
+                        e.detail
+                    ),
+                )
+                .with_message(UrlError::PrivateAddress.to_string()));
+            }
             tracing::info!(strategy = s.name, code = %e.code, detail = %e.detail, "download strategy failed");
             if e.retry == Retry::Cooldown {
                 // Every daemon on this egress holds off the platform.

@@ -66,7 +66,7 @@ impl AudioStore for LocalStorage {
         })
     }
 
-    async fn copy(&self, from: &str, to: &str) -> Result<StoredObject, JobError> {
+    async fn copy(&self, from: &str, to: &str, _size: u64) -> Result<StoredObject, JobError> {
         let source = self.root.join(from);
         self.put(to, &source, "").await
     }

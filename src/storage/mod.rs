@@ -41,12 +41,15 @@ pub trait AudioStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<StoredObject, JobError>> + Send;
 
     /// Copies an object inside the store (de-duplication: each user gets an
-    /// object under their own folder). A backend that cannot copies nothing,
-    /// and the job downloads the video instead.
+    /// object under their own folder). `size` is the source's, from its audio
+    /// row: a copy has the same bytes, and asking the store would take an
+    /// endpoint Supabase does not document. A backend that cannot copy copies
+    /// nothing, and the job downloads the video instead.
     fn copy(
         &self,
         _from: &str,
         _to: &str,
+        _size: u64,
     ) -> impl Future<Output = Result<StoredObject, JobError>> + Send {
         async {
             Err(JobError::internal(

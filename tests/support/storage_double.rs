@@ -258,13 +258,6 @@ async fn handle(
                 }
             }
         }
-        ("GET", ["object", "info", bucket, name @ ..]) => {
-            let key = format!("{bucket}/{}", name.join("/"));
-            match i.objects.get(&key) {
-                Some(o) => axum::Json(serde_json::json!({"name": name.join("/"), "size": o.data.len(), "content_type": o.content_type})).into_response(),
-                None => error("404", "NoSuchKey", "Object not found"),
-            }
-        }
         ("POST" | "PUT", ["object", bucket, name @ ..]) => {
             let Some(b) = i.buckets.get(*bucket).cloned() else {
                 return error("404", "NoSuchBucket", "Bucket not found");

@@ -255,7 +255,7 @@ impl AudioStore for SupabaseStorage {
             .map_err(|e| e.into_job_error(self.bucket.file_size_limit))
     }
 
-    async fn copy(&self, from: &str, to: &str) -> Result<StoredObject, JobError> {
+    async fn copy(&self, from: &str, to: &str, size: u64) -> Result<StoredObject, JobError> {
         let url = self.url(&["object", "copy"]);
         let body = serde_json::json!({
             "bucketId": self.bucket.id,
@@ -272,20 +272,6 @@ impl AudioStore for SupabaseStorage {
         })
         .await
         .map_err(|e| e.into_job_error(self.bucket.file_size_limit))?;
-        let info_url = self.url(&["object", "info", &self.bucket.id, to]);
-        let size = match self.send(|| self.http.get(info_url.clone())).await {
-            Ok(r) => r
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-                .and_then(|v| {
-                    v["size"]
-                        .as_u64()
-                        .or_else(|| v["metadata"]["size"].as_u64())
-                })
-                .unwrap_or(0),
-            Err(_) => 0,
-        };
         Ok(StoredObject {
             path: to.to_string(),
             url: self.object_url(to),
