@@ -260,9 +260,9 @@ fn youtube(short: bool, url: &Url) -> Result<String, UrlError> {
 }
 
 /// Resolves the host of an `other` link and refuses it if any address is
-/// forbidden. (yt-dlp resolves the name again when it downloads; this check
-/// stops the plain cases, such as a name pointing at the cloud metadata
-/// address, not a DNS server that changes its answer in between.)
+/// forbidden: a clear answer before any download starts. The download
+/// itself goes through the egress guard (egress.rs), which checks every
+/// address again, redirects and changed DNS answers included.
 pub async fn check_resolved_host(job: &JobUrl, policy: &UrlPolicy) -> Result<(), UrlError> {
     if job.platform != Platform::Other || policy.allow_private {
         return Ok(());
