@@ -162,6 +162,40 @@ async fn behind_a_transaction_pooler_the_daemon_refuses_and_doctor_says_why() {
     assert!(line(&ran, "ok    listen").contains("round trip"), "{ran}");
 }
 
+// ---- dev mode ----
+
+/// The README's run command (`scripts/demo` runs exactly this): from an
+/// empty folder, a throwaway PostgreSQL, a generated clip served on
+/// 127.0.0.1, one job followed to `completed`, its rows printed, and a real
+/// audio file on disk. DATABASE_URL points nowhere: dev mode never uses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_demo_takes_a_job_to_completed_from_an_empty_folder() {
+    let mut demo = Daemon::spawn(
+        "postgres://nobody@127.0.0.1:1/nothing",
+        &options(),
+        &["dev", "--demo"],
+    );
+    let status = demo.wait_exit(SECS(180)).await;
+    let (stdout, log) = (demo.stdout_text(), demo.log_text());
+    assert!(status.success(), "{stdout}\n{log}");
+    assert!(log.contains("DEVELOPMENT MODE"), "{log}");
+    assert!(log.contains("The demo job completed"), "{log}");
+
+    // The job row, then the audio row, as pretty JSON objects.
+    let mut rows = serde_json::Deserializer::from_str(&stdout).into_iter::<serde_json::Value>();
+    let job = rows.next().expect("the job row").unwrap();
+    let audio = rows.next().expect("the audio row").unwrap();
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["result_audio_file_id"], audio["id"]);
+    let url = audio["file_url"].as_str().unwrap();
+    let path = Path::new(url.strip_prefix("file://").unwrap());
+    let size = std::fs::metadata(path).expect("the audio file").len();
+    assert!(size > 10_000, "{size} bytes");
+    assert_eq!(audio["file_size"], size);
+    // The throwaway cluster lives in the folder it was started from.
+    assert!(demo.dir.path().join(".xtract-dev/pg").is_dir());
+}
+
 // ---- jobs ----
 
 /// One job in each state (two failed), and a paused platform.
