@@ -731,3 +731,136 @@ async fn enqueue_wait_prints_the_final_row_and_fails_when_the_job_does() {
         quick.stdout
     );
 }
+
+// ---- who removes the audio when a completion is refused ----
+
+/// A job body that stores "audio", while something else happens to its row
+/// (`meanwhile`, run as the table owner), and records what it is asked to
+/// discard.
+#[derive(Clone)]
+struct Meddler {
+    owner_url: String,
+    meanwhile: &'static str,
+    discarded: std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>,
+    ran: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl xtract::queue::worker::Processor for Meddler {
+    async fn process(
+        &self,
+        job: &xtract::queue::Job,
+        _ctx: &xtract::queue::worker::JobContext,
+    ) -> xtract::queue::worker::JobReport {
+        let (client, conn) = tokio_postgres::connect(&self.owner_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client.execute(self.meanwhile, &[&job.id]).await.unwrap();
+        self.ran.notify_one();
+        xtract::queue::worker::JobReport {
+            platform: None,
+            result: Ok(Some(xtract::queue::AudioRow {
+                file_name: "a.m4a".into(),
+                file_url: "file:///a.m4a".into(),
+                file_size: 1,
+                duration_secs: None,
+                storage_path: format!("{}/{}.m4a", job.user_id, job.id),
+                content_type: "audio/mp4".into(),
+                audio_format: "m4a".into(),
+                reused_from_job_id: None,
+            })),
+        }
+    }
+
+    async fn discard(&self, _job: &xtract::queue::Job, audio: Option<&xtract::queue::AudioRow>) {
+        self.discarded
+            .lock()
+            .unwrap()
+            .push(audio.map(|a| a.storage_path.clone()));
+    }
+}
+
+/// Runs one job through an in-process worker whose body does `meanwhile`;
+/// returns what the worker discarded and the final row.
+async fn complete_refused(meanwhile: &'static str) -> (Vec<Option<String>>, serde_json::Value) {
+    use std::sync::Arc;
+    use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let id = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        .await;
+    let body = Meddler {
+        owner_url: db.owner_url.clone(),
+        meanwhile,
+        discarded: Arc::default(),
+        ran: Arc::default(),
+    };
+    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
+    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "worker-a", "test");
+    let settings = WorkerSettings {
+        concurrency: 1,
+        poll_interval: SECS(5),
+        lease: SECS(30),
+        heartbeat_interval: SECS(5),
+        shutdown_grace: SECS(5),
+        retry_base: SECS(1),
+        retry_max: SECS(10),
+        max_pauses: 6,
+        platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
+        exit_when_idle: false,
+    };
+    let worker = Worker::new(
+        queue,
+        body.clone(),
+        settings,
+        Arc::default(),
+        Default::default(),
+        Default::default(),
+    );
+    let shutdown = Shutdown::default();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    body.ran.notified().await;
+    // Stopping waits for the running job's write-back.
+    shutdown.stop_claiming.cancel();
+    running.await.unwrap();
+    let discarded = body.discarded.lock().unwrap().clone();
+    (discarded, job(&client, id).await)
+}
+
+/// The daemon lost the database for longer than the lease; another worker
+/// took the job over and finished it, writing the same object path. The
+/// late worker must not delete what is now the other worker's audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_lost_its_job_leaves_the_audio_to_the_new_owner() {
+    let (discarded, row) = complete_refused(
+        "UPDATE processing_jobs SET status = 'completed', locked_by = NULL WHERE id = $1",
+    )
+    .await;
+    assert_eq!(row["status"], "completed");
+    assert!(
+        discarded.is_empty(),
+        "deleted another worker's audio: {discarded:?}"
+    );
+
+    // Taken over and still running elsewhere: the same.
+    let (discarded, row) =
+        complete_refused("UPDATE processing_jobs SET locked_by = 'worker-b' WHERE id = $1").await;
+    assert_eq!(row["locked_by"], "worker-b");
+    assert!(
+        discarded.is_empty(),
+        "deleted another worker's audio: {discarded:?}"
+    );
+}
+
+/// An operator cancelled the job while its audio was being stored: the
+/// audio goes, and the job stays cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cancelled_during_its_upload_has_its_audio_removed() {
+    let (discarded, row) =
+        complete_refused("UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1").await;
+    assert_eq!(row["status"], "cancelled");
+    assert_eq!(row["locked_by"], serde_json::Value::Null);
+    let path = format!("{}/{}.m4a", USER, row["id"].as_str().unwrap());
+    assert_eq!(discarded, vec![Some(path)]);
+}

@@ -91,6 +91,9 @@ impl Plan {
 
 const COPY: &[&str] = &["-c:a", "copy"];
 
+/// Every extension `plan` can choose.
+pub const EXTENSIONS: &[&str] = &["m4a", "mp3", "opus", "ogg", "flac", "mka"];
+
 /// Chooses the output for `format` given the source's audio codec.
 pub fn plan(format: AudioFormat, codec: &str) -> Plan {
     match (format, codec) {
@@ -242,6 +245,23 @@ pub async fn extract(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_planned_extension_is_listed_for_cleanup() {
+        let formats = [
+            AudioFormat::M4a,
+            AudioFormat::Mp3,
+            AudioFormat::Opus,
+            AudioFormat::Original,
+        ];
+        let codecs = ["aac", "mp3", "opus", "vorbis", "flac", "pcm_s16le", "ac3"];
+        for f in formats {
+            for c in codecs {
+                let ext = plan(f, c).ext;
+                assert!(EXTENSIONS.contains(&ext), "{f:?}/{c} -> {ext}");
+            }
+        }
+    }
 
     #[test]
     fn aac_is_copied_into_m4a_and_never_into_mp3() {

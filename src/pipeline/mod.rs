@@ -413,9 +413,19 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
         }
     }
 
-    async fn discard(&self, _job: &Job, audio: &AudioRow) {
-        if let Err(e) = self.storage.delete(&audio.storage_path).await {
-            tracing::warn!("could not delete {}: {e}", audio.storage_path);
+    async fn discard(&self, job: &Job, audio: Option<&AudioRow>) {
+        let paths = match audio {
+            Some(a) => vec![a.storage_path.clone()],
+            // Any object this job may have stored, in any format.
+            None => ffmpeg::EXTENSIONS
+                .iter()
+                .map(|ext| object_path(job.user_id, job.id, ext))
+                .collect(),
+        };
+        for path in paths {
+            if let Err(e) = self.storage.delete(&path).await {
+                tracing::warn!("could not delete {path}: {e}");
+            }
         }
     }
 }

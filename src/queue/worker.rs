@@ -45,9 +45,12 @@ pub struct JobContext {
 pub trait Processor: Send + Sync + 'static {
     fn process(&self, job: &Job, ctx: &JobContext) -> impl Future<Output = JobReport> + Send;
 
-    /// Undo what `process` stored when the job turned out not to be ours to
-    /// complete (cancelled while we uploaded).
-    fn discard(&self, _job: &Job, _audio: &AudioRow) -> impl Future<Output = ()> + Send {
+    /// Undo what `process` stored for a job an operator cancelled while it
+    /// was ours: `audio` when the upload had finished, None when the cancel
+    /// stopped the job at some unknown point (remove whatever it may have
+    /// stored). Never called for a job another worker took over: every
+    /// attempt of a job writes the same object, which is theirs now.
+    fn discard(&self, _job: &Job, _audio: Option<&AudioRow>) -> impl Future<Output = ()> + Send {
         async {}
     }
 }
@@ -356,9 +359,17 @@ impl<P: Processor> Shared<P> {
                         tracing::info!("job completed");
                     }
                     Some(false) => {
-                        tracing::info!("job was cancelled or taken over before it could complete; discarding its audio");
-                        if let Some(a) = &audio {
-                            self.processor.discard(job, a).await;
+                        // Cancelled while still ours: the audio must go. Taken
+                        // over (we lost the database for longer than the
+                        // lease): the object at this job's path is the other
+                        // worker's now, finished or about to be.
+                        if self.persist(|| self.queue.ack_cancel(job.id)).await == Some(true) {
+                            tracing::info!(
+                                "job was cancelled before it could complete; discarding its audio"
+                            );
+                            self.processor.discard(job, audio.as_ref()).await;
+                        } else {
+                            tracing::info!("job was taken over by another worker before it could complete; leaving its audio to that worker");
                         }
                     }
                     None => {}
@@ -370,7 +381,10 @@ impl<P: Processor> Shared<P> {
             Outcome::Cancelled => {
                 self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("job stopped: cancelled or no longer ours");
-                self.persist(|| self.queue.ack_cancel(job.id)).await;
+                if self.persist(|| self.queue.ack_cancel(job.id)).await == Some(true) {
+                    // Stopped at an unknown point, perhaps mid-upload.
+                    self.processor.discard(job, None).await;
+                }
             }
             Outcome::Interrupted => {
                 self.stats.released.fetch_add(1, Ordering::Relaxed);
