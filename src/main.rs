@@ -22,8 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon. Without DATABASE_URL, starts a throwaway local
-    /// PostgreSQL and local storage (development only).
+    /// Run the daemon (needs DATABASE_URL; `xtract dev` runs it on a
+    /// throwaway local database).
     Run {
         /// Exit once no job is pending or processing.
         #[arg(long)]
@@ -124,7 +124,9 @@ fn database_url(config: &Config) -> Result<String, String> {
         .ok_or_else(|| {
             ConfigError {
                 var: "DATABASE_URL",
-                reason: "not set (see .env.example)".into(),
+                reason:
+                    "not set (see .env.example; `xtract dev` runs on a throwaway local database)"
+                        .into(),
             }
             .to_string()
         })
@@ -132,15 +134,13 @@ fn database_url(config: &Config) -> Result<String, String> {
 
 async fn execute(command: Command, config: Config) -> Result<ExitCode, String> {
     match command {
-        Command::Run { exit_when_idle } => match &config.database_url {
-            Some(url) => {
-                let url = url.expose().to_string();
-                daemon::run(&config, &url, exit_when_idle)
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
-            None => dev::dev(config, false).await.map_err(|e| e.to_string())?,
-        },
+        // No quiet fallback to a throwaway database: a service started
+        // before its env file was filled in must fail, not look healthy.
+        Command::Run { exit_when_idle } => {
+            daemon::run(&config, &database_url(&config)?, exit_when_idle)
+                .await
+                .map_err(|e| e.to_string())?
+        }
         Command::Dev { demo } => dev::dev(config, demo).await.map_err(|e| e.to_string())?,
         Command::Doctor => return Ok(doctor_command(Ok(config)).await),
         Command::Jobs(args) => {

@@ -456,12 +456,21 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
     standin.set_error("before", network);
     standin.set_error("after", network);
     let client = db.client().await;
-    let file = standin.path("platforms.toml");
-    std::fs::write(&file, "[other]\nmax_attempts = 1\n").unwrap();
+    // As installed: the env file names the platform file, and a reload
+    // reads the env file again.
+    let (one, two) = (standin.path("one.toml"), standin.path("two.toml"));
+    std::fs::write(&one, "[other]\nmax_attempts = 1\n").unwrap();
+    std::fs::write(&two, "[other]\nmax_attempts = 2\n").unwrap();
+    let env_file = standin.path("xtract.env");
+    std::fs::write(
+        &env_file,
+        format!("XTRACT_PLATFORMS_FILE={}\n", one.display()),
+    )
+    .unwrap();
     let mut options = DaemonOptions::new(&standin.script);
     options
         .extra_env
-        .push(("XTRACT_PLATFORMS_FILE".into(), file.display().to_string()));
+        .push(("XTRACT_ENV_FILE".into(), env_file.display().to_string()));
     let daemon = Daemon::start(&db.url, &options);
 
     let running = db.enqueue(&client, "http://127.0.0.1:9/block/long").await;
@@ -470,7 +479,11 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
     wait_status(&client, before, "failed", SECS(30)).await;
     assert_eq!(job(&client, before).await["attempts"], 1);
 
-    std::fs::write(&file, "[other]\nmax_attempts = 2\n").unwrap();
+    std::fs::write(
+        &env_file,
+        format!("XTRACT_PLATFORMS_FILE={}\n", two.display()),
+    )
+    .unwrap();
     daemon.signal(libc::SIGHUP);
     eventually("the reload", SECS(10), || async {
         daemon

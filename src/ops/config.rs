@@ -117,11 +117,17 @@ pub struct Config {
 
 impl Config {
     /// Reads the process environment, after loading `.env` if there is one.
+    /// The process environment, with the file named by XTRACT_ENV_FILE (or
+    /// `.env`) filling in what is not set: the same file a reload reads.
     pub fn from_env() -> Result<Self, ConfigError> {
-        // A missing .env is normal; a broken one is worth a word.
-        if let Err(e) = dotenvy::dotenv() {
+        let (var, loaded) = match std::env::var_os("XTRACT_ENV_FILE") {
+            Some(file) => ("XTRACT_ENV_FILE", dotenvy::from_path(file)),
+            None => (".env", dotenvy::dotenv().map(|_| ())),
+        };
+        // A missing file is normal; a broken one is worth a word.
+        if let Err(e) = loaded {
             if !e.not_found() {
-                return Err(err(".env", e.to_string()));
+                return Err(err(var, e.to_string()));
             }
         }
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -432,10 +438,21 @@ fn default_worker_id() -> String {
     format!("{}:{}", hostname(), std::process::id())
 }
 
+/// From gethostname(2): the unit's `ProcSubset=pid` hides
+/// /proc/sys/kernel/hostname, and every VM would be called "host", sharing
+/// one egress key.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into())
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the result is cut at NUL.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == 0).unwrap_or(0)])
+        .trim()
+        .to_string();
+    if ok && !name.is_empty() {
+        name
+    } else {
+        "host".into()
+    }
 }
 
 /// Looks a program up on PATH, then in the project's `.venv` (where the
@@ -462,6 +479,17 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_name_comes_from_the_kernel_not_proc() {
+        let name = hostname();
+        assert_ne!(name, "host");
+        let uts = std::process::Command::new("uname")
+            .arg("-n")
+            .output()
+            .unwrap();
+        assert_eq!(name, String::from_utf8_lossy(&uts.stdout).trim());
+    }
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -35,12 +35,12 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError(format!("migrating the local database: {e}")))?;
     config.storage = StorageKind::Local;
-    // The demo clip is served from 127.0.0.1.
-    config.allow_private_urls = true;
     eprintln!("database: {url}");
     if !demo {
         return daemon::run(&config, &url, false).await;
     }
+    // The demo clip is served from 127.0.0.1.
+    config.allow_private_urls = true;
 
     let media_dir = dir.join("media");
     let clip = make_demo_clip(&config.ffmpeg, &media_dir).await?;
