@@ -163,6 +163,56 @@ async fn a_chunk_that_fails_halfway_resumes_from_the_servers_offset() {
 }
 
 #[tokio::test]
+async fn an_upload_the_server_forgot_is_started_again_once() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "big.m4a", 15 * MB, 9);
+    let store = client(&double).await;
+    // The upload URL expires after the first chunk.
+    double.fail_nth(
+        "PATCH",
+        "/upload/resumable/",
+        1,
+        Fault::Reply(404, "Not Found".into()),
+    );
+    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+
+    assert!(
+        double.object("audio-files/u/j.m4a").unwrap().data == data,
+        "bytes differ"
+    );
+    let c = CHUNK as u64;
+    let patch = |o| ("PATCH".to_string(), Some(o));
+    assert_eq!(
+        tus_steps(&double),
+        vec![patch(0), patch(c), patch(0), patch(c), patch(2 * c)]
+    );
+    assert_eq!(
+        double.log().iter().filter(|s| s.method == "POST").count(),
+        2,
+        "one new upload"
+    );
+
+    // Forgotten twice: the job's error, not an endless loop, and not a
+    // "bucket does not exist" message.
+    double.fail_nth(
+        "PATCH",
+        "/upload/resumable/",
+        0,
+        Fault::Reply(404, "Not Found".into()),
+    );
+    double.fail_nth(
+        "PATCH",
+        "/upload/resumable/",
+        0,
+        Fault::Reply(404, "Not Found".into()),
+    );
+    let err = store.put("u/k.m4a", &path, "audio/mp4").await.unwrap_err();
+    assert_eq!(err.code, xtract::error::ErrorCode::Storage);
+    assert!(!err.message.contains("bucket"), "{}", err.message);
+}
+
+#[tokio::test]
 async fn an_offset_the_server_disagrees_with_is_mended_by_asking_it() {
     let double = StorageDouble::start(true, None).await;
     let dir = tempfile::tempdir().unwrap();

@@ -38,17 +38,43 @@ impl StorageError {
         }
     }
 
+    /// The key was refused: by the gateway (401 with a bare message) or by
+    /// Storage itself, whose body may say so under another status.
+    pub fn is_auth(&self) -> bool {
+        match self {
+            StorageError::BadKey => true,
+            StorageError::Status { status, code, .. } => {
+                matches!(status, 401 | 403)
+                    || matches!(
+                        code.as_str(),
+                        "InvalidJWT" | "AccessDenied" | "Unauthorized"
+                    )
+            }
+            _ => false,
+        }
+    }
+
+    /// The bucket is not there (a missing object or upload is not this).
+    pub fn is_missing_bucket(&self) -> bool {
+        match self {
+            StorageError::Status { status, code, .. } => {
+                code == "NoSuchBucket"
+                    || (*status == 404 && !matches!(code.as_str(), "NoSuchKey" | "NoSuchUpload"))
+            }
+            _ => false,
+        }
+    }
+
     /// What an operator does about it (after a dash), or nothing.
     pub fn advice(&self) -> &'static str {
-        match self {
-            StorageError::Status { status: 401 | 403, .. } | StorageError::BadKey => {
-                " — check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
-            }
-            StorageError::Status { status: 404, .. } => {
-                " — create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
-            }
-            StorageError::Transport(_) => " — check SUPABASE_URL and the network",
-            _ => "",
+        if self.is_auth() {
+            " — check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
+        } else if self.is_missing_bucket() {
+            " — create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
+        } else if matches!(self, StorageError::Transport(_)) {
+            " — check SUPABASE_URL and the network"
+        } else {
+            ""
         }
     }
 
@@ -57,23 +83,32 @@ impl StorageError {
         let detail = format!("storage: {self}");
         match &self {
             StorageError::Status { status: 413, .. } => {
-                let limit = size_limit
-                    .map(|b| format!(" (the limit is {} MB)", b / (1024 * 1024)))
-                    .unwrap_or_default();
+                let limit = match size_limit {
+                    Some(b) => format!(" (the limit is {} MB)", b / (1024 * 1024)),
+                    None => " (the project's upload limit; 50 MB on Supabase's free plan)".into(),
+                };
                 JobError::new(ErrorCode::TooLarge, None, detail)
                     .with_message(format!("This audio file is larger than the storage accepts{limit}."))
             }
-            StorageError::Status { status: 401 | 403, .. } | StorageError::BadKey => {
+            e if e.is_auth() => {
                 JobError::new(ErrorCode::Storage, None, format!("{detail}; check SUPABASE_SERVICE_ROLE_KEY"))
                     .with_message("The audio file could not be saved: storage refused our credentials. The operator needs to check the storage key.")
                     .with_retry(Retry::Never)
             }
-            StorageError::Status { status: 404, .. } => {
+            e if e.is_missing_bucket() => {
                 JobError::new(ErrorCode::Storage, None, format!("{detail}; check XTRACT_STORAGE_BUCKET"))
                     .with_message("The audio file could not be saved: the storage bucket does not exist. The operator needs to create it.")
                     .with_retry(Retry::Never)
             }
             StorageError::LocalFile(_) => JobError::internal(detail),
+            // Any other refusal (a MIME type the bucket does not allow, an
+            // invalid object name): trying again would download the video
+            // again only to be refused the same way.
+            e @ StorageError::Status { .. } if !e.is_transient() => {
+                JobError::new(ErrorCode::Storage, None, detail)
+                    .with_message("The audio file could not be saved: the storage refused it. The operator can see why in the job's details.")
+                    .with_retry(Retry::Never)
+            }
             _ => JobError::new(ErrorCode::Storage, None, detail),
         }
     }
@@ -85,11 +120,17 @@ pub async fn check(response: Response) -> Result<Response, StorageError> {
     if response.status().is_success() {
         return Ok(response);
     }
-    // Error bodies are small; do not read an unbounded one.
-    let text = match response.text().await {
-        Ok(t) => t.chars().take(2000).collect::<String>(),
-        Err(_) => String::new(),
-    };
+    // Error bodies are small; read at most 8 KiB of one.
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= 8192 {
+            body.truncate(8192);
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
     Err(parse_error(http_status, &text))
 }
 
@@ -189,6 +230,40 @@ mod tests {
         let auth = parse_error(401, r#"{"message":"Invalid API key"}"#).into_job_error(None);
         assert_eq!((auth.code, auth.retry), (ErrorCode::Storage, Retry::Never));
         assert!(auth.detail.contains("SUPABASE_SERVICE_ROLE_KEY"));
+        // Storage's own refusal of the key, whatever status the body gives.
+        let jwt = parse_error(
+            400,
+            r#"{"statusCode":"400","code":"InvalidJWT","message":"invalid signature"}"#,
+        );
+        assert!(jwt.is_auth() && !jwt.is_transient());
+        assert!(jwt.advice().contains("SUPABASE_SERVICE_ROLE_KEY"));
+        assert_eq!(jwt.into_job_error(None).retry, Retry::Never);
+        // Other 4xx: no retry (it would re-download the video for nothing).
+        let mime = parse_error(
+            400,
+            r#"{"statusCode":"415","code":"InvalidMimeType","message":"mime type audio/x-matroska is not supported"}"#,
+        )
+        .into_job_error(None);
+        assert_eq!((mime.code, mime.retry), (ErrorCode::Storage, Retry::Never));
+        assert!(mime.detail.contains("InvalidMimeType"));
+        // A missing object is not a missing bucket.
+        let gone = parse_error(
+            400,
+            r#"{"statusCode":"404","code":"NoSuchKey","message":"x"}"#,
+        );
+        assert!(!gone.is_missing_bucket());
+        let no_bucket = parse_error(
+            400,
+            r#"{"statusCode":"404","code":"NoSuchBucket","message":"x"}"#,
+        );
+        assert!(no_bucket.is_missing_bucket());
+        // The project-wide limit applies when the bucket has none.
+        let big = parse_error(400, r#"{"statusCode":"413","message":"x"}"#).into_job_error(None);
+        assert!(
+            big.message.contains("project's upload limit"),
+            "{}",
+            big.message
+        );
         let down = StorageError::Transport("connection refused".into()).into_job_error(None);
         assert_eq!(
             (down.code, down.retry),

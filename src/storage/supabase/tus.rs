@@ -23,7 +23,10 @@ pub async fn upload(
     content_type: &str,
     size: u64,
 ) -> Result<(), StorageError> {
-    let location = create(s, path, content_type, size).await?;
+    let mut location = create(s, path, content_type, size).await?;
+    // An upload URL the server no longer knows (expired, or lost with a
+    // restart): start a new upload, once.
+    let mut restarted = false;
     let mut source = tokio::fs::File::open(file)
         .await
         .map_err(|e| StorageError::LocalFile(e.to_string()))?;
@@ -41,10 +44,11 @@ pub async fn upload(
             .read_exact(&mut chunk)
             .await
             .map_err(|e| StorageError::LocalFile(e.to_string()))?;
-        match patch(s, &location, offset, chunk).await {
+        let sent = match patch(s, &location, offset, chunk).await {
             Ok(next) => {
                 offset = next;
                 failures = 0;
+                continue;
             }
             Err(e) if resumable(&e) && failures + 1 < s.tries => {
                 failures += 1;
@@ -54,10 +58,27 @@ pub async fn upload(
                     delay.as_secs_f64()
                 );
                 tokio::time::sleep(delay).await;
-                offset = server_offset(s, &location).await?;
+                server_offset(s, &location).await
+            }
+            Err(e) => Err(e),
+        };
+        offset = match sent {
+            Ok(at) => at,
+            Err(e) if upload_gone(&e) && !restarted => {
+                restarted = true;
+                tracing::warn!("the server no longer knows this upload ({e}); starting it again");
+                location = create(s, path, content_type, size).await?;
+                0
+            }
+            // Not a missing bucket, whatever the status says: the job may
+            // try again later.
+            Err(e) if upload_gone(&e) => {
+                return Err(StorageError::Protocol(format!(
+                    "the server lost the upload twice ({e})"
+                )))
             }
             Err(e) => return Err(e),
-        }
+        };
     }
     Ok(())
 }
@@ -66,6 +87,11 @@ pub async fn upload(
 /// are mended by asking the server where it is.
 fn resumable(e: &StorageError) -> bool {
     e.is_transient() || matches!(e, StorageError::Status { status: 409, .. })
+}
+
+/// The upload URL leads nowhere any more; the bucket itself is fine.
+fn upload_gone(e: &StorageError) -> bool {
+    matches!(e, StorageError::Status { status: 404 | 410, code, .. } if code != "NoSuchBucket")
 }
 
 fn b64(s: &str) -> String {
