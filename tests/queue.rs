@@ -793,6 +793,37 @@ impl xtract::queue::worker::Processor for Meddler {
     }
 }
 
+/// The real worker loop in this process, as worker "worker-a" on egress
+/// "test", one slot, polling every 5 s.
+fn in_process_worker<P: xtract::queue::worker::Processor>(
+    db: &TestDb,
+    body: P,
+) -> xtract::queue::worker::Worker<P> {
+    use xtract::queue::worker::{Worker, WorkerSettings};
+    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
+    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "worker-a", "test");
+    let settings = WorkerSettings {
+        concurrency: 1,
+        poll_interval: SECS(5),
+        lease: SECS(30),
+        heartbeat_interval: SECS(5),
+        shutdown_grace: SECS(5),
+        retry_base: SECS(1),
+        retry_max: SECS(10),
+        max_pauses: 6,
+        platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
+        exit_when_idle: false,
+    };
+    Worker::new(
+        queue,
+        body,
+        settings,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    )
+}
+
 /// Runs one job through an in-process worker whose body does `meanwhile`;
 /// returns what the worker discarded and the final row.
 async fn complete_refused(meanwhile: &'static str) -> (Vec<Option<String>>, serde_json::Value) {
@@ -809,28 +840,7 @@ async fn complete_refused(meanwhile: &'static str) -> (Vec<Option<String>>, serd
         discarded: Arc::default(),
         ran: Arc::default(),
     };
-    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
-    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "worker-a", "test");
-    let settings = WorkerSettings {
-        concurrency: 1,
-        poll_interval: SECS(5),
-        lease: SECS(30),
-        heartbeat_interval: SECS(5),
-        shutdown_grace: SECS(5),
-        retry_base: SECS(1),
-        retry_max: SECS(10),
-        max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
-        exit_when_idle: false,
-    };
-    let worker = Worker::new(
-        queue,
-        body.clone(),
-        settings,
-        Arc::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let worker = in_process_worker(&db, body.clone());
     let shutdown = Shutdown::default();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     body.ran.notified().await;
@@ -876,4 +886,41 @@ async fn a_job_cancelled_during_its_upload_has_its_audio_removed() {
     assert_eq!(row["locked_by"], serde_json::Value::Null);
     let path = format!("{}/{}.m4a", USER, row["id"].as_str().unwrap());
     assert_eq!(discarded, vec![Some(path)]);
+}
+
+/// While a platform is paused on this egress, its waiting jobs are not
+/// "ready": the worker sleeps until the poll instead of asking the database
+/// twenty times a second for the whole pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_platform_does_not_keep_the_worker_polling() {
+    use std::sync::atomic::Ordering;
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    db.enqueue(&client, "https://www.instagram.com/p/CxYz123AbC/")
+        .await;
+    client
+        .execute(
+            "INSERT INTO xtract.platform_pacing (platform, egress_key, paused_until)
+             VALUES ('instagram', 'test', now() + interval '10 minutes')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let body = Meddler {
+        owner_url: db.owner_url.clone(),
+        meanwhile: "SELECT $1::uuid",
+        discarded: Default::default(),
+        ran: Default::default(),
+    };
+    let worker = in_process_worker(&db, body.clone());
+    let stats = worker.stats();
+    let shutdown = xtract::queue::worker::Shutdown::default();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    // Nothing to await: the point is what does not happen in 1.5 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let turns = stats.loop_turns.load(Ordering::Relaxed);
+    shutdown.stop_claiming.cancel();
+    running.await.unwrap();
+    assert_eq!(stats.claimed.load(Ordering::Relaxed), 0);
+    assert!(turns <= 3, "{turns} turns of the worker loop in 1.5 s");
 }

@@ -130,7 +130,7 @@ impl Queue {
     pub async fn next_run_after(&self) -> Result<Option<DateTime<Utc>>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::NEXT_RUN_AFTER).await?;
-        Ok(client.query_one(&stmt, &[]).await?.get(0))
+        Ok(client.query_one(&stmt, &[&&*self.egress_key]).await?.get(0))
     }
 
     /// False when the job is no longer ours (cancelled, or taken back).

@@ -45,11 +45,18 @@ RETURNING ",
     job_columns!()
 );
 
-/// When the next pending job becomes ready (for sleeping until a retry).
+/// When the next pending job may run here (for sleeping until a retry): its
+/// own time, or the end of its platform's pause on this egress (`$1`),
+/// whichever is later. Without the pauses, a paused platform's backlog
+/// would look ready and keep the worker polling until the pause ends.
 pub const NEXT_RUN_AFTER: &str = "
-SELECT min(run_after)
-FROM processing_jobs
-WHERE status = 'pending'";
+SELECT min(greatest(j.run_after, p.paused_until))
+FROM processing_jobs AS j
+LEFT JOIN xtract.platform_pacing AS p
+       ON p.platform = j.platform
+      AND p.egress_key = $1
+      AND p.paused_until > now()
+WHERE j.status = 'pending'";
 
 /// Still ours? Returns no row once the job was cancelled, finished elsewhere or
 /// handed to another worker: the worker then stops.
