@@ -828,7 +828,7 @@ fn in_process_worker<P: xtract::queue::worker::Processor>(
 /// returns what the worker discarded and the final row.
 async fn complete_refused(meanwhile: &'static str) -> (Vec<Option<String>>, serde_json::Value) {
     use std::sync::Arc;
-    use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    use xtract::queue::worker::Shutdown;
     let db = TestDb::start().await;
     let client = db.client().await;
     let id = db
