@@ -142,6 +142,12 @@ async fn a_video_without_sound_fails_with_no_audio() {
 async fn a_corrupt_file_fails_cleanly_and_leaves_nothing() {
     let (row, audio, daemon) = run_one("corrupt.mp4", &[]).await;
     assert_eq!(row["status"], "failed", "{row}");
+    // The file is at fault, not the video's privacy.
+    assert_eq!(
+        row["error_message"],
+        "Video Processing Failed: the video file is damaged or in a format we cannot read.",
+        "{row}"
+    );
     assert!(audio.is_none());
     assert!(row["error_detail"].as_str().is_some_and(|d| !d.is_empty()));
     assert!(leftover_files(&daemon.audio_dir()).is_empty());

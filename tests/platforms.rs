@@ -417,3 +417,31 @@ async fn a_job_that_keeps_meeting_a_rate_limit_fails_after_its_pauses() {
     assert_eq!(row["attempts"], 1, "pauses spend no attempts");
     assert_eq!(standin.calls().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let _daemon = daemon_with(&db, &standin, "[tiktok]\nenabled = false\n", &[]);
+    let off = db
+        .enqueue(&client, "https://www.tiktok.com/@b/video/3003")
+        .await;
+    let on = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        .await;
+    wait_status(&client, off, "failed", SECS(30)).await;
+    wait_status(&client, on, "completed", SECS(30)).await;
+    let row = job(&client, off).await;
+    assert_eq!(row["error_code"], "unsupported_url");
+    assert_eq!(
+        row["error_message"],
+        "TikTok links are not accepted at the moment."
+    );
+    assert_eq!(row["attempts"], 1, "failed for good, not retried");
+    assert!(
+        standin.calls().iter().all(|c| !c.contains("3003")),
+        "TikTok was asked: {:?}",
+        standin.calls()
+    );
+}

@@ -163,11 +163,9 @@ pub async fn probe(
         .await
         .map_err(|e| JobError::internal(e.to_string()))?;
     if !out.status.success() {
-        let d = classify::classify_ffmpeg(&out.stderr);
-        return Err(JobError::new(
-            d.code,
-            None,
-            format!("ffprobe: {}", d.detail),
+        return Err(unreadable(
+            classify::classify_ffmpeg(&out.stderr),
+            "ffprobe",
         ));
     }
     let parsed: ProbeJson = serde_json::from_str(&out.stdout_lines.join("\n"))

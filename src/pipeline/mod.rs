@@ -395,6 +395,19 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
             tracing::debug!("could not record the platform: {e}");
         }
         let result = async {
+            // `enabled = false` in the platform file: the operator has turned
+            // this platform off (`other` is refused by the URL rules).
+            if !c.platforms.get(platform).enabled {
+                return Err(JobError::new(
+                    ErrorCode::UnsupportedUrl,
+                    Some(platform),
+                    format!("{platform} is disabled in the platform table"),
+                )
+                .with_message(format!(
+                    "{} links are not accepted at the moment.",
+                    platform.display_name()
+                )));
+            }
             url_rules::check_resolved_host(&link, &policy)
                 .await
                 .map_err(url_error)?;
@@ -433,6 +446,9 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
 fn url_error(e: UrlError) -> JobError {
     let code = match e {
         UrlError::UnsupportedSite => ErrorCode::UnsupportedUrl,
+        // A failed lookup may be the resolver's passing trouble: retried
+        // with backoff, and after the last attempt the user reads why.
+        UrlError::HostNotFound => ErrorCode::Network,
         _ => ErrorCode::InvalidUrl,
     };
     JobError::new(code, None, format!("URL rejected: {e:?}")).with_message(e.to_string())
@@ -459,5 +475,27 @@ fn file_name(title: Option<&str>, job: &Job, ext: &str) -> String {
         format!("{}.{ext}", job.id)
     } else {
         format!("{cleaned}.{ext}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_that_does_not_resolve_is_retried_and_other_link_faults_are_not() {
+        let lookup = url_error(UrlError::HostNotFound);
+        assert_eq!(
+            (lookup.code, lookup.retry),
+            (ErrorCode::Network, Retry::Backoff)
+        );
+        assert_eq!(lookup.message, "The site in this link could not be found.");
+        let private = url_error(UrlError::PrivateAddress);
+        assert_eq!(
+            (private.code, private.retry),
+            (ErrorCode::InvalidUrl, Retry::Never)
+        );
+        let site = url_error(UrlError::UnsupportedSite);
+        assert_eq!(site.code, ErrorCode::UnsupportedUrl);
     }
 }
