@@ -924,3 +924,21 @@ async fn a_paused_platform_does_not_keep_the_worker_polling() {
     assert_eq!(stats.claimed.load(Ordering::Relaxed), 0);
     assert!(turns <= 3, "{turns} turns of the worker loop in 1.5 s");
 }
+
+/// A finished job's outcome is kept and retried only while the database is
+/// away; a fault of our own (a value that does not convert, a bad
+/// statement) is not waited out forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_connection_failures_count_as_the_database_being_away() {
+    use xtract::db::{is_connection_error, DbError};
+    let mut db = TestDb::start().await;
+    let client = db.client().await;
+    let row = client.query_one("SELECT 1::int4", &[]).await.unwrap();
+    let conversion = row.try_get::<_, String>(0).unwrap_err();
+    assert!(!is_connection_error(&DbError::Postgres(conversion)));
+    let statement = client.query_one("SELECT nope", &[]).await.unwrap_err();
+    assert!(!is_connection_error(&DbError::Postgres(statement)));
+    db.pg.stop(true).unwrap();
+    let gone = client.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert!(is_connection_error(&DbError::Postgres(gone)));
+}

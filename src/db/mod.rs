@@ -219,16 +219,30 @@ pub fn redact_url(url: &str) -> String {
 pub fn is_connection_error(e: &DbError) -> bool {
     match e {
         DbError::Pool(_) => true,
-        DbError::Postgres(pg) => {
-            pg.is_closed()
-                || pg.as_db_error().is_none()
-                || pg.code().is_some_and(|c| {
-                    let c = c.code();
-                    // 08: connection exception; 57P: operator intervention
-                    // (shutdown, crash); 53: insufficient resources.
-                    c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
-                })
-        }
+        DbError::Postgres(pg) => match pg.code() {
+            // 08: connection exception; 57P: operator intervention
+            // (shutdown, crash); 53: insufficient resources.
+            Some(c) => {
+                let c = c.code();
+                c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")
+            }
+            // No server error: the connection failed, or our own side did
+            // (a value that does not convert). Only the first is worth
+            // waiting out; tokio-postgres tells them apart only in words.
+            None => {
+                let text = pg.to_string();
+                pg.is_closed()
+                    || [
+                        "error communicating with the server",
+                        "error connecting to server",
+                        "error performing TLS handshake",
+                        "timeout waiting for server",
+                        "unexpected message from server",
+                    ]
+                    .iter()
+                    .any(|kind| text.starts_with(kind))
+            }
+        },
         _ => false,
     }
 }

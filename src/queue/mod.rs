@@ -288,14 +288,24 @@ impl Queue {
     }
 
     pub async fn set_link(&self, id: Uuid, platform: &str, canonical: &str) -> Result<(), DbError> {
-        self.execute(sql::SET_LINK, &[&id, &platform, &canonical])
-            .await
+        self.execute(
+            sql::SET_LINK,
+            &[&id, &&*self.worker_id, &platform, &canonical],
+        )
+        .await
     }
 
     pub async fn set_media(&self, id: Uuid, m: &MediaMeta) -> Result<(), DbError> {
         self.execute(
             sql::SET_MEDIA,
-            &[&id, &m.id, &m.title, &m.uploader, &m.duration],
+            &[
+                &id,
+                &&*self.worker_id,
+                &m.id,
+                &m.title,
+                &m.uploader,
+                &m.duration,
+            ],
         )
         .await
     }

@@ -197,12 +197,13 @@ FROM lost
 WHERE j.id = lost.id
 RETURNING j.id, j.status";
 
-/// Records what the URL rules found, once the worker has parsed the link.
+/// Records what the URL rules found, once the worker has parsed the link;
+/// only while the job is still this worker's.
 pub const SET_LINK: &str = "
 UPDATE processing_jobs
-SET platform = $2,
-    canonical_url = $3
-WHERE id = $1";
+SET platform = $3,
+    canonical_url = $4
+WHERE id = $1 AND locked_by = $2";
 
 /// The newest finished audio of the same video in the same format, made by
 /// another job: reusing it spares the platform a request.
@@ -219,14 +220,14 @@ WHERE j.canonical_url = $1
 ORDER BY j.finished_at DESC
 LIMIT 1";
 
-/// What yt-dlp said about the video.
+/// What yt-dlp said about the video; only while the job is still ours.
 pub const SET_MEDIA: &str = "
 UPDATE processing_jobs
-SET media_id = $2,
-    media_title = $3,
-    media_uploader = $4,
-    media_duration_secs = $5
-WHERE id = $1";
+SET media_id = $3,
+    media_title = $4,
+    media_uploader = $5,
+    media_duration_secs = $6
+WHERE id = $1 AND locked_by = $2";
 
 /// Download progress, at most once a second.
 pub const SET_PROGRESS: &str = "
