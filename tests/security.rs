@@ -351,6 +351,12 @@ async fn a_bad_link_is_refused_at_insert_with_a_message_the_app_can_show() {
         ),
         ("-o /tmp/x", "Links may not start with '-'."),
         (
+            "check this https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+            "Links may not contain spaces or control characters.",
+        ),
+        ("hello", "This is not a valid link."),
+        ("https:///watch?v=x", "This is not a valid link."),
+        (
             "https://user:pw@www.youtube.com/watch?v=dQw4w9WgXcQ",
             "Links with a user name or password in them are not accepted.",
         ),
@@ -359,6 +365,18 @@ async fn a_bad_link_is_refused_at_insert_with_a_message_the_app_can_show() {
             .await
             .unwrap_err();
         assert_eq!(e, message, "{link}");
+    }
+    // What the daemon accepts, the insert accepts.
+    for link in [
+        "youtu.be/dQw4w9WgXcQ",
+        "  https://www.tiktok.com/@a/video/123  ",
+        "http://127.0.0.1:8080/clip.mp4",
+        "http://localhost:8080/clip.mp4",
+        "http://[::1]:8080/clip.mp4",
+    ] {
+        request(&mut p.api, Some(alice), INSERT, &[&alice, &link])
+            .await
+            .unwrap_or_else(|e| panic!("{link}: {e}"));
     }
     let long = format!("{YT}&x={}", "a".repeat(2100));
     let e = request(&mut p.api, Some(alice), INSERT, &[&alice, &long])

@@ -49,6 +49,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 6,
+        name: "link check",
+        sql: include_str!("../../sql/006_link_check.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),

@@ -396,8 +396,9 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
         }
         let result = async {
             // `enabled = false` in the platform file: the operator has turned
-            // this platform off (`other` is refused by the URL rules).
-            if !c.platforms.get(platform).enabled {
+            // this platform off. (For `other` the URL rules decide: they
+            // also take local links in test and demo mode.)
+            if platform != Platform::Other && !c.platforms.get(platform).enabled {
                 return Err(JobError::new(
                     ErrorCode::UnsupportedUrl,
                     Some(platform),
