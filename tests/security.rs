@@ -179,6 +179,22 @@ async fn forged_columns_and_other_users_are_refused_on_insert() {
         .await
         .unwrap_err();
     assert!(e.contains("row-level security"), "{e}");
+    // Bob at his limit: an insert in his name still says nothing about
+    // how many jobs he has.
+    p.owner
+        .execute("UPDATE xtract.settings SET max_pending_per_user = 1", &[])
+        .await
+        .unwrap();
+    insert(&mut p, bob).await;
+    let e = request(&mut p.api, Some(alice), INSERT, &[&bob, &YT])
+        .await
+        .unwrap_err();
+    assert!(e.contains("row-level security"), "{e}");
+    assert!(!e.contains("waiting"), "{e}");
+    p.owner
+        .execute("DELETE FROM processing_jobs", &[])
+        .await
+        .unwrap();
     let count: i64 = p
         .owner
         .query_one("SELECT count(*) FROM processing_jobs", &[])

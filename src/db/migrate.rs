@@ -60,6 +60,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/100_supabase_security.sql"),
         supabase_only: true,
     },
+    Migration {
+        version: 101,
+        name: "supabase pending limit",
+        sql: include_str!("../../sql/101_supabase_pending_limit.sql"),
+        supabase_only: true,
+    },
 ];
 
 /// Arbitrary, fixed: the key of the advisory lock migrators share.
