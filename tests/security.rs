@@ -63,9 +63,15 @@ struct Project {
 }
 
 async fn project() -> Project {
+    project_after("").await
+}
+
+/// A project where `before` ran (as the owner) before `xtract migrate`.
+async fn project_after(before: &str) -> Project {
     let db = TestDb::start_unmigrated().await;
     let owner = db.client().await;
     owner.batch_execute(SUPABASE).await.unwrap();
+    owner.batch_execute(before).await.unwrap();
     xtract::ops::commands::migrate(&db.owner_url).await.unwrap();
     owner
         .batch_execute("ALTER ROLE xtract_worker LOGIN")
@@ -514,4 +520,61 @@ async fn the_daemon_as_xtract_worker_completes_a_users_job() {
     .await
     .unwrap();
     assert_eq!(audio.len(), 1, "alice sees her audio row");
+}
+
+/// The old service's tables, adopted with a permissive policy left on them:
+/// after `xtract migrate` only xtract's rules apply.
+#[tokio::test]
+async fn policies_left_on_adopted_tables_are_dropped() {
+    let mut p = project_after(
+        "CREATE TABLE public.audio_files (
+             id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id uuid NOT NULL,
+             file_name text NOT NULL, file_url text NOT NULL, file_size bigint,
+             duration double precision, created_at timestamptz NOT NULL DEFAULT now());
+         CREATE TABLE public.processing_jobs (
+             id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id uuid NOT NULL,
+             original_url text NOT NULL, status text NOT NULL DEFAULT 'pending',
+             result_audio_file_id uuid REFERENCES public.audio_files (id),
+             error_message text, created_at timestamptz NOT NULL DEFAULT now(),
+             updated_at timestamptz NOT NULL DEFAULT now());
+         ALTER TABLE public.processing_jobs ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY \"anyone reads jobs\" ON public.processing_jobs FOR SELECT USING (true);
+         CREATE POLICY \"users update own rows\" ON public.processing_jobs FOR UPDATE
+             USING (user_id = auth.uid());",
+    )
+    .await;
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    let job = insert(&mut p, alice).await;
+    let seen = request(&mut p.api, Some(bob), "SELECT id FROM processing_jobs", &[])
+        .await
+        .unwrap();
+    assert!(seen.is_empty(), "bob reads alice's job");
+    let left: Vec<String> = p
+        .owner
+        .query(
+            "SELECT policyname::text FROM pg_policies WHERE tablename = 'processing_jobs' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n == "anyone reads jobs" || n == "users update own rows"),
+        "{left:?}"
+    );
+    // Alice still reads her own.
+    let mine = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT id FROM processing_jobs",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].get::<_, Uuid>(0), job);
 }

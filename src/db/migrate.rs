@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/101_supabase_pending_limit.sql"),
         supabase_only: true,
     },
+    Migration {
+        version: 102,
+        name: "supabase: only these policies",
+        sql: include_str!("../../sql/102_supabase_only_these_policies.sql"),
+        supabase_only: true,
+    },
 ];
 
 /// Arbitrary, fixed: the key of the advisory lock migrators share.
