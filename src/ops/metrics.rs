@@ -128,7 +128,7 @@ impl Metrics {
         );
         registry.register(
             "queue_jobs",
-            "Jobs in the queue by status (whole database)",
+            "Jobs waiting (pending) or running (processing) in the whole database",
             m.queue_depth.clone(),
         );
         registry.register(

@@ -322,6 +322,16 @@ SELECT status, count(*)
 FROM processing_jobs
 GROUP BY status";
 
+/// The queue's depth for /metrics: waiting and running jobs only, read from
+/// their partial index. Finished jobs pile up for ever; counting them on
+/// every scrape would read the whole table (the completed and failed
+/// counters say how many finish).
+pub const ACTIVE_COUNT_BY_STATUS: &str = "
+SELECT status, count(*)
+FROM processing_jobs
+WHERE status IN ('pending', 'processing')
+GROUP BY status";
+
 /// Platforms paused after a rate limit, per egress.
 pub const PAUSED_PLATFORMS: &str = "
 SELECT platform, egress_key, paused_until, pause_reason
