@@ -445,3 +445,55 @@ async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
         standin.calls()
     );
 }
+
+/// A job whose turn is too far away is deferred without taking the slot:
+/// slots nobody uses must not push every later request back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_job_leaves_the_next_slot_free() {
+    use xtract::pipeline::{pacing::Pacer, Platform, PlatformPolicy};
+    let db = TestDb::start().await;
+    let pool = xtract::db::DbTarget::parse(&db.url)
+        .unwrap()
+        .pool(2)
+        .unwrap();
+    let pacer = Pacer {
+        pool: &pool,
+        egress_key: "test",
+        max_wait: SECS(15),
+    };
+    let policy = PlatformPolicy {
+        min_interval: SECS(10),
+        jitter: (SECS(0), SECS(0)),
+        max_attempts: 3,
+        cooldown: SECS(60),
+        enabled: true,
+    };
+    let client = db.client().await;
+    let next = || async {
+        let secs: f64 = client
+            .query_one(
+                "SELECT extract(epoch FROM next_request_at - now())::float8
+                 FROM xtract.platform_pacing WHERE platform = 'tiktok' AND egress_key = 'test'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        secs
+    };
+    let first = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+    assert!(first < SECS(1), "{first:?}");
+    let second = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+    assert!((SECS(9)..=SECS(10)).contains(&second), "{second:?}");
+    let booked = next().await;
+    // The third slot would start in 20 s: more than 15, so deferred.
+    for _ in 0..3 {
+        let third = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+        assert!(third > SECS(15), "{third:?}");
+    }
+    let after = next().await;
+    assert!(
+        after <= booked,
+        "deferred jobs moved the next slot from {booked:.1}s to {after:.1}s"
+    );
+}

@@ -111,12 +111,13 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> Response {
         .set(state.listener.alive.load(Ordering::SeqCst) as i64);
     m.listener_reconnects
         .set(state.listener.reconnects.load(Ordering::Relaxed) as i64);
-    if let Some(counts) = query_with_timeout(&state.pool, sql::ACTIVE_COUNT_BY_STATUS, &[], |rows| {
-        rows.iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
-            .collect::<Vec<_>>()
-    })
-    .await
+    if let Some(counts) =
+        query_with_timeout(&state.pool, sql::ACTIVE_COUNT_BY_STATUS, &[], |rows| {
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+                .collect::<Vec<_>>()
+        })
+        .await
     {
         for status in ["pending", "processing"] {
             let n = counts

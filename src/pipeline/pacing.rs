@@ -49,35 +49,39 @@ impl Pacer<'_> {
         }
     }
 
-    async fn reserve(
+    /// Takes this platform's next request slot and returns how long until
+    /// it starts; a slot further than `max_wait` away is not taken, and a
+    /// wait above `max_wait` comes back instead.
+    pub async fn reserve(
         &self,
         platform: Platform,
         policy: &PlatformPolicy,
     ) -> Result<Duration, DbError> {
         let client = self.pool.get().await?;
-        // Look first: a platform paused for ten minutes must not hand out
-        // slots that far ahead to every job that asks.
-        let stmt = client.prepare_cached(sql::PACING_WAIT).await?;
-        let current: Option<f64> = client
-            .query_opt(&stmt, &[&platform.as_str(), &self.egress_key])
-            .await?
-            .map(|r| r.get(0));
-        if let Some(secs) = current {
-            let wait = Duration::from_secs_f64(secs);
-            if wait > self.max_wait {
-                return Ok(wait);
-            }
-        }
         let spacing = policy.min_interval + policy.draw_jitter();
         let stmt = client.prepare_cached(sql::RESERVE_SLOT).await?;
-        let secs: f64 = client
-            .query_one(
+        let taken = client
+            .query_opt(
                 &stmt,
-                &[&platform.as_str(), &self.egress_key, &spacing.as_secs_f64()],
+                &[
+                    &platform.as_str(),
+                    &self.egress_key,
+                    &spacing.as_secs_f64(),
+                    &self.max_wait.as_secs_f64(),
+                ],
             )
+            .await?;
+        if let Some(row) = taken {
+            return Ok(Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0)));
+        }
+        // Too far away (a pause, a long line): how far, to defer the job.
+        let stmt = client.prepare_cached(sql::PACING_WAIT).await?;
+        let secs: f64 = client
+            .query_opt(&stmt, &[&platform.as_str(), &self.egress_key])
             .await?
-            .get(0);
-        Ok(Duration::from_secs_f64(secs.max(0.0)))
+            .map_or(0.0, |r| r.get(0));
+        // Never below the limit, or the caller would wait instead of defer.
+        Ok(Duration::from_secs_f64(secs).max(self.max_wait + Duration::from_millis(1)))
     }
 
     /// No requests to `platform` from this egress for `cooldown`.

@@ -246,7 +246,10 @@ WHERE platform = $1 AND egress_key = $2";
 
 /// Takes the next request slot of a platform: returns how many seconds from
 /// now it starts, and moves the next free slot `$3` seconds after it. The row
-/// lock serialises daemons, so every caller gets its own slot.
+/// lock serialises daemons, so every caller gets its own slot. A slot more
+/// than `$4` seconds away is not taken (no row comes back): the job is
+/// deferred, and a slot it would not use does not push every later request
+/// back.
 pub const RESERVE_SLOT: &str = "
 INSERT INTO xtract.platform_pacing AS p (platform, egress_key, next_request_at)
 VALUES ($1, $2, now() + make_interval(secs => $3))
@@ -254,6 +257,8 @@ ON CONFLICT (platform, egress_key) DO UPDATE
 SET next_request_at = greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
                       + make_interval(secs => $3),
     updated_at = now()
+WHERE greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
+      <= now() + make_interval(secs => $4)
 RETURNING greatest(extract(epoch FROM p.next_request_at - now()) - $3, 0)::float8";
 
 /// The platform pushed back: no requests to it from this egress for `$3`
