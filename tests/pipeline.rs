@@ -320,3 +320,45 @@ async fn the_egress_guard_stops_a_redirect_into_the_private_network() {
     let got = std::fs::read(dir.path().join("out.mp4")).unwrap();
     assert_eq!(got, std::fs::read(media().dir.join("clip.mp4")).unwrap());
 }
+
+/// A retried job whose earlier attempt stored another format (an `original`
+/// file of another codec, or a format changed by a reload) leaves one
+/// object, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_job_leaves_only_its_final_format_behind() {
+    let db = TestDb::start().await;
+    let server = MediaServer::start(&media().dir).await.unwrap();
+    let client = db.client().await;
+    let id = db.enqueue(&client, &server.url("clip.mp4")).await;
+    // The first attempt stored an mp3, then its worker was lost.
+    client
+        .execute(
+            "UPDATE processing_jobs SET attempts = 1 WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let folder = store.path().join(USER.to_string());
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join(format!("{id}.mp3")), b"earlier attempt").unwrap();
+
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    options.extra_env.push((
+        "XTRACT_LOCAL_STORAGE_DIR".into(),
+        store.path().display().to_string(),
+    ));
+    let mut daemon = Daemon::spawn(&db.url, &options, &["run", "--exit-when-idle"]);
+    assert!(
+        daemon.wait_exit(SECS(120)).await.success(),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(status(&client, id).await, "completed");
+    let mut left: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec![format!("{id}.m4a")]);
+}

@@ -137,6 +137,7 @@ impl<S: AudioStore> MediaPipeline<S> {
         )
         .await?;
         let path = object_path(job.user_id, job.id, audio.plan.ext);
+        self.clear_other_formats(job, audio.plan.ext).await;
         let stored = self
             .storage
             .put(&path, &audio.path, audio.plan.content_type)
@@ -178,6 +179,7 @@ impl<S: AudioStore> MediaPipeline<S> {
         let size = u64::try_from(earlier.file_size?).ok().filter(|s| *s > 0)?;
         let ext = earlier.storage_path.rsplit('.').next().unwrap_or("m4a");
         let path = object_path(job.user_id, job.id, ext);
+        self.clear_other_formats(job, ext).await;
         let stored = match self.storage.copy(&earlier.storage_path, &path, size).await {
             Ok(stored) => stored,
             Err(e) => {
@@ -201,6 +203,23 @@ impl<S: AudioStore> MediaPipeline<S> {
             audio_format: format.to_string(),
             reused_from_job_id: Some(earlier.job_id),
         })
+    }
+
+    /// A retried job overwrites its own object, but only one of the same
+    /// extension: an earlier attempt that stored another format (`original`
+    /// picks the container from the codec the strategy got; a reload may
+    /// change the format) would be left behind. First attempts have nothing
+    /// to clear.
+    async fn clear_other_formats(&self, job: &Job, keep: &str) {
+        if job.attempts <= 1 {
+            return;
+        }
+        for ext in ffmpeg::EXTENSIONS.iter().filter(|e| **e != keep) {
+            let path = object_path(job.user_id, job.id, ext);
+            if let Err(e) = self.storage.delete(&path).await {
+                tracing::debug!("could not clear {path}: {e}");
+            }
+        }
     }
 
     /// Tries the platform's strategies in order, each in its own folder and
