@@ -401,11 +401,19 @@ async fn the_daemon_stores_audio_in_supabase_storage() {
         .unwrap();
     let client = db.client().await;
     let id = db.enqueue(&client, &server.url("clip.mp4")).await;
+    // The key as systemd's LoadCredential= hands it over: a file, with a
+    // trailing newline.
+    let secrets = tempfile::tempdir().unwrap();
+    let key_file = secrets.path().join("service-role-key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     let mut options = DaemonOptions::new(&tools().ytdlp);
     options.extra_env = vec![
         ("XTRACT_STORAGE".into(), "supabase".into()),
         ("SUPABASE_URL".into(), double.url.clone()),
-        ("SUPABASE_SERVICE_ROLE_KEY".into(), KEY.into()),
+        (
+            "SUPABASE_SERVICE_ROLE_KEY_FILE".into(),
+            key_file.display().to_string(),
+        ),
         ("RUST_LOG".into(), "debug".into()),
     ];
     let mut daemon = Daemon::spawn(&db.url, &options, &["run", "--exit-when-idle"]);
