@@ -10,6 +10,7 @@ pub mod platform;
 pub mod process;
 pub mod strategy;
 pub mod url_rules;
+pub mod workdir;
 pub mod ytdlp;
 
 use std::path::{Path, PathBuf};
@@ -80,12 +81,14 @@ pub struct MediaPipeline<S> {
     storage: S,
     /// Downloads from `other` sites go through it (see egress.rs).
     guard: egress::EgressGuard,
+    /// This process's folder in XTRACT_WORK_DIR (see workdir.rs).
+    run_dir: workdir::RunDir,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
     /// Call from within the tokio runtime (the egress guard starts here).
     pub fn new(config: Live<PipelineConfig>, storage: S) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&config.get().work_dir)?;
+        let run_dir = workdir::RunDir::create(&config.get().work_dir)?;
         let live = config.clone();
         let guard = egress::EgressGuard::start(Arc::new(move |ip| {
             live.get().allow_private_urls || !url_rules::is_forbidden_ip(ip)
@@ -94,6 +97,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             config,
             storage,
             guard,
+            run_dir,
         })
     }
 
@@ -108,11 +112,11 @@ impl<S: AudioStore> MediaPipeline<S> {
     ) -> Result<AudioRow, JobError> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("job-{}-", job.id))
-            .tempdir_in(&c.work_dir)
+            .tempdir_in(self.run_dir.path())
             .map_err(|e| {
                 JobError::internal(format!(
                     "cannot create a work directory in {}: {e}",
-                    c.work_dir.display()
+                    self.run_dir.path().display()
                 ))
             })?;
         let download = self.download(c, job, link, dir.path(), ctx).await?;
