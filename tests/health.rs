@@ -55,6 +55,15 @@ async fn health_and_metrics_tell_the_truth() {
     let client = db.client().await;
     let id = db.enqueue(&client, "http://127.0.0.1:9/ok/measured").await;
     wait_status(&client, id, "completed", SECS(30)).await;
+    // One more, not due for an hour: it waits, visibly.
+    client
+        .execute(
+            "INSERT INTO processing_jobs (user_id, original_url, run_after)
+             VALUES ($1, 'http://127.0.0.1:9/ok/later', now() + interval '1 hour')",
+            &[&USER],
+        )
+        .await
+        .unwrap();
     // The row is committed a moment before the daemon counts it.
     let (status, text) = eventually("the completion to be counted", SECS(10), || async {
         get(&format!("{base}/metrics"))
@@ -72,8 +81,18 @@ async fn health_and_metrics_tell_the_truth() {
         text.contains("xtract_pickup_latency_seconds_count 1"),
         "{text}"
     );
+    // The queue's depth: waiting and running jobs (finished ones are the
+    // counters' business, not a scan of the table per scrape).
     assert!(
-        text.contains("xtract_queue_jobs{status=\"completed\"} 1"),
+        text.contains("xtract_queue_jobs{status=\"pending\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("xtract_queue_jobs{status=\"processing\"} 0"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("xtract_queue_jobs{status=\"completed\""),
         "{text}"
     );
     assert!(text.contains("xtract_listener_up 1"), "{text}");
