@@ -142,7 +142,7 @@ async fn latency(
     wait_listening(client, workers as i64).await;
     let insert = client
         .prepare(
-            "INSERT INTO processing_jobs (user_id, original_url) VALUES ($1, 'bench') RETURNING id",
+            "INSERT INTO processing_jobs (user_id, original_url) VALUES ($1, 'https://example.com/bench') RETURNING id",
         )
         .await
         .unwrap();
@@ -178,7 +178,7 @@ async fn throughput(target: &DbTarget, client: &tokio_postgres::Client, workers:
     client
         .execute(
             "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT gen_random_uuid(), 'bench' FROM generate_series(1, $1::bigint)",
+             SELECT gen_random_uuid(), 'https://example.com/bench' FROM generate_series(1, $1::bigint)",
             &[&jobs],
         )
         .await
