@@ -76,7 +76,10 @@ async fn health_and_metrics_tell_the_truth() {
         text.contains("xtract_jobs_completed_total{platform=\"other\"} 1"),
         "{text}"
     );
-    assert!(text.contains("xtract_jobs_claimed_total 1"), "{text}");
+    assert!(
+        text.contains("xtract_jobs_claimed_total{platform=\"other\"} 1"),
+        "{text}"
+    );
     assert!(
         text.contains("xtract_pickup_latency_seconds_count 1"),
         "{text}"

@@ -516,17 +516,48 @@ async fn secrets_never_reach_a_log_line() {
         "oops",
         "ERROR: [generic] oops: Unable to download webpage: HTTP Error 404: Not Found\n",
     );
+    // A cookie file, offered when a video needs a signed-in session.
+    const COOKIE: &str = "sessionid-0c9e4b-never-log-me";
+    standin.set_error(
+        "members",
+        "ERROR: [youtube] members: You need to log in to access this content. Use --cookies-from-browser or --cookies for the authentication.\n",
+    );
+    let cookies = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cookies.path().join("other.txt"),
+        format!(
+            "# Netscape HTTP Cookie File\n.example.com\tTRUE\t/\tTRUE\t0\tsessionid\t{COOKIE}\n"
+        ),
+    )
+    .unwrap();
     let client = db.client().await;
     let mut options = DaemonOptions::new(&standin.script);
     options.extra_env = vec![
         ("SUPABASE_SERVICE_ROLE_KEY".into(), KEY.into()),
+        (
+            "XTRACT_COOKIES_DIR".into(),
+            cookies.path().display().to_string(),
+        ),
         ("RUST_LOG".into(), "debug".into()),
     ];
     let mut daemon = Daemon::start(&url, &options);
     let ok = db.enqueue(&client, "http://127.0.0.1:9/ok/fine").await;
     let bad = db.enqueue(&client, "http://127.0.0.1:9/fail/oops").await;
+    let members = db.enqueue(&client, "http://127.0.0.1:9/fail/members").await;
     wait_status(&client, ok, "completed", SECS(30)).await;
     wait_status(&client, bad, "failed", SECS(30)).await;
+    wait_status(&client, members, "failed", SECS(30)).await;
+    // The cookie strategy did run for it.
+    assert!(
+        standin.args().iter().any(|a| a.contains("--cookies")),
+        "{:?}",
+        standin.args()
+    );
+    let row = job(&client, members).await;
+    assert!(
+        !row.to_string().contains(COOKIE),
+        "cookie in the job row: {row}"
+    );
     drop(client);
     // Connection errors are logged at length: they must not carry the URL.
     db.pg.stop(false).unwrap();
@@ -547,6 +578,7 @@ async fn secrets_never_reach_a_log_line() {
         assert!(log.len() > 100, "the log says something:\n{log}");
         assert!(!log.contains(PASSWORD), "password in log:\n{log}");
         assert!(!log.contains(KEY), "service key in log:\n{log}");
+        assert!(!log.contains(COOKIE), "cookie in log:\n{log}");
     }
 }
 

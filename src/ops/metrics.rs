@@ -27,7 +27,7 @@ pub struct StatusLabel {
 
 pub struct Metrics {
     pub registry: Registry,
-    pub claimed: Counter,
+    pub claimed: Family<PlatformLabel, Counter>,
     pub completed: Family<PlatformLabel, Counter>,
     pub failed: Family<OutcomeLabels, Counter>,
     pub retried: Family<OutcomeLabels, Counter>,
@@ -62,7 +62,7 @@ impl Metrics {
         ]);
         let m = Metrics {
             registry: Registry::default(),
-            claimed: Counter::default(),
+            claimed: Family::default(),
             completed: Family::default(),
             failed: Family::default(),
             retried: Family::default(),
@@ -78,7 +78,7 @@ impl Metrics {
         };
         registry.register(
             "jobs_claimed",
-            "Jobs claimed by this daemon",
+            "Jobs claimed by this daemon, by platform (as detected when the job was added)",
             m.claimed.clone(),
         );
         registry.register(

@@ -283,7 +283,13 @@ impl<P: Processor> Worker<P> {
         shutdown: &Shutdown,
     ) {
         self.shared.stats.claimed.fetch_add(1, Ordering::Relaxed);
-        self.shared.metrics.claimed.inc();
+        self.shared
+            .metrics
+            .claimed
+            .get_or_create(&PlatformLabel {
+                platform: job.platform.as_deref().unwrap_or("unknown").into(),
+            })
+            .inc();
         self.shared
             .metrics
             .pickup_latency
