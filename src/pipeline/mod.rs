@@ -215,13 +215,17 @@ impl<S: AudioStore> MediaPipeline<S> {
     /// change the format) would be left behind. First attempts have nothing
     /// to clear.
     async fn clear_other_formats(&self, job: &Job, keep: &str) {
-        if job.attempts <= 1 {
-            return;
+        if job.attempts > 1 {
+            self.delete_job_objects(job, Some(keep)).await;
         }
-        for ext in ffmpeg::EXTENSIONS.iter().filter(|e| **e != keep) {
+    }
+
+    /// Deletes whatever this job may have stored, in every format but `keep`.
+    async fn delete_job_objects(&self, job: &Job, keep: Option<&str>) {
+        for ext in ffmpeg::EXTENSIONS.iter().filter(|e| Some(**e) != keep) {
             let path = object_path(job.user_id, job.id, ext);
             if let Err(e) = self.storage.delete(&path).await {
-                tracing::debug!("could not clear {path}: {e}");
+                tracing::warn!("could not delete {path}: {e}");
             }
         }
     }
@@ -451,18 +455,14 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
     }
 
     async fn discard(&self, job: &Job, audio: Option<&AudioRow>) {
-        let paths = match audio {
-            Some(a) => vec![a.storage_path.clone()],
-            // Any object this job may have stored, in any format.
-            None => ffmpeg::EXTENSIONS
-                .iter()
-                .map(|ext| object_path(job.user_id, job.id, ext))
-                .collect(),
-        };
-        for path in paths {
-            if let Err(e) = self.storage.delete(&path).await {
-                tracing::warn!("could not delete {path}: {e}");
+        match audio {
+            Some(a) => {
+                if let Err(e) = self.storage.delete(&a.storage_path).await {
+                    tracing::warn!("could not delete {}: {e}", a.storage_path);
+                }
             }
+            // Stopped at an unknown point: any format it may have stored.
+            None => self.delete_job_objects(job, None).await,
         }
     }
 }
