@@ -116,7 +116,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the process environment, after loading `.env` if there is one.
     /// The process environment, with the file named by XTRACT_ENV_FILE (or
     /// `.env`) filling in what is not set: the same file a reload reads.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -479,6 +478,7 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn the_host_name_comes_from_the_kernel_not_proc() {
@@ -490,7 +490,6 @@ mod tests {
             .unwrap();
         assert_eq!(name, String::from_utf8_lossy(&uts.stdout).trim());
     }
-    use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let mut env: HashMap<String, String> = [

@@ -44,7 +44,8 @@ pub async fn upload(
             .read_exact(&mut chunk)
             .await
             .map_err(|e| StorageError::LocalFile(e.to_string()))?;
-        let sent = match patch(s, &location, offset, chunk).await {
+        // Where to go on from after a failed chunk: the server's offset.
+        let resume_at = match patch(s, &location, offset, chunk).await {
             Ok(next) => {
                 offset = next;
                 failures = 0;
@@ -62,7 +63,7 @@ pub async fn upload(
             }
             Err(e) => Err(e),
         };
-        offset = match sent {
+        offset = match resume_at {
             Ok(at) => at,
             Err(e) if upload_gone(&e) && !restarted => {
                 restarted = true;
