@@ -224,7 +224,7 @@ async fn fixture() -> Fixture {
     client
         .execute(
             "WITH a AS (
-                 INSERT INTO audio_files (user_id, job_id, file_name, file_url, file_size)
+                 INSERT INTO audio_files (user_id, job_id, filename, file_url, file_size)
                  VALUES ($2, $1, 'done.m4a', 'file:///audio/done.m4a', 1234)
                  RETURNING id)
              UPDATE processing_jobs
@@ -361,7 +361,7 @@ async fn jobs_show_prints_every_column_and_the_audio_row() {
     assert_eq!(out["job"]["id"], f.completed.to_string());
     assert_eq!(out["job"]["status"], "completed");
     assert!(out["job"].get("run_after").is_some());
-    assert_eq!(out["audio_file"]["file_name"], "done.m4a");
+    assert_eq!(out["audio_file"]["filename"], "done.m4a");
 
     let ran = jobs(&f, &["show", &f.failed_instagram.to_string()]).await;
     assert!(ran.status.success(), "{ran}");

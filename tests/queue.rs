@@ -805,7 +805,7 @@ impl xtract::queue::worker::Processor for Meddler {
         xtract::queue::worker::JobReport {
             platform: None,
             result: Ok(Some(xtract::queue::AudioRow {
-                file_name: "a.m4a".into(),
+                filename: "a.m4a".into(),
                 file_url: "file:///a.m4a".into(),
                 file_size: 1,
                 duration_secs: None,

@@ -160,7 +160,7 @@ async fn forged_columns_and_other_users_are_refused_on_insert() {
     let file: Uuid = p
         .owner
         .query_one(
-            "INSERT INTO audio_files (user_id, file_name, file_url) VALUES ($1, 'b.m4a', 'x') RETURNING id",
+            "INSERT INTO audio_files (user_id, filename, file_url) VALUES ($1, 'b.m4a', 'x') RETURNING id",
             &[&bob],
         )
         .await
@@ -219,7 +219,7 @@ async fn users_see_only_their_own_jobs_and_audio() {
     for user in [alice, bob] {
         p.owner
             .execute(
-                "INSERT INTO audio_files (user_id, file_name, file_url) VALUES ($1, 'a.m4a', 'x')",
+                "INSERT INTO audio_files (user_id, filename, file_url) VALUES ($1, 'a.m4a', 'x')",
                 &[&user],
             )
             .await

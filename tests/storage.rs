@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use support::storage_double::{Fault, StorageDouble, CHUNK, KEY};
 use xtract::error::{ErrorCode, Retry};
 use xtract::ops::config::{Secret, SupabaseSettings};
+use xtract::storage::supabase::KeyKind;
 use xtract::storage::{AudioStore, SupabaseStorage};
 
 const MB: usize = 1024 * 1024;
@@ -498,4 +499,263 @@ async fn doctor_checks_the_supabase_key_and_bucket() {
     let line = ran.lines_starting("FAIL  storage").join("");
     assert!(line.contains("create the bucket"), "{}", ran.stdout);
     assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
+}
+
+// ---- Supabase keys as they are in late 2026 ----
+
+#[tokio::test]
+async fn a_secret_key_travels_in_apikey_alone() {
+    use support::storage_double::SECRET_KEY;
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "a.m4a", 1000, 13);
+    let store = SupabaseStorage::connect(&settings(&double, SECRET_KEY, "audio-files"))
+        .await
+        .unwrap();
+    assert_eq!(store.key_kind(), &KeyKind::Secret);
+    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
+    for seen in double.log() {
+        assert_eq!(seen.apikey.as_deref(), Some(SECRET_KEY), "{seen:?}");
+        assert_eq!(seen.authorization, None, "{seen:?}");
+        // The gateway refuses secret keys from browsers: we say what we are.
+        let ua = seen.user_agent.unwrap_or_default();
+        assert!(ua.starts_with("xtract/"), "{ua}");
+    }
+}
+
+#[tokio::test]
+async fn the_public_keys_are_named_and_refused_before_any_request() {
+    use support::storage_double::{ANON_KEY, PUBLISHABLE_KEY};
+    let double = StorageDouble::start(true, None).await;
+    for (key, kind) in [(PUBLISHABLE_KEY, "publishable key"), (ANON_KEY, "anon key")] {
+        let e = SupabaseStorage::connect(&settings(&double, key, "audio-files"))
+            .await
+            .unwrap_err();
+        let text = format!("{e}{}", e.advice());
+        assert!(text.contains("this is the public key"), "{text}");
+        assert!(text.contains("use the secret (service role) key"), "{text}");
+        assert!(text.contains(kind), "{text}");
+        assert!(!text.contains("create the bucket"), "{text}");
+        assert!(!text.contains(&key[16..]), "the key itself: {text}");
+    }
+    assert!(double.log().is_empty(), "asked the server anyway");
+}
+
+#[tokio::test]
+async fn a_url_that_does_not_lead_to_storage_is_a_wrong_url_not_a_missing_bucket() {
+    let double = StorageDouble::start(true, None).await;
+    // The Storage URL copied from the dashboard: refused by the configuration.
+    let e = xtract::ops::config::Config::from_lookup(|k| match k {
+        "SUPABASE_URL" => Some(format!("{}/storage/v1", double.url)),
+        "SUPABASE_SERVICE_ROLE_KEY" => Some(KEY.into()),
+        "XTRACT_YTDLP" | "XTRACT_FFMPEG" | "XTRACT_FFPROBE" => Some("/bin/true".into()),
+        _ => None,
+    })
+    .unwrap()
+    .supabase
+    .unwrap_err();
+    assert_eq!(e.var, "SUPABASE_URL");
+    assert!(e.reason.contains("has a path"), "{e}");
+    // A host that answers, but not as Storage (another web server).
+    let elsewhere = xtract::ops::media_server::MediaServer::start(&support::media().dir)
+        .await
+        .unwrap();
+    let mut wrong = settings(&double, KEY, "audio-files");
+    wrong.url = elsewhere.url("").parse().unwrap();
+    let e = SupabaseStorage::connect(&wrong).await.unwrap_err();
+    assert!(
+        matches!(e, xtract::storage::supabase::StorageError::WrongUrl(_)),
+        "{e:?}"
+    );
+    assert!(e.advice().contains("SUPABASE_URL"), "{}", e.advice());
+    assert!(!e.is_missing_bucket());
+}
+
+#[test]
+fn size_limits_read_as_they_were_set() {
+    use xtract::storage::supabase::human_size;
+    assert_eq!(human_size(10_000_000), "10 MB");
+    assert_eq!(human_size(50 * 1024 * 1024), "50 MB");
+    assert_eq!(human_size(100_000), "100 KB");
+    assert_eq!(human_size(102_400), "100 KB");
+    assert_eq!(human_size(12_345_678), "12.3 MB");
+    assert_eq!(human_size(5_000_000_000), "5 GB");
+    assert_eq!(human_size(512), "512 bytes");
+}
+
+#[tokio::test]
+async fn size_limit_messages_show_the_limit_as_set() {
+    for (limit, shown) in [(10_000_000u64, "10 MB"), (100_000, "100 KB")] {
+        let double = StorageDouble::start(true, Some(limit)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = file(&dir, "a.m4a", limit as usize + 1, 14);
+        let e = client(&double)
+            .await
+            .put("u/j.m4a", &path, "audio/mp4")
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooLarge);
+        assert!(
+            e.message.contains(&format!("the limit is {shown}")),
+            "{}",
+            e.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_copy_respects_the_buckets_size_limit_like_an_upload() {
+    let double = StorageDouble::start(true, Some(3000)).await;
+    double.put_object("audio-files/u1/j1.m4a", vec![7; 4000]);
+    let e = client(&double)
+        .await
+        .copy("u1/j1.m4a", "u2/j2.m4a", 4000)
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.retry), (ErrorCode::TooLarge, Retry::Never));
+    assert!(e.message.contains("3 KB"), "{}", e.message);
+    assert!(double.object("audio-files/u2/j2.m4a").is_none());
+}
+
+// ---- Resumable uploads as the real server behaves ----
+
+#[tokio::test]
+async fn a_resumable_upload_onto_an_existing_object_replaces_it() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "big.m4a", 13 * MB, 15);
+    // An earlier attempt of the job finished its upload.
+    double.put_object("audio-files/u/j.m4a", vec![1; 10]);
+    client(&double)
+        .await
+        .put("u/j.m4a", &path, "audio/mp4")
+        .await
+        .unwrap();
+    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
+    let patches: Vec<_> = double
+        .log()
+        .into_iter()
+        .filter(|s| s.method == "PATCH")
+        .collect();
+    assert_eq!(patches.len(), 3);
+    assert!(patches.iter().all(|p| p.upsert), "x-upsert on every PATCH");
+}
+
+#[tokio::test]
+async fn already_exists_is_not_an_offset_disagreement() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(&dir, "big.m4a", 13 * MB, 16);
+    double.fail_next(
+        "PATCH",
+        "/upload/resumable/",
+        Fault::Reply(409, "The resource already exists".into()),
+    );
+    let e = client(&double)
+        .await
+        .put("u/j.m4a", &path, "audio/mp4")
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Never));
+    assert!(e.detail.contains("already exists"), "{}", e.detail);
+    assert!(
+        !double.log().iter().any(|s| s.method == "HEAD"),
+        "asked for the offset of a refused upload"
+    );
+    support::eventually(
+        "the refused upload to be terminated",
+        std::time::Duration::from_secs(10),
+        || async { (double.open_uploads() == 0).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn plain_text_tus_errors_are_read_from_the_status() {
+    let double = StorageDouble::start(true, Some(10_000_000)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (big, _) = file(&dir, "big.m4a", 11 * MB, 17);
+    let e = client(&double)
+        .await
+        .put("u/j.m4a", &big, "audio/mp4")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::TooLarge);
+    assert!(e.message.contains("10 MB"), "{}", e.message);
+    assert!(e.detail.contains("Maximum size exceeded"), "{}", e.detail);
+
+    // The bucket deleted after the daemon started: the create says so in
+    // plain text.
+    let store = client(&double).await;
+    double.fail_next(
+        "POST",
+        "/upload/resumable",
+        Fault::Reply(404, "Bucket not found".into()),
+    );
+    let (small_big, _) = file(&dir, "b.m4a", 7 * MB, 18);
+    let e = SupabaseStorage::connect(&settings(&double, KEY, "audio-files"))
+        .await
+        .unwrap()
+        .with_tries(1)
+        .put("u/k.m4a", &small_big, "audio/mp4")
+        .await
+        .unwrap_err();
+    drop(store);
+    assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Never));
+    assert!(e.message.contains("bucket does not exist"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn an_abandoned_resumable_upload_is_terminated() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(&dir, "big.m4a", 13 * MB, 19);
+    let store = client(&double).await.with_tries(2);
+    // Fails for good after the first chunk (two tries of the second).
+    for skip in [1, 0] {
+        double.fail_nth(
+            "PATCH",
+            "/upload/resumable/",
+            skip,
+            Fault::Reply(500, "Internal Server Error".into()),
+        );
+    }
+    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+    let terminated =
+        support::eventually("the DELETE", std::time::Duration::from_secs(10), || async {
+            double
+                .log()
+                .into_iter()
+                .find(|s| s.method == "DELETE" && s.path.contains("/upload/resumable/"))
+        })
+        .await;
+    assert_eq!(terminated.tus_resumable.as_deref(), Some("1.0.0"));
+    assert_eq!(double.open_uploads(), 0);
+}
+
+#[tokio::test]
+async fn a_cancelled_resumable_upload_is_terminated() {
+    let double = StorageDouble::start(true, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(&dir, "big.m4a", 13 * MB, 20);
+    let store = client(&double).await;
+    // The second chunk never gets an answer; the job is cancelled meanwhile.
+    double.fail_nth("PATCH", "/upload/resumable/", 1, Fault::Hang);
+    let upload = store.put("u/j.m4a", &path, "audio/mp4");
+    tokio::select! {
+        _ = upload => panic!("the upload finished"),
+        _ = support::eventually("the second chunk", std::time::Duration::from_secs(20), || async {
+            (double.log().iter().filter(|s| s.method == "PATCH").count() == 2).then_some(())
+        }) => {}
+    }
+    support::eventually("the DELETE", std::time::Duration::from_secs(10), || async {
+        double
+            .log()
+            .into_iter()
+            .find(|s| s.method == "DELETE" && s.path.contains("/upload/resumable/"))
+    })
+    .await;
+    assert_eq!(double.open_uploads(), 0);
+    assert!(double.object("audio-files/u/j.m4a").is_none());
 }

@@ -55,6 +55,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 7,
+        name: "old service contract",
+        sql: include_str!("../../sql/007_old_service_contract.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),
@@ -70,6 +76,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 102,
         name: "supabase: only these policies",
         sql: include_str!("../../sql/102_supabase_only_these_policies.sql"),
+        supabase_only: true,
+    },
+    Migration {
+        version: 103,
+        name: "supabase: old frontends, bucket policy",
+        sql: include_str!("../../sql/103_supabase_old_frontends_and_bucket.sql"),
         supabase_only: true,
     },
 ];

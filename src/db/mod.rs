@@ -2,6 +2,7 @@
 //! for short statements, and single connections for LISTEN.
 
 pub mod migrate;
+pub mod schema;
 
 use std::time::Duration;
 

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use crate::pipeline::{AudioFormat, PlatformTable};
 
+/// The largest XTRACT_MAX_FILESIZE_MB: `audio_files.file_size` is INTEGER,
+/// so a file must stay under 2 GiB.
+pub const MAX_FILESIZE_MB_LIMIT: u64 = 2047;
+
 /// A value that must never reach a log line: `Debug` prints `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -259,11 +263,16 @@ impl Config {
                 .trim()
                 .parse::<u64>()
                 .ok()
-                .filter(|n| *n > 0)
+                // audio_files.file_size is INTEGER (the old service's
+                // contract): nothing of 2 GiB or more can be recorded.
+                .filter(|n| (1..=MAX_FILESIZE_MB_LIMIT).contains(n))
                 .ok_or_else(|| {
                     err(
                         "XTRACT_MAX_FILESIZE_MB",
-                        format!("'{v}' is not a whole number of megabytes"),
+                        format!(
+                            "'{v}' is not a whole number of megabytes from 1 to {MAX_FILESIZE_MB_LIMIT} \
+                             (audio_files.file_size is an INTEGER column)"
+                        ),
                     )
                 })?,
         };
@@ -385,6 +394,18 @@ fn supabase_settings(
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         .ok_or_else(|| err("SUPABASE_URL", format!("'{raw}' is not an http(s) URL")))?;
+    // The project URL: xtract adds /storage/v1 itself. A path here (the
+    // Storage URL copied from the dashboard) would make every request miss,
+    // and look like a missing bucket.
+    if !matches!(url.path(), "" | "/") {
+        return Err(err(
+            "SUPABASE_URL",
+            format!(
+                "'{raw}' has a path ({}); give the project URL alone, https://<ref>.supabase.co",
+                url.path()
+            ),
+        ));
+    }
     let key = match (
         get("SUPABASE_SERVICE_ROLE_KEY"),
         get("SUPABASE_SERVICE_ROLE_KEY_FILE"),

@@ -13,7 +13,7 @@ use super::config::{Config, StorageKind};
 use super::health::{self, HealthState};
 use super::metrics::Metrics;
 use super::systemd;
-use crate::db::{migrate, DbError, DbTarget};
+use crate::db::{migrate, schema, DbError, DbTarget};
 use crate::live::Live;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::notifier::{
@@ -83,6 +83,7 @@ pub async fn run(
             tracing::info!(
                 bucket = %store.bucket().id,
                 public = store.bucket().public,
+                key = %store.key_kind().describe(),
                 "storing audio in Supabase Storage"
             );
             serve(config, target, store, exit_when_idle).await
@@ -105,6 +106,17 @@ async fn apply_settings(target: &DbTarget, config: &Config) -> Result<(), StartE
                 DbError::from(e)
             ))
         })?;
+    if let (StorageKind::Supabase, Ok(supabase)) = (config.storage, &config.supabase) {
+        client
+            .execute(sql::SET_STORAGE_BUCKET, &[&supabase.bucket])
+            .await
+            .map_err(|e| {
+                StartError(format!(
+                    "XTRACT_STORAGE_BUCKET: cannot store it for the users' storage policy: {}",
+                    DbError::from(e)
+                ))
+            })?;
+    }
     Ok(())
 }
 
@@ -131,6 +143,17 @@ async fn check_schema(target: &DbTarget) -> Result<(), StartError> {
     if !missing.is_empty() {
         return Err(StartError(format!(
             "the database schema is not up to date (missing migrations {missing:?}): run `xtract migrate` first"
+        )));
+    }
+    // Numbers are not enough: every table, column, trigger and privilege a
+    // job's write-back needs, or no job could finish.
+    let problems = schema::check(&client)
+        .await
+        .map_err(|e| StartError(format!("cannot read the database catalog: {e}")))?;
+    if !problems.is_empty() {
+        return Err(StartError(format!(
+            "the database schema does not match what xtract needs: {}",
+            schema::describe(&problems)
         )));
     }
     Ok(())

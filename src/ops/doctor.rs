@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::config::{find_program, Config, ConfigError, StorageKind, SupabaseSettings};
+use crate::storage::supabase::human_size;
 use crate::storage::SupabaseStorage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,15 +251,16 @@ pub async fn check_storage(
                     let b = store.bucket();
                     let limit = b
                         .file_size_limit
-                        .map(|l| format!(", limit {} MB", l / (1024 * 1024)))
+                        .map(|l| format!(", limit {}", human_size(l)))
                         .unwrap_or_default();
                     Check::ok(
                         "storage",
                         format!(
-                            "supabase bucket '{}' at {} ({}{limit})",
+                            "supabase bucket '{}' at {} ({}{limit}), with a {}",
                             b.id,
                             settings.url,
-                            if b.public { "public" } else { "private" }
+                            if b.public { "public" } else { "private" },
+                            store.key_kind().describe()
                         ),
                     )
                 }

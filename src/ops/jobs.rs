@@ -130,9 +130,10 @@ pub struct JobLine {
     pub user_id: Uuid,
     pub original_url: String,
     pub error_code: Option<String>,
-    pub created_at: DateTime<Utc>,
+    /// None on rows the old service wrote without one.
+    pub created_at: Option<DateTime<Utc>>,
     /// By the database's clock.
-    pub age_secs: f64,
+    pub age_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -27,6 +27,9 @@ use crate::queue::{AudioRow, Job};
 use crate::storage::{object_path, AudioStore};
 use url_rules::{JobUrl, UrlError, UrlPolicy};
 
+/// `audio_files.file_size` is INTEGER (the old service's table).
+const MAX_RECORDED_SIZE: u64 = i32::MAX as u64;
+
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
     pub ytdlp: PathBuf,
@@ -140,6 +143,18 @@ impl<S: AudioStore> MediaPipeline<S> {
             cancel,
         )
         .await?;
+        if audio.size > MAX_RECORDED_SIZE {
+            // A size the audio row could not hold: refuse before storing.
+            return Err(JobError::new(
+                ErrorCode::TooLarge,
+                None,
+                format!(
+                    "the audio is {} bytes; audio_files.file_size (INTEGER) holds at most {MAX_RECORDED_SIZE}",
+                    audio.size
+                ),
+            )
+            .with_message("This audio file is too large to store: the limit is 2 GB."));
+        }
         let path = object_path(job.user_id, job.id, audio.plan.ext);
         self.clear_other_formats(job, audio.plan.ext).await;
         let stored = self
@@ -147,7 +162,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             .put(&path, &audio.path, audio.plan.content_type)
             .await?;
         Ok(AudioRow {
-            file_name: file_name(download.meta.title.as_deref(), job, audio.plan.ext),
+            filename: file_name(download.meta.title.as_deref(), job, audio.plan.ext),
             file_url: stored.url,
             file_size: stored.size as i64,
             duration_secs: duration,
@@ -159,46 +174,56 @@ impl<S: AudioStore> MediaPipeline<S> {
     }
 
     /// The audio of an earlier job for the same video, copied for this job.
-    /// Any trouble (nothing found, copy failed) means: download as usual.
+    /// Most trouble (nothing found, copy failed) means: download as usual.
+    /// A copy the bucket's size limit refuses fails the job as an upload of
+    /// the same bytes would: downloading again cannot make it smaller.
     async fn reuse(
         &self,
         c: &PipelineConfig,
         job: &Job,
         link: &JobUrl,
         ctx: &JobContext,
-    ) -> Option<AudioRow> {
+    ) -> Result<Option<AudioRow>, JobError> {
         let format = c.audio_format.as_str();
         let earlier = match ctx
             .queue
             .find_reusable_audio(job.id, &link.canonical, format)
             .await
         {
-            Ok(found) => found?,
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 tracing::debug!("looking for reusable audio: {e}");
-                return None;
+                return Ok(None);
             }
         };
         // Rows xtract wrote carry their size; without one, download.
-        let size = u64::try_from(earlier.file_size?).ok().filter(|s| *s > 0)?;
+        let Some(size) = earlier
+            .file_size
+            .and_then(|s| u64::try_from(s).ok())
+            .filter(|s| *s > 0)
+        else {
+            return Ok(None);
+        };
         let ext = earlier.storage_path.rsplit('.').next().unwrap_or("m4a");
         let path = object_path(job.user_id, job.id, ext);
         self.clear_other_formats(job, ext).await;
         let stored = match self.storage.copy(&earlier.storage_path, &path, size).await {
             Ok(stored) => stored,
+            Err(e) if e.code == ErrorCode::TooLarge => return Err(e),
             Err(e) => {
                 tracing::info!(
                     "could not reuse the audio of job {}: {}",
                     earlier.job_id,
                     e.detail
                 );
-                return None;
+                return Ok(None);
             }
         };
         record_media(ctx, job, &earlier.media).await;
         tracing::info!(reused_from = %earlier.job_id, "same video already converted; reused its audio");
-        Some(AudioRow {
-            file_name: earlier.file_name,
+        Ok(Some(AudioRow {
+            filename: earlier.filename,
             file_url: stored.url,
             file_size: stored.size as i64,
             duration_secs: earlier.duration_secs,
@@ -206,7 +231,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             content_type: earlier.content_type.unwrap_or_default(),
             audio_format: format.to_string(),
             reused_from_job_id: Some(earlier.job_id),
-        })
+        }))
     }
 
     /// A retried job overwrites its own object, but only one of the same
@@ -440,7 +465,7 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
                 .await
                 .map_err(url_error)?;
             if c.dedup {
-                if let Some(audio) = self.reuse(&c, job, &link, ctx).await {
+                if let Some(audio) = self.reuse(&c, job, &link, ctx).await? {
                     return Ok(audio);
                 }
             }

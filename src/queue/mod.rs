@@ -37,7 +37,8 @@ pub struct Job {
 /// The `audio_files` row a finished job writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioRow {
-    pub file_name: String,
+    /// `audio_files.filename`: a name a person recognises.
+    pub filename: String,
     pub file_url: String,
     pub file_size: i64,
     pub duration_secs: Option<f64>,
@@ -53,7 +54,7 @@ pub struct AudioRow {
 pub struct ReusableAudio {
     pub job_id: Uuid,
     pub storage_path: String,
-    pub file_name: String,
+    pub filename: String,
     pub file_size: Option<i64>,
     pub duration_secs: Option<f64>,
     pub content_type: Option<String>,
@@ -161,7 +162,7 @@ impl Queue {
                 &[
                     &job.user_id,
                     &job.id,
-                    &a.file_name,
+                    &a.filename,
                     &a.file_url,
                     &a.file_size,
                     &a.duration_secs,
@@ -273,7 +274,7 @@ impl Queue {
         Ok(row.map(|r| ReusableAudio {
             job_id: r.get(0),
             storage_path: r.get(1),
-            file_name: r.get(2),
+            filename: r.get(2),
             file_size: r.get(3),
             duration_secs: r.get(4),
             content_type: r.get(5),

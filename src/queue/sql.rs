@@ -4,7 +4,7 @@
 /// Columns a worker needs from a claimed row.
 macro_rules! job_columns {
     () => {
-        "j.id, j.user_id, j.original_url, j.attempts, j.platform, j.created_at,
+        "j.id, j.user_id, j.original_url, j.attempts, j.platform, coalesce(j.created_at, j.run_after),
          extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8, j.pauses"
     };
 }
@@ -66,22 +66,24 @@ SET heartbeat_at = now()
 WHERE id = $1 AND locked_by = $2 AND status = 'processing'
 RETURNING id";
 
-/// Upsert of the job's audio row: a retried job replaces its own row.
+/// Upsert of the job's audio row: a retried job replaces its own row (its
+/// `updated_at` says when). `file_size` is INTEGER in the old service's
+/// table: the size goes in as int8 and the assignment cast checks it fits
+/// (the pipeline never stores a file that would not).
 pub const UPSERT_AUDIO_FILE: &str = "
 INSERT INTO audio_files
-    (user_id, job_id, file_name, file_url, file_size, duration, storage_path, content_type,
+    (user_id, job_id, filename, file_url, file_size, duration, storage_path, content_type,
      audio_format, reused_from_job_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+VALUES ($1, $2, $3, $4, $5::int8, $6, $7, $8, $9, $10)
 ON CONFLICT (job_id) DO UPDATE
-SET file_name = excluded.file_name,
+SET filename = excluded.filename,
     file_url = excluded.file_url,
     file_size = excluded.file_size,
     duration = excluded.duration,
     storage_path = excluded.storage_path,
     content_type = excluded.content_type,
     audio_format = excluded.audio_format,
-    reused_from_job_id = excluded.reused_from_job_id,
-    created_at = now()
+    reused_from_job_id = excluded.reused_from_job_id
 RETURNING id";
 
 /// processing → completed. Also accepts a job the reaper put back to pending
@@ -208,7 +210,7 @@ WHERE id = $1 AND locked_by = $2";
 /// The newest finished audio of the same video in the same format, made by
 /// another job: reusing it spares the platform a request.
 pub const FIND_REUSABLE_AUDIO: &str = "
-SELECT j.id, a.storage_path, a.file_name, a.file_size, a.duration, a.content_type,
+SELECT j.id, a.storage_path, a.filename, a.file_size::int8, a.duration, a.content_type,
        j.media_id, j.media_title, j.media_uploader, j.media_duration_secs
 FROM processing_jobs AS j
 JOIN audio_files AS a ON a.id = j.result_audio_file_id
@@ -310,7 +312,9 @@ SELECT current_user::text,
        coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
 
 /// Recent jobs, newest first; each filter applies when its parameter is not
-/// null. The age comes from the database clock, not this machine's.
+/// null. The age comes from the database clock, not this machine's. Rows the
+/// old service wrote may lack `created_at` (its column is nullable): they
+/// come last, with no age.
 pub const LIST_JOBS: &str = "
 SELECT id, status, platform, attempts, user_id, original_url, error_code, created_at,
        extract(epoch FROM now() - created_at)::float8 AS age_secs
@@ -318,7 +322,7 @@ FROM processing_jobs
 WHERE ($1::text IS NULL OR status = $1)
   AND ($2::text IS NULL OR platform = $2)
   AND ($3::uuid IS NULL OR user_id = $3)
-ORDER BY created_at DESC
+ORDER BY created_at DESC NULLS LAST
 LIMIT $4";
 
 /// How many jobs are in each status (metrics, `xtract jobs`).
@@ -382,3 +386,9 @@ pub const SET_MAX_PENDING: &str = "
 UPDATE xtract.settings
 SET max_pending_per_user = $1
 WHERE max_pending_per_user IS DISTINCT FROM $1";
+
+/// The bucket the users' storage read policy names (sql/103).
+pub const SET_STORAGE_BUCKET: &str = "
+UPDATE xtract.settings
+SET storage_bucket = $1
+WHERE storage_bucket IS DISTINCT FROM $1";

@@ -14,7 +14,15 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
-pub const KEY: &str = "test-service-role-key-4f9a1c7e2b";
+/// A legacy service role key: a JWT whose `role` is `service_role` (the
+/// double does not check signatures; the server would).
+pub const KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJlZiI6Inh0cmFjdHRlc3QiLCJyb2xlIjoic2VydmljZV9yb2xlIiwiaWF0IjoxNzY3MjI1NjAwLCJleHAiOjIwODI3NTg0MDB9.dGVzdC1zaWduYXR1cmUtNGY5YTFjN2UyYg";
+/// A secret key (late 2026): `apikey` only, the gateway makes it a
+/// service-role identity.
+pub const SECRET_KEY: &str = "sb_secret_xtracttest_5Jd8qLw2Nn0pVc4R";
+/// The public keys: the publishable key and the legacy anon JWT.
+pub const PUBLISHABLE_KEY: &str = "sb_publishable_xtracttest_Zr7Yh1Kq";
+pub const ANON_KEY: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJzdXBhYmFzZSIsInJlZiI6Inh0cmFjdHRlc3QiLCJyb2xlIjoiYW5vbiIsImlhdCI6MTc2NzIyNTYwMCwiZXhwIjoyMDgyNzU4NDAwfQ.dGVzdC1zaWduYXR1cmUtNGY5YTFjN2UyYg";
 pub const CHUNK: usize = 6 * 1024 * 1024;
 
 #[derive(Clone, Debug)]
@@ -36,7 +44,6 @@ struct Upload {
     content_type: String,
     length: usize,
     data: Vec<u8>,
-    upsert: bool,
 }
 
 /// One request as the double saw it.
@@ -51,6 +58,8 @@ pub struct Seen {
     pub authorization: Option<String>,
     pub apikey: Option<String>,
     pub upload_metadata: Option<String>,
+    pub tus_resumable: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +68,8 @@ pub enum Fault {
     Reply(u16, String),
     /// Read part of the body, then drop the connection.
     Drop,
+    /// Read the body, then never answer.
+    Hang,
 }
 
 #[derive(Default)]
@@ -138,6 +149,26 @@ impl StorageDouble {
     pub fn log(&self) -> Vec<Seen> {
         self.inner.lock().unwrap().log.clone()
     }
+
+    /// Puts an object there directly (e.g. a finished earlier upload).
+    pub fn put_object(&self, bucket_path: &str, data: Vec<u8>) {
+        self.inner.lock().unwrap().objects.insert(
+            bucket_path.into(),
+            Object {
+                data,
+                content_type: "audio/mp4".into(),
+            },
+        );
+    }
+
+    /// TUS uploads created and neither finished nor terminated.
+    pub fn open_uploads(&self) -> usize {
+        let i = self.inner.lock().unwrap();
+        i.uploads
+            .values()
+            .filter(|u| u.data.len() < u.length)
+            .count()
+    }
 }
 
 type Shared = (Arc<Mutex<Inner>>, String);
@@ -178,6 +209,8 @@ async fn handle(
         authorization: header(&headers, "authorization"),
         apikey: header(&headers, "apikey"),
         upload_metadata: header(&headers, "upload-metadata"),
+        tus_resumable: header(&headers, "tus-resumable"),
+        user_agent: header(&headers, "user-agent"),
     };
     let fault = {
         let mut i = inner.lock().unwrap();
@@ -204,6 +237,11 @@ async fn handle(
             inner.lock().unwrap().log.push(seen);
             panic!("storage double: dropping the connection as asked");
         }
+        Some(Fault::Hang) => {
+            let _ = axum::body::to_bytes(body, usize::MAX).await;
+            inner.lock().unwrap().log.push(seen);
+            return std::future::pending().await;
+        }
         Some(Fault::Reply(status, text)) => {
             let _ = axum::body::to_bytes(body, usize::MAX).await;
             inner.lock().unwrap().log.push(seen);
@@ -217,23 +255,63 @@ async fn handle(
     seen.body_len = bytes.len();
     let mut i = inner.lock().unwrap();
     i.log.push(seen);
-    // The gateway checks the apikey; the server checks the bearer token.
-    if header(&headers, "apikey").as_deref() != Some(KEY) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(serde_json::json!({"message": "Invalid API key"})),
-        )
-            .into_response();
-    }
-    if header(&headers, "authorization") != Some(format!("Bearer {KEY}")) {
-        return error("403", "InvalidJWT", "invalid signature");
-    }
-    let Some(rest) = path.strip_prefix("/storage/v1/") else {
-        return (StatusCode::NOT_FOUND, "no route").into_response();
+    // The gateway checks the apikey and turns it into an identity; Storage
+    // checks the bearer token when there is one.
+    let apikey = header(&headers, "apikey");
+    let bearer = header(&headers, "authorization");
+    let role = match apikey.as_deref() {
+        // A secret key travels alone, and never from a browser.
+        Some(SECRET_KEY) => {
+            if header(&headers, "user-agent").is_some_and(|ua| ua.contains("Mozilla")) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({"message": "Forbidden use of secret API key in browser"})),
+                )
+                    .into_response();
+            }
+            match bearer {
+                None => "service_role",
+                Some(_) => return error("403", "InvalidJWT", "invalid JWT: not a JWT"),
+            }
+        }
+        Some(KEY) if bearer == Some(format!("Bearer {KEY}")) => "service_role",
+        Some(KEY) => return error("403", "InvalidJWT", "invalid signature"),
+        // The public keys pass the gateway; Storage's row level security
+        // then hides every bucket and refuses every write.
+        Some(PUBLISHABLE_KEY) | Some(ANON_KEY) => "anon",
+        _ => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({"message": "Invalid API key"})),
+            )
+                .into_response()
+        }
     };
+    // A path the server has no route for (e.g. SUPABASE_URL already ending
+    // in /storage/v1): Fastify's own 404.
+    let route_not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "statusCode": 404, "error": "Not Found",
+                "message": format!("Route {method}:{path} not found"),
+            })),
+        )
+            .into_response()
+    };
+    let Some(rest) = path.strip_prefix("/storage/v1/") else {
+        return route_not_found();
+    };
+    if rest.starts_with("storage/v1/") {
+        return route_not_found();
+    }
     let parts: Vec<String> = rest.split('/').map(percent_decode).collect();
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match (method.as_str(), parts.as_slice()) {
+        ("GET", ["bucket", _]) if role == "anon" => error("404", "NoSuchBucket", "Bucket not found"),
+        (_, ["object", ..] | ["upload", ..]) if role == "anon" => {
+            error("403", "Unauthorized", "new row violates row-level security policy")
+        }
         ("GET", ["bucket", id]) => match i.buckets.get(*id) {
             Some(b) => axum::Json(serde_json::json!({
                 "id": id, "name": id, "public": b.public, "file_size_limit": b.file_size_limit,
@@ -285,11 +363,16 @@ async fn handle(
             let length: usize = header(&headers, "upload-length").and_then(|v| v.parse().ok()).unwrap_or(0);
             let meta = parse_metadata(&header(&headers, "upload-metadata").unwrap_or_default());
             let bucket = meta.get("bucketName").cloned().unwrap_or_default();
+            // The TUS routes answer in plain text, not JSON.
             let Some(b) = i.buckets.get(&bucket).cloned() else {
-                return error("404", "NoSuchBucket", "Bucket not found");
+                return (StatusCode::NOT_FOUND, "Bucket not found").into_response();
             };
             if b.file_size_limit.is_some_and(|l| length as u64 > l) {
-                return error("413", "EntityTooLarge", "The object exceeded the maximum allowed size");
+                return (StatusCode::PAYLOAD_TOO_LARGE, "Maximum size exceeded").into_response();
+            }
+            let key = format!("{bucket}/{}", meta.get("objectName").cloned().unwrap_or_default());
+            if i.objects.contains_key(&key) && header(&headers, "x-upsert").as_deref() != Some("true") {
+                return (StatusCode::CONFLICT, "The resource already exists").into_response();
             }
             let id = uuid::Uuid::new_v4().simple().to_string();
             i.uploads.insert(
@@ -300,7 +383,6 @@ async fn handle(
                     content_type: meta.get("contentType").cloned().unwrap_or_default(),
                     length,
                     data: Vec::new(),
-                    upsert: header(&headers, "x-upsert").as_deref() == Some("true"),
                 },
             );
             (
@@ -319,29 +401,37 @@ async fn handle(
         },
         ("PATCH", ["upload", "resumable", id]) => {
             let Some(mut u) = i.uploads.get(*id).cloned() else {
-                return StatusCode::NOT_FOUND.into_response();
+                return (StatusCode::NOT_FOUND, "Not Found").into_response();
             };
+            // x-upsert is read on every PATCH: the server checks for an
+            // existing object per request, and again when the upload ends.
+            let key = format!("{}/{}", u.bucket, u.name);
+            let upsert = header(&headers, "x-upsert").as_deref() == Some("true");
+            if i.objects.contains_key(&key) && !upsert {
+                return (StatusCode::CONFLICT, "The resource already exists").into_response();
+            }
             let offset: usize = header(&headers, "upload-offset").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
             if offset != u.data.len() {
-                return (StatusCode::CONFLICT, "Upload-Offset does not match").into_response();
+                return (StatusCode::CONFLICT, "Upload-Offset header does not match the current offset").into_response();
             }
             let completes = offset + bytes.len() == u.length;
             if bytes.len() != CHUNK && !completes {
-                return error("400", "InvalidChunkSize", "every chunk but the last must be 6 MB");
+                return (StatusCode::BAD_REQUEST, "every chunk but the last must be 6 MB").into_response();
             }
             u.data.extend_from_slice(&bytes);
             let new_offset = u.data.len();
             if new_offset == u.length {
-                let key = format!("{}/{}", u.bucket, u.name);
-                if i.objects.contains_key(&key) && !u.upsert {
-                    return error("409", "Duplicate", "The resource already exists");
-                }
                 i.objects.insert(key, Object { data: u.data.clone(), content_type: u.content_type.clone() });
             }
             i.uploads.insert(id.to_string(), u);
             (StatusCode::NO_CONTENT, [("upload-offset", new_offset.to_string()), ("tus-resumable", "1.0.0".into())]).into_response()
         }
-        _ => (StatusCode::NOT_FOUND, "no route").into_response(),
+        // TUS termination: the partial upload is gone.
+        ("DELETE", ["upload", "resumable", id]) => match i.uploads.remove(*id) {
+            Some(_) => (StatusCode::NO_CONTENT, [("tus-resumable", "1.0.0")]).into_response(),
+            None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
+        },
+        _ => route_not_found(),
     }
 }
 

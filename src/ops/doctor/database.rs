@@ -4,7 +4,7 @@
 use tokio_postgres::config::{Host, SslMode};
 
 use super::Check;
-use crate::db::{migrate, redact_url, DbError, DbTarget};
+use crate::db::{migrate, redact_url, schema, DbError, DbTarget};
 use crate::queue::notifier::listen_works;
 use crate::queue::sql;
 
@@ -95,6 +95,26 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
             "migrations",
             format!("cannot read the schema version: {e}"),
             "grant this user read access to the xtract schema, or run xtract migrate",
+        ),
+    });
+    out.push(match schema::check(&client).await {
+        Ok(problems) if problems.is_empty() => Check::ok(
+            "schema",
+            "every table, column, trigger, function and privilege the daemon uses is there",
+        ),
+        Ok(problems) => Check::fail(
+            "schema",
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            schema::FIX,
+        ),
+        Err(e) => Check::fail(
+            "schema",
+            format!("cannot read the database catalog: {e}"),
+            "check the user's privileges",
         ),
     });
     out

@@ -23,7 +23,7 @@ pub fn table(jobs: &[JobLine]) -> String {
                 j.status.clone(),
                 j.platform.clone().unwrap_or_else(|| "-".into()),
                 j.attempts.to_string(),
-                age(j.age_secs),
+                j.age_secs.map_or_else(|| "-".into(), age),
                 truncate(&j.user_id.to_string(), USER_WIDTH, ""),
                 truncate(&j.original_url, URL_WIDTH, "…"),
                 j.error_code.clone().unwrap_or_default(),

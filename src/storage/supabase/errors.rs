@@ -11,6 +11,12 @@ use crate::error::{ErrorCode, JobError, Retry};
 pub enum StorageError {
     #[error("the service role key is not a valid HTTP header value")]
     BadKey,
+    /// A key a browser may hold (never the key itself, only its kind).
+    #[error("SUPABASE_SERVICE_ROLE_KEY holds a {0}: this is the public key; use the secret (service role) key")]
+    PublicKey(String),
+    /// SUPABASE_URL leads somewhere that is not Storage's API.
+    #[error("SUPABASE_URL looks wrong: {0}")]
+    WrongUrl(String),
     #[error("cannot reach Supabase Storage: {0}")]
     Transport(String),
     #[error("Supabase Storage answered {status} {code}: {message}")]
@@ -42,7 +48,7 @@ impl StorageError {
     /// Storage itself, whose body may say so under another status.
     pub fn is_auth(&self) -> bool {
         match self {
-            StorageError::BadKey => true,
+            StorageError::BadKey | StorageError::PublicKey(_) => true,
             StorageError::Status { status, code, .. } => {
                 matches!(status, 401 | 403)
                     || matches!(
@@ -54,21 +60,39 @@ impl StorageError {
         }
     }
 
-    /// The bucket is not there (a missing object or upload is not this).
+    /// The bucket is not there. Storage says so with the code
+    /// `NoSuchBucket` (older versions: `error: "Bucket not found"`), and in
+    /// plain text on the TUS routes ("Bucket not found"); a missing object or
+    /// upload, or a route the server does not have, is not this.
     pub fn is_missing_bucket(&self) -> bool {
         match self {
-            StorageError::Status { status, code, .. } => {
+            StorageError::Status { code, message, .. } => {
                 code == "NoSuchBucket"
-                    || (*status == 404 && !matches!(code.as_str(), "NoSuchKey" | "NoSuchUpload"))
+                    || code.eq_ignore_ascii_case("bucket not found")
+                    || message.eq_ignore_ascii_case("bucket not found")
             }
             _ => false,
         }
     }
 
+    /// A 404 about something other than a bucket, an object or an upload:
+    /// the request reached a server without Storage's routes there
+    /// (`Route GET:/storage/v1/storage/v1/bucket/x not found` when
+    /// SUPABASE_URL already ends in /storage/v1; the gateway's "no Route
+    /// matched"; another host's web page).
+    pub fn is_route_not_found(&self) -> bool {
+        matches!(self, StorageError::Status { status: 404, code, .. }
+            if !self.is_missing_bucket() && !matches!(code.as_str(), "NoSuchKey" | "NoSuchUpload"))
+    }
+
     /// What an operator does about it (after a dash), or nothing.
     pub fn advice(&self) -> &'static str {
-        if self.is_auth() {
+        if matches!(self, StorageError::PublicKey(_)) {
+            " — Dashboard → Project Settings → API Keys: the secret key (sb_secret_…) or the legacy service_role key"
+        } else if self.is_auth() {
             " — check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
+        } else if matches!(self, StorageError::WrongUrl(_)) {
+            " — set SUPABASE_URL to the project URL, https://<ref>.supabase.co, with no path"
         } else if self.is_missing_bucket() {
             " — create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
         } else if matches!(self, StorageError::Transport(_)) {
@@ -84,7 +108,7 @@ impl StorageError {
         match &self {
             StorageError::Status { status: 413, .. } => {
                 let limit = match size_limit {
-                    Some(b) => format!(" (the limit is {} MB)", b / (1024 * 1024)),
+                    Some(b) => format!(" (the limit is {})", human_size(b)),
                     None => " (the project's upload limit; 50 MB on Supabase's free plan)".into(),
                 };
                 JobError::new(ErrorCode::TooLarge, None, detail)
@@ -112,6 +136,30 @@ impl StorageError {
             _ => JobError::new(ErrorCode::Storage, None, detail),
         }
     }
+}
+
+/// A size limit as it was set: 10,000,000 bytes is "10 MB" and
+/// 52,428,800 bytes "50 MB" (whichever of the decimal and binary units the
+/// number is whole in, as people set limits both ways); other sizes with
+/// one decimal; small ones in KB or bytes, never "0 MB".
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64, u64); 3] = [
+        ("GB", 1_000_000_000, 1 << 30),
+        ("MB", 1_000_000, 1 << 20),
+        ("KB", 1_000, 1 << 10),
+    ];
+    for (unit, decimal, binary) in UNITS {
+        if bytes >= decimal {
+            for base in [decimal, binary] {
+                if bytes % base == 0 {
+                    return format!("{} {unit}", bytes / base);
+                }
+            }
+            let value = bytes as f64 / decimal as f64;
+            return format!("{:.1} {unit}", value);
+        }
+    }
+    format!("{bytes} bytes")
 }
 
 /// Ok for a success; otherwise the error the body describes.

@@ -2,10 +2,11 @@
 //! `shared/reference`'s notes describe the real server. Small files go up in
 //! one streamed request; larger ones with TUS resumable uploads in 6 MiB
 //! chunks that resume from the server's offset after a failure. Every
-//! request carries the service role key twice (Authorization and apikey);
-//! the key is never put into an error or a log line.
+//! request carries the server key as its kind requires (key.rs); the key is
+//! never put into an error or a log line.
 
 mod errors;
+mod key;
 mod tus;
 
 use std::path::Path;
@@ -15,7 +16,8 @@ use backon::BackoffBuilder;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Client, Method, RequestBuilder, Response};
 
-pub use errors::StorageError;
+pub use errors::{human_size, StorageError};
+pub use key::KeyKind;
 
 use super::{AudioStore, StoredObject};
 use crate::error::JobError;
@@ -35,6 +37,7 @@ pub struct SupabaseStorage {
     /// `<SUPABASE_URL>/storage/v1`
     base: url::Url,
     bucket: BucketInfo,
+    key_kind: KeyKind,
     threshold: u64,
     /// Attempts per request on passing failures.
     tries: usize,
@@ -51,30 +54,37 @@ impl std::fmt::Debug for SupabaseStorage {
 }
 
 impl SupabaseStorage {
-    /// Builds the client and reads the bucket: a wrong key or a missing
-    /// bucket is found here, at start, not on the first job.
+    /// Builds the client and reads the bucket: a wrong key, a wrong URL or
+    /// a missing bucket is found here, at start, not on the first job.
     pub async fn connect(settings: &SupabaseSettings) -> Result<Self, StorageError> {
         let key = settings.service_role_key.expose();
+        let key_kind = KeyKind::of(key);
+        if key_kind.is_public() {
+            return Err(StorageError::PublicKey(key_kind.describe()));
+        }
         let mut headers = HeaderMap::new();
-        let mut bearer =
-            HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| StorageError::BadKey)?;
-        bearer.set_sensitive(true);
+        if key_kind.sends_bearer() {
+            let mut bearer = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| StorageError::BadKey)?;
+            bearer.set_sensitive(true);
+            headers.insert(AUTHORIZATION, bearer);
+        }
         let mut apikey = HeaderValue::from_str(key).map_err(|_| StorageError::BadKey)?;
         apikey.set_sensitive(true);
-        headers.insert(AUTHORIZATION, bearer);
         headers.insert("apikey", apikey);
         let http = Client::builder()
             .default_headers(headers)
+            // Supabase refuses secret keys from what looks like a browser;
+            // say plainly what we are.
+            .user_agent(concat!("xtract/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             // Per request; a 6 MiB chunk on a slow uplink still fits.
             .timeout(Duration::from_secs(300))
             .build()
             .map_err(|e| StorageError::Transport(errors::describe(&e)))?;
+        // The project URL has no path (the configuration refuses one).
         let mut base = settings.url.clone();
-        base.set_path(&format!(
-            "{}/storage/v1",
-            settings.url.path().trim_end_matches('/')
-        ));
+        base.set_path("/storage/v1");
         let mut storage = SupabaseStorage {
             http,
             base,
@@ -83,11 +93,17 @@ impl SupabaseStorage {
                 public: false,
                 file_size_limit: None,
             },
+            key_kind,
             threshold: settings.resumable_threshold,
             tries: 5,
         };
         storage.bucket = storage.read_bucket().await?;
         Ok(storage)
+    }
+
+    /// Which kind of key the daemon was given (for the start line and doctor).
+    pub fn key_kind(&self) -> &KeyKind {
+        &self.key_kind
     }
 
     pub fn bucket(&self) -> &BucketInfo {
@@ -100,12 +116,21 @@ impl SupabaseStorage {
         self
     }
 
+    /// Reads the bucket. A 404 that Storage itself did not write about a
+    /// bucket ("Route GET:… not found", a web page) means the URL leads
+    /// somewhere else: a wrong URL, not a missing bucket.
     async fn read_bucket(&self) -> Result<BucketInfo, StorageError> {
         let url = self.url(&["bucket", &self.bucket.id]);
-        let response = self.send(|| self.http.get(url.clone())).await?;
+        let response = match self.send(|| self.http.get(url.clone())).await {
+            Ok(response) => response,
+            Err(e) if e.is_route_not_found() => {
+                return Err(StorageError::WrongUrl(format!("{url} answered: {e}")))
+            }
+            Err(e) => return Err(e),
+        };
         response.json::<BucketInfo>().await.map_err(|e| {
-            StorageError::Protocol(format!(
-                "unreadable bucket description: {}",
+            StorageError::WrongUrl(format!(
+                "{url} did not answer like Supabase Storage: {}",
                 errors::describe(&e)
             ))
         })
@@ -262,6 +287,16 @@ impl AudioStore for SupabaseStorage {
             "sourceKey": from,
             "destinationKey": to,
         });
+        // Storage does not check the bucket's size limit on a copy; an
+        // upload of the same bytes would be refused, so is the copy.
+        if let Some(limit) = self.bucket.file_size_limit.filter(|l| size > *l) {
+            return Err(StorageError::Status {
+                status: 413,
+                code: "EntityTooLarge".into(),
+                message: format!("a copy of {size} bytes exceeds the bucket's limit of {limit}"),
+            }
+            .into_job_error(Some(limit)));
+        }
         // A retried copy finds its own earlier copy: replace it.
         self.delete(to).await?;
         self.send(|| {

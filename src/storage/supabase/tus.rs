@@ -24,6 +24,10 @@ pub async fn upload(
     size: u64,
 ) -> Result<(), StorageError> {
     let mut location = create(s, path, content_type, size).await?;
+    // Until it finishes, an upload we walk away from (a failure we do not
+    // retry, a cancelled job whose future is dropped mid-chunk) is
+    // terminated, so no partial upload lingers on the server.
+    let mut unfinished = Terminate::new(s, &location);
     // An upload URL the server no longer knows (expired, or lost with a
     // restart): start a new upload, once.
     let mut restarted = false;
@@ -69,6 +73,7 @@ pub async fn upload(
                 restarted = true;
                 tracing::warn!("the server no longer knows this upload ({e}); starting it again");
                 location = create(s, path, content_type, size).await?;
+                unfinished = Terminate::new(s, &location);
                 0
             }
             // Not a missing bucket, whatever the status says: the job may
@@ -81,18 +86,77 @@ pub async fn upload(
             Err(e) => return Err(e),
         };
     }
+    unfinished.finished();
     Ok(())
 }
 
+/// Terminates (TUS `DELETE`) the upload when dropped before `finished`.
+struct Terminate {
+    request: Option<reqwest::RequestBuilder>,
+}
+
+impl Terminate {
+    fn new(s: &SupabaseStorage, location: &url::Url) -> Self {
+        Terminate {
+            request: Some(
+                s.http
+                    .delete(location.clone())
+                    .header("Tus-Resumable", TUS_VERSION)
+                    .timeout(Duration::from_secs(30)),
+            ),
+        }
+    }
+
+    fn finished(mut self) {
+        self.request = None;
+    }
+}
+
+impl Drop for Terminate {
+    fn drop(&mut self) {
+        let Some(request) = self.request.take() else {
+            return;
+        };
+        // Dropped inside the runtime (a job's future): the request goes out
+        // on its own task, as the job is gone.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                match request.send().await {
+                    Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => {
+                        tracing::debug!("terminated an unfinished upload")
+                    }
+                    Ok(r) => tracing::warn!(
+                        "could not terminate an unfinished upload: HTTP {}",
+                        r.status()
+                    ),
+                    Err(e) => {
+                        tracing::warn!("could not terminate an unfinished upload: {}", describe(&e))
+                    }
+                }
+            });
+        }
+    }
+}
+
 /// Passing failures, and an offset the server disagrees with (409): both
-/// are mended by asking the server where it is.
+/// are mended by asking the server where it is. A 409 that says the object
+/// "already exists" is not about offsets: asking again gets the same answer.
+/// (TUS routes answer in plain text; the status and the words decide.)
 fn resumable(e: &StorageError) -> bool {
-    e.is_transient() || matches!(e, StorageError::Status { status: 409, .. })
+    e.is_transient()
+        || matches!(e, StorageError::Status { status: 409, message, .. }
+            if !message.to_lowercase().contains("already exists"))
 }
 
 /// The upload URL leads nowhere any more; the bucket itself is fine.
 fn upload_gone(e: &StorageError) -> bool {
-    matches!(e, StorageError::Status { status: 404 | 410, code, .. } if code != "NoSuchBucket")
+    matches!(
+        e,
+        StorageError::Status {
+            status: 404 | 410,
+            ..
+        }
+    ) && !e.is_missing_bucket()
 }
 
 fn b64(s: &str) -> String {
@@ -150,6 +214,10 @@ async fn patch(
         .header("Tus-Resumable", TUS_VERSION)
         .header("Upload-Offset", offset)
         .header("Content-Type", "application/offset+octet-stream")
+        // The server reads x-upsert on every PATCH (it checks for an
+        // existing object per request and again when the upload ends):
+        // without it, a job run again after its upload finished is refused.
+        .header("x-upsert", "true")
         .body(chunk)
         .send()
         .await
