@@ -43,10 +43,15 @@ as $$
     from (select lower(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?([^/?#:]+)')) as host) as h
 $$;
 
--- The insert trigger that sets it is in 004_worker_and_checks.sql.
+-- The insert trigger that sets it is in 004_worker_and_checks.sql. Rows
+-- adopted from the old service are filled in without their `updated_at`
+-- changing (the update trigger is off for this one statement): their old
+-- columns stay as they were.
+alter table public.processing_jobs disable trigger processing_jobs_before_update;
 update public.processing_jobs
 set platform = xtract.detect_platform(original_url)
 where platform is null;
+alter table public.processing_jobs enable trigger processing_jobs_before_update;
 
 -- One row per platform and egress (the address requests leave from): the
 -- next moment a request may go out, and a pause after the platform pushed

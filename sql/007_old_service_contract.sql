@@ -40,9 +40,11 @@ begin
 end $$;
 
 -- 3. `updated_at` on audio_files too, kept current on every change, whoever
--- makes it (the daemon, the dashboard, an app).
+-- makes it (the daemon, the dashboard, an app); and `duration`, which 001
+-- put in the table it created but an adopted table never had.
 alter table public.audio_files
-    add column if not exists updated_at timestamptz default now();
+    add column if not exists updated_at timestamptz default now(),
+    add column if not exists duration double precision;
 
 create or replace function xtract.touch_updated_at() returns trigger
 language plpgsql security definer set search_path = ''
@@ -60,15 +62,20 @@ create trigger audio_files_touch_updated_at
 comment on column public.audio_files.filename is 'A name for the file a person recognises: the video''s title and the extension.';
 comment on column public.audio_files.file_size is 'Bytes. INTEGER, as the old service defined it: xtract stores nothing of 2 GiB or more.';
 comment on column public.audio_files.updated_at is 'When the row last changed (kept by a trigger).';
+comment on column public.audio_files.duration is 'Length of the audio in seconds.';
 
 -- 4. Rows the old service left `processing` when it stopped have no worker
 -- and no heartbeat: give them one from their last change, so that the
 -- reaper takes them back after the lease like any job whose worker died,
 -- instead of leaving them processing for ever.
+-- (The update trigger is off for this one statement: it would stamp
+-- `updated_at`, and the old columns of existing rows stay as they were.)
+alter table public.processing_jobs disable trigger processing_jobs_before_update;
 update public.processing_jobs
 set heartbeat_at = coalesce(updated_at, created_at, now())
 where status = 'processing'
   and heartbeat_at is null;
+alter table public.processing_jobs enable trigger processing_jobs_before_update;
 
 -- 5. The bucket the daemon stores in, for the users' storage read policy
 -- (sql/103): the daemon writes its XTRACT_STORAGE_BUCKET here at start,

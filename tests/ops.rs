@@ -39,6 +39,7 @@ async fn doctor_is_content_with_a_migrated_database_local_storage_and_the_real_t
         "database",
         "listen",
         "migrations",
+        "schema",
         "ffmpeg",
         "ffprobe",
         "storage",
@@ -94,6 +95,42 @@ async fn doctor_sends_an_unmigrated_database_to_xtract_migrate() {
     line(&ran, "ok    listen");
     let migrations = line(&ran, "FAIL  migrations");
     assert!(migrations.contains("run xtract migrate"), "{migrations}");
+}
+
+/// Migration numbers say "current", but a column was renamed by hand, a
+/// trigger dropped and a privilege revoked: every job's write-back would
+/// fail. The daemon refuses to start, and doctor names each problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_the_daemon_cannot_work_with_stops_it_at_start_with_what_is_missing() {
+    let db = TestDb::start().await;
+    db.client()
+        .await
+        .batch_execute(
+            "ALTER TABLE audio_files RENAME COLUMN filename TO file_name;
+             DROP TRIGGER processing_jobs_notify_insert ON processing_jobs;
+             REVOKE UPDATE ON audio_files FROM xtract_worker;",
+        )
+        .await
+        .unwrap();
+    let mut daemon = Daemon::start(&db.url, &options());
+    let status = daemon.wait_exit(Duration::from_secs(30)).await;
+    assert!(!status.success());
+    let log = daemon.log_text();
+    for expected in [
+        "column public.audio_files.filename is missing",
+        "trigger processing_jobs_notify_insert on public.processing_jobs is missing",
+        "this role may not UPDATE public.audio_files",
+        "xtract migrate",
+    ] {
+        assert!(log.contains(expected), "{expected}: {log}");
+    }
+
+    let ran = xtract(&db.url, &options(), &["doctor"]).await;
+    assert!(!ran.status.success(), "{ran}");
+    line(&ran, "ok    migrations");
+    let schema = line(&ran, "FAIL  schema");
+    assert!(schema.contains("public.audio_files.filename"), "{schema}");
+    assert!(schema.contains("→ run `xtract migrate`"), "{schema}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,10 +68,20 @@ async fn project() -> Project {
 
 /// A project where `before` ran (as the owner) before `xtract migrate`.
 async fn project_after(before: &str) -> Project {
+    let (db, owner) = unmigrated_project(before).await;
+    migrated(db, owner).await
+}
+
+/// A Supabase project with `before` run in it, not migrated yet.
+async fn unmigrated_project(before: &str) -> (TestDb, Client) {
     let db = TestDb::start_unmigrated().await;
     let owner = db.client().await;
     owner.batch_execute(SUPABASE).await.unwrap();
     owner.batch_execute(before).await.unwrap();
+    (db, owner)
+}
+
+async fn migrated(db: TestDb, owner: Client) -> Project {
     xtract::ops::commands::migrate(&db.owner_url).await.unwrap();
     owner
         .batch_execute("ALTER ROLE xtract_worker LOGIN")
@@ -167,7 +177,6 @@ async fn forged_columns_and_other_users_are_refused_on_insert() {
         .unwrap()
         .get(0);
     for (column, value) in [
-        ("status", "'completed'"),
         ("attempts", "5"),
         ("locked_by", "'me'"),
         ("platform", "'other'"),
@@ -180,6 +189,18 @@ async fn forged_columns_and_other_users_are_refused_on_insert() {
             .await
             .unwrap_err();
         assert!(e.contains("permission denied"), "{column}: {e}");
+    }
+    // Frontends of the old service name the status, but only 'pending'.
+    for status in ["completed", "processing", "failed"] {
+        let e = request(
+            &mut p.api,
+            Some(alice),
+            "INSERT INTO processing_jobs (user_id, original_url, status) VALUES ($1, $2, $3)",
+            &[&alice, &YT, &status],
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("row-level security"), "{status}: {e}");
     }
     let e = request(&mut p.api, Some(alice), INSERT, &[&bob, &YT])
         .await
@@ -526,22 +547,13 @@ async fn the_daemon_as_xtract_worker_completes_a_users_job() {
 /// after `xtract migrate` only xtract's rules apply.
 #[tokio::test]
 async fn policies_left_on_adopted_tables_are_dropped() {
-    let mut p = project_after(
-        "CREATE TABLE public.audio_files (
-             id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id uuid NOT NULL,
-             file_name text NOT NULL, file_url text NOT NULL, file_size bigint,
-             duration double precision, created_at timestamptz NOT NULL DEFAULT now());
-         CREATE TABLE public.processing_jobs (
-             id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id uuid NOT NULL,
-             original_url text NOT NULL, status text NOT NULL DEFAULT 'pending',
-             result_audio_file_id uuid REFERENCES public.audio_files (id),
-             error_message text, created_at timestamptz NOT NULL DEFAULT now(),
-             updated_at timestamptz NOT NULL DEFAULT now());
+    let mut p = project_after(&format!(
+        "{OLD_SERVICE_DDL}
          ALTER TABLE public.processing_jobs ENABLE ROW LEVEL SECURITY;
          CREATE POLICY \"anyone reads jobs\" ON public.processing_jobs FOR SELECT USING (true);
          CREATE POLICY \"users update own rows\" ON public.processing_jobs FOR UPDATE
-             USING (user_id = auth.uid());",
-    )
+             USING (user_id = auth.uid());"
+    ))
     .await;
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
     let job = insert(&mut p, alice).await;
@@ -577,4 +589,243 @@ async fn policies_left_on_adopted_tables_are_dropped() {
     .unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].get::<_, Uuid>(0), job);
+}
+
+// ---- The old service's tables, as users' projects have them ----
+
+/// What an old frontend and the old service left: a finished job with its
+/// audio, a failed one (without `created_at`: the old column is nullable), a
+/// job still waiting, and one the old service was running when it stopped.
+const OLD_ROWS: &str = "
+INSERT INTO audio_files (id, user_id, filename, file_url, file_size, created_at, updated_at)
+VALUES ('aaaaaaaa-0000-4000-8000-000000000001', 'a11ce000-0000-4000-8000-000000000001',
+        'Old song.m4a', 'https://old.example/audio-files/old.m4a', 1234,
+        '2026-01-02 03:04:05+00', '2026-01-02 03:04:06+00');
+INSERT INTO processing_jobs (id, user_id, original_url, status, result_audio_file_id, created_at, updated_at)
+VALUES ('00000000-0000-4000-8000-00000000000c', 'a11ce000-0000-4000-8000-000000000001',
+        'https://www.youtube.com/watch?v=oldcomplete', 'completed',
+        'aaaaaaaa-0000-4000-8000-000000000001', '2026-01-02 03:04:00+00', '2026-01-02 03:04:06+00');
+INSERT INTO processing_jobs (id, user_id, original_url, status, error_message, created_at, updated_at)
+VALUES ('00000000-0000-4000-8000-00000000000f', 'a11ce000-0000-4000-8000-000000000001',
+        'https://www.tiktok.com/@someone/video/7000000000000000001', 'failed',
+        'Video Processing Failed', NULL, '2026-01-03 00:00:00+00');
+INSERT INTO processing_jobs (id, user_id, original_url, status, created_at, updated_at)
+VALUES ('00000000-0000-4000-8000-00000000000a', 'b0b00000-0000-4000-8000-000000000002',
+        'https://www.youtube.com/watch?v=oldpending1', 'pending', now(), now());
+INSERT INTO processing_jobs (id, user_id, original_url, status, created_at, updated_at)
+VALUES ('00000000-0000-4000-8000-00000000000b', 'b0b00000-0000-4000-8000-000000000002',
+        'https://www.youtube.com/watch?v=oldrunning1', 'processing',
+        now() - interval '1 hour', now() - interval '1 hour');
+";
+
+/// The old service's columns of every row, as JSON.
+const OLD_COLUMNS: &str = "
+SELECT jsonb_agg(to_jsonb(t) ORDER BY t.id) FROM (
+    SELECT id, user_id, original_url, status, result_audio_file_id, error_message, created_at, updated_at
+    FROM processing_jobs) AS t
+UNION ALL
+SELECT jsonb_agg(to_jsonb(t) ORDER BY t.id) FROM (
+    SELECT id, user_id, filename, file_url, file_size, created_at, updated_at
+    FROM audio_files) AS t";
+
+async fn old_columns(owner: &Client) -> Vec<serde_json::Value> {
+    owner
+        .query(OLD_COLUMNS, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The type of a column, as the catalog names it.
+async fn column_type(owner: &Client, table: &str, column: &str) -> Option<String> {
+    owner
+        .query_opt(
+            "SELECT data_type::text FROM information_schema.columns
+             WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2",
+            &[&table, &column],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_services_tables_are_adopted_with_their_rows_and_jobs_complete_on_them() {
+    let (db, owner) = unmigrated_project(&format!("{OLD_SERVICE_DDL}{OLD_ROWS}")).await;
+    let before = old_columns(&owner).await;
+    let mut p = migrated(db, owner).await;
+
+    // Every existing row and column as it was; the contract's names and types.
+    assert_eq!(old_columns(&p.owner).await, before);
+    for (table, column, ty) in [
+        ("audio_files", "filename", "text"),
+        ("audio_files", "file_size", "integer"),
+        ("audio_files", "updated_at", "timestamp with time zone"),
+        ("processing_jobs", "updated_at", "timestamp with time zone"),
+        ("processing_jobs", "status", "text"),
+    ] {
+        assert_eq!(
+            column_type(&p.owner, table, column).await.as_deref(),
+            Some(ty),
+            "{table}.{column}"
+        );
+    }
+    assert_eq!(
+        column_type(&p.owner, "audio_files", "file_name").await,
+        None
+    );
+
+    // An old frontend names the status itself.
+    let alice = Uuid::parse_str("a11ce000-0000-4000-8000-000000000001").unwrap();
+    let bob = Uuid::parse_str("b0b00000-0000-4000-8000-000000000002").unwrap();
+    let new_job: Uuid = request(
+        &mut p.api,
+        Some(alice),
+        "INSERT INTO processing_jobs (user_id, original_url, status) VALUES ($1, $2, 'pending') RETURNING id",
+        &[&alice, &"https://youtu.be/newjob00001"],
+    )
+    .await
+    .unwrap()[0]
+        .get(0);
+
+    // The daemon, as its least-privileged role, on the adopted tables: the
+    // new job, the old waiting one, and the one the old service left
+    // running (taken back after the lease) all complete.
+    let standin = StandIn::new();
+    let worker_url = p.db.owner_url.replace("postgres@", "xtract_worker@");
+    let mut daemon = Daemon::spawn(
+        &worker_url,
+        &DaemonOptions::new(&standin.script),
+        &["run", "--exit-when-idle"],
+    );
+    assert!(
+        daemon.wait_exit(Duration::from_secs(60)).await.success(),
+        "{}",
+        daemon.log_text()
+    );
+    let old_pending = Uuid::parse_str("00000000-0000-4000-8000-00000000000a").unwrap();
+    let old_running = Uuid::parse_str("00000000-0000-4000-8000-00000000000b").unwrap();
+    for id in [new_job, old_pending, old_running] {
+        let row = job(&p.owner, id).await;
+        assert_eq!(row["status"], "completed", "{row}");
+        let audio: serde_json::Value = p
+            .owner
+            .query_one(
+                "SELECT to_jsonb(a) FROM audio_files a WHERE id = $1::text::uuid",
+                &[&row["result_audio_file_id"].as_str().unwrap()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            audio["filename"].as_str().unwrap().ends_with(".m4a"),
+            "{audio}"
+        );
+        assert!(audio["file_size"].as_i64().unwrap() > 0, "{audio}");
+        assert!(audio["updated_at"].is_string(), "{audio}");
+    }
+    // Taken back from the old service (whose run counts as no attempt of
+    // ours), then run once.
+    assert_eq!(job(&p.owner, old_running).await["attempts"], 1);
+    let log = daemon.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&old_running.to_string()) && l.contains("stopped heart-beating")),
+        "{log}"
+    );
+
+    // The finished rows of the old service are untouched by all of it.
+    let after = old_columns(&p.owner).await;
+    for (id, table) in [
+        ("00000000-0000-4000-8000-00000000000c", 0),
+        ("00000000-0000-4000-8000-00000000000f", 0),
+        ("aaaaaaaa-0000-4000-8000-000000000001", 1),
+    ] {
+        let find = |all: &serde_json::Value| {
+            all.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id)
+                .cloned()
+        };
+        assert_eq!(find(&after[table]), find(&before[table]), "{id}");
+    }
+
+    // Users read their own rows, old and new.
+    let mine = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT id FROM processing_jobs",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(mine.len(), 3);
+    let theirs = request(&mut p.api, Some(bob), "SELECT id FROM audio_files", &[])
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 2);
+
+    // `updated_at` follows every change, whoever makes it.
+    let stamped: bool = p
+        .owner
+        .query_one(
+            "UPDATE audio_files SET filename = 'Renamed.m4a'
+             WHERE id = 'aaaaaaaa-0000-4000-8000-000000000001'
+             RETURNING updated_at > now() - interval '1 minute'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stamped);
+
+    // `xtract jobs` shows the old rows too, the one without created_at last.
+    let ran = xtract(
+        &worker_url,
+        &DaemonOptions::new(&standin.script),
+        &["jobs", "--json"],
+    )
+    .await;
+    assert!(ran.status.success(), "{ran}");
+    let out: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let listed = out["jobs"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "{ran}");
+    let last = listed.last().unwrap();
+    assert_eq!(last["id"], "00000000-0000-4000-8000-00000000000f");
+    assert!(last["age_secs"].is_null(), "{last}");
+}
+
+#[tokio::test]
+async fn the_users_storage_policy_follows_the_configured_bucket() {
+    let mut p = project().await;
+    let alice = Uuid::new_v4();
+    p.owner
+        .execute(
+            "UPDATE xtract.settings SET storage_bucket = 'podcasts'",
+            &[],
+        )
+        .await
+        .unwrap();
+    for bucket in ["podcasts", "audio-files"] {
+        p.owner
+            .execute(
+                "INSERT INTO storage.objects (bucket_id, name) VALUES ($1, $2)",
+                &[&bucket, &format!("{alice}/{}.m4a", Uuid::new_v4())],
+            )
+            .await
+            .unwrap();
+    }
+    let rows = request(
+        &mut p.api,
+        Some(alice),
+        "SELECT bucket_id FROM storage.objects",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "podcasts");
 }

@@ -489,6 +489,16 @@ async fn doctor_checks_the_supabase_key_and_bucket() {
         "{}",
         ran.stdout
     );
+    assert!(line.contains("legacy service role key"), "{line}");
+
+    // The publishable key is named for what it is, not "create the bucket".
+    let mut public = base.clone();
+    public[2].1 = support::storage_double::PUBLISHABLE_KEY.into();
+    options.extra_env = public;
+    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    let line = ran.lines_starting("FAIL  storage").join("");
+    assert!(line.contains("this is the public key"), "{}", ran.stdout);
+    assert!(!line.contains("create the bucket"), "{}", ran.stdout);
 
     options.extra_env = base;
     options
@@ -758,4 +768,79 @@ async fn a_cancelled_resumable_upload_is_terminated() {
     .await;
     assert_eq!(double.open_uploads(), 0);
     assert!(double.object("audio-files/u/j.m4a").is_none());
+}
+
+/// A job run again after its upload finished (an operator's retry, a crash
+/// between upload and write-back) goes up resumably onto its own object:
+/// the real server would refuse every PATCH without x-upsert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumable_job_retried_after_completion_uploads_again() {
+    use support::*;
+    let double = StorageDouble::start(false, None).await;
+    double.add_bucket("podcasts", false, None);
+    let db = TestDb::start().await;
+    let server = xtract::ops::media_server::MediaServer::start(&media().dir)
+        .await
+        .unwrap();
+    let client = db.client().await;
+    let id = db.enqueue(&client, &server.url("clip.mp4")).await;
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    options.extra_env = vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), double.url.clone()),
+        // Today's kind of key.
+        (
+            "SUPABASE_SERVICE_ROLE_KEY".into(),
+            support::storage_double::SECRET_KEY.into(),
+        ),
+        ("XTRACT_STORAGE_BUCKET".into(), "podcasts".into()),
+        // Every file goes up resumably.
+        ("XTRACT_RESUMABLE_THRESHOLD_MB".into(), "0.001".into()),
+    ];
+    for run in 0..2 {
+        if run == 1 {
+            // The operator retries the completed job.
+            client
+                .execute(
+                    "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+        }
+        let mut daemon = Daemon::spawn(&db.url, &options, &["run", "--exit-when-idle"]);
+        let status = daemon.wait_exit(std::time::Duration::from_secs(120)).await;
+        assert!(status.success(), "{}", daemon.log_text());
+        let row = job(&client, id).await;
+        assert_eq!(row["status"], "completed", "run {run}: {row}");
+        assert_eq!(row["attempts"], 1, "run {run}: one attempt, no 409 loop");
+    }
+    let path = format!("{USER}/{id}.m4a");
+    let object = double.object(&format!("podcasts/{path}")).unwrap();
+    let log = double.log();
+    let creates = log
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.ends_with("/upload/resumable"))
+        .count();
+    let patches: Vec<_> = log.iter().filter(|s| s.method == "PATCH").collect();
+    assert_eq!(creates, 2, "one upload per run");
+    assert_eq!(patches.len(), 2);
+    assert!(patches.iter().all(|p| p.upsert), "x-upsert on every PATCH");
+    assert!(log.iter().all(|s| s.authorization.is_none()));
+    let size: i32 = client
+        .query_one(
+            "SELECT file_size FROM audio_files WHERE job_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(size as usize, object.data.len());
+    // The users' storage policy reads the bucket the daemon uses.
+    let bucket: String = client
+        .query_one("SELECT storage_bucket FROM xtract.settings", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(bucket, "podcasts");
 }

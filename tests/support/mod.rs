@@ -17,6 +17,31 @@ use xtract::ops::localpg::LocalPostgres;
 
 pub const USER: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
 
+/// The old service's two tables, exactly as users' projects have them
+/// (shared/reference/old-service.md): the contract with today's frontends.
+pub const OLD_SERVICE_DDL: &str = "
+CREATE TABLE processing_jobs (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id UUID NOT NULL,
+    original_url TEXT NOT NULL,
+    status TEXT NOT NULL, -- 'pending', 'processing', 'completed', 'failed'
+    result_audio_file_id UUID,
+    error_message TEXT,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
+);
+
+CREATE TABLE audio_files (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id UUID NOT NULL,
+    filename TEXT NOT NULL,
+    file_url TEXT NOT NULL,
+    file_size INTEGER,
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
+);
+";
+
 /// Real programs the tests run: from the environment `scripts/ensure-deps`
 /// prints, else PATH / the project's .venv.
 pub struct Tools {

@@ -124,6 +124,17 @@ impl StorageDouble {
         }
     }
 
+    /// Another bucket beside `audio-files`.
+    pub fn add_bucket(&self, id: &str, public: bool, file_size_limit: Option<u64>) {
+        self.inner.lock().unwrap().buckets.insert(
+            id.into(),
+            Bucket {
+                public,
+                file_size_limit,
+            },
+        );
+    }
+
     pub fn fail_next(&self, method: &str, path_contains: &str, fault: Fault) {
         self.fail_nth(method, path_contains, 0, fault);
     }
