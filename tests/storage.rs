@@ -149,12 +149,19 @@ async fn a_chunk_that_fails_halfway_resumes_from_the_servers_offset() {
         double.object("audio-files/u/j.m4a").unwrap().data == data,
         "bytes differ"
     );
+    // The server kept what arrived of the cut-off chunk (as the real one
+    // does): the upload goes on from its offset, in 6 MiB chunks from there.
     let c = CHUNK as u64;
     let patch = |o| ("PATCH".to_string(), Some(o));
     let head = ("HEAD".to_string(), None);
+    let steps = tus_steps(&double);
+    assert_eq!(steps[..3], [patch(0), patch(c), head], "{steps:?}");
+    let resumed = steps[3].1.unwrap();
+    assert!(c < resumed && resumed < 2 * c, "{steps:?}");
     assert_eq!(
-        tus_steps(&double),
-        vec![patch(0), patch(c), head, patch(c), patch(2 * c)]
+        steps[3..],
+        [patch(resumed), patch(resumed + c)],
+        "{steps:?}"
     );
     assert_eq!(
         double.log().iter().filter(|s| s.method == "POST").count(),
@@ -615,6 +622,18 @@ async fn size_limit_messages_show_the_limit_as_set() {
 }
 
 #[tokio::test]
+async fn a_limit_lowered_after_start_is_the_one_named() {
+    let double = StorageDouble::start(true, None).await;
+    let store = client(&double).await;
+    double.add_bucket("audio-files", true, Some(8_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = file(&dir, "a.m4a", 9_000_000, 21);
+    let e = store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::TooLarge);
+    assert!(e.message.contains("the limit is 8 MB"), "{}", e.message);
+}
+
+#[tokio::test]
 async fn a_copy_respects_the_buckets_size_limit_like_an_upload() {
     let double = StorageDouble::start(true, Some(3000)).await;
     double.put_object("audio-files/u1/j1.m4a", vec![7; 4000]);
@@ -744,11 +763,16 @@ async fn an_abandoned_resumable_upload_is_terminated() {
     assert_eq!(double.open_uploads(), 0);
 }
 
+/// A job run again (its object already stored) is cancelled mid-upload:
+/// the partial upload is terminated (with x-upsert, or the server refuses),
+/// the earlier object stays, and a daemon exiting right away still waits
+/// for the termination.
 #[tokio::test]
 async fn a_cancelled_resumable_upload_is_terminated() {
     let double = StorageDouble::start(true, None).await;
     let dir = tempfile::tempdir().unwrap();
     let (path, _) = file(&dir, "big.m4a", 13 * MB, 20);
+    double.put_object("audio-files/u/j.m4a", vec![5; 100]);
     let store = client(&double).await;
     // The second chunk never gets an answer; the job is cancelled meanwhile.
     double.fail_nth("PATCH", "/upload/resumable/", 1, Fault::Hang);
@@ -759,15 +783,18 @@ async fn a_cancelled_resumable_upload_is_terminated() {
             (double.log().iter().filter(|s| s.method == "PATCH").count() == 2).then_some(())
         }) => {}
     }
-    support::eventually("the DELETE", std::time::Duration::from_secs(10), || async {
-        double
-            .log()
-            .into_iter()
-            .find(|s| s.method == "DELETE" && s.path.contains("/upload/resumable/"))
-    })
-    .await;
+    store.finish(std::time::Duration::from_secs(10)).await;
+    let terminate = double
+        .log()
+        .into_iter()
+        .find(|s| s.method == "DELETE" && s.path.contains("/upload/resumable/"))
+        .expect("a termination before finish returned");
+    assert!(terminate.upsert, "{terminate:?}");
     assert_eq!(double.open_uploads(), 0);
-    assert!(double.object("audio-files/u/j.m4a").is_none());
+    assert_eq!(
+        double.object("audio-files/u/j.m4a").unwrap().data,
+        vec![5; 100]
+    );
 }
 
 /// A job run again after its upload finished (an operator's retry, a crash

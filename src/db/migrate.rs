@@ -61,6 +61,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 12,
+        name: "dashboard views and retention",
+        sql: include_str!("../../sql/012_dashboard_and_retention.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),

@@ -68,7 +68,8 @@ const TABLES: &[Table] = &[
             col("pauses", INT),
             col("user_queue_position", INT),
         ],
-        privileges: &["SELECT", "INSERT", "UPDATE"],
+        // DELETE: retention (XTRACT_RETENTION_DAYS).
+        privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
     },
     Table {
         name: "public.audio_files",
@@ -89,7 +90,8 @@ const TABLES: &[Table] = &[
             col("audio_format", TEXT),
             col("reused_from_job_id", UUID),
         ],
-        privileges: &["SELECT", "INSERT", "UPDATE"],
+        // DELETE: retention (XTRACT_RETENTION_DAYS).
+        privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
     },
     Table {
         name: "xtract.platform_pacing",

@@ -117,6 +117,10 @@ pub struct Config {
     pub max_pending_per_user: i32,
     /// Where `/health` and `/metrics` are served (off when None).
     pub health_addr: Option<std::net::SocketAddr>,
+    /// Delete finished jobs older than this many days (off when None).
+    pub retention_days: Option<u32>,
+    /// With retention: delete their audio rows and objects too.
+    pub retention_audio: bool,
 }
 
 impl Config {
@@ -371,11 +375,33 @@ impl Config {
                     )
                 })?),
             },
+            retention_days: match get("XTRACT_RETENTION_DAYS") {
+                None => None,
+                Some(v) => Some(
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=36500).contains(n))
+                        .ok_or_else(|| {
+                            err(
+                                "XTRACT_RETENTION_DAYS",
+                                format!("'{v}' is not a whole number of days from 1"),
+                            )
+                        })?,
+                ),
+            },
+            retention_audio: flag("XTRACT_RETENTION_AUDIO")?,
             dedup: match get("XTRACT_DEDUP") {
                 None => true,
                 Some(_) => flag("XTRACT_DEDUP")?,
             },
         };
+        if config.retention_audio && config.retention_days.is_none() {
+            return Err(err(
+                "XTRACT_RETENTION_AUDIO",
+                "needs XTRACT_RETENTION_DAYS (how old finished jobs must be)",
+            ));
+        }
         if config.poll_interval.is_zero() {
             return Err(err("XTRACT_POLL_INTERVAL_SECS", "must be more than 0"));
         }

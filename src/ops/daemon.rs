@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{Config, StorageKind};
 use super::health::{self, HealthState};
 use super::metrics::Metrics;
+use super::retention::{self, RetentionSettings};
 use super::systemd;
 use crate::db::{migrate, schema, DbError, DbTarget};
 use crate::live::Live;
@@ -86,7 +87,11 @@ pub async fn run(
                 key = %store.key_kind().describe(),
                 "storing audio in Supabase Storage"
             );
-            serve(config, target, store, exit_when_idle).await
+            let background = store.clone();
+            let result = serve(config, target, store, exit_when_idle).await;
+            // Terminations of uploads that cancelled jobs left behind.
+            background.finish(Duration::from_secs(10)).await;
+            result
         }
     }
 }
@@ -159,12 +164,33 @@ async fn check_schema(target: &DbTarget) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn serve<S: AudioStore>(
+async fn serve<S: AudioStore + Clone>(
     config: &Config,
     target: DbTarget,
     store: S,
     exit_when_idle: bool,
 ) -> Result<(), StartError> {
+    let metrics = Arc::new(Metrics::new());
+    // Retention runs beside the worker with a connection of its own.
+    let stop_retention = CancellationToken::new();
+    let retention = match config.retention_days {
+        None => None,
+        Some(days) => {
+            let pool = target.pool(1).map_err(|e| StartError(e.to_string()))?;
+            let queue = Queue::new(pool, &config.worker_id, &config.egress_key);
+            let settings = RetentionSettings {
+                days,
+                audio: config.retention_audio,
+            };
+            Some(tokio::spawn(retention::run(
+                queue,
+                store.clone(),
+                settings,
+                metrics.clone(),
+                stop_retention.clone(),
+            )))
+        }
+    };
     let pipeline_config = Live::new(PipelineConfig::from_config(config));
     let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(
@@ -185,7 +211,12 @@ async fn serve<S: AudioStore>(
         }
         Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
     };
-    run_worker(config, target, pipeline, settings, reload).await
+    let result = run_worker(config, target, pipeline, settings, reload, metrics).await;
+    stop_retention.cancel();
+    if let Some(task) = retention {
+        let _ = task.await;
+    }
+    result
 }
 
 /// Starts the notifier and the worker loop for any job body; returns when
@@ -196,12 +227,12 @@ pub async fn run_worker<P: Processor>(
     processor: P,
     settings: WorkerSettings,
     reload: impl Fn() + Send + 'static,
+    metrics: Arc<Metrics>,
 ) -> Result<(), StartError> {
     let pool = target
         .pool(settings.concurrency + 4)
         .map_err(|e| StartError(e.to_string()))?;
     let queue = Queue::new(pool.clone(), &config.worker_id, &config.egress_key).with_completer();
-    let metrics = Arc::new(Metrics::new());
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());

@@ -25,6 +25,12 @@ pub struct StatusLabel {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetentionLabel {
+    /// `jobs` or `audio`.
+    pub what: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub claimed: Family<PlatformLabel, Counter>,
@@ -40,6 +46,7 @@ pub struct Metrics {
     pub queue_depth: Family<StatusLabel, Gauge>,
     pub platform_paused: Family<PlatformLabel, Gauge>,
     pub platform_pauses: Family<PlatformLabel, Counter>,
+    pub retention_deleted: Family<RetentionLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,6 +82,7 @@ impl Metrics {
             queue_depth: Family::default(),
             platform_paused: Family::default(),
             platform_pauses: Family::default(),
+            retention_deleted: Family::default(),
         };
         registry.register(
             "jobs_claimed",
@@ -140,6 +148,11 @@ impl Metrics {
             "platform_pauses",
             "Pauses started by this daemon after a rate limit",
             m.platform_pauses.clone(),
+        );
+        registry.register(
+            "retention_deleted",
+            "Finished jobs (what=jobs) and audio rows with their objects (what=audio) deleted by retention",
+            m.retention_deleted.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -13,4 +13,5 @@ pub mod localpg;
 pub mod logging;
 pub mod media_server;
 pub mod metrics;
+pub mod retention;
 pub mod systemd;

@@ -327,6 +327,61 @@ impl Queue {
         Ok(())
     }
 
+    /// Deletes up to `batch` finished jobs older than `days` (retention),
+    /// with their audio rows when `with_audio`: `remove` deletes each audio
+    /// row's object first, inside the transaction that holds the rows, so a
+    /// failure leaves rows that the next round finds again, never a row
+    /// whose object is gone without anyone knowing. Returns (jobs, audio
+    /// rows) deleted.
+    pub async fn delete_expired<F, Fut>(
+        &self,
+        days: i32,
+        batch: i64,
+        with_audio: bool,
+        remove: F,
+    ) -> Result<(usize, usize), DbError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<(), JobError>>,
+    {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let rows = tx.query(sql::SELECT_EXPIRED_JOBS, &[&days, &batch]).await?;
+        let jobs: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+        let mut audio: Vec<Uuid> = Vec::new();
+        if with_audio {
+            for row in &rows {
+                let Some(id) = row.get::<_, Option<Uuid>>(1) else {
+                    continue;
+                };
+                if let Some(path) = row.get::<_, Option<String>>(2) {
+                    if let Err(e) = remove(path.clone()).await {
+                        // Keep this row (and its job) for the next round.
+                        tracing::warn!("retention: cannot delete {path}: {}", e.detail);
+                        continue;
+                    }
+                }
+                audio.push(id);
+            }
+        }
+        let kept: Vec<Uuid> = if with_audio {
+            rows.iter()
+                .filter(|r| {
+                    r.get::<_, Option<Uuid>>(1)
+                        .is_some_and(|a| !audio.contains(&a))
+                })
+                .map(|r| r.get(0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let jobs: Vec<Uuid> = jobs.into_iter().filter(|j| !kept.contains(j)).collect();
+        let deleted_jobs = tx.execute(sql::DELETE_JOBS, &[&jobs]).await? as usize;
+        let deleted_audio = tx.execute(sql::DELETE_AUDIO_ROWS, &[&audio]).await? as usize;
+        tx.commit().await?;
+        Ok((deleted_jobs, deleted_audio))
+    }
+
     /// Platforms paused for this egress: (platform, until, as text).
     pub async fn paused_platforms(&self) -> Result<Vec<(String, String)>, DbError> {
         let client = self.pool.get().await?;

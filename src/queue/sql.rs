@@ -392,3 +392,26 @@ pub const SET_STORAGE_BUCKET: &str = "
 UPDATE xtract.settings
 SET storage_bucket = $1
 WHERE storage_bucket IS DISTINCT FROM $1";
+
+// ---- Retention (XTRACT_RETENTION_DAYS) ----
+
+/// Finished jobs whose last change is older than `$1` days, oldest first, at
+/// most `$2`, with their audio row and its object. Locked for the deleting
+/// transaction; SKIP LOCKED lets every daemon run retention at once.
+pub const SELECT_EXPIRED_JOBS: &str = "
+SELECT j.id, a.id, a.storage_path
+FROM processing_jobs AS j
+LEFT JOIN audio_files AS a ON a.id = j.result_audio_file_id
+WHERE j.status IN ('completed', 'failed', 'cancelled')
+  AND coalesce(j.finished_at, j.updated_at, j.created_at) < now() - make_interval(days => $1)
+ORDER BY coalesce(j.finished_at, j.updated_at, j.created_at)
+LIMIT $2
+FOR UPDATE OF j SKIP LOCKED";
+
+pub const DELETE_JOBS: &str = "
+DELETE FROM processing_jobs
+WHERE id = ANY($1)";
+
+pub const DELETE_AUDIO_ROWS: &str = "
+DELETE FROM audio_files
+WHERE id = ANY($1)";

@@ -1,8 +1,15 @@
 //! An in-process Supabase Storage, as `shared/reference/supabase-storage.md`
-//! describes the real server: its own errors as HTTP 400 with the true
-//! status in the body's `statusCode`, the gateway's bare `{"message"}` for a
-//! bad apikey, TUS uploads with 6 MiB chunks, offsets and HEAD. It records
-//! every request and can be told to fail the next ones.
+//! describes the real server, corrected where the real server (supabase/
+//! storage v1.70.6, run here on 2026-11-28 with its file backend behind a
+//! gateway stand-in) answered otherwise: its own errors as HTTP 400 with the
+//! true status in the body's `statusCode` and codes such as
+//! `KeyAlreadyExists`, `AccessDenied`, `NoSuchBucket`; the gateway's bare
+//! `{"message"}` for a bad apikey; secret keys in `apikey` alone; TUS uploads
+//! with plain-text errors, `x-upsert` read on every PATCH and on the
+//! termination `DELETE`, a cut-off PATCH keeping the bytes that arrived,
+//! finished uploads that cannot be terminated; Fastify's "Route … not found"
+//! for paths it has no route for. It records every request and can be told
+//! to fail the next ones.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -184,6 +191,8 @@ impl StorageDouble {
 
 type Shared = (Arc<Mutex<Inner>>, String);
 
+/// Storage's own error body. The `error` name beside each code is the one
+/// the real server (v1.70) writes.
 fn error(status: &str, code: &str, message: &str) -> Response {
     // The real server sends its own errors as HTTP 400 unless they are 500s.
     let http = if status == "500" {
@@ -191,9 +200,30 @@ fn error(status: &str, code: &str, message: &str) -> Response {
     } else {
         StatusCode::BAD_REQUEST
     };
+    let name = match code {
+        "NoSuchBucket" => "Bucket not found",
+        "NoSuchKey" => "not_found",
+        "KeyAlreadyExists" => "Duplicate",
+        "EntityTooLarge" => "Payload too large",
+        "AccessDenied" => "Unauthorized",
+        other => other,
+    };
     (
         http,
-        axum::Json(serde_json::json!({"statusCode": status, "code": code, "error": code, "message": message})),
+        axum::Json(serde_json::json!({"statusCode": status, "error": name, "message": message, "code": code})),
+    )
+        .into_response()
+}
+
+/// The TUS routes answer in plain text.
+fn text(status: StatusCode, body: &str) -> Response {
+    (
+        status,
+        [
+            ("content-type", "text/plain;charset=UTF-8"),
+            ("tus-resumable", "1.0.0"),
+        ],
+        body.to_string(),
     )
         .into_response()
 }
@@ -241,11 +271,27 @@ async fn handle(
     let bytes = match fault {
         Some(Fault::Drop) => {
             // Take some of the body, then vanish: the client sees the
-            // connection close mid-request.
+            // connection close mid-request. A TUS PATCH keeps what arrived,
+            // as the real server does: the upload resumes from there.
             let mut stream = body.into_data_stream();
             use futures::StreamExt;
-            let _ = stream.next().await;
-            inner.lock().unwrap().log.push(seen);
+            let first = stream.next().await.and_then(Result::ok);
+            let mut i = inner.lock().unwrap();
+            if let (Some(bytes), "PATCH", Some(id)) = (
+                first,
+                method.as_str(),
+                path.strip_prefix("/storage/v1/upload/resumable/"),
+            ) {
+                if let Some(u) = i.uploads.get_mut(id) {
+                    if seen.upload_offset == Some(u.data.len() as u64) {
+                        let room = u.length - u.data.len();
+                        u.data
+                            .extend_from_slice(&bytes[..bytes.len().min(room).saturating_sub(1)]);
+                    }
+                }
+            }
+            i.log.push(seen);
+            drop(i);
             panic!("storage double: dropping the connection as asked");
         }
         Some(Fault::Hang) => {
@@ -282,11 +328,11 @@ async fn handle(
             }
             match bearer {
                 None => "service_role",
-                Some(_) => return error("403", "InvalidJWT", "invalid JWT: not a JWT"),
+                Some(_) => return error("403", "AccessDenied", "Invalid Compact JWS"),
             }
         }
         Some(KEY) if bearer == Some(format!("Bearer {KEY}")) => "service_role",
-        Some(KEY) => return error("403", "InvalidJWT", "invalid signature"),
+        Some(KEY) => return error("403", "AccessDenied", "signature verification failed"),
         // The public keys pass the gateway; Storage's row level security
         // then hides every bucket and refuses every write.
         Some(PUBLISHABLE_KEY) | Some(ANON_KEY) => "anon",
@@ -301,11 +347,13 @@ async fn handle(
     // A path the server has no route for (e.g. SUPABASE_URL already ending
     // in /storage/v1): Fastify's own 404.
     let route_not_found = || {
+        // The gateway has taken one /storage/v1 off before Storage answers.
+        let seen = path.strip_prefix("/storage/v1").unwrap_or(&path);
         (
             StatusCode::NOT_FOUND,
             axum::Json(serde_json::json!({
-                "statusCode": 404, "error": "Not Found",
-                "message": format!("Route {method}:{path} not found"),
+                "message": format!("Route {method}:{seen} not found"),
+                "error": "Not Found", "statusCode": 404,
             })),
         )
             .into_response()
@@ -320,8 +368,11 @@ async fn handle(
     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     match (method.as_str(), parts.as_slice()) {
         ("GET", ["bucket", _]) if role == "anon" => error("404", "NoSuchBucket", "Bucket not found"),
-        (_, ["object", ..] | ["upload", ..]) if role == "anon" => {
-            error("403", "Unauthorized", "new row violates row-level security policy")
+        (_, ["upload", ..]) if role == "anon" => {
+            text(StatusCode::FORBIDDEN, "new row violates row-level security policy")
+        }
+        (_, ["object", ..]) if role == "anon" => {
+            error("403", "AccessDenied", "new row violates row-level security policy")
         }
         ("GET", ["bucket", id]) => match i.buckets.get(*id) {
             Some(b) => axum::Json(serde_json::json!({
@@ -339,7 +390,7 @@ async fn handle(
             match i.objects.get(&from).cloned() {
                 None => error("404", "NoSuchKey", "Object not found"),
                 Some(_) if i.objects.contains_key(&to) && !header(&headers, "x-upsert").is_some_and(|v| v == "true") => {
-                    error("409", "Duplicate", "The resource already exists")
+                    error("409", "KeyAlreadyExists", "The resource already exists")
                 }
                 Some(o) => {
                     i.objects.insert(to.clone(), o);
@@ -354,7 +405,7 @@ async fn handle(
             let key = format!("{bucket}/{}", name.join("/"));
             let upsert = method == Method::PUT || header(&headers, "x-upsert").as_deref() == Some("true");
             if i.objects.contains_key(&key) && !upsert {
-                return error("409", "Duplicate", "The resource already exists");
+                return error("409", "KeyAlreadyExists", "The resource already exists");
             }
             if b.file_size_limit.is_some_and(|l| bytes.len() as u64 > l) {
                 return error("413", "EntityTooLarge", "The object exceeded the maximum allowed size");
@@ -376,14 +427,14 @@ async fn handle(
             let bucket = meta.get("bucketName").cloned().unwrap_or_default();
             // The TUS routes answer in plain text, not JSON.
             let Some(b) = i.buckets.get(&bucket).cloned() else {
-                return (StatusCode::NOT_FOUND, "Bucket not found").into_response();
+                return text(StatusCode::NOT_FOUND, "Bucket not found");
             };
             if b.file_size_limit.is_some_and(|l| length as u64 > l) {
-                return (StatusCode::PAYLOAD_TOO_LARGE, "Maximum size exceeded").into_response();
+                return text(StatusCode::PAYLOAD_TOO_LARGE, "Maximum size exceeded\n");
             }
             let key = format!("{bucket}/{}", meta.get("objectName").cloned().unwrap_or_default());
             if i.objects.contains_key(&key) && header(&headers, "x-upsert").as_deref() != Some("true") {
-                return (StatusCode::CONFLICT, "The resource already exists").into_response();
+                return text(StatusCode::CONFLICT, "The resource already exists");
             }
             let id = uuid::Uuid::new_v4().simple().to_string();
             i.uploads.insert(
@@ -412,22 +463,25 @@ async fn handle(
         },
         ("PATCH", ["upload", "resumable", id]) => {
             let Some(mut u) = i.uploads.get(*id).cloned() else {
-                return (StatusCode::NOT_FOUND, "Not Found").into_response();
+                return text(StatusCode::NOT_FOUND, "The file for this url was not found\n");
             };
             // x-upsert is read on every PATCH: the server checks for an
             // existing object per request, and again when the upload ends.
             let key = format!("{}/{}", u.bucket, u.name);
             let upsert = header(&headers, "x-upsert").as_deref() == Some("true");
-            if i.objects.contains_key(&key) && !upsert {
-                return (StatusCode::CONFLICT, "The resource already exists").into_response();
+            if i.objects.contains_key(&key) && !upsert && u.data.len() < u.length {
+                return text(StatusCode::CONFLICT, "The resource already exists");
             }
             let offset: usize = header(&headers, "upload-offset").and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
             if offset != u.data.len() {
-                return (StatusCode::CONFLICT, "Upload-Offset header does not match the current offset").into_response();
+                return text(StatusCode::CONFLICT, "Upload-Offset conflict\n");
             }
             let completes = offset + bytes.len() == u.length;
+            // Hosted Supabase (S3 backend) requires 6 MiB chunks; the file
+            // backend of a self-hosted server takes any size. The double
+            // holds us to the stricter rule.
             if bytes.len() != CHUNK && !completes {
-                return (StatusCode::BAD_REQUEST, "every chunk but the last must be 6 MB").into_response();
+                return text(StatusCode::BAD_REQUEST, "every chunk but the last must be 6 MB");
             }
             u.data.extend_from_slice(&bytes);
             let new_offset = u.data.len();
@@ -437,11 +491,24 @@ async fn handle(
             i.uploads.insert(id.to_string(), u);
             (StatusCode::NO_CONTENT, [("upload-offset", new_offset.to_string()), ("tus-resumable", "1.0.0".into())]).into_response()
         }
-        // TUS termination: the partial upload is gone.
-        ("DELETE", ["upload", "resumable", id]) => match i.uploads.remove(*id) {
-            Some(_) => (StatusCode::NO_CONTENT, [("tus-resumable", "1.0.0")]).into_response(),
-            None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
-        },
+        // TUS termination, as the real server answers it: refused onto a
+        // path holding an object unless x-upsert says so (the object stays
+        // either way), and never for a finished upload.
+        ("DELETE", ["upload", "resumable", id]) => {
+            let Some(u) = i.uploads.get(*id).cloned() else {
+                return text(StatusCode::NOT_FOUND, "The file for this url was not found\n");
+            };
+            let key = format!("{}/{}", u.bucket, u.name);
+            let upsert = header(&headers, "x-upsert").as_deref() == Some("true");
+            if i.objects.contains_key(&key) && !upsert {
+                return text(StatusCode::CONFLICT, "The resource already exists");
+            }
+            if u.data.len() == u.length {
+                return text(StatusCode::BAD_REQUEST, "Cannot terminate an already completed upload");
+            }
+            i.uploads.remove(*id);
+            (StatusCode::NO_CONTENT, [("tus-resumable", "1.0.0")]).into_response()
+        }
         _ => route_not_found(),
     }
 }

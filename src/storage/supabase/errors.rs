@@ -19,7 +19,7 @@ pub enum StorageError {
     WrongUrl(String),
     #[error("cannot reach Supabase Storage: {0}")]
     Transport(String),
-    #[error("Supabase Storage answered {status} {code}: {message}")]
+    #[error("Supabase Storage answered {status}{}: {message}", if code.is_empty() { String::new() } else { format!(" {code}") })]
     Status {
         status: u16,
         code: String,
@@ -37,8 +37,10 @@ impl StorageError {
     pub fn is_transient(&self) -> bool {
         match self {
             StorageError::Transport(_) => true,
+            // A concurrent upload to the same path holds its lock: the real
+            // server says so with statusCode "423" (code ResourceLocked).
             StorageError::Status { status, code, .. } => {
-                *status == 429 || *status >= 500 || (*status == 409 && code == "ResourceLocked")
+                *status == 429 || *status == 423 || *status >= 500 || code == "ResourceLocked"
             }
             _ => false,
         }

@@ -38,6 +38,9 @@ pub struct SupabaseStorage {
     base: url::Url,
     bucket: BucketInfo,
     key_kind: KeyKind,
+    /// Requests that outlive the job that started them (terminating an
+    /// abandoned upload); `finish` waits for them.
+    background: tokio_util::task::TaskTracker,
     threshold: u64,
     /// Attempts per request on passing failures.
     tries: usize,
@@ -94,11 +97,25 @@ impl SupabaseStorage {
                 file_size_limit: None,
             },
             key_kind,
+            background: tokio_util::task::TaskTracker::new(),
             threshold: settings.resumable_threshold,
             tries: 5,
         };
         storage.bucket = storage.read_bucket().await?;
         Ok(storage)
+    }
+
+    /// Waits (at most `limit`) for requests still going out on behalf of
+    /// jobs that ended, so that a daemon exiting right after a cancel still
+    /// terminates the cancelled upload.
+    pub async fn finish(&self, limit: Duration) {
+        self.background.close();
+        if tokio::time::timeout(limit, self.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("storage: requests still running at exit were abandoned");
+        }
     }
 
     /// Which kind of key the daemon was given (for the start line and doctor).
@@ -275,9 +292,19 @@ impl AudioStore for SupabaseStorage {
         file: &Path,
         content_type: &str,
     ) -> Result<StoredObject, JobError> {
-        self.put_object(path, file, content_type)
-            .await
-            .map_err(|e| e.into_job_error(self.bucket.file_size_limit))
+        match self.put_object(path, file, content_type).await {
+            Ok(stored) => Ok(stored),
+            // The limit may have changed since start: name the one that
+            // refused the file.
+            Err(e @ StorageError::Status { status: 413, .. }) => {
+                let limit = match self.read_bucket().await {
+                    Ok(bucket) => bucket.file_size_limit,
+                    Err(_) => self.bucket.file_size_limit,
+                };
+                Err(e.into_job_error(limit))
+            }
+            Err(e) => Err(e.into_job_error(self.bucket.file_size_limit)),
+        }
     }
 
     async fn copy(&self, from: &str, to: &str, size: u64) -> Result<StoredObject, JobError> {

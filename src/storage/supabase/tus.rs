@@ -93,6 +93,7 @@ pub async fn upload(
 /// Terminates (TUS `DELETE`) the upload when dropped before `finished`.
 struct Terminate {
     request: Option<reqwest::RequestBuilder>,
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Terminate {
@@ -102,8 +103,13 @@ impl Terminate {
                 s.http
                     .delete(location.clone())
                     .header("Tus-Resumable", TUS_VERSION)
+                    // The server refuses to terminate an upload onto a path
+                    // that holds an object (a job run again) without it; the
+                    // object itself is left alone.
+                    .header("x-upsert", "true")
                     .timeout(Duration::from_secs(30)),
             ),
+            tasks: s.background.clone(),
         }
     }
 
@@ -118,9 +124,10 @@ impl Drop for Terminate {
             return;
         };
         // Dropped inside the runtime (a job's future): the request goes out
-        // on its own task, as the job is gone.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
+        // on its own task, as the job is gone; the daemon waits for such
+        // tasks before it exits (`SupabaseStorage::finish`).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.tasks.spawn(async move {
                 match request.send().await {
                     Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => {
                         tracing::debug!("terminated an unfinished upload")
