@@ -636,3 +636,207 @@ fn install_dry_run_changes_nothing() {
         "{stdout}"
     );
 }
+
+// ---- the operator's dashboard ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_views_say_what_waits_what_failed_and_what_is_paused() {
+    let f = fixture().await;
+    let client = f.db.client().await;
+    // Nothing has started the waiting job for ten minutes.
+    client
+        .execute(
+            "UPDATE processing_jobs SET created_at = now() - interval '10 minutes',
+                 run_after = now() - interval '10 minutes' WHERE id = $1",
+            &[&f.pending],
+        )
+        .await
+        .unwrap();
+
+    let summary = client
+        .query(
+            "SELECT status, platform, jobs, extract(epoch FROM oldest_waiting)::float8, hint
+             FROM xtract.queue_summary ORDER BY status, platform",
+            &[],
+        )
+        .await
+        .unwrap();
+    let waiting = summary
+        .iter()
+        .find(|r| r.get::<_, String>(0) == "pending")
+        .expect("a pending line");
+    assert_eq!(waiting.get::<_, String>(1), "youtube");
+    assert_eq!(waiting.get::<_, i64>(2), 1);
+    let age: f64 = waiting.get(3);
+    assert!((590.0..700.0).contains(&age), "{age}");
+    let hint: Option<String> = waiting.get(4);
+    assert!(hint.unwrap().contains("is a daemon running"));
+    let failed: i64 = summary
+        .iter()
+        .filter(|r| r.get::<_, String>(0) == "failed")
+        .map(|r| r.get::<_, i64>(2))
+        .sum();
+    assert_eq!(failed, 2);
+
+    let failures = client
+        .query(
+            "SELECT id, error_code, what_to_do FROM xtract.recent_failures",
+            &[],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = failures.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&f.failed_tiktok) && ids.contains(&f.failed_instagram));
+    let network = failures
+        .iter()
+        .find(|r| r.get::<_, Option<String>>(1).as_deref() == Some("network"))
+        .unwrap();
+    assert!(network.get::<_, String>(2).contains("network"));
+
+    let paused = client
+        .query(
+            "SELECT platform, egress, paused_until IS NOT NULL, pause_reason, next_free_slot >= now()
+             FROM xtract.platform_status ORDER BY platform",
+            &[],
+        )
+        .await
+        .unwrap();
+    let row = |p: &str| paused.iter().find(|r| r.get::<_, String>(0) == p).unwrap();
+    assert!(row("tiktok").get::<_, bool>(2));
+    assert_eq!(
+        row("tiktok").get::<_, Option<String>>(3).as_deref(),
+        Some("rate limited")
+    );
+    assert!(row("tiktok").get::<_, bool>(4));
+    // A pause that ended shows as none.
+    assert!(!row("instagram").get::<_, bool>(2));
+    assert_eq!(row("instagram").get::<_, Option<String>>(3), None);
+}
+
+// ---- retention ----
+
+/// Finished jobs older than XTRACT_RETENTION_DAYS go, in batches; waiting
+/// and running ones never do, whatever their age. Their audio rows and
+/// objects go only with XTRACT_RETENTION_AUDIO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_finished_jobs_and_with_audio_their_files() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let standin = StandIn::new();
+    let daemon_dir = tempfile::tempdir().unwrap();
+    let audio_dir = daemon_dir.path().join("audio");
+    // `age` days old; completed ones with an audio row and a file.
+    let add = |status: &'static str, age: i32| {
+        let (client, audio_dir) = (&client, &audio_dir);
+        async move {
+            let id: Uuid = client
+                .query_one(
+                    "INSERT INTO processing_jobs (user_id, original_url, status, finished_at, created_at)
+                     VALUES ($1, 'https://youtu.be/aaaaaaaaaaa', $2,
+                             CASE WHEN $2 IN ('completed', 'failed', 'cancelled')
+                                  THEN now() - make_interval(days => $3) END,
+                             now() - make_interval(days => $3))
+                     RETURNING id",
+                    &[&USER, &status, &age],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if status == "completed" {
+                let path = format!("{USER}/{id}.m4a");
+                std::fs::create_dir_all(audio_dir.join(USER.to_string())).unwrap();
+                std::fs::write(audio_dir.join(&path), b"audio").unwrap();
+                client
+                    .execute(
+                        "WITH a AS (
+                             INSERT INTO audio_files (user_id, job_id, filename, file_url, storage_path)
+                             VALUES ($1, $2, 'a.m4a', 'file:///a.m4a', $3) RETURNING id)
+                         UPDATE processing_jobs SET result_audio_file_id = (SELECT id FROM a)
+                         WHERE id = $2",
+                        &[&USER, &id, &path],
+                    )
+                    .await
+                    .unwrap();
+            }
+            id
+        }
+    };
+    let old_done = add("completed", 40).await;
+    let old_failed = add("failed", 40).await;
+    let old_waiting = add("pending", 40).await;
+    let recent_done = add("completed", 3).await;
+    // Nothing to run: the waiting job is held back.
+    client
+        .execute(
+            "UPDATE processing_jobs SET run_after = now() + interval '1 day' WHERE id = $1",
+            &[&old_waiting],
+        )
+        .await
+        .unwrap();
+    let exists = |id: Uuid| {
+        let client = &client;
+        async move {
+            client
+                .query_opt("SELECT 1 FROM processing_jobs WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    let audio_rows = || {
+        let client = &client;
+        async move {
+            client
+                .query_one("SELECT count(*) FROM audio_files", &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+
+    let run = |audio: bool| {
+        let mut opts = DaemonOptions::new(&standin.script);
+        opts.extra_env = vec![
+            ("XTRACT_RETENTION_DAYS".into(), "30".into()),
+            ("XTRACT_RETENTION_AUDIO".into(), audio.to_string()),
+            (
+                "XTRACT_LOCAL_STORAGE_DIR".into(),
+                audio_dir.display().to_string(),
+            ),
+        ];
+        Daemon::start(&db.url, &opts)
+    };
+    // Without audio: the jobs go, the audio rows and files stay.
+    let mut daemon = run(false);
+    eventually("old jobs to go", SECS(30), || async {
+        (!exists(old_done).await && !exists(old_failed).await).then_some(())
+    })
+    .await;
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit(SECS(30)).await;
+    assert!(
+        daemon.log_text().contains("retention: deleted"),
+        "{}",
+        daemon.log_text()
+    );
+    assert!(exists(old_waiting).await && exists(recent_done).await);
+    assert_eq!(audio_rows().await, 2);
+    assert!(audio_dir.join(format!("{USER}/{old_done}.m4a")).exists());
+
+    // With audio: another old completed job goes with its row and file.
+    let old_done2 = add("completed", 35).await;
+    let mut daemon = run(true);
+    eventually("the second old job to go", SECS(30), || async {
+        (!exists(old_done2).await).then_some(())
+    })
+    .await;
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit(SECS(30)).await;
+    assert!(!audio_dir.join(format!("{USER}/{old_done2}.m4a")).exists());
+    assert!(audio_dir.join(format!("{USER}/{recent_done}.m4a")).exists());
+    // The recent job's row and the first old job's row (kept without its
+    // job, as the first run left it).
+    assert_eq!(audio_rows().await, 2);
+    assert!(exists(old_waiting).await && exists(recent_done).await);
+}

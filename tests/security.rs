@@ -829,3 +829,31 @@ async fn the_users_storage_policy_follows_the_configured_bucket() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(0), "podcasts");
 }
+
+#[tokio::test]
+async fn the_dashboard_views_are_for_the_dashboard_not_for_the_app() {
+    let mut p = project().await;
+    let alice = Uuid::new_v4();
+    insert(&mut p, alice).await;
+    for view in [
+        "xtract.queue_summary",
+        "xtract.recent_failures",
+        "xtract.platform_status",
+    ] {
+        for user in [None, Some(alice)] {
+            let e = request(&mut p.api, user, &format!("SELECT * FROM {view}"), &[])
+                .await
+                .unwrap_err();
+            assert!(e.contains("permission denied"), "{view} {user:?}: {e}");
+        }
+        // What the dashboard and server-side tools use.
+        let tx = p.api.transaction().await.unwrap();
+        tx.batch_execute("SET LOCAL ROLE service_role")
+            .await
+            .unwrap();
+        tx.query(&format!("SELECT * FROM {view}"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{view} as service_role: {e}"));
+        tx.rollback().await.unwrap();
+    }
+}
