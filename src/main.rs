@@ -5,7 +5,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use xtract::ops::cli::{self, CliError, Kind};
 use xtract::ops::config::{Config, ConfigError};
+use xtract::ops::jobs::JobsError;
 use xtract::ops::{commands, daemon, dev, doctor, jobs, logging};
 
 /// Turns social-media video links queued in Supabase into audio files.
@@ -34,7 +36,8 @@ enum Command {
     /// Insert a job exactly as a frontend would.
     Enqueue {
         url: String,
-        #[arg(long)]
+        /// The user's id in Supabase Auth (a UUID).
+        #[arg(long, value_parser = cli::user_id)]
         user: Uuid,
         /// Wait until the job is finished, print its row, exit non-zero
         /// unless it completed.
@@ -64,8 +67,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.env_file {
         if let Err(e) = dotenvy::from_path(path) {
-            eprintln!("xtract: --env-file {}: {e}", path.display());
-            return ExitCode::from(2);
+            let e = CliError::new(
+                Kind::Usage,
+                "--env-file",
+                format!("{}: {e}", path.display()),
+            )
+            .fix("give the path of a readable env file (KEY=value lines)");
+            eprintln!("{e}");
+            return e.kind.exit_code();
         }
     }
     let runtime = match tokio::runtime::Runtime::new() {
@@ -90,17 +99,17 @@ fn main() -> ExitCode {
     }) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("xtract: {e}");
-            return ExitCode::from(2);
+            let e = CliError::config(&e);
+            eprintln!("{e}");
+            return e.kind.exit_code();
         }
     };
     logging::init(config.log_format);
     match runtime.block_on(execute(cli.command, config)) {
         Ok(code) => code,
-        Err(message) => {
-            // One line: the log goes to stderr too.
-            tracing::error!("{message}");
-            ExitCode::FAILURE
+        Err(e) => {
+            eprintln!("{e}");
+            e.kind.exit_code()
         }
     }
 }
@@ -110,52 +119,71 @@ async fn doctor_command(config: Result<Config, ConfigError>) -> ExitCode {
     let report = doctor::check_all(config).await;
     print!("{report}");
     if report.failed() {
-        ExitCode::FAILURE
+        Kind::Failed.exit_code()
     } else {
         ExitCode::SUCCESS
     }
 }
 
-fn database_url(config: &Config) -> Result<String, String> {
+fn database_url(config: &Config, command: &str) -> Result<String, CliError> {
     config
         .database_url
         .as_ref()
         .map(|s| s.expose().to_string())
         .ok_or_else(|| {
-            ConfigError {
-                var: "DATABASE_URL",
-                reason:
-                    "not set (see .env.example; `xtract dev` runs on a throwaway local database)"
-                        .into(),
-            }
-            .to_string()
+            CliError::new(Kind::Usage, command, "DATABASE_URL is not set").fix(
+                "set it in the environment or the env file (see .env.example); \
+                 `xtract dev` runs on a throwaway local database",
+            )
         })
 }
 
-async fn execute(command: Command, config: Config) -> Result<ExitCode, String> {
+async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError> {
     match command {
         // No quiet fallback to a throwaway database: a service started
         // before its env file was filled in must fail, not look healthy.
         Command::Run { exit_when_idle } => {
-            daemon::run(&config, &database_url(&config)?, exit_when_idle)
+            let url = database_url(&config, "run")?;
+            daemon::run(&config, &url, exit_when_idle)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| CliError::new(Kind::Failed, "run", e.0))?
         }
-        Command::Dev { demo } => dev::dev(config, demo).await.map_err(|e| e.to_string())?,
+        Command::Dev { demo } => dev::dev(config, demo)
+            .await
+            .map_err(|e| CliError::new(Kind::Failed, "dev", e.0))?,
         Command::Doctor => return Ok(doctor_command(Ok(config)).await),
         Command::Jobs(args) => {
-            return jobs::run(&database_url(&config)?, args)
-                .await
-                .map_err(|e| e.to_string())
+            let url = database_url(&config, "jobs")?;
+            return jobs::run(&url, args).await.map_err(|e| match e {
+                JobsError::Db(e) => CliError::db("jobs", &e),
+                JobsError::NotFound(id) => {
+                    CliError::new(Kind::Failed, "jobs", format!("no job with id {id}"))
+                        .fix("check the id (xtract jobs lists them)")
+                }
+                other => CliError::new(Kind::Failed, "jobs", other.to_string()),
+            });
         }
         Command::Migrate => {
-            let applied = commands::migrate(&database_url(&config)?)
+            let url = database_url(&config, "migrate")?;
+            let outcome = commands::migrate_with_outcome(&url)
                 .await
-                .map_err(|e| e.to_string())?;
-            if applied.is_empty() {
+                .map_err(|e| CliError::db("migrate", &e))?;
+            if outcome.applied.is_empty() {
                 println!("schema is up to date");
-            } else {
-                println!("applied migrations {applied:?}");
+            }
+            for m in &outcome.applied {
+                println!("applied {:03} {}", m.version, m.name);
+            }
+            if !outcome.skipped_supabase_only.is_empty() {
+                let names: Vec<String> = outcome
+                    .skipped_supabase_only
+                    .iter()
+                    .map(|m| format!("{:03}", m.version))
+                    .collect();
+                println!(
+                    "skipped {} (the Supabase security layer: this database has no `auth` schema; they apply on a Supabase project)",
+                    names.join(", ")
+                );
             }
         }
         Command::Enqueue {
@@ -164,10 +192,19 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, String> {
             wait,
             timeout,
         } => {
-            let wait = wait.then(|| Duration::from_secs(timeout));
-            let (id, waited) = commands::enqueue(&database_url(&config)?, &url, user, wait)
+            commands::check_link(&config, &url).map_err(|why| {
+                CliError::new(Kind::Usage, "enqueue", why)
+                    .fix("the daemon would refuse this link; give a link to one video")
+            })?;
+            let database = database_url(&config, "enqueue")?;
+            let waiting = wait.then(|| Duration::from_secs(timeout));
+            let (id, waited) = commands::enqueue(&database, &url, user, waiting)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e.sqlstate() {
+                    // The insert's own link check, or the per-user limit.
+                    Some("22023" | "P0001") => CliError::new(Kind::Usage, "enqueue", e.cause()),
+                    _ => CliError::db("enqueue", &e),
+                })?;
             match waited {
                 None => println!("{id}"),
                 Some(w) => {
@@ -175,8 +212,25 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, String> {
                         "{}",
                         serde_json::to_string_pretty(&w.row).unwrap_or_default()
                     );
+                    let status = w.row["status"].as_str().unwrap_or("?");
+                    if !w.finished {
+                        return Err(CliError::new(
+                            Kind::TimedOut,
+                            "enqueue",
+                            format!("job {id} is still {status} after {timeout} s"),
+                        )
+                        .fix(format!(
+                            "is a daemon running? (xtract doctor; xtract jobs show {id})"
+                        )));
+                    }
                     if !w.succeeded {
-                        return Ok(ExitCode::FAILURE);
+                        let reason = w.row["error_message"].as_str().unwrap_or("no reason given");
+                        return Err(CliError::new(
+                            Kind::Failed,
+                            "enqueue",
+                            format!("job {id} is {status}: {reason}"),
+                        )
+                        .fix(format!("xtract jobs show {id} has the details")));
                     }
                 }
             }

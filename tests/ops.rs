@@ -840,3 +840,138 @@ async fn retention_deletes_old_finished_jobs_and_with_audio_their_files() {
     assert_eq!(audio_rows().await, 2);
     assert!(exists(old_waiting).await && exists(recent_done).await);
 }
+
+// ---- commands speak one language ----
+
+/// Every failure is one line, `xtract: what: why → what to do`, with no
+/// timestamp or colour when the output is not a terminal, and the same
+/// exit code for the same kind of failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_fail_in_one_style_with_an_exit_code_per_kind() {
+    let db = TestDb::start().await;
+    let opts = options();
+    let code = |ran: &Ran| ran.status.code().unwrap();
+    let one_line = |ran: &Ran, starts: &str| {
+        let text = ran.stderr.trim_end();
+        assert!(!text.contains('\n'), "one line: {ran}");
+        assert!(text.starts_with(starts), "{ran}");
+        assert!(!text.contains('\u{1b}'), "colour codes: {ran}");
+        text.to_string()
+    };
+
+    // A user id is a UUID.
+    let ran = xtract(
+        &db.url,
+        &opts,
+        &["enqueue", "https://youtu.be/aaaaaaaaaaa", "--user", "bob"],
+    )
+    .await;
+    assert_eq!(code(&ran), 2, "{ran}");
+    assert!(ran.stderr.contains("a user id is a UUID"), "{ran}");
+
+    // A link the daemon would refuse is refused here, with its sentence,
+    // and nothing is inserted.
+    let user = USER.to_string();
+    let ran = xtract(
+        &db.url,
+        &opts,
+        &["enqueue", "https://vimeo.com/12345", "--user", &user],
+    )
+    .await;
+    assert_eq!(code(&ran), 2, "{ran}");
+    let line = one_line(
+        &ran,
+        "xtract: enqueue: Links from this site are not supported.",
+    );
+    assert!(line.contains(" → "), "{line}");
+    let ran = xtract(
+        &db.url,
+        &opts,
+        &[
+            "enqueue",
+            "https://www.youtube.com/@channel",
+            "--user",
+            &user,
+        ],
+    )
+    .await;
+    assert_eq!(code(&ran), 2, "{ran}");
+    let client = db.client().await;
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM processing_jobs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+
+    // Waiting with no daemon: timed out, said on stderr, the row on stdout.
+    let ran = xtract(
+        &db.url,
+        &opts,
+        &[
+            "enqueue",
+            "http://127.0.0.1:9/ok/nobody",
+            "--user",
+            &user,
+            "--wait",
+            "--timeout",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(code(&ran), 4, "{ran}");
+    let line = one_line(&ran, "xtract: enqueue: job ");
+    assert!(line.contains("is still pending after 1 s"), "{line}");
+    let row: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(row["status"], "pending");
+
+    // An unknown platform is a mistake, not an empty list.
+    let ran = xtract(&db.url, &opts, &["jobs", "--platform", "facebook"]).await;
+    assert_eq!(code(&ran), 2, "{ran}");
+    assert!(ran.stderr.contains("facebook"), "{ran}");
+
+    // A database that cannot be reached: host and port named, exit 3.
+    let dead = db.url.replace(&format!(":{}/", db.pg.port()), ":1/");
+    let ran = xtract(&dead, &opts, &["jobs"]).await;
+    assert_eq!(code(&ran), 3, "{ran}");
+    let line = one_line(
+        &ran,
+        "xtract: jobs: cannot connect to the database at 127.0.0.1:1",
+    );
+    assert!(line.contains("→ check DATABASE_URL"), "{line}");
+    let ran = xtract(&dead, &opts, &["migrate"]).await;
+    assert_eq!(code(&ran), 3, "{ran}");
+
+    // A configuration mistake: exit 2, whatever the command.
+    let mut bad = options();
+    bad.extra_env
+        .push(("XTRACT_CONCURRENCY".into(), "lots".into()));
+    for args in [&["jobs"][..], &["migrate"][..], &["run"][..]] {
+        let ran = xtract(&db.url, &bad, args).await;
+        assert_eq!(code(&ran), 2, "{args:?}: {ran}");
+        one_line(&ran, "xtract: configuration: XTRACT_CONCURRENCY: ");
+    }
+}
+
+/// `migrate` says what it applied and what it skipped, without the
+/// "does not exist, skipping" notices of its idempotent statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_says_what_it_applied_and_skipped_and_nothing_that_looks_like_a_failure() {
+    let db = TestDb::start_unmigrated().await;
+    let ran = xtract(&db.url, &options(), &["migrate"]).await;
+    assert!(ran.status.success(), "{ran}");
+    assert!(ran.stdout.contains("applied 001 core"), "{ran}");
+    assert!(
+        ran.stdout.contains("applied 007 old service contract"),
+        "{ran}"
+    );
+    assert!(
+        ran.stdout
+            .contains("skipped 100, 101, 102, 103 (the Supabase security layer"),
+        "{ran}"
+    );
+    assert!(!ran.stderr.contains("skipping"), "{ran}");
+    assert!(!ran.stderr.contains("does not exist"), "{ran}");
+    let again = xtract(&db.url, &options(), &["migrate"]).await;
+    assert!(again.stdout.contains("schema is up to date"), "{again}");
+}

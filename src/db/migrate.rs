@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use super::DbError;
 
+#[derive(Debug)]
 pub struct Migration {
     pub version: i32,
     pub name: &'static str,
@@ -95,8 +96,28 @@ pub const MIGRATIONS: &[Migration] = &[
 /// Arbitrary, fixed: the key of the advisory lock migrators share.
 const MIGRATE_LOCK_KEY: i64 = 0x7874_7261_6374; // "xtract"
 
+/// What `migrate` did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Applied now, in order.
+    pub applied: Vec<&'static Migration>,
+    /// Not applied because this database is not a Supabase project (no
+    /// `auth` schema): the row level security layer has nothing to attach to.
+    pub skipped_supabase_only: Vec<&'static Migration>,
+}
+
 /// Applies what is missing; returns the versions applied now.
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
+    Ok(migrate_with_outcome(client)
+        .await?
+        .applied
+        .iter()
+        .map(|m| m.version)
+        .collect())
+}
+
+/// Applies what is missing; says what it applied and what it skipped.
+pub async fn migrate_with_outcome(client: &mut Client) -> Result<Outcome, DbError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK_KEY])
         .await?;
@@ -116,11 +137,12 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
         .map(|r| r.get(0))
         .collect();
     let supabase = has_auth_schema(&tx).await?;
-    let mut now_applied = Vec::new();
-    for m in MIGRATIONS
-        .iter()
-        .filter(|m| !applied.contains(&m.version) && (supabase || !m.supabase_only))
-    {
+    let mut outcome = Outcome::default();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        if m.supabase_only && !supabase {
+            outcome.skipped_supabase_only.push(m);
+            continue;
+        }
         tracing::info!(version = m.version, name = m.name, "applying migration");
         tx.batch_execute(m.sql).await?;
         tx.execute(
@@ -128,10 +150,10 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, DbError> {
             &[&m.version, &m.name],
         )
         .await?;
-        now_applied.push(m.version);
+        outcome.applied.push(m);
     }
     tx.commit().await?;
-    Ok(now_applied)
+    Ok(outcome)
 }
 
 /// Versions known to this build but not applied to the database.
@@ -160,6 +182,17 @@ pub async fn pending(client: &Client) -> Result<Vec<i32>, DbError> {
         .map(|m| m.version)
         .filter(|v| !applied.contains(v))
         .collect())
+}
+
+/// How many migrations apply to this database (the Supabase layer only
+/// where Supabase's `auth` schema exists), and whether it is Supabase.
+pub async fn applicable(client: &Client) -> Result<(usize, bool), DbError> {
+    let supabase = has_auth_schema(client).await?;
+    let n = MIGRATIONS
+        .iter()
+        .filter(|m| supabase || !m.supabase_only)
+        .count();
+    Ok((n, supabase))
 }
 
 /// Supabase's `auth` schema (auth.uid()) is there: the security layer applies.

@@ -21,10 +21,42 @@ pub enum DbError {
     Tls(#[from] native_tls::Error),
     #[error("database: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
+    /// Opening a connection failed: names where, never the password.
+    #[error("cannot connect to the database at {target}: {}", describe(.source))]
+    Connect {
+        target: String,
+        source: tokio_postgres::Error,
+    },
     #[error("database pool: {0}")]
     Pool(String),
     #[error("database: {0}")]
     Statement(String),
+}
+
+impl DbError {
+    /// The server's SQLSTATE, when the server answered.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            DbError::Postgres(e) => e.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+
+    /// Why, without where (for a message that already names the target).
+    pub fn cause(&self) -> String {
+        match self {
+            DbError::Connect { source, .. } => describe(source),
+            // The server's own sentence (with its hint, when it gave one).
+            DbError::Postgres(e) => match e.as_db_error() {
+                Some(db) => match db.hint() {
+                    Some(hint) => format!("{} ({hint})", db.message()),
+                    None => db.message().to_string(),
+                },
+                None => describe(e),
+            },
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {
@@ -126,7 +158,32 @@ impl DbTarget {
         ),
         DbError,
     > {
-        Ok(self.config.connect(self.tls.clone()).await?)
+        self.config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|source| DbError::Connect {
+                target: self.where_(),
+                source,
+            })
+    }
+
+    /// `host:port` (several when the URL lists several), for messages.
+    pub fn where_(&self) -> String {
+        let ports = self.config.get_ports();
+        self.config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let host = match h {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                };
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                format!("{host}:{port}")
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// One connection driven in the background, for commands that run a few
@@ -219,7 +276,7 @@ pub fn redact_url(url: &str) -> String {
 /// than "this statement is wrong".
 pub fn is_connection_error(e: &DbError) -> bool {
     match e {
-        DbError::Pool(_) => true,
+        DbError::Pool(_) | DbError::Connect { .. } => true,
         DbError::Postgres(pg) => match pg.code() {
             // 08: connection exception; 57P: operator intervention
             // (shutdown, crash); 53: insufficient resources.

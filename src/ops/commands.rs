@@ -8,9 +8,42 @@ use crate::db::{migrate, DbError, DbTarget};
 use crate::queue::sql;
 
 pub async fn migrate(database_url: &str) -> Result<Vec<i32>, DbError> {
-    let target = DbTarget::parse(database_url)?;
-    let mut client = target.connect_simple().await?;
+    let mut client = quiet_client(database_url).await?;
     migrate::migrate(&mut client).await
+}
+
+/// `xtract migrate`: what was applied, and what was skipped and why.
+pub async fn migrate_with_outcome(database_url: &str) -> Result<migrate::Outcome, DbError> {
+    let mut client = quiet_client(database_url).await?;
+    migrate::migrate_with_outcome(&mut client).await
+}
+
+/// A connection whose routine notices ("… does not exist, skipping", from
+/// the idempotent `drop … if exists` of the migrations) stay out of the
+/// default output: they read like failures. Other notices (a policy the
+/// migration dropped, say) are shown.
+async fn quiet_client(database_url: &str) -> Result<tokio_postgres::Client, DbError> {
+    use futures::StreamExt;
+    let (client, mut connection) = DbTarget::parse(database_url)?.connect().await?;
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notice(n))
+                    if n.message().ends_with("skipping") =>
+                {
+                    tracing::debug!("{}", n.message())
+                }
+                Ok(tokio_postgres::AsyncMessage::Notice(n)) => tracing::info!("{}", n.message()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("database connection closed: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    Ok(client)
 }
 
 /// The final state of an enqueued job, as `enqueue --wait` prints it.
@@ -19,6 +52,24 @@ pub struct Waited {
     /// The job's `audio_files` row, when it has one.
     pub audio: Option<serde_json::Value>,
     pub succeeded: bool,
+    /// False when the wait timed out with the job still pending or running.
+    pub finished: bool,
+}
+
+/// Refuses a link the daemon would refuse, with the daemon's sentence: the
+/// same URL rules, with this machine's settings (platforms turned off, other
+/// sites allowed or not, private addresses only where allowed).
+pub fn check_link(config: &crate::ops::config::Config, url: &str) -> Result<(), String> {
+    use crate::pipeline::{url_rules, PipelineConfig, Platform};
+    let pipeline = PipelineConfig::from_config(config);
+    let link = url_rules::parse_job_url(url, &pipeline.url_policy()).map_err(|e| e.to_string())?;
+    if link.platform != Platform::Other && !pipeline.platforms.get(link.platform).enabled {
+        return Err(format!(
+            "{} links are not accepted at the moment (turned off in the platform file).",
+            link.platform.display_name()
+        ));
+    }
+    Ok(())
 }
 
 /// Inserts a job exactly as a frontend does (only `user_id` and
@@ -70,6 +121,7 @@ async fn wait_for(
                 .map(|r| r.get(0));
             return Ok(Waited {
                 succeeded: status == "completed",
+                finished,
                 row,
                 audio,
             });

@@ -27,10 +27,18 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
     );
     let mut pg = LocalPostgres::init(&dir.join("pg")).map_err(|e| StartError(e.to_string()))?;
     pg.start(false).map_err(|e| StartError(e.to_string()))?;
-    pg.create_database("xtract")
+    // `xtract dev` keeps its jobs between runs; the demo starts from an
+    // empty database of its own, so no job of an earlier session runs in it.
+    let database = if demo { "xtract_demo" } else { "xtract" };
+    if demo {
+        pg.drop_database(database)
+            .await
+            .map_err(|e| StartError(e.to_string()))?;
+    }
+    pg.create_database(database)
         .await
         .map_err(|e| StartError(e.to_string()))?;
-    let url = pg.url("xtract");
+    let url = pg.url(database);
     commands::migrate(&url)
         .await
         .map_err(|e| StartError(format!("migrating the local database: {e}")))?;
@@ -71,7 +79,14 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
         );
     }
     if waited.succeeded {
-        eprintln!("\nThe demo job completed: the audio file is listed above (file_url).");
+        eprintln!(
+            "\nThe demo job completed: the audio file is listed above (file_url).\n\n\
+             What next:\n\
+             - a real link: `xtract dev` runs the daemon on the local database; in another\n  \
+             terminal, `xtract enqueue --wait --user <uuid> 'https://www.youtube.com/watch?v=…'`\n  \
+             (DATABASE_URL as `xtract dev` printed it; needs internet)\n\
+             - your Supabase project: README, \"Deploying on a VM\" (scripts/install, migrate, doctor)"
+        );
         Ok(())
     } else {
         Err(StartError(

@@ -62,7 +62,7 @@ pub enum JobsCommand {
         #[arg(long)]
         all_failed: bool,
         /// With --all-failed: only this platform's.
-        #[arg(long, requires = "all_failed")]
+        #[arg(long, requires = "all_failed", value_parser = super::cli::platform)]
         platform: Option<String>,
     },
     /// Cancel pending or processing jobs; a running job is stopped by its
@@ -78,10 +78,10 @@ pub struct ListArgs {
     #[arg(long)]
     pub status: Option<Status>,
     /// instagram, tiktok, youtube or other.
-    #[arg(long)]
+    #[arg(long, value_parser = super::cli::platform)]
     pub platform: Option<String>,
     /// Only this user's jobs.
-    #[arg(long)]
+    #[arg(long, value_parser = super::cli::user_id)]
     pub user: Option<Uuid>,
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     pub limit: i64,
@@ -357,9 +357,13 @@ fn report(done: &str, rule: &str, outcomes: &[(Uuid, Outcome)]) -> bool {
     for (id, outcome) in outcomes {
         match outcome {
             Outcome::Changed => println!("{done} {id}"),
-            Outcome::NotFound => eprintln!("xtract: no job with id {id}"),
+            Outcome::NotFound => {
+                eprintln!(
+                    "xtract: jobs: no job with id {id} → check the id (xtract jobs lists them)"
+                )
+            }
             Outcome::Skipped { status } => {
-                eprintln!("xtract: job {id} is {status}: {rule}")
+                eprintln!("xtract: jobs: job {id} is {status}: {rule}")
             }
         }
     }

@@ -2,6 +2,7 @@
 //! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`), logging, and the local PostgreSQL
 //! used by `dev` and the tests.
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;

@@ -69,7 +69,7 @@ impl PipelineConfig {
         }
     }
 
-    fn url_policy(&self) -> UrlPolicy {
+    pub fn url_policy(&self) -> UrlPolicy {
         UrlPolicy {
             allow_other: self.platforms.get(Platform::Other).enabled,
             allow_private: self.allow_private_urls,

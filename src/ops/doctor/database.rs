@@ -64,7 +64,10 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
         Err(e) => {
             let mut out = vec![Check::fail(
                 "database",
-                format!("cannot connect to {shown}: {e} (LISTEN and migrations not checked)"),
+                format!(
+                    "cannot connect to {shown}: {} (LISTEN and migrations not checked)",
+                    e.cause()
+                ),
                 connect_fix(&e),
             )];
             if uses_transaction_pooler(&target) {
@@ -84,7 +87,15 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
     out.push(match migrate::pending(&client).await {
         Ok(missing) if missing.is_empty() => Check::ok(
             "migrations",
-            format!("schema current ({} migrations)", migrate::MIGRATIONS.len()),
+            match migrate::applicable(&client).await {
+                Ok((n, true)) => {
+                    format!("schema current ({n} migrations, Supabase layer included)")
+                }
+                Ok((n, false)) => format!(
+                    "schema current ({n} migrations; no `auth` schema, so not the Supabase layer)"
+                ),
+                Err(_) => "schema current".to_string(),
+            },
         ),
         Ok(missing) => Check::fail(
             "migrations",
@@ -208,7 +219,7 @@ fn is_local(target: &DbTarget) -> bool {
 
 /// What to do about a failed connection, by what failed.
 fn connect_fix(e: &DbError) -> String {
-    if let DbError::Postgres(pg) = e {
+    if let DbError::Postgres(pg) | DbError::Connect { source: pg, .. } = e {
         if let Some(code) = pg.code() {
             return match code.code() {
                 "28P01" => "check the user name and password in DATABASE_URL".into(),
