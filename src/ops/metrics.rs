@@ -40,6 +40,7 @@ pub struct Metrics {
     pub queue_depth: Family<StatusLabel, Gauge>,
     pub platform_paused: Family<PlatformLabel, Gauge>,
     pub platform_pauses: Family<PlatformLabel, Counter>,
+    pub extractor_outdated: Family<PlatformLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -75,6 +76,7 @@ impl Metrics {
             queue_depth: Family::default(),
             platform_paused: Family::default(),
             platform_pauses: Family::default(),
+            extractor_outdated: Family::default(),
         };
         registry.register(
             "jobs_claimed",
@@ -140,6 +142,11 @@ impl Metrics {
             "platform_pauses",
             "Pauses started by this daemon after a rate limit",
             m.platform_pauses.clone(),
+        );
+        registry.register(
+            "extractor_outdated",
+            "Job attempts that failed because yt-dlp no longer understands the site (error_code extractor_outdated): upgrade yt-dlp",
+            m.extractor_outdated.clone(),
         );
         Metrics { registry, ..m }
     }
