@@ -96,6 +96,8 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
         ErrorCode::Copyright,
         &[
             "copyright grounds",
+            // The embedded player's wording of a rights holder's block.
+            "blocked it from display",
             "copyright claim",
             "copyright infringement",
             "due to a copyright",
@@ -340,6 +342,14 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
     if code == ErrorCode::Internal && is_bare_key_error(&block) {
         code = ErrorCode::ExtractorOutdated;
     }
+    if code == ErrorCode::NoFormats && blames_its_youtube_kit(output) {
+        // "Requested format is not available" after yt-dlp warned that it
+        // could not solve YouTube's player challenges: every format was
+        // dropped for want of a JavaScript runtime or a current solver, not
+        // because the video has none. Upgrading (yt-dlp, yt-dlp-ejs) or
+        // installing deno fixes it; the user's video is fine.
+        code = ErrorCode::ExtractorOutdated;
+    }
     if code == ErrorCode::UnsupportedUrl && names_a_platform_video(&block) {
         // Our URL rules know this link as one video of a platform, but
         // yt-dlp does not know the form: its extractor is behind the site
@@ -352,6 +362,20 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
         code,
         detail: clip(&strip_boilerplate(&block)),
     }
+}
+
+/// The warnings yt-dlp prints when its YouTube challenge solving failed
+/// (youtube/_video.py, youtube/jsc/): what made the formats go missing.
+fn blames_its_youtube_kit(output: &str) -> bool {
+    let lower = output.to_lowercase();
+    [
+        "challenge solving failed",
+        "no supported javascript runtime",
+        "nsig extraction failed",
+        "signature extraction failed",
+    ]
+    .iter()
+    .any(|n| lower.contains(n))
 }
 
 /// `ERROR: 'formats'`: a KeyError escaping an extractor prints only the key.
