@@ -198,12 +198,13 @@ pub async fn download(
     } else {
         finished.stderr.clone()
     };
-    if !exited_well || stderr.contains("ERROR:") {
+    if stderr.contains("ERROR:") {
         let d = classify::classify_ytdlp(&stderr);
         return Err(JobError::new(d.code, Some(platform), d.detail));
     }
-    // yt-dlp exits 0 (or 101) having written nothing when a filter or the
-    // size limit rejected the video.
+    // No error of its own: a filter or the size limit turned the video down
+    // (exit 0, or 101 for the breaking length filter), or every item of a
+    // post was a photo.
     let all_output = format!("{}\n{}", finished.stdout_lines.join("\n"), finished.stderr);
     if meta
         .duration
@@ -230,6 +231,10 @@ pub async fn download(
             )
             .with_message("This post has only photos: there is no video to take the audio from."));
         }
+    }
+    if !exited_well {
+        let d = classify::classify_ytdlp(&finished.stderr);
+        return Err(JobError::new(d.code, Some(platform), d.detail));
     }
     Err(JobError::internal(format!(
         "yt-dlp exited {} but wrote no file; output: {}",
