@@ -338,5 +338,18 @@ mod tests {
             assert_eq!(code.retry(), Retry::Never, "{code}");
         }
         assert_eq!(ErrorCode::Network.retry(), Retry::Backoff);
+        assert_eq!(ErrorCode::DrmProtected.retry(), Retry::Never);
+    }
+
+    #[test]
+    fn an_outdated_extractor_waits_for_an_upgrade_before_its_retry() {
+        let e = JobError::new(ErrorCode::ExtractorOutdated, Some(Platform::TikTok), "x");
+        assert_eq!(e.retry, Retry::Backoff);
+        assert_eq!(e.retry_after, Some(Duration::from_secs(30 * 60)));
+        assert!(e.message.starts_with("TikTok has changed"), "{}", e.message);
+        assert_eq!(
+            JobError::new(ErrorCode::Network, None, "x").retry_after,
+            None
+        );
     }
 }

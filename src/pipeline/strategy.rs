@@ -171,5 +171,7 @@ mod tests {
         assert!(next_may_help(ErrorCode::NoFormats, &yt[1]));
         assert!(!next_may_help(ErrorCode::Private, &yt[1]));
         assert!(!next_may_help(ErrorCode::RateLimited, &yt[1]));
+        assert!(next_may_help(ErrorCode::ExtractorOutdated, &yt[1]));
+        assert!(!next_may_help(ErrorCode::DrmProtected, &yt[1]));
     }
 }
