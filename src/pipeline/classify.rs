@@ -404,8 +404,11 @@ fn names_a_platform_video(block: &str) -> bool {
         .split_whitespace()
         .next()
         .unwrap_or("");
-    url_rules::parse_job_url(url, &url_rules::UrlPolicy::default())
-        .is_ok_and(|link| link.platform != super::Platform::Other)
+    // TikTok photo posts pass our rules (their music is audio), but yt-dlp
+    // has never read them: not a stale extractor.
+    url_rules::parse_job_url(url, &url_rules::UrlPolicy::default()).is_ok_and(|link| {
+        link.platform != super::Platform::Other && !link.url.path().contains("/photo/")
+    })
 }
 
 /// yt-dlp exits 0 (101 for a breaking filter) without a file when
