@@ -34,6 +34,7 @@ as $$
         when 'worker_lost' then 'The daemon running it stopped: check the service (journalctl -u xtract).'
         when 'timeout' then 'It ran past its time limit (XTRACT_JOB_TIMEOUT_SECS): check the platform and the network.'
         when 'extractor_outdated' then 'yt-dlp no longer understands the site: upgrade it (xtract tools upgrade).'
+        when 'drm_protected' then 'DRM-protected: nothing to do.'
         else 'See error_detail.'
     end
 $$;

@@ -33,6 +33,12 @@ pub enum ErrorCode {
     Internal,
     /// The worker holding the job stopped heart-beating (killed, VM lost).
     WorkerLost,
+    /// yt-dlp blames itself: an extractor that no longer understands a page
+    /// it should ("Unable to extract …", "please report this issue"). The fix
+    /// is upgrading yt-dlp, not telling the user the video is private.
+    ExtractorOutdated,
+    /// The video is encrypted (DRM); no tool of ours may decrypt it.
+    DrmProtected,
 }
 
 /// What the queue does with a job after this error.
@@ -52,7 +58,7 @@ pub enum Retry {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::RateLimited,
         Self::BotCheck,
         Self::LoginRequired,
@@ -74,6 +80,8 @@ impl ErrorCode {
         Self::Storage,
         Self::Internal,
         Self::WorkerLost,
+        Self::ExtractorOutdated,
+        Self::DrmProtected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +107,8 @@ impl ErrorCode {
             Self::Storage => "storage",
             Self::Internal => "internal",
             Self::WorkerLost => "worker_lost",
+            Self::ExtractorOutdated => "extractor_outdated",
+            Self::DrmProtected => "drm_protected",
         }
     }
 
@@ -116,7 +126,9 @@ impl ErrorCode {
             | Self::Network
             | Self::Storage
             | Self::Internal
-            | Self::WorkerLost => Retry::Backoff,
+            | Self::WorkerLost
+            // Spends an attempt, but not before `min_retry_delay`: see there.
+            | Self::ExtractorOutdated => Retry::Backoff,
             // Facts about the video or the link: the same request fails again.
             Self::LoginRequired
             | Self::Private
@@ -131,7 +143,26 @@ impl ErrorCode {
             | Self::NoAudio
             | Self::TooLong
             | Self::TooLarge
-            | Self::NotFound => Retry::Never,
+            | Self::NotFound
+            | Self::DrmProtected => Retry::Never,
+        }
+    }
+
+    /// The shortest wait before a `Backoff` retry of this kind of failure.
+    ///
+    /// An outdated extractor fails every video of its site the same way
+    /// until yt-dlp is upgraded, so retrying within seconds only spends the
+    /// job's attempts (and requests to the site). Half an hour gives the
+    /// operator, alerted by `xtract_extractor_outdated_total` or `xtract
+    /// doctor`, time to upgrade (`xtract tools upgrade` takes minutes), and
+    /// lets a page the extractor misread once (Instagram serving its login
+    /// page instead of the post) come back normal; the user still gets the
+    /// audio the same day. Not a `Cooldown`: one post yt-dlp cannot read
+    /// must not pause the whole platform for everyone.
+    pub fn min_retry_delay(self) -> Option<Duration> {
+        match self {
+            Self::ExtractorOutdated => Some(Duration::from_secs(30 * 60)),
+            _ => None,
         }
     }
 
@@ -190,6 +221,13 @@ impl ErrorCode {
             Self::WorkerLost => {
                 "The server processing this video stopped unexpectedly. Please try again.".into()
             }
+            Self::ExtractorOutdated => format!(
+                "{site} has changed in a way our downloader does not understand yet. \
+                 We will try again later; if it keeps failing, please try again in a day or two."
+            ),
+            Self::DrmProtected => {
+                "This video is copy-protected (DRM), so its audio cannot be extracted.".into()
+            }
         }
     }
 }
@@ -209,7 +247,8 @@ pub struct JobError {
     /// Shown to operators (`error_detail`, logs). Never holds secrets.
     pub detail: String,
     pub retry: Retry,
-    /// How long to wait before the job may run again (Cooldown, Defer);
+    /// How long to wait before the job may run again (Cooldown, Defer), or
+    /// at least (Backoff: the longer of this and the queue's own backoff);
     /// None: the queue's own backoff or the platform's cooldown.
     pub retry_after: Option<Duration>,
 }
@@ -222,7 +261,7 @@ impl JobError {
             message: code.user_message(platform),
             detail: detail.into(),
             retry: code.retry(),
-            retry_after: None,
+            retry_after: code.min_retry_delay(),
         }
     }
 
@@ -299,5 +338,18 @@ mod tests {
             assert_eq!(code.retry(), Retry::Never, "{code}");
         }
         assert_eq!(ErrorCode::Network.retry(), Retry::Backoff);
+        assert_eq!(ErrorCode::DrmProtected.retry(), Retry::Never);
+    }
+
+    #[test]
+    fn an_outdated_extractor_waits_for_an_upgrade_before_its_retry() {
+        let e = JobError::new(ErrorCode::ExtractorOutdated, Some(Platform::TikTok), "x");
+        assert_eq!(e.retry, Retry::Backoff);
+        assert_eq!(e.retry_after, Some(Duration::from_secs(30 * 60)));
+        assert!(e.message.starts_with("TikTok has changed"), "{}", e.message);
+        assert_eq!(
+            JobError::new(ErrorCode::Network, None, "x").retry_after,
+            None
+        );
     }
 }

@@ -40,6 +40,7 @@ async fn doctor_is_content_with_a_migrated_database_local_storage_and_the_real_t
         "listen",
         "migrations",
         "schema",
+        "extractors",
         "ffmpeg",
         "ffprobe",
         "storage",
@@ -131,6 +132,70 @@ async fn a_schema_the_daemon_cannot_work_with_stops_it_at_start_with_what_is_mis
     let schema = line(&ran, "FAIL  schema");
     assert!(schema.contains("public.audio_files.filename"), "{schema}");
     assert!(schema.contains("→ run `xtract migrate`"), "{schema}");
+}
+
+/// Jobs that failed because yt-dlp no longer reads a site are the operator's
+/// cue to upgrade it; doctor names them (older ones, and other codes, not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_jobs_that_failed_for_an_outdated_yt_dlp() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    for (link, status, code, age) in [
+        (
+            "https://www.instagram.com/p/Cout1/",
+            "failed",
+            "extractor_outdated",
+            "1 hour",
+        ),
+        (
+            "https://www.instagram.com/p/Cout2/",
+            "pending",
+            "extractor_outdated",
+            "1 hour",
+        ),
+        (
+            "https://www.tiktok.com/@a/video/71",
+            "failed",
+            "extractor_outdated",
+            "2 hours",
+        ),
+        (
+            "https://www.tiktok.com/@a/video/72",
+            "failed",
+            "extractor_outdated",
+            "3 days",
+        ),
+        (
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+            "failed",
+            "private",
+            "1 hour",
+        ),
+    ] {
+        let id = db.enqueue(&client, link).await;
+        let platform = link.split('.').nth(1).unwrap();
+        client
+            .execute(
+                "UPDATE processing_jobs SET status = $2, error_code = $3, platform = $4 WHERE id = $1",
+                &[&id, &status, &code, &platform],
+            )
+            .await
+            .unwrap();
+        // The trigger keeps updated_at current; age the row after it ran.
+        client
+            .batch_execute(&format!(
+                "SET session_replication_role = replica;
+                 UPDATE processing_jobs SET updated_at = now() - interval '{age}' WHERE id = '{id}';
+                 SET session_replication_role = DEFAULT"
+            ))
+            .await
+            .unwrap();
+    }
+    let ran = xtract(&db.url, &options(), &["doctor"]).await;
+    let found = line(&ran, "warn  extractors");
+    assert!(found.contains("3 jobs"), "{found}");
+    assert!(found.contains("instagram 2, tiktok 1"), "{found}");
+    assert!(found.contains("upgrade yt-dlp"), "{found}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

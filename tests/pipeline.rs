@@ -362,3 +362,60 @@ async fn a_retried_job_leaves_only_its_final_format_behind() {
     left.sort();
     assert_eq!(left, vec![format!("{id}.m4a")]);
 }
+
+/// A yt-dlp extractor plugin that answers like yt-dlp's Instagram extractor
+/// on a post with several media: a playlist whose photo items have no
+/// formats. Loaded by the real yt-dlp from PYTHONPATH.
+const CAROUSEL_PLUGIN: &str = r#"
+from yt_dlp.extractor.common import InfoExtractor
+
+
+class XtractTestCarouselIE(InfoExtractor):
+    _VALID_URL = r'https?://127\.0\.0\.1:(?P<port>\d+)/carousel/(?P<id>[a-z0-9-]+)'
+
+    def _real_extract(self, url):
+        port, post = self._match_valid_url(url).group('port', 'id')
+        entries = []
+        for k, kind in enumerate(post.split('-'), 1):
+            entry = {'id': f'{post}_{k}', 'title': f'item {k}', 'formats': [], 'duration': None}
+            if kind == 'video':
+                entry['duration'] = 3.0
+                entry['formats'] = [{
+                    'url': f'http://127.0.0.1:{port}/clip.mp4', 'ext': 'mp4', 'format_id': 'mp4',
+                    'vcodec': 'h264', 'acodec': 'aac',
+                }]
+            entries.append(entry)
+        return self.playlist_result(entries, post, 'Post by someone')
+"#;
+
+/// The real yt-dlp on a post shaped like an Instagram carousel: the photo
+/// item fails on its own, the first video is downloaded, and yt-dlp stops
+/// there (exit 101 from --max-downloads): one job, one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_yt_dlp_gives_the_first_video_of_a_post_with_several_items() {
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path().join("yt_dlp_plugins/extractor");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("xtract_test_carousel.py"), CAROUSEL_PLUGIN).unwrap();
+    let pythonpath = plugins.path().display().to_string();
+    let (row, audio, daemon) =
+        run_one("carousel/photo-video-video", &[("PYTHONPATH", &pythonpath)]).await;
+    assert_eq!(row["status"], "completed", "{row}\n{}", daemon.log_text());
+    assert_eq!(row["media_title"], "item 2", "{row}");
+    let audio = audio.expect("an audio_files row");
+    assert_eq!(probe_codec(&stored_file(&daemon, &audio)), "aac");
+
+    // Photos only: no video to take the audio from, said once.
+    let (row, audio, _daemon) =
+        run_one("carousel/photo-photo", &[("PYTHONPATH", &pythonpath)]).await;
+    assert_eq!(row["status"], "failed", "{row}");
+    assert_eq!(row["error_code"], "no_formats", "{row}");
+    assert!(
+        row["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("only photos"),
+        "{row}"
+    );
+    assert!(audio.is_none());
+}

@@ -497,3 +497,153 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         "deferred jobs moved the next slot from {booked:.1}s to {after:.1}s"
     );
 }
+
+/// An Instagram post with several media (a carousel) gives one audio: the
+/// item the link names (`img_index`, 1-based), else the first video; photos
+/// are skipped. Links to different items are different videos.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_with_several_items_gives_the_named_item_or_its_first_video() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_kind("Ccarousel1", "carousel:photo,video,photo,video");
+    let client = db.client().await;
+    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
+    let cases = [
+        // (link, the item whose audio the job gets)
+        ("https://www.instagram.com/p/Ccarousel1/", 2),
+        ("https://www.instagram.com/p/Ccarousel1/?img_index=4", 4),
+        // A photo: photos are skipped, the post's first video is taken.
+        (
+            "https://www.instagram.com/p/Ccarousel1/?img_index=3&igsh=x",
+            2,
+        ),
+    ];
+    for (link, item) in cases {
+        let id = db.enqueue(&client, link).await;
+        wait_status(&client, id, "completed", SECS(30)).await;
+        let row = job(&client, id).await;
+        assert_eq!(
+            row["media_title"],
+            format!("Stand-in Ccarousel1 item {item}"),
+            "{link}: {row}"
+        );
+        let audio: i64 = client
+            .query_one("SELECT count(*) FROM audio_files WHERE job_id = $1", &[&id])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(audio, 1, "one job, one audio");
+    }
+    // Three links, three items asked for: none reused another's audio.
+    let args = standin.args();
+    assert_eq!(args.len(), 3, "{args:?}");
+    assert!(
+        args.iter().all(|a| a.contains("--max-downloads 1")),
+        "{args:?}"
+    );
+    assert!(!args[0].contains("--playlist-items"), "{}", args[0]);
+    assert!(args[1].contains("--playlist-items 4,1:"), "{}", args[1]);
+    assert!(args[2].contains("--playlist-items 3,1:"), "{}", args[2]);
+    // yt-dlp gets the canonical link (with the item), not the tracking.
+    let calls = standin.calls();
+    assert_eq!(
+        calls[2],
+        "https://www.instagram.com/p/Ccarousel1/?img_index=3"
+    );
+}
+
+/// A post of photos only fails at once as having no video; a post whose
+/// first video cannot be downloaded fails with that video's reason instead
+/// of handing over the next video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_without_a_downloadable_first_video_fails_for_what_it_is() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_kind("Cphotos1", "carousel:photo,photo");
+    standin.set_kind("Cbroken1", "carousel:photo,video403,video");
+    standin.set_kind("Clong1", "carousel:long,video");
+    let client = db.client().await;
+    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
+    let photos = db
+        .enqueue(&client, "https://www.instagram.com/p/Cphotos1/")
+        .await;
+    let broken = db
+        .enqueue(&client, "https://www.instagram.com/p/Cbroken1/")
+        .await;
+    let long = db
+        .enqueue(&client, "https://www.instagram.com/p/Clong1/")
+        .await;
+    for id in [photos, broken, long] {
+        wait_status(&client, id, "failed", SECS(30)).await;
+    }
+    let row = job(&client, photos).await;
+    assert_eq!(row["error_code"], "no_formats", "{row}");
+    assert!(
+        row["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("only photos"),
+        "{row}"
+    );
+    let row = job(&client, broken).await;
+    assert_eq!(row["error_code"], "http_forbidden", "{row}");
+    assert!(row["result_audio_file_id"].is_null());
+    let row = job(&client, long).await;
+    assert_eq!(row["error_code"], "too_long", "{row}");
+}
+
+/// yt-dlp blaming itself ("please report this issue") is not the user's
+/// video: the job waits half an hour for an upgrade, spends an attempt, and
+/// the operator's metric counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outdated_extractor_is_retried_after_a_cooldown_and_counted() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_kind("7100", "fail");
+    standin.set_error(
+        "7100",
+        "ERROR: [TikTok] 7100: Unable to extract universal data for rehydration; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U\n",
+    );
+    let client = db.client().await;
+    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
+    let toml = "[tiktok]\nmin_interval_secs = 0.0\njitter_secs = [0.0, 0.0]\nmax_attempts = 2\n";
+    let _daemon = daemon_with(&db, &standin, toml, &[("XTRACT_HEALTH_ADDR", &addr)]);
+    let id = db
+        .enqueue(&client, "https://www.tiktok.com/@a/video/7100")
+        .await;
+    let row = eventually("the job to wait for its retry", SECS(30), || async {
+        let row = job(&client, id).await;
+        (row["status"] == "pending" && row["error_code"] == "extractor_outdated").then_some(row)
+    })
+    .await;
+    assert_eq!(row["attempts"], 1, "an attempt is spent: {row}");
+    assert!(
+        row["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("TikTok has changed"),
+        "{row}"
+    );
+    let waits: f64 = client
+        .query_one(
+            "SELECT extract(epoch FROM run_after - now())::float8 FROM processing_jobs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        waits > 1700.0,
+        "retried after the cooldown, not in {waits}s"
+    );
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("xtract_extractor_outdated_total{platform=\"tiktok\"} 1"),
+        "{metrics}"
+    );
+}

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub platform_paused: Family<PlatformLabel, Gauge>,
     pub platform_pauses: Family<PlatformLabel, Counter>,
     pub retention_deleted: Family<RetentionLabel, Counter>,
+    pub extractor_outdated: Family<PlatformLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -83,6 +84,7 @@ impl Metrics {
             platform_paused: Family::default(),
             platform_pauses: Family::default(),
             retention_deleted: Family::default(),
+            extractor_outdated: Family::default(),
         };
         registry.register(
             "jobs_claimed",
@@ -153,6 +155,11 @@ impl Metrics {
             "retention_deleted",
             "Finished jobs (what=jobs) and audio rows with their objects (what=audio) deleted by retention",
             m.retention_deleted.clone(),
+        );
+        registry.register(
+            "extractor_outdated",
+            "Job attempts that failed because yt-dlp no longer understands the site (error_code extractor_outdated): upgrade yt-dlp",
+            m.extractor_outdated.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -297,6 +297,9 @@ impl<S: AudioStore> MediaPipeline<S> {
                 "--ffmpeg-location".to_string(),
                 c.ffmpeg.display().to_string(),
             ]);
+            if let Some(n) = link.item {
+                extra.extend(["--playlist-items".to_string(), ytdlp::playlist_items(n)]);
+            }
             // Sites we know nothing about may redirect anywhere: every
             // request of theirs passes the guard.
             let pass = (platform == Platform::Other).then(|| self.guard.pass());
@@ -314,7 +317,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             tried += 1;
             let result = ytdlp::download(
                 &c.ytdlp,
-                link.url.as_str(),
+                link.for_ytdlp(),
                 &run_dir,
                 s.format,
                 &extra,

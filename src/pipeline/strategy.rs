@@ -111,9 +111,12 @@ fn cookie_file(dir: Option<&Path>, platform: Platform) -> Option<PathBuf> {
 /// another format or user agent, and a rate limit must be respected at once.
 pub fn next_may_help(code: ErrorCode, next: &Strategy) -> bool {
     match code {
+        // A page yt-dlp could not read may read differently to another user
+        // agent, impersonation or a signed-in session.
         ErrorCode::NoFormats
         | ErrorCode::HttpForbidden
         | ErrorCode::Internal
+        | ErrorCode::ExtractorOutdated
         | ErrorCode::NoAudio => true,
         // Only a signed-in session gets past these.
         ErrorCode::LoginRequired
@@ -168,5 +171,7 @@ mod tests {
         assert!(next_may_help(ErrorCode::NoFormats, &yt[1]));
         assert!(!next_may_help(ErrorCode::Private, &yt[1]));
         assert!(!next_may_help(ErrorCode::RateLimited, &yt[1]));
+        assert!(next_may_help(ErrorCode::ExtractorOutdated, &yt[1]));
+        assert!(!next_may_help(ErrorCode::DrmProtected, &yt[1]));
     }
 }

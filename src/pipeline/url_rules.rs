@@ -36,7 +36,27 @@ pub struct JobUrl {
     pub platform: Platform,
     /// One form per video, tracking parameters removed.
     pub canonical: String,
+    /// The item of a post with several media (an Instagram carousel) the
+    /// link names: Instagram's `img_index`, 1-based as Instagram counts.
+    pub item: Option<u32>,
 }
+
+impl JobUrl {
+    /// The link yt-dlp is given. Instagram links go in their canonical form:
+    /// yt-dlp's Instagram extractor knows only `www.instagram.com/…/{p,
+    /// reel,tv}/CODE`, and hands `m.instagram.com` and `instagr.am` links to
+    /// its generic extractor (one more request to Instagram, and "Unsupported
+    /// URL" where that fails). Other links go as the user sent them.
+    pub fn for_ytdlp(&self) -> &str {
+        match self.platform {
+            Platform::Instagram => &self.canonical,
+            _ => self.url.as_str(),
+        }
+    }
+}
+
+/// Items of an Instagram post: up to 20 today; more is not a real index.
+const MAX_POST_ITEMS: u32 = 50;
 
 /// Why a link was refused. The Display text is shown to the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,10 +116,18 @@ pub fn parse_job_url(raw: &str, policy: &UrlPolicy) -> Result<JobUrl, UrlError> 
             let domain = domain.trim_end_matches('.').to_string();
             if let Some(result) = known_platform(&domain, &url) {
                 let (platform, canonical) = result?;
+                let item = (platform == Platform::Instagram)
+                    .then(|| post_item(&url))
+                    .flatten();
+                let canonical = match item {
+                    Some(n) => format!("{canonical}?img_index={n}"),
+                    None => canonical,
+                };
                 return Ok(JobUrl {
                     url,
                     platform,
                     canonical,
+                    item,
                 });
             }
             if domain == "localhost" || domain.ends_with(".localhost") {
@@ -142,6 +170,7 @@ fn other(mut url: Url, allowed: bool, refusal: UrlError) -> Result<JobUrl, UrlEr
         canonical: url.to_string(),
         url,
         platform: Platform::Other,
+        item: None,
     })
 }
 
@@ -185,19 +214,43 @@ fn is_code(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Posts, reels and IGTV, with or without the author's name before them.
+/// Posts, reels and IGTV, with or without the author's name before them,
+/// and the app's share links (`/share/reel/TOKEN`: a token that redirects to
+/// the post, not the post's code, so it is its own canonical form). An
+/// audio page (`/reels/audio/ID`) is not a video.
 fn instagram(url: &Url) -> Result<String, UrlError> {
     let parts = segments(url);
+    if let ["share", kind, token, ..] = parts.as_slice() {
+        return match *kind {
+            "p" | "reel" | "reels" | "tv" if is_code(token) => {
+                Ok(format!("https://www.instagram.com/share/{kind}/{token}/"))
+            }
+            _ => Err(UrlError::NotAVideo),
+        };
+    }
     let (kind, code) = match parts.as_slice() {
         [kind, code, ..] if matches!(*kind, "p" | "reel" | "reels" | "tv") => (*kind, *code),
         [_user, kind, code, ..] if matches!(*kind, "p" | "reel" | "tv") => (*kind, *code),
         _ => return Err(UrlError::NotAVideo),
     };
-    if !is_code(code) {
+    if !is_code(code) || (kind.starts_with("reel") && code == "audio") {
         return Err(UrlError::NotAVideo);
     }
     let kind = if kind == "reels" { "reel" } else { kind };
     Ok(format!("https://www.instagram.com/{kind}/{code}/"))
+}
+
+/// `img_index=N` on a post link: the N-th item of a post with several
+/// media. Anything but a small positive number is ignored (the link is
+/// still the post).
+fn post_item(url: &Url) -> Option<u32> {
+    if segments(url).iter().rev().nth(1) != Some(&"p") {
+        return None;
+    }
+    url.query_pairs()
+        .find(|(k, _)| k == "img_index")
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+        .filter(|n| (1..=MAX_POST_ITEMS).contains(n))
 }
 
 fn is_digits(s: &str) -> bool {
@@ -366,6 +419,14 @@ mod tests {
         ("  https://www.instagram.com/p/C1a2B3c4D5e/  ", Instagram, "https://www.instagram.com/p/C1a2B3c4D5e/"),
         ("www.instagram.com/reel/C1a2B3c4D5e/", Instagram, "https://www.instagram.com/reel/C1a2B3c4D5e/"),
         ("https://www.instagram.com/p/C1a2B3c4D5e/#comments", Instagram, "https://www.instagram.com/p/C1a2B3c4D5e/"),
+        // Instagram: one item of a post with several media; share links.
+        ("https://www.instagram.com/p/C1a2B3c4D5e/?img_index=2", Instagram, "https://www.instagram.com/p/C1a2B3c4D5e/?img_index=2"),
+        ("https://www.instagram.com/p/C1a2B3c4D5e/?igsh=MWQ1&img_index=3", Instagram, "https://www.instagram.com/p/C1a2B3c4D5e/?img_index=3"),
+        ("https://www.instagram.com/natgeo/p/C1a2B3c4D5e/?img_index=1", Instagram, "https://www.instagram.com/p/C1a2B3c4D5e/?img_index=1"),
+        ("https://www.instagram.com/p/C1a2B3c4D5e/?img_index=0", Instagram, "https://www.instagram.com/p/C1a2B3c4D5e/"),
+        ("https://www.instagram.com/p/C1a2B3c4D5e/?img_index=two", Instagram, "https://www.instagram.com/p/C1a2B3c4D5e/"),
+        ("https://www.instagram.com/reel/C1a2B3c4D5e/?img_index=2", Instagram, "https://www.instagram.com/reel/C1a2B3c4D5e/"),
+        ("https://www.instagram.com/share/reel/BAHxYz123abc/?igsh=x", Instagram, "https://www.instagram.com/share/reel/BAHxYz123abc/"),
         // TikTok: long, mobile, short links, embeds.
         ("https://www.tiktok.com/@scout2015/video/6718335390845095173", TikTok, "https://www.tiktok.com/@/video/6718335390845095173"),
         ("https://www.tiktok.com/@scout2015/video/6718335390845095173?is_from_webapp=1&sender_device=pc", TikTok, "https://www.tiktok.com/@/video/6718335390845095173"),
@@ -452,6 +513,11 @@ mod tests {
             UrlError::UnsupportedSite,
         ),
         ("https://www.instagram.com/natgeo/", UrlError::NotAVideo),
+        (
+            "https://www.instagram.com/reels/audio/725553827147040/",
+            UrlError::NotAVideo,
+        ),
+        ("https://www.instagram.com/share/reel/", UrlError::NotAVideo),
         ("https://www.instagram.com/", UrlError::NotAVideo),
         (
             "https://www.instagram.com/explore/tags/cats/",
@@ -547,6 +613,27 @@ mod tests {
     #[test]
     fn the_tables_cover_at_least_sixty_cases() {
         assert!(ACCEPTED.len() + REFUSED.len() >= 60);
+    }
+
+    #[test]
+    fn a_post_item_is_read_and_instagram_links_reach_yt_dlp_in_their_canonical_form() {
+        let p = UrlPolicy::default();
+        let item = parse_job_url("https://m.instagram.com/p/C1a2B3c4D5e/?img_index=4", &p).unwrap();
+        assert_eq!(item.item, Some(4));
+        assert_eq!(
+            item.for_ytdlp(),
+            "https://www.instagram.com/p/C1a2B3c4D5e/?img_index=4"
+        );
+        let post = parse_job_url("http://instagr.am/p/C1a2B3c4D5e/", &p).unwrap();
+        assert_eq!(post.item, None);
+        assert_eq!(post.for_ytdlp(), "https://www.instagram.com/p/C1a2B3c4D5e/");
+        assert_ne!(
+            item.canonical, post.canonical,
+            "another item, another video"
+        );
+        let yt = parse_job_url("https://youtu.be/dQw4w9WgXcQ?si=x", &p).unwrap();
+        assert_eq!(yt.for_ytdlp(), "https://youtu.be/dQw4w9WgXcQ?si=x");
+        assert_eq!(yt.item, None);
     }
 
     #[test]

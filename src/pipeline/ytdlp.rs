@@ -88,8 +88,21 @@ pub fn arguments(
         ),
         // Refused before any media byte is fetched, when the site says how
         // long the video is; `<=?` lets videos of unknown length through.
+        // Two filters, so that the rejection line names which one refused
+        // (filter_rejection). The length filter *breaks*: a post with
+        // several items must not hand us its second video because the
+        // first was too long.
         "--match-filters".into(),
-        format!("!is_live & duration <=? {}", limits.max_duration.as_secs()),
+        "!is_live".into(),
+        "--break-match-filters".into(),
+        format!("duration <=? {}", limits.max_duration.as_secs()),
+        // One job, one file. A link that yields several items (an Instagram
+        // post with several media runs as a playlist whatever --no-playlist
+        // says) stops after the first item downloaded; items without video
+        // fail one by one on the way (yt-dlp goes on after an item's error),
+        // and exit code 101 says the limit was reached.
+        "--max-downloads".into(),
+        "1".into(),
         // Only the plain HTTP downloader honours this; the progress watch
         // below covers HLS/DASH.
         "--max-filesize".into(),
@@ -99,6 +112,15 @@ pub fn arguments(
     args.push("--".into());
     args.push(url.into());
     args
+}
+
+/// `--playlist-items` for the `n`-th item of a post with several media:
+/// that item first, then the others from the start, so that a photo there
+/// leads to the post's first video (items without video are skipped, and
+/// `--max-downloads 1` stops after the first file). A link to a single
+/// video ignores it.
+pub fn playlist_items(n: u32) -> String {
+    format!("{n},1:")
 }
 
 /// Downloads `url` into `dir`.
@@ -146,58 +168,117 @@ pub async fn download(
         Err(e) => return Err(JobError::internal(e.to_string())),
     };
 
-    let meta = finished
+    let metas: Vec<MediaMeta> = finished
         .stdout_lines
         .iter()
-        .find_map(|l| l.strip_prefix(META_PREFIX))
-        .and_then(|json| serde_json::from_str::<MediaMeta>(json).ok())
-        .unwrap_or_default();
+        .filter_map(|l| l.strip_prefix(META_PREFIX))
+        .map(|json| serde_json::from_str::<MediaMeta>(json).unwrap_or_default())
+        .collect();
+    // The facts of the item downloaded: the last one yt-dlp started.
+    let meta = metas.last().cloned().unwrap_or_default();
     let path = finished
         .stdout_lines
         .iter()
         .rev()
         .find_map(|l| l.strip_prefix(PATH_PREFIX))
-        .map(PathBuf::from);
+        .map(PathBuf::from)
+        .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(false));
 
-    if !finished.status.success() {
+    // 101: --max-downloads stopped yt-dlp after the file we asked for.
+    let exited_well =
+        finished.status.success() || finished.status.code() == Some(MAX_DOWNLOADS_REACHED);
+    let post = Post::read(&finished.stdout_lines, &finished.stderr);
+    // More than one item started: an earlier video of the post failed and
+    // yt-dlp went on to the next, whose audio is not what the link names.
+    if let Some(p) = path.filter(|_| exited_well && metas.len() <= 1) {
+        return Ok(Download { path: p, meta });
+    }
+    let stderr = if post.is_some() {
+        without_photo_items(&finished.stderr)
+    } else {
+        finished.stderr.clone()
+    };
+    if stderr.contains("ERROR:") {
+        let d = classify::classify_ytdlp(&stderr);
+        return Err(JobError::new(d.code, Some(platform), d.detail));
+    }
+    // No error of its own: a filter or the size limit turned the video down
+    // (exit 0, or 101 for the breaking length filter), or every item of a
+    // post was a photo.
+    let all_output = format!("{}\n{}", finished.stdout_lines.join("\n"), finished.stderr);
+    if meta
+        .duration
+        .is_some_and(|d| d > limits.max_duration.as_secs_f64())
+    {
+        return Err(too_long(limits));
+    }
+    if let Some(d) = classify::filter_rejection(&all_output) {
+        return Err(match d.code {
+            ErrorCode::TooLarge => too_large(limits),
+            ErrorCode::TooLong => too_long(limits),
+            code => JobError::new(code, Some(platform), d.detail),
+        });
+    }
+    if let Some(post) = post {
+        if post.photo_items > 0 {
+            return Err(JobError::new(
+                ErrorCode::NoFormats,
+                Some(platform),
+                format!(
+                    "none of the post's items has a video ({} without formats)",
+                    post.photo_items
+                ),
+            )
+            .with_message("This post has only photos: there is no video to take the audio from."));
+        }
+    }
+    if !exited_well {
         let d = classify::classify_ytdlp(&finished.stderr);
         return Err(JobError::new(d.code, Some(platform), d.detail));
     }
-    // yt-dlp exits 0 having written nothing when a filter or the size limit
-    // rejected the video.
-    let all_output = format!("{}\n{}", finished.stdout_lines.join("\n"), finished.stderr);
-    match path {
-        Some(p) if p.metadata().map(|m| m.len() > 0).unwrap_or(false) => {
-            Ok(Download { path: p, meta })
-        }
-        _ => {
-            if meta
-                .duration
-                .is_some_and(|d| d > limits.max_duration.as_secs_f64())
-            {
-                return Err(too_long(limits));
-            }
-            if let Some(d) = classify::filter_rejection(&all_output) {
-                return Err(match d.code {
-                    ErrorCode::TooLarge => too_large(limits),
-                    // Our filter is "!is_live & duration <=? N": a video
-                    // within the limit (or of unknown length, as live
-                    // streams are) was turned down for being live.
-                    _ if meta
-                        .duration
-                        .is_some_and(|d| d > limits.max_duration.as_secs_f64()) =>
-                    {
-                        too_long(limits)
-                    }
-                    _ => JobError::new(ErrorCode::LiveNotStarted, Some(platform), d.detail),
-                });
-            }
-            Err(JobError::internal(format!(
-                "yt-dlp exited 0 but wrote no file; output: {}",
-                last_chars(&all_output, 500)
-            )))
-        }
+    Err(JobError::internal(format!(
+        "yt-dlp exited {} but wrote no file; output: {}",
+        finished.status.code().unwrap_or(-1),
+        last_chars(&all_output, 500)
+    )))
+}
+
+/// yt-dlp's exit code when `--max-downloads` (or a breaking filter) stopped
+/// it.
+const MAX_DOWNLOADS_REACHED: i32 = 101;
+
+/// What yt-dlp said about a link that yields several items (a playlist):
+/// an Instagram post with several media.
+struct Post {
+    /// Items that failed for having no formats: photos.
+    photo_items: usize,
+}
+
+impl Post {
+    fn read(stdout: &[String], stderr: &str) -> Option<Post> {
+        let playlist = stdout
+            .iter()
+            .any(|l| l.starts_with("[download] Downloading playlist:"));
+        playlist.then(|| Post {
+            photo_items: stderr.lines().filter(|l| is_photo_item_error(l)).count(),
+        })
     }
+}
+
+/// The error lines of a post's photo items: yt-dlp's format check fails
+/// them ("No video formats found!"), and goes on to the next item.
+fn is_photo_item_error(line: &str) -> bool {
+    line.starts_with("ERROR:") && line.contains("No video formats found!")
+}
+
+/// stderr without the errors of photo items, which are no failure of the
+/// job: the item it wanted is elsewhere in the post.
+fn without_photo_items(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !is_photo_item_error(l))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// "90 seconds", "45 minutes", "3 hours": limits as people say them.
@@ -271,7 +352,13 @@ mod tests {
         assert_eq!(args[args.len() - 1], "-x.example");
         assert!(args.contains(&"--ignore-config".to_string()));
         assert!(args.contains(&"--no-playlist".to_string()));
-        assert!(args.contains(&"!is_live & duration <=? 60".to_string()));
+        let after = |flag: &str| {
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1].clone()
+        };
+        assert_eq!(after("--match-filters"), "!is_live");
+        assert_eq!(after("--break-match-filters"), "duration <=? 60");
+        assert_eq!(after("--max-downloads"), "1");
     }
 
     #[test]

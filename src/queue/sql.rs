@@ -311,6 +311,18 @@ SELECT current_user::text,
        current_setting('server_version'),
        coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
 
+/// Jobs whose last failure, in the last 24 hours, was yt-dlp no longer
+/// reading a site it should (`extractor_outdated`), failed or waiting for a
+/// retry, by platform (`xtract doctor`).
+pub const RECENT_EXTRACTOR_OUTDATED: &str = "
+SELECT coalesce(platform, 'other') AS platform, count(*) AS jobs
+FROM processing_jobs
+WHERE error_code = 'extractor_outdated'
+  AND status IN ('failed', 'pending')
+  AND updated_at > now() - interval '24 hours'
+GROUP BY 1
+ORDER BY 2 DESC, 1";
+
 /// Recent jobs, newest first; each filter applies when its parameter is not
 /// null. The age comes from the database clock, not this machine's. Rows the
 /// old service wrote may lack `created_at` (its column is nullable): they

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::notifier::{backoff, CancelRegistry};
 use super::{AudioRow, Job, Queue};
 use crate::db::{is_connection_error, DbError};
-use crate::error::{JobError, Retry};
+use crate::error::{ErrorCode, JobError, Retry};
 use crate::live::Live;
 use crate::ops::metrics::{Metrics, OutcomeLabels, PlatformLabel};
 use crate::pipeline::{Platform, PlatformTable};
@@ -409,6 +409,15 @@ impl<P: Processor> Shared<P> {
             platform: platform.as_str().into(),
             error_code: e.code.as_str().into(),
         };
+        if e.code == ErrorCode::ExtractorOutdated {
+            // Every attempt, retried or not: the operator's signal to upgrade.
+            self.metrics
+                .extractor_outdated
+                .get_or_create(&PlatformLabel {
+                    platform: platform.as_str().into(),
+                })
+                .inc();
+        }
         if e.retry == Retry::Cooldown {
             self.metrics
                 .platform_pauses
@@ -421,7 +430,13 @@ impl<P: Processor> Shared<P> {
         let retry = match e.retry {
             Retry::Never => None,
             Retry::Backoff if !attempts_left => None,
-            Retry::Backoff => Some((self.retry_delay(job.attempts), true)),
+            // Some failures know better than the queue how soon a retry
+            // can help (ErrorCode::min_retry_delay): never sooner than that.
+            Retry::Backoff => Some((
+                self.retry_delay(job.attempts)
+                    .max(e.retry_after.unwrap_or_default()),
+                true,
+            )),
             Retry::Cooldown if job.pauses >= self.settings.max_pauses => None,
             Retry::Cooldown => Some((e.retry_after.unwrap_or(policy.cooldown), false)),
             Retry::Defer => {

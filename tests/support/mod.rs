@@ -337,7 +337,17 @@ pub fn media() -> &'static Media {
 /// - `needcookies`: "You need to log in" unless given `--cookies`, whose
 ///   file it then rewrites, as yt-dlp does;
 /// - `needmuxed`: "Requested format is not available" unless `-f` allows a
-///   muxed file (does not start with `ba`).
+///   muxed file (does not start with `ba`);
+/// - `carousel:<item>,<item>,…`: a post with several media (an Instagram
+///   carousel), which yt-dlp runs as a playlist whatever `--no-playlist`
+///   says. Items are `photo` (no formats: yt-dlp prints "No video formats
+///   found!" and goes on to the next item), `video`, `video403` (its
+///   download fails with HTTP 403, and yt-dlp goes on) and `long` (fails
+///   the `--break-match-filters` duration filter: yt-dlp stops). Items run
+///   in `--playlist-items` order (`N`, `A:`, `A:B`, comma-separated,
+///   repeats dropped), else all; `--max-downloads 1` stops after the first
+///   file with exit code 101, as yt-dlp 2026.10.26 does. Item `k` is
+///   "downloaded" with id `<name>_<k>` and title `Stand-in <name> item <k>`.
 ///
 /// Every call appends the URL to `calls.log`, `<epoch secs> <url>` to
 /// `times.log` and its arguments to `args.log`.
@@ -429,6 +439,7 @@ const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
 # Stand-in for yt-dlp (see tests/support/mod.rs).
 dir='@DIR@'; media='@MEDIA@'
 out=''; url=''; format=''; cookies=''; prints=(); progress=''
+items_spec=''; max_downloads=''; break_filter=''
 printf '%s\n' "$*" >> "$dir/args.log"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -437,6 +448,9 @@ while [ $# -gt 0 ]; do
     --cookies) cookies="$2"; shift 2;;
     --print) prints+=("$2"); shift 2;;
     --progress-template) progress="$2"; shift 2;;
+    --playlist-items) items_spec="$2"; shift 2;;
+    --max-downloads) max_downloads="$2"; shift 2;;
+    --break-match-filters) break_filter="$2"; shift 2;;
     --) url="$2"; shift 2;;
     *) shift;;
   esac
@@ -459,6 +473,61 @@ block() {
   echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
   while [ ! -e "$dir/$name.go" ]; do sleep 0.05; done
 }
+print_stage() { # stage id title duration index [file]
+  for p in "${prints[@]}"; do
+    st="${p%%:*}"; template="${p#*:}"; prefix="${template%%%(*}"
+    [ "$st" = "$1" ] || continue
+    case "$1" in
+      video) printf '%s{"id": "%s", "title": "%s", "duration": %s, "uploader": "someone", "extractor_key": "Instagram", "playlist_index": %s}\n' "$prefix" "$2" "$3" "$4" "$5";;
+      after_move) printf '%s%s\n' "$prefix" "$6";;
+    esac
+  done
+}
+# yt-dlp on a post with several media: a playlist (see the doc comment).
+carousel() {
+  IFS=, read -r -a kinds <<< "$1"; n=${#kinds[@]}; order=()
+  if [ -n "$items_spec" ]; then
+    IFS=, read -r -a parts <<< "$items_spec"
+    for part in "${parts[@]}"; do
+      case "$part" in
+        *:*) a="${part%%:*}"; b="${part#*:}"; [ -n "$b" ] || b=$n; for ((k=a; k<=b; k++)); do order+=("$k"); done;;
+        *) order+=("$part");;
+      esac
+    done
+  else
+    for ((k=1; k<=n; k++)); do order+=("$k"); done
+  fi
+  echo "[download] Downloading playlist: Post by someone"
+  echo "[Instagram] Playlist Post by someone: Downloading ${#order[@]} items of $n"
+  seen=' '; errors=0; i=0
+  for k in "${order[@]}"; do
+    case "$seen" in *" $k "*) continue;; esac; seen="$seen$k "
+    [ "$k" -ge 1 ] && [ "$k" -le "$n" ] || continue
+    i=$((i + 1)); item="${kinds[$((k - 1))]}"; id="${name}_$k"
+    echo "[download] Downloading item $i of ${#order[@]}"
+    case "$item" in
+      photo) echo "ERROR: [Instagram] $id: No video formats found!; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U" >&2; errors=1; continue;;
+      long)
+        if [ -n "$break_filter" ]; then
+          echo "[download] Stand-in $name item $k does not pass filter ($break_filter), skipping .."
+          echo "[info] Encountered a video that did not match filter, stopping due to --break-match-filter"
+          echo "Aborting remaining downloads"; exit 101
+        fi;;
+    esac
+    print_stage video "$id" "Stand-in $name item $k" 1.0 "$k"
+    if [ "$item" = video403 ]; then
+      echo "ERROR: unable to download video data: HTTP Error 403: Forbidden" >&2; errors=1; continue
+    fi
+    f="${out%%.%(ext)s}.m4a"; cp "$media" "$f"
+    print_stage after_move "$id" "" "" "" "$f"
+    if [ "$max_downloads" = 1 ]; then
+      echo "[info] Maximum number of downloads reached, stopping due to --max-downloads"
+      echo "Aborting remaining downloads"; exit 101
+    fi
+  done
+  echo "[download] Finished downloading playlist: Post by someone"
+  exit $errors
+}
 case "$kind" in
   block) block;;
   slow) say_progress 500; block;;
@@ -477,6 +546,7 @@ case "$kind" in
     case "$format" in
       ba*) echo "ERROR: [StandIn] $name: Requested format is not available. Use --list-formats for a list of available formats" >&2; exit 1;;
     esac;;
+  carousel:*) carousel "${kind#carousel:}";;
 esac
 file="${out%%.%(ext)s}.m4a"
 for p in "${prints[@]}"; do

@@ -84,7 +84,7 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
     };
     let mut out = vec![connection_check(&target, &client, &shown).await];
     out.push(listen_check(&target).await);
-    out.push(match migrate::pending(&client).await {
+    let migrations = match migrate::pending(&client).await {
         Ok(missing) if missing.is_empty() => Check::ok(
             "migrations",
             match migrate::applicable(&client).await {
@@ -107,7 +107,9 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
             format!("cannot read the schema version: {e}"),
             "grant this user read access to the xtract schema, or run xtract migrate",
         ),
-    });
+    };
+    let schema_current = migrations.level == super::Level::Ok;
+    out.push(migrations);
     out.push(match schema::check(&client).await {
         Ok(problems) if problems.is_empty() => Check::ok(
             "schema",
@@ -128,7 +130,53 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
             "check the user's privileges",
         ),
     });
+    if schema_current {
+        out.push(extractor_check(&client).await);
+    }
     out
+}
+
+/// Jobs that failed lately because yt-dlp no longer understands a site: the
+/// operator's cue to upgrade it, before users read "private video".
+async fn extractor_check(client: &tokio_postgres::Client) -> Check {
+    let rows = match client.query(sql::RECENT_EXTRACTOR_OUTDATED, &[]).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            return Check::warn(
+                "extractors",
+                format!(
+                    "cannot count recent extractor_outdated jobs: {}",
+                    DbError::from(e)
+                ),
+                "check the user's privileges on processing_jobs",
+            )
+        }
+    };
+    let by_platform: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    extractor_finding(&by_platform)
+}
+
+fn extractor_finding(by_platform: &[(String, i64)]) -> Check {
+    let total: i64 = by_platform.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return Check::ok(
+            "extractors",
+            "no job failed with extractor_outdated in the last 24 h",
+        );
+    }
+    let list = by_platform
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Check::warn(
+        "extractors",
+        format!(
+            "{total} job{} in the last 24 h failed or wait for a retry with extractor_outdated ({list}): yt-dlp no longer reads these sites",
+            if total == 1 { "" } else { "s" }
+        ),
+        "upgrade yt-dlp (the yt-dlp check says how) and restart xtract; waiting jobs retry by themselves, failed ones with xtract jobs retry --all-failed --platform <platform>",
+    )
 }
 
 async fn connection_check(
@@ -256,6 +304,21 @@ mod tests {
         let forms = password_forms("postgres://u:p%40ss@h:5432/db");
         assert_eq!(forms, vec!["p%40ss".to_string(), "p@ss".to_string()]);
         assert!(password_forms("postgres://u@h/db").is_empty());
+    }
+
+    #[test]
+    fn recent_extractor_failures_ask_for_an_upgrade() {
+        let none = extractor_finding(&[]);
+        assert_eq!(none.level, super::super::Level::Ok);
+        let some = extractor_finding(&[("instagram".into(), 9), ("tiktok".into(), 1)]);
+        assert_eq!(some.level, super::super::Level::Warn);
+        assert!(some.found.starts_with("10 jobs"), "{}", some.found);
+        assert!(
+            some.found.contains("instagram 9, tiktok 1"),
+            "{}",
+            some.found
+        );
+        assert!(some.fix.unwrap().contains("upgrade yt-dlp"));
     }
 
     #[test]
