@@ -1,5 +1,5 @@
 //! Operations: configuration, the daemon's wiring and signals, commands for
-//! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`), logging, and the local PostgreSQL
+//! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`, `tools`), logging, and the local PostgreSQL
 //! used by `dev` and the tests.
 
 pub mod commands;
@@ -14,3 +14,4 @@ pub mod logging;
 pub mod media_server;
 pub mod metrics;
 pub mod systemd;
+pub mod tools;
