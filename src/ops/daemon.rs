@@ -154,15 +154,27 @@ async fn serve<S: AudioStore>(
     let running_config = config.clone();
     // SIGHUP: the platform table and the pipeline's limits and options are
     // read again; running jobs finish with what they started with.
+    log_ytdlp(config.ytdlp.clone());
     let reload = move || match running_config.reload() {
         Ok(new) => {
             pipeline_config.set(PipelineConfig::from_config(&new));
             platforms.set(new.platforms.clone());
             tracing::info!("configuration reloaded");
+            // `xtract tools upgrade` reloads after switching yt-dlp: say
+            // which one new jobs now run.
+            log_ytdlp(new.ytdlp.clone());
         }
         Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
     };
     run_worker(config, target, pipeline, settings, reload).await
+}
+
+/// Logs the yt-dlp jobs run (version, and where the venv symlink leads),
+/// without holding up the caller.
+fn log_ytdlp(program: std::path::PathBuf) {
+    tokio::spawn(async move {
+        tracing::info!("{}", crate::ops::tools::describe_ytdlp(&program).await);
+    });
 }
 
 /// Starts the notifier and the worker loop for any job body; returns when
