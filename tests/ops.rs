@@ -76,6 +76,31 @@ async fn doctor_names_an_unreachable_database_without_printing_its_password() {
     line(&ran, "ok    ffmpeg");
 }
 
+/// A yt-dlp released 5 days ago: too old for the nightly channel, fine for
+/// stable; the line names the channel either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_judges_yt_dlps_age_by_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let released = chrono::Utc::now().date_naive() - chrono::Days::new(5);
+    let fake = dir.path().join("yt-dlp");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho {}.123456\n", released.format("%Y.%m.%d")),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (channel, want) in [("nightly", "warn  yt-dlp"), ("stable", "ok    yt-dlp")] {
+        let mut opts = DaemonOptions::new(&fake);
+        opts.extra_env
+            .push(("XTRACT_YTDLP_CHANNEL".into(), channel.into()));
+        let ran = xtract("postgres://127.0.0.1:1/postgres", &opts, &["doctor"]).await;
+        let found = line(&ran, want);
+        assert!(found.contains(&format!("{channel} channel")), "{found}");
+        assert!(found.contains("5 days old"), "{found}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_warns_about_the_transaction_pooler_port() {
     let url = "postgres://xtract:pw@127.0.0.1:6543/postgres";
