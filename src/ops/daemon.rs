@@ -154,7 +154,6 @@ async fn serve<S: AudioStore>(
     let running_config = config.clone();
     // SIGHUP: the platform table and the pipeline's limits and options are
     // read again; running jobs finish with what they started with.
-    log_ytdlp(config.ytdlp.clone());
     let reload = move || match running_config.reload() {
         Ok(new) => {
             pipeline_config.set(PipelineConfig::from_config(&new));
@@ -169,8 +168,9 @@ async fn serve<S: AudioStore>(
     run_worker(config, target, pipeline, settings, reload).await
 }
 
-/// Logs the yt-dlp jobs run (version, and where the venv symlink leads),
-/// without holding up the caller.
+/// Logs the yt-dlp new jobs run (version, and where the venv symlink
+/// leads), without holding up the caller. On reload only: `doctor` tells it
+/// at any time, and a start need not pay for a Python start-up.
 fn log_ytdlp(program: std::path::PathBuf) {
     tokio::spawn(async move {
         tracing::info!("{}", crate::ops::tools::describe_ytdlp(&program).await);

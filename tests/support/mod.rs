@@ -404,6 +404,8 @@ impl StandIn {
 const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
 # Stand-in for yt-dlp (see tests/support/mod.rs).
 dir='@DIR@'; media='@MEDIA@'
+# Asked for its version (a reload logs it): not a call to the platform.
+[ "$1" = --version ] && { echo 2026.01.01; exit 0; }
 out=''; url=''; format=''; cookies=''; prints=(); progress=''
 printf '%s\n' "$*" >> "$dir/args.log"
 while [ $# -gt 0 ]; do
