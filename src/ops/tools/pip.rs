@@ -142,8 +142,27 @@ async fn make_venv(python: &Path, dir: &Path) -> Result<(), ToolsError> {
     .await
 }
 
+/// `--report` came with pip 22.2; Ubuntu 22.04's ensurepip brings 22.0.
+const REPORT_PIP: (u32, u32) = (22, 2);
+
+/// The (major, minor) version of `python`'s pip.
+async fn pip_version(python: &Path) -> Option<(u32, u32)> {
+    let out = tokio::process::Command::new(python)
+        .args(["-m", "pip", "--version"])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    // "pip 23.2.1 from /…/site-packages/pip (python 3.11)"
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace().nth(1)?.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
 /// What pip would install for `requirements`, asked of the virtualenv in
-/// use (or, on the first install, of a throwaway one).
+/// use (or, on the first install or when its pip is too old for a report,
+/// of a throwaway one).
 pub async fn resolve(
     layout: &Layout,
     python: &Path,
@@ -153,11 +172,24 @@ pub async fn resolve(
     let scratch = layout
         .venvs()
         .join(format!(".resolve-{}", std::process::id()));
-    let resolver: PathBuf = if in_use.exists() {
+    let modern = |v: Option<(u32, u32)>| v.is_some_and(|v| v >= REPORT_PIP);
+    let resolver: PathBuf = if in_use.exists() && modern(pip_version(&in_use).await) {
         in_use
     } else {
         make_venv(python, &scratch).await?;
-        scratch.join("bin/python")
+        let py = scratch.join("bin/python");
+        if !modern(pip_version(&py).await) {
+            let upgrade: Vec<String> = ["-m", "pip", "install", "--upgrade", "pip>=22.2"]
+                .iter()
+                .chain(PIP_OPTIONS)
+                .map(|s| s.to_string())
+                .collect();
+            if let Err(e) = run(&py, &upgrade, "upgrading pip for its --report").await {
+                let _ = std::fs::remove_dir_all(&scratch);
+                return Err(e);
+            }
+        }
+        py
     };
     let report_dir = tempfile::tempdir().map_err(io("cannot create a temporary folder"))?;
     let report = report_dir.path().join("report.json");
