@@ -8,7 +8,7 @@ use uuid::Uuid;
 use xtract::ops::cli::{self, CliError, Kind};
 use xtract::ops::config::{Config, ConfigError};
 use xtract::ops::jobs::JobsError;
-use xtract::ops::{commands, daemon, dev, doctor, jobs, logging};
+use xtract::ops::{commands, daemon, dev, doctor, jobs, logging, tools};
 
 /// Turns social-media video links queued in Supabase into audio files.
 #[derive(Parser)]
@@ -61,6 +61,53 @@ enum Command {
     Doctor,
     /// List, show, retry and cancel jobs.
     Jobs(jobs::JobsArgs),
+    /// Keep yt-dlp fresh: upgrade, roll back, show what is installed.
+    #[command(subcommand)]
+    Tools(ToolsCommand),
+}
+
+#[derive(Subcommand)]
+enum ToolsCommand {
+    /// Build a virtualenv with the newest yt-dlp of the channel (with its
+    /// extras, deno and XTRACT_YTDLP_PLUGINS), check it, switch to it and
+    /// reload the daemon. Exits non-zero when it kept the old one.
+    Upgrade {
+        #[command(flatten)]
+        place: ToolsPlace,
+        /// stable or nightly (default: XTRACT_YTDLP_CHANNEL, else nightly).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Install even a release that was rolled back.
+        #[arg(long)]
+        force: bool,
+        /// The Python that builds virtualenvs.
+        #[arg(long, default_value = "python3")]
+        python: PathBuf,
+        /// Do not reload the daemon after switching.
+        #[arg(long)]
+        no_reload: bool,
+    },
+    /// Go back to the previous virtualenv (the upgrade then skips the one
+    /// left until a newer release) and reload the daemon.
+    Rollback {
+        #[command(flatten)]
+        place: ToolsPlace,
+        #[arg(long)]
+        no_reload: bool,
+    },
+    /// List the virtualenvs: in use, previous, rolled back.
+    Status {
+        #[command(flatten)]
+        place: ToolsPlace,
+    },
+}
+
+#[derive(clap::Args)]
+struct ToolsPlace {
+    /// The tools folder: venvs/, and the venv symlink XTRACT_YTDLP points
+    /// through (/opt/xtract/venv/bin/yt-dlp).
+    #[arg(long, default_value = "/opt/xtract")]
+    dir: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +172,62 @@ async fn doctor_command(config: Result<Config, ConfigError>) -> ExitCode {
     }
 }
 
+async fn tools_command(command: ToolsCommand, config: &Config) -> Result<ExitCode, CliError> {
+    let failed = |what: &str, e: String| CliError::new(Kind::Failed, format!("tools {what}"), e);
+    let mut say = |line: &str| println!("{line}");
+    let (reload, dir) = match command {
+        ToolsCommand::Status { place } => {
+            for line in tools::status(&place.dir).map_err(|e| failed("status", e.to_string()))? {
+                println!("{line}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ToolsCommand::Rollback { place, no_reload } => {
+            tools::rollback(&place.dir, &mut say).map_err(|e| failed("rollback", e.to_string()))?;
+            (!no_reload, place.dir)
+        }
+        ToolsCommand::Upgrade {
+            place,
+            channel,
+            force,
+            python,
+            no_reload,
+        } => {
+            let channel = match channel {
+                Some(c) => c.parse().map_err(|e| {
+                    CliError::new(Kind::Usage, "tools upgrade", format!("--channel: {e}"))
+                        .fix("stable or nightly")
+                })?,
+                None => config.ytdlp_channel,
+            };
+            let options = tools::UpgradeOptions {
+                dir: place.dir.clone(),
+                channel,
+                plugins: config.ytdlp_plugins.clone(),
+                python,
+                force,
+            };
+            match tools::upgrade(&options, &mut say).await {
+                Ok(tools::Upgraded::Switched { .. }) => (!no_reload, place.dir),
+                Ok(_) => return Ok(ExitCode::SUCCESS),
+                Err(e) => return Err(failed("upgrade", e.to_string())),
+            }
+        }
+    };
+    let expected = dir.join("venv/bin/yt-dlp");
+    if config.ytdlp != expected {
+        println!(
+            "note: XTRACT_YTDLP is {}, not {}: the daemon does not run this virtualenv",
+            config.ytdlp.display(),
+            expected.display()
+        );
+    }
+    if reload {
+        println!("{}", tools::reload_daemons().await);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn database_url(config: &Config, command: &str) -> Result<String, CliError> {
     config
         .database_url
@@ -163,6 +266,7 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
                 other => CliError::new(Kind::Failed, "jobs", other.to_string()),
             });
         }
+        Command::Tools(command) => return tools_command(command, &config).await,
         Command::Migrate => {
             let url = database_url(&config, "migrate")?;
             let outcome = commands::migrate_with_outcome(&url)

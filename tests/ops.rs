@@ -78,6 +78,31 @@ async fn doctor_names_an_unreachable_database_without_printing_its_password() {
     line(&ran, "ok    ffmpeg");
 }
 
+/// A yt-dlp released 5 days ago: too old for the nightly channel, fine for
+/// stable; the line names the channel either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_judges_yt_dlps_age_by_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let released = chrono::Utc::now().date_naive() - chrono::Days::new(5);
+    let fake = dir.path().join("yt-dlp");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho {}.123456\n", released.format("%Y.%m.%d")),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (channel, want) in [("nightly", "warn  yt-dlp"), ("stable", "ok    yt-dlp")] {
+        let mut opts = DaemonOptions::new(&fake);
+        opts.extra_env
+            .push(("XTRACT_YTDLP_CHANNEL".into(), channel.into()));
+        let ran = xtract("postgres://127.0.0.1:1/postgres", &opts, &["doctor"]).await;
+        let found = line(&ran, want);
+        assert!(found.contains(&format!("{channel} channel")), "{found}");
+        assert!(found.contains("5 days old"), "{found}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_warns_about_the_transaction_pooler_port() {
     let url = "postgres://xtract:pw@127.0.0.1:6543/postgres";
@@ -588,11 +613,20 @@ async fn jobs_cancel_stops_a_job_a_daemon_is_running() {
 
 const INSTALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install");
 
+/// Runs scripts/install into `root`. Its yt-dlp comes from wheels the test
+/// builds (no package index; `xtract tools upgrade` is tested in
+/// tests/tools.rs).
 fn install_into(root: &Path) -> std::process::Output {
+    let wheel_dir = tempfile::tempdir().unwrap();
+    wheels::ytdlp(wheel_dir.path(), "2026.1.1", false);
+    wheels::deno(wheel_dir.path(), "2.5.0");
     let out = Command::new(INSTALL)
         .args(["--root"])
         .arg(root)
         .args(["--binary", env!("CARGO_BIN_EXE_xtract")])
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", wheel_dir.path())
+        .env("PIP_NO_CACHE_DIR", "1")
         .output()
         .expect("run scripts/install");
     assert!(
@@ -604,8 +638,8 @@ fn install_into(root: &Path) -> std::process::Output {
     out
 }
 
-/// Every file and folder under `root` (the venv's contents left out: pip
-/// owns them): mode, size, modification time, content.
+/// Every file and folder under `root` (the virtualenvs' contents left out:
+/// pip owns them): mode, size, modification time, content.
 fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u64, i64, i64, Vec<u8>)> {
     fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, (u32, u64, i64, i64, Vec<u8>)>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -627,7 +661,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, (u32, u64, i64, i64, Vec<u8>)> {
                     content,
                 ),
             );
-            if meta.is_dir() && rel != Path::new("opt/xtract/venv") {
+            if meta.is_dir() && rel != Path::new("opt/xtract/venvs") {
                 walk(&path, root, out);
             }
         }
@@ -653,7 +687,14 @@ fn install_into_a_root_creates_the_files_and_a_second_run_changes_nothing() {
     assert_eq!(mode("etc/xtract"), 0o750);
     assert_eq!(mode("etc/xtract/xtract.env"), 0o600);
     assert_eq!(mode("var/lib/xtract"), 0o750);
+    assert_eq!(mode("etc/systemd/system/xtract-upgrade.service"), 0o644);
+    assert_eq!(mode("etc/systemd/system/xtract-upgrade.timer"), 0o644);
+    // yt-dlp (and deno beside it) in a checked virtualenv behind the
+    // symlink the daemon runs through.
+    let venv = std::fs::read_link(root.path().join("opt/xtract/venv")).unwrap();
+    assert!(venv.starts_with("venvs"), "{venv:?}");
     assert!(root.path().join("opt/xtract/venv/bin/yt-dlp").exists());
+    assert!(root.path().join("opt/xtract/venv/bin/deno").exists());
     let env = std::fs::read_to_string(root.path().join("etc/xtract/xtract.env")).unwrap();
     assert!(
         env.lines()

@@ -182,6 +182,67 @@ async fn a_platform_without_audio_only_formats_falls_back_to_a_muxed_file() {
     assert!(args[1].contains("-f b/bv*+ba/ba"), "{}", args[1]);
 }
 
+/// `ytdlp_args` of a platform reach yt-dlp on every strategy of that
+/// platform, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platforms_ytdlp_args_reach_every_strategy_of_that_platform() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_kind("muxedvideo1", "needmuxed");
+    let client = db.client().await;
+    let toml = format!(
+        "{QUICK}ytdlp_args = [\"--extractor-args\", \"youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416\", \"--sleep-requests\", \"1.5\"]\n"
+    );
+    let _daemon = daemon_with(&db, &standin, &toml, &[]);
+    let yt = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=muxedvideo1")
+        .await;
+    wait_status(&client, yt, "completed", SECS(30)).await;
+    let tt = db
+        .enqueue(&client, "https://www.tiktok.com/@b/video/2004")
+        .await;
+    wait_status(&client, tt, "completed", SECS(30)).await;
+    let args = standin.args();
+    assert_eq!(
+        args.len(),
+        3,
+        "two YouTube strategies, one TikTok: {args:?}"
+    );
+    for line in &args[..2] {
+        assert!(
+            line.contains(
+                "--extractor-args youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416 --sleep-requests 1.5"
+            ),
+            "{line}"
+        );
+        // Before the link, not after the `--` that ends the options.
+        let (options, _) = line.split_once(" -- ").unwrap();
+        assert!(options.contains("--sleep-requests 1.5"), "{line}");
+    }
+    assert!(!args[2].contains("--extractor-args"), "{}", args[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_file_with_an_option_that_runs_commands_stops_the_daemon() {
+    let standin = StandIn::new();
+    let mut o = DaemonOptions::new(&standin.script);
+    o.extra_env.push((
+        "XTRACT_PLATFORMS_FILE".into(),
+        platforms_file(
+            standin.dir.path(),
+            "[youtube]\nytdlp_args = [\"--exec\", \"touch /tmp/pwned\"]\n",
+        ),
+    ));
+    let mut daemon = Daemon::start("postgres://127.0.0.1:9/none", &o);
+    assert_eq!(daemon.wait_exit(SECS(30)).await.code(), Some(2));
+    let log = daemon.log_text();
+    assert!(
+        log.contains("[youtube] ytdlp_args") && log.contains("'--exec' is refused: runs commands"),
+        "{log}"
+    );
+    assert!(standin.calls().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_strategy_fails_the_user_is_told_so() {
     let db = TestDb::start().await;
@@ -237,7 +298,7 @@ async fn a_private_video_is_not_asked_for_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instagram_is_asked_as_a_phone_and_the_media_facts_are_kept() {
+async fn instagram_gets_no_forced_user_agent_and_the_media_facts_are_kept() {
     let db = TestDb::start().await;
     let standin = StandIn::new();
     let client = db.client().await;
@@ -250,11 +311,9 @@ async fn instagram_is_asked_as_a_phone_and_the_media_facts_are_kept() {
         .await;
     wait_status(&client, id, "completed", SECS(30)).await;
     let args = standin.args();
-    assert!(
-        args[0].contains("User-Agent:Mozilla/5.0 (iPhone"),
-        "{}",
-        args[0]
-    );
+    // yt-dlp impersonates a browser for Instagram itself (curl_cffi); a
+    // forced phone User-Agent would contradict it (see strategy.rs).
+    assert!(!args[0].contains("User-Agent"), "{}", args[0]);
     assert!(args[0].contains("--ignore-config") && args[0].contains("--no-playlist"));
     let row = job(&client, id).await;
     assert_eq!(row["platform"], "instagram");
@@ -467,6 +526,7 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         max_attempts: 3,
         cooldown: SECS(60),
         enabled: true,
+        ytdlp_args: Vec::new(),
     };
     let client = db.client().await;
     let next = || async {

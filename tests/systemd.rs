@@ -63,6 +63,38 @@ fn the_unit_passes_systemd_analyze_verify() {
 }
 
 #[test]
+fn the_daily_upgrade_units_pass_systemd_analyze_verify() {
+    if !have_systemd_analyze() {
+        eprintln!("systemd-analyze is not installed here; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["xtract-upgrade.service", "xtract-upgrade.timer"] {
+        let text =
+            std::fs::read_to_string(format!("{}/systemd/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .replace("/usr/local/bin/xtract", env!("CARGO_BIN_EXE_xtract"));
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let service = std::fs::read_to_string(dir.path().join("xtract-upgrade.service")).unwrap();
+    assert!(service.contains("tools upgrade"), "{service}");
+    assert!(service.contains("ReadWritePaths=/opt/xtract"), "{service}");
+    let timer = std::fs::read_to_string(dir.path().join("xtract-upgrade.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=daily") && timer.contains("Persistent=true"));
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("xtract-upgrade.service"))
+        .arg(dir.path().join("xtract-upgrade.timer"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn the_unit_is_a_notify_service_with_a_watchdog_and_a_long_enough_stop_timeout() {
     let unit = std::fs::read_to_string(UNIT).unwrap();
     let value = |key: &str| {

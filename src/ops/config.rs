@@ -107,6 +107,12 @@ pub struct Config {
     pub cookies_dir: Option<PathBuf>,
     /// yt-dlp `--impersonate` target tried as a strategy (needs curl_cffi).
     pub impersonate: Option<String>,
+    /// Which yt-dlp releases `xtract tools upgrade` installs, and how old
+    /// one may get before `doctor` warns.
+    pub ytdlp_channel: crate::ops::tools::Channel,
+    /// pip packages installed beside yt-dlp by `xtract tools upgrade`
+    /// (plugins such as bgutil-ytdlp-pot-provider).
+    pub ytdlp_plugins: Vec<String>,
     /// Reuse the audio of an earlier job for the same video.
     pub dedup: bool,
     /// Set when XTRACT_STORAGE=supabase; the error names what is missing.
@@ -308,6 +314,12 @@ impl Config {
             }
         }
 
+        let ytdlp_channel = match get("XTRACT_YTDLP_CHANNEL") {
+            None => crate::ops::tools::Channel::Nightly,
+            Some(v) => v.parse().map_err(|e| err("XTRACT_YTDLP_CHANNEL", e))?,
+        };
+        let ytdlp_plugins = plugin_list(get("XTRACT_YTDLP_PLUGINS").as_deref().unwrap_or(""))?;
+
         let config = Config {
             database_url: get("DATABASE_URL").map(Secret::new),
             storage,
@@ -340,6 +352,8 @@ impl Config {
             pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0)?,
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
+            ytdlp_channel,
+            ytdlp_plugins,
             supabase: supabase_settings(&get),
             max_pending_per_user: match get("XTRACT_MAX_PENDING_PER_USER") {
                 None => 20,
@@ -503,6 +517,29 @@ fn hostname() -> String {
 
 /// Looks a program up on PATH, then in the project's `.venv` (where the
 /// setup script installs yt-dlp).
+/// XTRACT_YTDLP_PLUGINS: pip requirements separated by spaces or commas,
+/// from the package index only: no pip options, paths or URLs (the upgrade
+/// runs pip as root).
+fn plugin_list(v: &str) -> Result<Vec<String>, ConfigError> {
+    let list: Vec<String> = v
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for p in &list {
+        let ok = !p.starts_with('-')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-[]<>=!~".contains(c));
+        if !ok {
+            return Err(err(
+                "XTRACT_YTDLP_PLUGINS",
+                format!("'{p}' is not a package name (with an optional version, e.g. bgutil-ytdlp-pot-provider>=1.2)"),
+            ));
+        }
+    }
+    Ok(list)
+}
+
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -563,6 +600,33 @@ mod tests {
         assert_eq!(c.max_duration, Duration::from_secs(3 * 3600));
         assert_eq!(c.max_filesize_bytes, 500 * 1024 * 1024);
         assert!(c.database_url.is_none());
+        assert_eq!(c.ytdlp_channel, crate::ops::tools::Channel::Nightly);
+        assert!(c.ytdlp_plugins.is_empty());
+    }
+
+    #[test]
+    fn the_yt_dlp_channel_and_plugins_are_read_and_checked() {
+        let c = config(&[
+            ("XTRACT_YTDLP_CHANNEL", "stable"),
+            (
+                "XTRACT_YTDLP_PLUGINS",
+                "bgutil-ytdlp-pot-provider>=1.2, other_plugin",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.ytdlp_channel, crate::ops::tools::Channel::Stable);
+        assert_eq!(
+            c.ytdlp_plugins,
+            ["bgutil-ytdlp-pot-provider>=1.2", "other_plugin"]
+        );
+        for bad in [
+            "--index-url=http://evil",
+            "https://evil/x.whl",
+            "/tmp/x.whl",
+        ] {
+            let e = config(&[("XTRACT_YTDLP_PLUGINS", bad)]).unwrap_err();
+            assert_eq!(e.var, "XTRACT_YTDLP_PLUGINS", "{bad}");
+        }
     }
 
     #[test]
@@ -575,6 +639,7 @@ mod tests {
             ("XTRACT_POLL_INTERVAL_SECS", "-1"),
             ("XTRACT_AUDIO_FORMAT", "wav"),
             ("XTRACT_PLATFORMS_FILE", "/nonexistent/platforms.toml"),
+            ("XTRACT_YTDLP_CHANNEL", "master"),
         ] {
             let e = config(&[(var, value)]).unwrap_err();
             assert_eq!(e.var, var, "{e}");

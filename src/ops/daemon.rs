@@ -208,6 +208,9 @@ async fn serve<S: AudioStore + Clone>(
             pipeline_config.set(PipelineConfig::from_config(&new));
             platforms.set(new.platforms.clone());
             tracing::info!("configuration reloaded");
+            // `xtract tools upgrade` reloads after switching yt-dlp: say
+            // which one new jobs now run.
+            log_ytdlp(new.ytdlp.clone());
         }
         Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
     };
@@ -217,6 +220,15 @@ async fn serve<S: AudioStore + Clone>(
         let _ = task.await;
     }
     result
+}
+
+/// Logs the yt-dlp new jobs run (version, and where the venv symlink
+/// leads), without holding up the caller. On reload only: `doctor` tells it
+/// at any time, and a start need not pay for a Python start-up.
+fn log_ytdlp(program: std::path::PathBuf) {
+    tokio::spawn(async move {
+        tracing::info!("{}", crate::ops::tools::describe_ytdlp(&program).await);
+    });
 }
 
 /// Starts the notifier and the worker loop for any job body; returns when

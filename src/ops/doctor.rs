@@ -126,6 +126,8 @@ impl fmt::Display for Report {
 struct Inputs {
     database_url: Option<String>,
     ytdlp: Option<PathBuf>,
+    /// XTRACT_YTDLP_CHANNEL: how old yt-dlp may get.
+    channel: crate::ops::tools::Channel,
     ffmpeg: Option<PathBuf>,
     ffprobe: Option<PathBuf>,
     /// None when XTRACT_STORAGE itself is wrong.
@@ -140,6 +142,7 @@ impl Inputs {
         Inputs {
             database_url: c.database_url.as_ref().map(|s| s.expose().to_string()),
             ytdlp: Some(c.ytdlp.clone()),
+            channel: c.ytdlp_channel,
             ffmpeg: Some(c.ffmpeg.clone()),
             ffprobe: Some(c.ffprobe.clone()),
             storage: Some(c.storage),
@@ -155,6 +158,9 @@ impl Inputs {
         Inputs {
             database_url: get("DATABASE_URL"),
             ytdlp: program("XTRACT_YTDLP", "yt-dlp"),
+            channel: get("XTRACT_YTDLP_CHANNEL")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(crate::ops::tools::Channel::Nightly),
             ffmpeg: program("XTRACT_FFMPEG", "ffmpeg"),
             ffprobe: program("XTRACT_FFPROBE", "ffprobe"),
             storage: match get("XTRACT_STORAGE").as_deref().map(str::trim) {
@@ -205,10 +211,10 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
     for check in database::checks(inputs.database_url.as_deref()).await {
         report.push(check);
     }
-    report.push(tools::check_ytdlp(inputs.ytdlp.as_deref(), today()).await);
+    report.push(tools::check_ytdlp(inputs.ytdlp.as_deref(), today(), inputs.channel).await);
     report.push(tools::check_ffmpeg("ffmpeg", "XTRACT_FFMPEG", inputs.ffmpeg.as_deref()).await);
     report.push(tools::check_ffmpeg("ffprobe", "XTRACT_FFPROBE", inputs.ffprobe.as_deref()).await);
-    report.push(tools::check_js_runtime());
+    report.push(tools::check_js_runtime(inputs.ytdlp.as_deref()));
     report.push(
         check_storage(
             inputs.storage,

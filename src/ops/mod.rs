@@ -1,5 +1,5 @@
 //! Operations: configuration, the daemon's wiring and signals, commands for
-//! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`), logging, and the local PostgreSQL
+//! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`, `tools`), logging, and the local PostgreSQL
 //! used by `dev` and the tests.
 
 pub mod cli;
@@ -16,3 +16,4 @@ pub mod media_server;
 pub mod metrics;
 pub mod retention;
 pub mod systemd;
+pub mod tools;

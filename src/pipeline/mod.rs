@@ -12,6 +12,7 @@ pub mod strategy;
 pub mod url_rules;
 pub mod workdir;
 pub mod ytdlp;
+pub mod ytdlp_args;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -292,7 +293,11 @@ impl<S: AudioStore> MediaPipeline<S> {
             let run_dir = dir.join(format!("s{i}"));
             std::fs::create_dir_all(&run_dir)
                 .map_err(|e| JobError::internal(format!("work directory: {e}")))?;
-            let mut extra = s.extra_args.clone();
+            // The operator's options for this platform first: the strategy's
+            // and ours come later and win where they overlap (yt-dlp keeps
+            // the last value), so the guard's proxy stays in force.
+            let mut extra = policy.ytdlp_args.clone();
+            extra.extend(s.extra_args.iter().cloned());
             extra.extend([
                 "--ffmpeg-location".to_string(),
                 c.ffmpeg.display().to_string(),

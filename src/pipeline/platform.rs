@@ -1,7 +1,8 @@
 //! Which site a job is for, and how politely we treat that site: spacing
 //! between requests, random jitter, attempts, and the pause after it
-//! rate-limits us. Built-in defaults are the old service's; operators override
-//! them per key in a TOML file (`XTRACT_PLATFORMS_FILE`).
+//! rate-limits us, and the yt-dlp options added for it. Built-in defaults are
+//! the old service's, except YouTube's pacing (see `builtin`); operators
+//! override them per key in a TOML file (`XTRACT_PLATFORMS_FILE`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -74,6 +75,9 @@ pub struct PlatformPolicy {
     /// Pause after the platform rate-limits us.
     pub cooldown: Duration,
     pub enabled: bool,
+    /// yt-dlp options added to every strategy's run for this platform
+    /// (checked by `ytdlp_args::check`).
+    pub ytdlp_args: Vec<String>,
 }
 
 impl PlatformPolicy {
@@ -82,7 +86,11 @@ impl PlatformPolicy {
         let (interval, jitter, attempts, cooldown, enabled) = match platform {
             Platform::Instagram => (8.0, (3.0, 7.0), 2, 600.0, true),
             Platform::TikTok => (5.0, (1.0, 3.0), 3, 300.0, true),
-            Platform::YouTube => (2.0, (0.5, 2.0), 3, 300.0, true),
+            // yt-dlp's own advice for YouTube guest sessions (its wiki,
+            // "Common YouTube Errors"): sessions are limited to about 300
+            // videos an hour, so wait 5-10 s between downloads. The old
+            // service's 2 s + 0.5-2 s asked up to three times as often.
+            Platform::YouTube => (5.0, (0.0, 5.0), 3, 300.0, true),
             Platform::Other => (3.0, (0.5, 2.0), 3, 300.0, false),
         };
         PlatformPolicy {
@@ -91,6 +99,7 @@ impl PlatformPolicy {
             max_attempts: attempts,
             cooldown: secs(cooldown),
             enabled,
+            ytdlp_args: Vec::new(),
         }
     }
 
@@ -114,6 +123,7 @@ struct PolicyOverride {
     max_attempts: Option<u32>,
     cooldown_secs: Option<f64>,
     enabled: Option<bool>,
+    ytdlp_args: Option<Vec<String>>,
 }
 
 /// The policy of every platform.
@@ -187,6 +197,10 @@ impl PlatformTable {
             if let Some(v) = o.enabled {
                 p.enabled = v;
             }
+            if let Some(args) = o.ytdlp_args {
+                super::ytdlp_args::check(&args).map_err(|e| format!("[{name}] ytdlp_args: {e}"))?;
+                p.ytdlp_args = args;
+            }
         }
         Ok(table)
     }
@@ -207,7 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_old_services_limits() {
+    fn defaults_are_the_old_services_limits_but_youtube_follows_yt_dlps_advice() {
         let t = PlatformTable::default();
         let ig = t.get(Platform::Instagram);
         assert_eq!(ig.min_interval, Duration::from_secs(8));
@@ -215,11 +229,49 @@ mod tests {
         assert_eq!(ig.max_attempts, 2);
         assert_eq!(ig.cooldown, Duration::from_secs(600));
         assert_eq!(t.get(Platform::TikTok).max_attempts, 3);
-        assert_eq!(
-            t.get(Platform::YouTube).min_interval,
-            Duration::from_secs(2)
-        );
+        // 5-10 s between YouTube requests, as yt-dlp advises for guest
+        // sessions (the old service: 2 s + 0.5-2 s).
+        let yt = t.get(Platform::YouTube);
+        assert_eq!(yt.min_interval, Duration::from_secs(5));
+        assert_eq!(yt.jitter, (Duration::ZERO, Duration::from_secs(5)));
+        assert!(Platform::ALL
+            .iter()
+            .all(|p| t.get(*p).ytdlp_args.is_empty()));
         assert!(!t.get(Platform::Other).enabled);
+    }
+
+    #[test]
+    fn the_old_services_youtube_pacing_can_be_restored() {
+        // The snippet the README gives.
+        let t = PlatformTable::from_toml(
+            "[youtube]\nmin_interval_secs = 2.0\njitter_secs = [0.5, 2.0]\n",
+        )
+        .unwrap();
+        let yt = t.get(Platform::YouTube);
+        assert_eq!(yt.min_interval, Duration::from_secs(2));
+        assert_eq!(
+            yt.jitter,
+            (Duration::from_millis(500), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn ytdlp_args_are_taken_per_platform_and_refused_when_unsafe() {
+        let t = PlatformTable::from_toml(
+            "[youtube]\nytdlp_args = [\"--extractor-args\", \"youtube:player_client=web\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            t.get(Platform::YouTube).ytdlp_args,
+            ["--extractor-args", "youtube:player_client=web"]
+        );
+        assert!(t.get(Platform::TikTok).ytdlp_args.is_empty());
+        let e =
+            PlatformTable::from_toml("[tiktok]\nytdlp_args = [\"--exec\", \"id\"]\n").unwrap_err();
+        assert!(
+            e.contains("[tiktok] ytdlp_args") && e.contains("--exec"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -231,7 +283,7 @@ mod tests {
         assert_eq!(t.get(Platform::YouTube).max_attempts, 5);
         assert_eq!(
             t.get(Platform::YouTube).min_interval,
-            Duration::from_secs(2)
+            Duration::from_secs(5)
         );
         assert!(t.get(Platform::Other).enabled);
         assert_eq!(t.get(Platform::Other).draw_jitter(), Duration::ZERO);

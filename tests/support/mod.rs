@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod storage_double;
+pub mod wheels;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -438,6 +439,8 @@ impl StandIn {
 const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
 # Stand-in for yt-dlp (see tests/support/mod.rs).
 dir='@DIR@'; media='@MEDIA@'
+# Asked for its version (a reload logs it): not a call to the platform.
+[ "$1" = --version ] && { echo 2026.01.01; exit 0; }
 out=''; url=''; format=''; cookies=''; prints=(); progress=''
 items_spec=''; max_downloads=''; break_filter=''
 printf '%s\n' "$*" >> "$dir/args.log"

@@ -8,10 +8,7 @@ use chrono::NaiveDate;
 
 use super::Check;
 use crate::ops::config::find_program;
-
-/// Platforms change their sites weekly and yt-dlp follows; a release older
-/// than this has probably missed fixes we need.
-pub const YTDLP_MAX_AGE_DAYS: i64 = 60;
+use crate::ops::tools::Channel;
 
 /// A program that does not answer `--version` in this long is broken.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -53,19 +50,41 @@ pub fn ytdlp_release_date(version: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day)
 }
 
-/// How to upgrade the yt-dlp at `program`: with the pip of its virtualenv
-/// when it has one (as scripts/install makes it).
-fn ytdlp_upgrade_command(program: &Path) -> String {
-    match program.parent().map(|dir| dir.join("pip")) {
-        Some(pip) if pip.exists() => format!("{} install -U 'yt-dlp[default]'", pip.display()),
+/// How to upgrade the yt-dlp at `program`: `xtract tools upgrade` where it
+/// manages the virtualenv (`<dir>/venv` beside `<dir>/venvs`, as
+/// scripts/install sets it up), else the pip of its virtualenv.
+fn ytdlp_upgrade_command(program: &Path, channel: Channel) -> String {
+    let bin = program.parent();
+    let venv = bin.and_then(Path::parent);
+    if let Some(venv) = venv.filter(|v| v.file_name().is_some_and(|n| n == "venv")) {
+        if let Some(dir) = venv.parent().filter(|d| d.join("venvs").is_dir()) {
+            let flag = if dir == Path::new("/opt/xtract") {
+                String::new()
+            } else {
+                format!(" --dir {}", dir.display())
+            };
+            return format!(
+                "xtract tools upgrade{flag} (xtract-upgrade.timer runs it daily: systemctl status xtract-upgrade.timer)"
+            );
+        }
+    }
+    let pre = match channel {
+        Channel::Nightly => " --pre",
+        Channel::Stable => "",
+    };
+    match bin.map(|dir| dir.join("pip")) {
+        Some(pip) if pip.exists() => format!(
+            "{} install -U{pre} 'yt-dlp[default,curl-cffi]'",
+            pip.display()
+        ),
         _ => format!(
-            "{} -U (or pip install -U 'yt-dlp[default]' where it was installed)",
+            "pip install -U{pre} 'yt-dlp[default,curl-cffi]' where {} was installed",
             program.display()
         ),
     }
 }
 
-pub async fn check_ytdlp(program: Option<&Path>, today: NaiveDate) -> Check {
+pub async fn check_ytdlp(program: Option<&Path>, today: NaiveDate, channel: Channel) -> Check {
     let Some(program) = program else {
         return Check::fail(
             "yt-dlp",
@@ -83,28 +102,38 @@ pub async fn check_ytdlp(program: Option<&Path>, today: NaiveDate) -> Check {
             )
         }
     };
-    judge_ytdlp(program, &version, today)
+    judge_ytdlp(program, &version, today, channel)
 }
 
-/// The verdict on a yt-dlp of `version`: the age of the release.
-fn judge_ytdlp(program: &Path, version: &str, today: NaiveDate) -> Check {
+/// The verdict on a yt-dlp of `version`: the age of the release against
+/// the channel's limit (XTRACT_YTDLP_CHANNEL). Sites change weekly and
+/// yt-dlp follows within days: nightlies come out on most days, so one
+/// older than 3 days means the upgrade is not running; a stable release is
+/// about monthly.
+fn judge_ytdlp(program: &Path, version: &str, today: NaiveDate, channel: Channel) -> Check {
     let found = format!("{version} ({})", program.display());
+    let limit = channel.max_age_days();
     match ytdlp_release_date(version) {
         None => Check::warn(
             "yt-dlp",
-            format!("{found}: cannot tell its age from the version"),
-            ytdlp_upgrade_command(program),
+            format!("{found}: cannot tell its age from the version ({channel} channel)"),
+            ytdlp_upgrade_command(program, channel),
         ),
         Some(date) => {
             let age = (today - date).num_days();
-            if age > YTDLP_MAX_AGE_DAYS {
+            if age > limit {
                 Check::warn(
                     "yt-dlp",
-                    format!("{found} is {age} days old; platforms change weekly"),
-                    format!("upgrade: {}", ytdlp_upgrade_command(program)),
+                    format!(
+                        "{found} is {age} days old, over {limit} on the {channel} channel; platforms change weekly"
+                    ),
+                    format!("upgrade: {}", ytdlp_upgrade_command(program, channel)),
                 )
             } else {
-                Check::ok("yt-dlp", format!("{found}, {age} days old"))
+                Check::ok(
+                    "yt-dlp",
+                    format!("{found}, {age} days old ({channel} channel)"),
+                )
             }
         }
     }
@@ -139,16 +168,26 @@ pub async fn check_ffmpeg(name: &'static str, var: &str, program: Option<&Path>)
 /// Runtimes yt-dlp can use for YouTube's JavaScript challenges, best first.
 const JS_RUNTIMES: &[&str] = &["deno", "node", "bun", "qjs", "quickjs"];
 
-pub fn check_js_runtime() -> Check {
+/// yt-dlp looks for a runtime in its own virtualenv's bin/ first (where
+/// `xtract tools upgrade` installs deno from PyPI), then on PATH
+/// (yt_dlp/utils/_jsruntime.py, `_find_exe`); so does this check.
+pub fn check_js_runtime(ytdlp: Option<&Path>) -> Check {
+    let beside = ytdlp.and_then(Path::parent);
+    let find = |name: &str| {
+        beside
+            .map(|bin| bin.join(name))
+            .filter(|p| p.is_file())
+            .or_else(|| find_program(name))
+    };
     let found: Vec<String> = JS_RUNTIMES
         .iter()
-        .filter_map(|name| find_program(name).map(|p| format!("{name} ({})", p.display())))
+        .filter_map(|name| find(name).map(|p| format!("{name} ({})", p.display())))
         .collect();
     if found.is_empty() {
         return Check::warn(
             "js runtime",
-            "none of deno, node, bun, quickjs on PATH",
-            "YouTube needs one: yt-dlp runs YouTube's player JavaScript to get download links; install deno (https://deno.com)",
+            "none of deno, node, bun, quickjs beside yt-dlp or on PATH",
+            "YouTube needs one: yt-dlp runs YouTube's player JavaScript to get download links; `xtract tools upgrade` installs deno into yt-dlp's virtualenv",
         );
     }
     if found.iter().any(|f| f.starts_with("deno ")) {
@@ -159,7 +198,7 @@ pub fn check_js_runtime() -> Check {
         Check::warn(
             "js runtime",
             format!("{} but no deno", found.join(", ")),
-            "yt-dlp uses only deno unless told otherwise: install deno (https://deno.com) for YouTube",
+            "yt-dlp uses only deno unless told otherwise: `xtract tools upgrade` installs it into yt-dlp's virtualenv",
         )
     }
 }
@@ -177,20 +216,81 @@ mod tests {
         assert_eq!(ytdlp_release_date("unknown"), None);
     }
 
+    fn day(m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, m, d).unwrap()
+    }
+
     #[test]
-    fn an_old_ytdlp_is_a_warning_with_the_upgrade_command() {
-        let venv = tempfile::tempdir().unwrap();
-        std::fs::write(venv.path().join("pip"), "").unwrap();
-        let program = venv.path().join("yt-dlp");
-
-        let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
-        let fresh = judge_ytdlp(&program, "2026.01.02", today);
+    fn a_stable_ytdlp_is_old_after_14_days_and_the_line_names_the_channel() {
+        let program = Path::new("/usr/local/bin/yt-dlp");
+        let fresh = judge_ytdlp(program, "2026.01.02", day(1, 16), Channel::Stable);
         assert_eq!(fresh.level, Level::Ok, "{fresh}");
-
-        let later = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-        let old = judge_ytdlp(&program, "2026.01.02", later);
+        assert!(
+            fresh.found.contains("14 days old (stable channel)"),
+            "{fresh}"
+        );
+        let old = judge_ytdlp(program, "2026.01.02", day(1, 17), Channel::Stable);
         assert_eq!(old.level, Level::Warn, "{old}");
+        assert!(old.found.contains("over 14 on the stable channel"), "{old}");
+        assert!(old
+            .fix
+            .unwrap()
+            .contains("pip install -U 'yt-dlp[default,curl-cffi]'"));
+    }
+
+    #[test]
+    fn a_nightly_ytdlp_is_old_after_3_days() {
+        let program = Path::new("/usr/local/bin/yt-dlp");
+        let fresh = judge_ytdlp(program, "2026.01.02.233105", day(1, 5), Channel::Nightly);
+        assert_eq!(fresh.level, Level::Ok, "{fresh}");
+        let old = judge_ytdlp(program, "2026.01.02.233105", day(1, 6), Channel::Nightly);
+        assert_eq!(old.level, Level::Warn, "{old}");
+        assert!(
+            old.found
+                .contains("4 days old, over 3 on the nightly channel"),
+            "{old}"
+        );
+        assert!(old.fix.unwrap().contains("install -U --pre"));
+    }
+
+    #[test]
+    fn a_managed_virtualenv_is_upgraded_with_xtract_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("venvs/v1/bin")).unwrap();
+        std::os::unix::fs::symlink("venvs/v1", dir.path().join("venv")).unwrap();
+        let program = dir.path().join("venv/bin/yt-dlp");
+        let old = judge_ytdlp(&program, "2026.01.02", day(3, 1), Channel::Nightly);
         let fix = old.fix.unwrap();
-        assert!(fix.contains("/pip install -U 'yt-dlp[default]'"), "{fix}");
+        assert!(
+            fix.starts_with(&format!(
+                "upgrade: xtract tools upgrade --dir {}",
+                dir.path().display()
+            )),
+            "{fix}"
+        );
+
+        // A plain virtualenv: its own pip.
+        let plain = tempfile::tempdir().unwrap();
+        std::fs::write(plain.path().join("pip"), "").unwrap();
+        let old = judge_ytdlp(
+            &plain.path().join("yt-dlp"),
+            "2026.01.02",
+            day(3, 1),
+            Channel::Stable,
+        );
+        assert!(old
+            .fix
+            .unwrap()
+            .contains("/pip install -U 'yt-dlp[default,curl-cffi]'"));
+    }
+
+    #[test]
+    fn deno_beside_yt_dlp_is_found_without_path() {
+        let bin = tempfile::tempdir().unwrap();
+        let deno = bin.path().join("deno");
+        std::fs::write(&deno, "").unwrap();
+        let check = check_js_runtime(Some(&bin.path().join("yt-dlp")));
+        assert_eq!(check.level, Level::Ok, "{check}");
+        assert!(check.found.contains(&deno.display().to_string()), "{check}");
     }
 }
