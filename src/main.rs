@@ -46,6 +46,12 @@ enum Command {
         /// How long --wait waits, in seconds.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
+        /// The audio format (m4a, mp3, opus, original); default: the daemon's.
+        #[arg(long)]
+        format: Option<String>,
+        /// The bitrate in kb/s (32-320) for m4a, mp3 or opus.
+        #[arg(long)]
+        bitrate: Option<i32>,
     },
     /// Local development: a throwaway PostgreSQL, local storage, the daemon
     /// in the foreground.
@@ -295,6 +301,8 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
             user,
             wait,
             timeout,
+            format,
+            bitrate,
         } => {
             commands::check_link(&config, &url).map_err(|why| {
                 CliError::new(Kind::Usage, "enqueue", why)
@@ -302,7 +310,11 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
             })?;
             let database = database_url(&config, "enqueue")?;
             let waiting = wait.then(|| Duration::from_secs(timeout));
-            let (id, waited) = commands::enqueue(&database, &url, user, waiting)
+            let choice = commands::AudioChoice {
+                format,
+                bitrate_kbps: bitrate,
+            };
+            let (id, waited) = commands::enqueue_choosing(&database, &url, user, &choice, waiting)
                 .await
                 .map_err(|e| match e.sqlstate() {
                     // The insert's own link check, or the per-user limit.

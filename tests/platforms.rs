@@ -707,3 +707,132 @@ async fn an_outdated_extractor_is_retried_after_a_cooldown_and_counted() {
         "{metrics}"
     );
 }
+
+/// What comes back to the app: the video's title, uploader, platform,
+/// source link and thumbnail on the audio row, and the same title, artist
+/// and cover inside the file, the AAC stream still copied. A user's choice
+/// of format and bitrate is honoured, and repeats are reused only for the
+/// same choice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_choose_format_and_bitrate_and_get_a_tagged_file_with_its_facts() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let daemon = daemon_with(&db, &standin, QUICK, &[]);
+    let insert = |format: Option<&'static str>, bitrate: Option<i32>| {
+        let client = &client;
+        async move {
+            let id: uuid::Uuid = client
+                .query_one(
+                    "INSERT INTO processing_jobs (user_id, original_url, audio_format, audio_bitrate_kbps)
+                     VALUES ($1, 'https://www.youtube.com/watch?v=tagsTagsTag', $2, $3) RETURNING id",
+                    &[&USER, &format, &bitrate],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            wait_status(client, id, "completed", SECS(30)).await;
+            let row: serde_json::Value = client
+                .query_one(
+                    "SELECT to_jsonb(a) FROM audio_files a WHERE job_id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            row
+        }
+    };
+    let probe = |row: &serde_json::Value| {
+        let path = daemon
+            .audio_dir()
+            .join(row["storage_path"].as_str().unwrap());
+        let out = std::process::Command::new(&tools().ffprobe)
+            .args([
+                "-v",
+                "error",
+                "-of",
+                "json",
+                "-show_format",
+                "-show_streams",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+
+    // The default: m4a, the AAC stream copied, tagged, with a cover.
+    let plain = insert(None, None).await;
+    assert_eq!(plain["title"], "Stand-in tagsTagsTag");
+    assert_eq!(plain["uploader"], "someone");
+    assert_eq!(plain["platform"], "youtube");
+    assert_eq!(
+        plain["source_url"],
+        "https://www.youtube.com/watch?v=tagsTagsTag"
+    );
+    assert_eq!(
+        plain["thumbnail_url"],
+        "https://img.example/tagsTagsTag.jpg"
+    );
+    assert_eq!(plain["audio_format"], "m4a");
+    assert!(plain["audio_bitrate_kbps"].is_null());
+    let file = probe(&plain);
+    let tags = &file["format"]["tags"];
+    assert_eq!(tags["title"], "Stand-in tagsTagsTag", "{file}");
+    assert_eq!(tags["artist"], "someone", "{file}");
+    let streams = file["streams"].as_array().unwrap();
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio").unwrap();
+    assert_eq!(audio["codec_name"], "aac");
+    // tiny.m4a is 32 kb/s AAC: copied, not re-encoded at 192k.
+    assert!(audio["bit_rate"].as_str().unwrap().parse::<u32>().unwrap() < 64_000);
+    assert!(
+        streams
+            .iter()
+            .any(|s| s["disposition"]["attached_pic"] == 1),
+        "no cover: {file}"
+    );
+
+    // The user's choice: mp3 at 96 kb/s (not reused: another choice).
+    let chosen = insert(Some("mp3"), Some(96)).await;
+    assert_eq!(chosen["audio_format"], "mp3");
+    assert_eq!(chosen["audio_bitrate_kbps"], 96);
+    assert_eq!(chosen["content_type"], "audio/mpeg");
+    assert!(chosen["reused_from_job_id"].is_null());
+    let file = probe(&chosen);
+    assert_eq!(file["format"]["format_name"], "mp3");
+    // The audio stream's rate (the file's includes its cover picture).
+    let stream = file["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .unwrap();
+    let rate: u32 = stream["bit_rate"].as_str().unwrap().parse().unwrap();
+    assert!((80_000..=112_000).contains(&rate), "{rate}");
+    assert_eq!(file["format"]["tags"]["title"], "Stand-in tagsTagsTag");
+
+    // The same choice again: reused, with the facts.
+    let again = insert(Some("mp3"), Some(96)).await;
+    assert!(!again["reused_from_job_id"].is_null(), "{again}");
+    assert_eq!(again["title"], "Stand-in tagsTagsTag");
+    assert_eq!(standin.calls().len(), 2, "the platform was asked twice");
+
+    // A choice the daemon cannot honour is refused at insert, in words.
+    for (format, bitrate, words) in [
+        (Some("wav"), None, "Unknown audio format \"wav\""),
+        (Some("mp3"), Some(1000), "between 32 and 320"),
+        (Some("original"), Some(128), "keeps the source"),
+    ] {
+        let e = client
+            .execute(
+                "INSERT INTO processing_jobs (user_id, original_url, audio_format, audio_bitrate_kbps)
+                 VALUES ($1, 'https://youtu.be/aaaaaaaaaaa', $2, $3)",
+                &[&USER, &format, &bitrate],
+            )
+            .await
+            .unwrap_err();
+        let message = e.as_db_error().unwrap().message().to_string();
+        assert!(message.contains(words), "{message}");
+    }
+}

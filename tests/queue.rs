@@ -812,7 +812,7 @@ impl xtract::queue::worker::Processor for Meddler {
                 storage_path: format!("{}/{}.m4a", job.user_id, job.id),
                 content_type: "audio/mp4".into(),
                 audio_format: "m4a".into(),
-                reused_from_job_id: None,
+                ..Default::default()
             })),
         }
     }

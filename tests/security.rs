@@ -857,3 +857,39 @@ async fn the_dashboard_views_are_for_the_dashboard_not_for_the_app() {
         tx.rollback().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_user_chooses_the_audio_of_their_job_and_nothing_else() {
+    let mut p = project().await;
+    let alice = Uuid::new_v4();
+    let rows = request(
+        &mut p.api,
+        Some(alice),
+        "INSERT INTO processing_jobs (user_id, original_url, audio_format, audio_bitrate_kbps)
+         VALUES ($1, $2, 'opus', 64) RETURNING audio_format, audio_bitrate_kbps",
+        &[&alice, &YT],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "opus");
+    assert_eq!(rows[0].get::<_, i32>(1), 64);
+    let e = request(
+        &mut p.api,
+        Some(alice),
+        "INSERT INTO processing_jobs (user_id, original_url, audio_format) VALUES ($1, $2, 'flac')",
+        &[&alice, &YT],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("Unknown audio format \"flac\""), "{e}");
+    // Chosen at insert; the daemon's row afterwards.
+    let e = request(
+        &mut p.api,
+        Some(alice),
+        "UPDATE processing_jobs SET audio_format = 'mp3'",
+        &[],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("permission denied"), "{e}");
+}

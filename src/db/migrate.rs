@@ -68,6 +68,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 13,
+        name: "per-job audio choice, richer results",
+        sql: include_str!("../../sql/013_per_job_format_and_richer_results.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),
@@ -89,6 +95,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 103,
         name: "supabase: old frontends, bucket policy",
         sql: include_str!("../../sql/103_supabase_old_frontends_and_bucket.sql"),
+        supabase_only: true,
+    },
+    Migration {
+        version: 104,
+        name: "supabase: users choose the audio",
+        sql: include_str!("../../sql/104_supabase_audio_choice.sql"),
         supabase_only: true,
     },
 ];

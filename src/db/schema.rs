@@ -67,6 +67,8 @@ const TABLES: &[Table] = &[
             col("media_duration_secs", FLOAT),
             col("pauses", INT),
             col("user_queue_position", INT),
+            col("audio_format", TEXT),
+            col("audio_bitrate_kbps", INT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
@@ -89,6 +91,12 @@ const TABLES: &[Table] = &[
             col("content_type", TEXT),
             col("audio_format", TEXT),
             col("reused_from_job_id", UUID),
+            col("audio_bitrate_kbps", INT),
+            col("title", TEXT),
+            col("uploader", TEXT),
+            col("platform", TEXT),
+            col("source_url", TEXT),
+            col("thumbnail_url", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
@@ -128,6 +136,7 @@ const TRIGGERS: &[(&str, &str)] = &[
     ("public.processing_jobs", "processing_jobs_notify_insert"),
     ("public.processing_jobs", "processing_jobs_notify_update"),
     ("public.audio_files", "audio_files_touch_updated_at"),
+    ("public.processing_jobs", "processing_jobs_check_choice"),
 ];
 
 /// Functions in schema `xtract` (name, identity arguments).
@@ -139,6 +148,8 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("processing_jobs_notify", ""),
     ("touch_updated_at", ""),
     ("storage_bucket", ""),
+    ("check_audio_choice", "format text, bitrate integer"),
+    ("processing_jobs_check_choice", ""),
 ];
 
 /// Every column of the tables named in `$1` (schema-qualified), with its type.

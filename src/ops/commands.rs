@@ -80,9 +80,34 @@ pub async fn enqueue(
     user: Uuid,
     wait: Option<Duration>,
 ) -> Result<(Uuid, Option<Waited>), DbError> {
+    enqueue_choosing(database_url, url, user, &AudioChoice::default(), wait).await
+}
+
+/// What a user may choose for their job at insert (null: the default).
+#[derive(Debug, Clone, Default)]
+pub struct AudioChoice {
+    pub format: Option<String>,
+    pub bitrate_kbps: Option<i32>,
+}
+
+/// `enqueue` with the user's choice of format and bitrate, as a frontend
+/// inserts it.
+pub async fn enqueue_choosing(
+    database_url: &str,
+    url: &str,
+    user: Uuid,
+    choice: &AudioChoice,
+    wait: Option<Duration>,
+) -> Result<(Uuid, Option<Waited>), DbError> {
     let target = DbTarget::parse(database_url)?;
     let client = target.connect_simple().await?;
-    let id: Uuid = client.query_one(sql::ENQUEUE, &[&user, &url]).await?.get(0);
+    let id: Uuid = client
+        .query_one(
+            sql::ENQUEUE,
+            &[&user, &url, &choice.format, &choice.bitrate_kbps],
+        )
+        .await?
+        .get(0);
     match wait {
         None => Ok((id, None)),
         Some(timeout) => {

@@ -66,7 +66,7 @@ pub struct Plan {
     pub ext: &'static str,
     pub muxer: &'static str,
     pub content_type: &'static str,
-    pub codec_args: Vec<&'static str>,
+    pub codec_args: Vec<String>,
 }
 
 impl Plan {
@@ -74,18 +74,24 @@ impl Plan {
         ext: &'static str,
         muxer: &'static str,
         content_type: &'static str,
-        codec: &[&'static str],
+        codec: &[&str],
     ) -> Self {
         Plan {
             ext,
             muxer,
             content_type,
-            codec_args: codec.to_vec(),
+            codec_args: codec.iter().map(|a| a.to_string()).collect(),
         }
     }
 
     pub fn copies(&self) -> bool {
         self.codec_args == ["-c:a", "copy"]
+    }
+
+    /// The container takes a cover picture (MP4's `covr`, ID3's APIC,
+    /// FLAC's PICTURE); Ogg and Matroska here do not.
+    pub fn holds_cover(&self) -> bool {
+        matches!(self.muxer, "ipod" | "mp3" | "flac")
     }
 }
 
@@ -94,35 +100,47 @@ const COPY: &[&str] = &["-c:a", "copy"];
 /// Every extension `plan` can choose.
 pub const EXTENSIONS: &[&str] = &["m4a", "mp3", "opus", "ogg", "flac", "mka"];
 
-/// Chooses the output for `format` given the source's audio codec.
-pub fn plan(format: AudioFormat, codec: &str) -> Plan {
-    match (format, codec) {
-        (AudioFormat::M4a, "aac") => Plan::new("m4a", "ipod", "audio/mp4", COPY),
-        (AudioFormat::M4a, _) => {
-            Plan::new("m4a", "ipod", "audio/mp4", &["-c:a", "aac", "-b:a", "192k"])
-        }
-        (AudioFormat::Mp3, "mp3") => Plan::new("mp3", "mp3", "audio/mpeg", COPY),
-        (AudioFormat::Mp3, _) => Plan::new(
+/// Chooses the output for `format` given the source's audio codec. With a
+/// `bitrate` (kb/s, a user's choice) the audio is encoded at that rate,
+/// even when it could be copied: the user asked for a size, not a codec.
+pub fn plan(format: AudioFormat, codec: &str, bitrate: Option<u32>) -> Plan {
+    let rate = |default: &str| bitrate.map_or(default.to_string(), |b| format!("{b}k"));
+    let encode = |ext, muxer, content_type, encoder: &str, default_rate: &str| {
+        let mut p = Plan::new(ext, muxer, content_type, &["-c:a", encoder]);
+        p.codec_args
+            .extend(["-b:a".to_string(), rate(default_rate)]);
+        p
+    };
+    match (format, codec, bitrate) {
+        (AudioFormat::M4a, "aac", None) => Plan::new("m4a", "ipod", "audio/mp4", COPY),
+        (AudioFormat::M4a, _, _) => encode("m4a", "ipod", "audio/mp4", "aac", "192k"),
+        (AudioFormat::Mp3, "mp3", None) => Plan::new("mp3", "mp3", "audio/mpeg", COPY),
+        (AudioFormat::Mp3, _, None) => Plan::new(
             "mp3",
             "mp3",
             "audio/mpeg",
             &["-c:a", "libmp3lame", "-q:a", "2"],
         ),
-        (AudioFormat::Opus, "opus") => Plan::new("opus", "ogg", "audio/ogg", COPY),
-        (AudioFormat::Opus, _) => Plan::new(
-            "opus",
-            "ogg",
-            "audio/ogg",
-            &["-c:a", "libopus", "-b:a", "128k"],
-        ),
-        (AudioFormat::Original, "aac") => Plan::new("m4a", "ipod", "audio/mp4", COPY),
-        (AudioFormat::Original, "mp3") => Plan::new("mp3", "mp3", "audio/mpeg", COPY),
-        (AudioFormat::Original, "opus") => Plan::new("opus", "ogg", "audio/ogg", COPY),
-        (AudioFormat::Original, "vorbis") => Plan::new("ogg", "ogg", "audio/ogg", COPY),
-        (AudioFormat::Original, "flac") => Plan::new("flac", "flac", "audio/flac", COPY),
+        (AudioFormat::Mp3, _, Some(_)) => encode("mp3", "mp3", "audio/mpeg", "libmp3lame", ""),
+        (AudioFormat::Opus, "opus", None) => Plan::new("opus", "ogg", "audio/ogg", COPY),
+        (AudioFormat::Opus, _, _) => encode("opus", "ogg", "audio/ogg", "libopus", "128k"),
+        (AudioFormat::Original, "aac", _) => Plan::new("m4a", "ipod", "audio/mp4", COPY),
+        (AudioFormat::Original, "mp3", _) => Plan::new("mp3", "mp3", "audio/mpeg", COPY),
+        (AudioFormat::Original, "opus", _) => Plan::new("opus", "ogg", "audio/ogg", COPY),
+        (AudioFormat::Original, "vorbis", _) => Plan::new("ogg", "ogg", "audio/ogg", COPY),
+        (AudioFormat::Original, "flac", _) => Plan::new("flac", "flac", "audio/flac", COPY),
         // Matroska takes any codec.
-        (AudioFormat::Original, _) => Plan::new("mka", "matroska", "audio/x-matroska", COPY),
+        (AudioFormat::Original, _, _) => Plan::new("mka", "matroska", "audio/x-matroska", COPY),
     }
+}
+
+/// What the file is tagged with: the title, the uploader as the artist,
+/// and the video's thumbnail as the cover where the container holds one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tags<'a> {
+    pub title: Option<&'a str>,
+    pub artist: Option<&'a str>,
+    pub cover: Option<&'a Path>,
 }
 
 /// What ffprobe says about the downloaded file.
@@ -192,11 +210,14 @@ pub struct AudioFile {
 
 /// Writes the audio of `source` into `dir/audio.<ext>`. On failure nothing
 /// is left behind.
+#[allow(clippy::too_many_arguments)]
 pub async fn extract(
     ffmpeg: &Path,
     source: &Path,
     probe: &Probe,
     format: AudioFormat,
+    bitrate: Option<u32>,
+    tags: Tags<'_>,
     dir: &Path,
     cancel: &CancellationToken,
 ) -> Result<AudioFile, JobError> {
@@ -207,13 +228,37 @@ pub async fn extract(
             "the downloaded file has no audio stream",
         ));
     };
-    let plan = plan(format, codec);
+    let plan = plan(format, codec, bitrate);
     let path = dir.join(format!("audio.{}", plan.ext));
+    let cover = tags.cover.filter(|_| plan.holds_cover());
     let mut cmd = Command::new(ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"])
-        .arg(source)
-        .args(["-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"])
+        .arg(source);
+    if let Some(picture) = cover {
+        cmd.arg("-i").arg(picture);
+    }
+    // The source's own tags go (encoder names, a platform's ids); ours come
+    // in their place.
+    cmd.args(["-map", "0:a:0", "-sn", "-dn", "-map_metadata", "-1"])
         .args(&plan.codec_args);
+    match cover {
+        // The picture is a still: a JPEG of it costs milliseconds, and the
+        // audio is still copied when it can be.
+        Some(_) => cmd.args([
+            "-map",
+            "1:v:0",
+            "-c:v",
+            "mjpeg",
+            "-disposition:v:0",
+            "attached_pic",
+        ]),
+        None => cmd.arg("-vn"),
+    };
+    for (key, value) in [("title", tags.title), ("artist", tags.artist)] {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            cmd.arg("-metadata").arg(format!("{key}={v}"));
+        }
+    }
     if plan.muxer == "ipod" {
         // Playable while it downloads: the index goes first.
         cmd.args(["-movflags", "+faststart"]);
@@ -255,7 +300,7 @@ mod tests {
         let codecs = ["aac", "mp3", "opus", "vorbis", "flac", "pcm_s16le", "ac3"];
         for f in formats {
             for c in codecs {
-                let ext = plan(f, c).ext;
+                let ext = plan(f, c, None).ext;
                 assert!(EXTENSIONS.contains(&ext), "{f:?}/{c} -> {ext}");
             }
         }
@@ -263,21 +308,37 @@ mod tests {
 
     #[test]
     fn aac_is_copied_into_m4a_and_never_into_mp3() {
-        assert!(plan(AudioFormat::M4a, "aac").copies());
-        assert!(!plan(AudioFormat::M4a, "opus").copies());
-        assert!(!plan(AudioFormat::Mp3, "aac").copies());
-        assert!(plan(AudioFormat::Opus, "opus").copies());
-        assert_eq!(plan(AudioFormat::Opus, "opus").ext, "opus");
+        assert!(plan(AudioFormat::M4a, "aac", None).copies());
+        assert!(!plan(AudioFormat::M4a, "opus", None).copies());
+        assert!(!plan(AudioFormat::Mp3, "aac", None).copies());
+        assert!(plan(AudioFormat::Opus, "opus", None).copies());
+        assert_eq!(plan(AudioFormat::Opus, "opus", None).ext, "opus");
     }
 
     #[test]
     fn original_picks_a_container_that_takes_the_codec() {
-        assert_eq!(plan(AudioFormat::Original, "aac").ext, "m4a");
+        assert_eq!(plan(AudioFormat::Original, "aac", None).ext, "m4a");
         assert_eq!(
-            plan(AudioFormat::Original, "opus").content_type,
+            plan(AudioFormat::Original, "opus", None).content_type,
             "audio/ogg"
         );
-        assert_eq!(plan(AudioFormat::Original, "pcm_s16le").ext, "mka");
-        assert!(plan(AudioFormat::Original, "pcm_s16le").copies());
+        assert_eq!(plan(AudioFormat::Original, "pcm_s16le", None).ext, "mka");
+        assert!(plan(AudioFormat::Original, "pcm_s16le", None).copies());
+    }
+
+    #[test]
+    fn a_chosen_bitrate_is_encoded_even_where_a_copy_would_do() {
+        let m4a = plan(AudioFormat::M4a, "aac", Some(96));
+        assert!(!m4a.copies());
+        assert!(m4a
+            .codec_args
+            .ends_with(&["-b:a".to_string(), "96k".to_string()]));
+        let mp3 = plan(AudioFormat::Mp3, "mp3", Some(320));
+        assert_eq!(mp3.codec_args, ["-c:a", "libmp3lame", "-b:a", "320k"]);
+        assert!(plan(AudioFormat::Opus, "aac", Some(64))
+            .codec_args
+            .contains(&"64k".to_string()));
+        assert!(plan(AudioFormat::M4a, "aac", None).holds_cover());
+        assert!(!plan(AudioFormat::Opus, "opus", None).holds_cover());
     }
 }

@@ -135,11 +135,20 @@ impl<S: AudioStore> MediaPipeline<S> {
         if duration.is_some_and(|d| d > c.limits.max_duration.as_secs_f64()) {
             return Err(ytdlp::too_long(c.limits));
         }
+        let (format, bitrate) = audio_choice(c, job);
+        let cover = thumbnail_beside(&download.path);
+        let tags = ffmpeg::Tags {
+            title: download.meta.title.as_deref(),
+            artist: download.meta.uploader.as_deref(),
+            cover: cover.as_deref(),
+        };
         let audio = ffmpeg::extract(
             &c.ffmpeg,
             &download.path,
             &probe,
-            c.audio_format,
+            format,
+            bitrate,
+            tags,
             dir.path(),
             cancel,
         )
@@ -169,8 +178,14 @@ impl<S: AudioStore> MediaPipeline<S> {
             duration_secs: duration,
             storage_path: stored.path,
             content_type: audio.plan.content_type.to_string(),
-            audio_format: c.audio_format.as_str().to_string(),
+            audio_format: format.as_str().to_string(),
+            audio_bitrate_kbps: bitrate.map(|b| b as i32),
             reused_from_job_id: None,
+            title: download.meta.title.clone(),
+            uploader: download.meta.uploader.clone(),
+            platform: Some(link.platform.as_str().to_string()),
+            source_url: Some(job.original_url.clone()),
+            thumbnail_url: download.meta.thumbnail.clone(),
         })
     }
 
@@ -185,10 +200,12 @@ impl<S: AudioStore> MediaPipeline<S> {
         link: &JobUrl,
         ctx: &JobContext,
     ) -> Result<Option<AudioRow>, JobError> {
-        let format = c.audio_format.as_str();
+        let (format, bitrate) = audio_choice(c, job);
+        let format = format.as_str();
+        let bitrate = bitrate.map(|b| b as i32);
         let earlier = match ctx
             .queue
-            .find_reusable_audio(job.id, &link.canonical, format)
+            .find_reusable_audio(job.id, &link.canonical, format, bitrate)
             .await
         {
             Ok(Some(found)) => found,
@@ -231,7 +248,13 @@ impl<S: AudioStore> MediaPipeline<S> {
             storage_path: stored.path,
             content_type: earlier.content_type.unwrap_or_default(),
             audio_format: format.to_string(),
+            audio_bitrate_kbps: bitrate,
             reused_from_job_id: Some(earlier.job_id),
+            title: earlier.media.title.clone(),
+            uploader: earlier.media.uploader.clone(),
+            platform: Some(link.platform.as_str().to_string()),
+            source_url: Some(job.original_url.clone()),
+            thumbnail_url: earlier.thumbnail_url,
         }))
     }
 
@@ -380,6 +403,34 @@ impl<S: AudioStore> MediaPipeline<S> {
             Err(last)
         }
     }
+}
+
+/// The job's format and bitrate: the user's choice at insert (checked by
+/// the database), else the daemon's default format and no bitrate.
+fn audio_choice(c: &PipelineConfig, job: &Job) -> (AudioFormat, Option<u32>) {
+    let format = match job.audio_format.as_deref().map(str::parse::<AudioFormat>) {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            tracing::warn!("the job's audio_format: {e}; using the default");
+            c.audio_format
+        }
+        None => c.audio_format,
+    };
+    let bitrate = job
+        .audio_bitrate_kbps
+        .and_then(|b| u32::try_from(b).ok())
+        .filter(|_| format != AudioFormat::Original);
+    (format, bitrate)
+}
+
+/// The thumbnail yt-dlp wrote beside the download (`--write-thumbnail`),
+/// if it did: the file's cover.
+fn thumbnail_beside(download: &Path) -> Option<PathBuf> {
+    let dir = download.parent()?;
+    ["jpg", "jpeg", "png", "webp"]
+        .iter()
+        .map(|ext| dir.join(format!("source.{ext}")))
+        .find(|p| p.is_file() && p != download)
 }
 
 /// Shows the video's title, uploader and length on the job row (best

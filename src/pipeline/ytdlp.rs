@@ -23,6 +23,8 @@ pub struct MediaMeta {
     pub duration: Option<f64>,
     pub uploader: Option<String>,
     pub extractor_key: Option<String>,
+    /// The video's thumbnail at the platform.
+    pub thumbnail: Option<String>,
 }
 
 #[derive(Debug)]
@@ -61,6 +63,9 @@ pub fn arguments(
         "--no-playlist",
         "--no-cache-dir",
         "--no-mtime",
+        // The file's cover art (ffmpeg attaches it where the container
+        // holds one); a thumbnail that fails is only a warning.
+        "--write-thumbnail",
         "--newline",
         "--progress",
         "--socket-timeout",
@@ -79,7 +84,7 @@ pub fn arguments(
         "-o".into(),
         format!("{}/source.%(ext)s", dir.display()),
         "--print".into(),
-        format!("video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key}})j"),
+        format!("video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,thumbnail}})j"),
         "--print".into(),
         format!("after_move:{PATH_PREFIX}%(filepath)s"),
         "--progress-template".into(),

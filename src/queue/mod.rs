@@ -32,10 +32,15 @@ pub struct Job {
     pub waited_secs: f64,
     /// Platform pauses this job has waited out.
     pub pauses: i32,
+    /// The user's choice at insert (`m4a`, `mp3`, `opus`, `original`);
+    /// None: the daemon's default.
+    pub audio_format: Option<String>,
+    /// The user's choice of bitrate (kb/s), for encoded formats.
+    pub audio_bitrate_kbps: Option<i32>,
 }
 
 /// The `audio_files` row a finished job writes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudioRow {
     /// `audio_files.filename`: a name a person recognises.
     pub filename: String,
@@ -45,8 +50,16 @@ pub struct AudioRow {
     pub storage_path: String,
     pub content_type: String,
     pub audio_format: String,
+    /// The bitrate the job asked for (None: the default).
+    pub audio_bitrate_kbps: Option<i32>,
     /// Set when the audio was copied from an earlier job's.
     pub reused_from_job_id: Option<Uuid>,
+    /// What the app shows beside the file.
+    pub title: Option<String>,
+    pub uploader: Option<String>,
+    pub platform: Option<String>,
+    pub source_url: Option<String>,
+    pub thumbnail_url: Option<String>,
 }
 
 /// An earlier job's audio that a new job for the same video can reuse.
@@ -58,6 +71,7 @@ pub struct ReusableAudio {
     pub file_size: Option<i64>,
     pub duration_secs: Option<f64>,
     pub content_type: Option<String>,
+    pub thumbnail_url: Option<String>,
     /// What yt-dlp said about the video back then.
     pub media: MediaMeta,
 }
@@ -123,6 +137,8 @@ impl Queue {
                 created_at: r.get(5),
                 waited_secs: r.get(6),
                 pauses: r.get(7),
+                audio_format: r.get(8),
+                audio_bitrate_kbps: r.get(9),
             })
             .collect())
     }
@@ -170,6 +186,12 @@ impl Queue {
                     &a.content_type,
                     &a.audio_format,
                     &a.reused_from_job_id,
+                    &a.audio_bitrate_kbps,
+                    &a.title,
+                    &a.uploader,
+                    &a.platform,
+                    &a.source_url,
+                    &a.thumbnail_url,
                 ],
             )
             .await?
@@ -265,11 +287,15 @@ impl Queue {
         job_id: Uuid,
         canonical_url: &str,
         audio_format: &str,
+        audio_bitrate_kbps: Option<i32>,
     ) -> Result<Option<ReusableAudio>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::FIND_REUSABLE_AUDIO).await?;
         let row = client
-            .query_opt(&stmt, &[&canonical_url, &job_id, &audio_format])
+            .query_opt(
+                &stmt,
+                &[&canonical_url, &job_id, &audio_format, &audio_bitrate_kbps],
+            )
             .await?;
         Ok(row.map(|r| ReusableAudio {
             job_id: r.get(0),
@@ -278,12 +304,14 @@ impl Queue {
             file_size: r.get(3),
             duration_secs: r.get(4),
             content_type: r.get(5),
+            thumbnail_url: r.get(10),
             media: MediaMeta {
                 id: r.get(6),
                 title: r.get(7),
                 uploader: r.get(8),
                 duration: r.get(9),
                 extractor_key: None,
+                thumbnail: r.get(10),
             },
         }))
     }

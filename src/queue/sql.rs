@@ -5,7 +5,8 @@
 macro_rules! job_columns {
     () => {
         "j.id, j.user_id, j.original_url, j.attempts, j.platform, coalesce(j.created_at, j.run_after),
-         extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8, j.pauses"
+         extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8, j.pauses,
+         j.audio_format, j.audio_bitrate_kbps"
     };
 }
 
@@ -73,8 +74,9 @@ RETURNING id";
 pub const UPSERT_AUDIO_FILE: &str = "
 INSERT INTO audio_files
     (user_id, job_id, filename, file_url, file_size, duration, storage_path, content_type,
-     audio_format, reused_from_job_id)
-VALUES ($1, $2, $3, $4, $5::int8, $6, $7, $8, $9, $10)
+     audio_format, reused_from_job_id, audio_bitrate_kbps, title, uploader, platform,
+     source_url, thumbnail_url)
+VALUES ($1, $2, $3, $4, $5::int8, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (job_id) DO UPDATE
 SET filename = excluded.filename,
     file_url = excluded.file_url,
@@ -83,7 +85,13 @@ SET filename = excluded.filename,
     storage_path = excluded.storage_path,
     content_type = excluded.content_type,
     audio_format = excluded.audio_format,
-    reused_from_job_id = excluded.reused_from_job_id
+    reused_from_job_id = excluded.reused_from_job_id,
+    audio_bitrate_kbps = excluded.audio_bitrate_kbps,
+    title = excluded.title,
+    uploader = excluded.uploader,
+    platform = excluded.platform,
+    source_url = excluded.source_url,
+    thumbnail_url = excluded.thumbnail_url
 RETURNING id";
 
 /// processing → completed. Also accepts a job the reaper put back to pending
@@ -207,17 +215,18 @@ SET platform = $3,
     canonical_url = $4
 WHERE id = $1 AND locked_by = $2";
 
-/// The newest finished audio of the same video in the same format, made by
-/// another job: reusing it spares the platform a request.
+/// The newest finished audio of the same video in the same format and
+/// bitrate, made by another job: reusing it spares the platform a request.
 pub const FIND_REUSABLE_AUDIO: &str = "
 SELECT j.id, a.storage_path, a.filename, a.file_size::int8, a.duration, a.content_type,
-       j.media_id, j.media_title, j.media_uploader, j.media_duration_secs
+       j.media_id, j.media_title, j.media_uploader, j.media_duration_secs, a.thumbnail_url
 FROM processing_jobs AS j
 JOIN audio_files AS a ON a.id = j.result_audio_file_id
 WHERE j.canonical_url = $1
   AND j.status = 'completed'
   AND j.id <> $2
   AND a.audio_format = $3
+  AND a.audio_bitrate_kbps IS NOT DISTINCT FROM $4
   AND a.storage_path IS NOT NULL
 ORDER BY j.finished_at DESC
 LIMIT 1";
@@ -275,8 +284,8 @@ SET paused_until = greatest(coalesce(p.paused_until, now()), now() + make_interv
 
 /// What `xtract enqueue` does: exactly what a frontend's insert does.
 pub const ENQUEUE: &str = "
-INSERT INTO processing_jobs (user_id, original_url)
-VALUES ($1, $2)
+INSERT INTO processing_jobs (user_id, original_url, audio_format, audio_bitrate_kbps)
+VALUES ($1, $2, $3, $4)
 RETURNING id";
 
 /// One job as operators and `enqueue --wait` see it.

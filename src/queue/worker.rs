@@ -114,6 +114,8 @@ struct Shared<P> {
     abandon_writes: CancellationToken,
 }
 
+// One value per running job, moved once: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     Finished(JobReport),
     Cancelled,

@@ -315,6 +315,20 @@ pub fn media() -> &'static Media {
                 "mp4",
             ],
         );
+        // A thumbnail, as platforms serve them.
+        make(
+            "cover.jpg",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=96x96:duration=1",
+                "-frames:v",
+                "1",
+                "-f",
+                "mjpeg",
+            ],
+        );
         // Not media at all.
         let corrupt = dir.join("corrupt.mp4");
         if !corrupt.exists() {
@@ -441,7 +455,7 @@ const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
 dir='@DIR@'; media='@MEDIA@'
 # Asked for its version (a reload logs it): not a call to the platform.
 [ "$1" = --version ] && { echo 2026.01.01; exit 0; }
-out=''; url=''; format=''; cookies=''; prints=(); progress=''
+out=''; url=''; format=''; cookies=''; prints=(); progress=''; thumb=''
 items_spec=''; max_downloads=''; break_filter=''
 printf '%s\n' "$*" >> "$dir/args.log"
 while [ $# -gt 0 ]; do
@@ -450,6 +464,7 @@ while [ $# -gt 0 ]; do
     -f) format="$2"; shift 2;;
     --cookies) cookies="$2"; shift 2;;
     --print) prints+=("$2"); shift 2;;
+    --write-thumbnail) thumb=1; shift;;
     --progress-template) progress="$2"; shift 2;;
     --playlist-items) items_spec="$2"; shift 2;;
     --max-downloads) max_downloads="$2"; shift 2;;
@@ -555,11 +570,12 @@ file="${out%%.%(ext)s}.m4a"
 for p in "${prints[@]}"; do
   stage="${p%%:*}"; template="${p#*:}"; prefix="${template%%%(*}"
   case "$stage" in
-    video) printf '%s{"id": "%s", "title": "Stand-in %s", "duration": 1.0, "uploader": "someone", "extractor_key": "StandIn"}\n' "$prefix" "$name" "$name";;
+    video) printf '%s{"id": "%s", "title": "Stand-in %s", "duration": 1.0, "uploader": "someone", "extractor_key": "StandIn", "thumbnail": "https://img.example/%s.jpg"}\n' "$prefix" "$name" "$name" "$name";;
   esac
 done
 say_progress 1000
 cp "$media" "$file"
+[ -n "$thumb" ] && cp "$(dirname "$media")/cover.jpg" "${out%%.%(ext)s}.jpg"
 for p in "${prints[@]}"; do
   stage="${p%%:*}"; template="${p#*:}"; prefix="${template%%%(*}"
   [ "$stage" = after_move ] && printf '%s%s\n' "$prefix" "$file"
