@@ -908,6 +908,23 @@ async fn a_worker_that_lost_its_job_leaves_the_audio_to_the_new_owner() {
     );
 }
 
+/// The reaper failed the job `worker_lost` (its last attempt) while this
+/// worker could not reach the database, but the work is done: the result is
+/// written, once, instead of leaving its audio with no row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_failed_as_lost_meanwhile_is_completed_by_its_worker() {
+    let (discarded, row) = complete_refused(
+        "UPDATE processing_jobs
+         SET status = 'failed', error_code = 'worker_lost', locked_by = NULL, heartbeat_at = NULL
+         WHERE id = $1",
+    )
+    .await;
+    assert_eq!(row["status"], "completed", "{row}");
+    assert!(row["error_code"].is_null(), "{row}");
+    assert!(row["result_audio_file_id"].is_string(), "{row}");
+    assert!(discarded.is_empty(), "{discarded:?}");
+}
+
 /// An operator cancelled the job while its audio was being stored: the
 /// audio goes, and the job stays cancelled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

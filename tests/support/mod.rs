@@ -304,7 +304,12 @@ pub fn media() -> &'static Media {
 /// platform links the name is the video id (`v=`, or the last path segment)
 /// and the kind is read from `<name>.kind` (default `ok`). Kinds:
 /// - `ok`: "downloads" tiny.m4a, printing what `--print` asks for;
-/// - `block`: writes `<name>.pid`, waits for `<name>.go`, then as ok;
+/// - `block`: writes `<name>.pid`, waits for `<name>.go`, then as ok; a
+///   run that starts while an earlier run of the same name still lives
+///   appends the name to `overlap.log` (two runs of one job at once);
+/// - `family`: starts two `sleep 300` children, one in its own session
+///   (as a program that daemonizes would), appends their pids to
+///   `<name>.children`, then as block;
 /// - `slow`: prints 50% progress, then as block;
 /// - `huge`: reports 3 MB downloaded of an unknown total, then as block;
 /// - `fail`: prints the yt-dlp stderr stored in `<name>.err`, exits 1;
@@ -398,6 +403,20 @@ impl StandIn {
     pub fn args(&self) -> Vec<String> {
         self.lines("args.log")
     }
+
+    /// Names of `block` runs that started while an earlier run of the same
+    /// name was still alive.
+    pub fn overlaps(&self) -> Vec<String> {
+        self.lines("overlap.log")
+    }
+
+    /// The pids of the children `family` runs of `name` started.
+    pub fn children(&self, name: &str) -> Vec<i32> {
+        self.lines(&format!("{name}.children"))
+            .iter()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
 }
 
 const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
@@ -431,11 +450,18 @@ esac
 fail() { cat "$dir/$name.err" >&2; exit 1; }
 say_progress() { [ -n "$progress" ] && { t="${progress#*:}"; printf '%s%s %s NA\n' "${t%%%(*}" "$1" 1000; }; }
 block() {
+  if [ -e "$dir/$name.pid" ] && kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+    echo "$name" >> "$dir/overlap.log"
+  fi
   echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
   while [ ! -e "$dir/$name.go" ]; do sleep 0.05; done
 }
 case "$kind" in
   block) block;;
+  family)
+    sleep 300 >/dev/null 2>&1 & echo $! >> "$dir/$name.children"
+    setsid sleep 300 >/dev/null 2>&1 & echo $! >> "$dir/$name.children"
+    block;;
   slow) say_progress 500; block;;
   huge)
     # The pid first: the daemon may kill us as soon as it reads the line.

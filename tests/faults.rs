@@ -1,0 +1,726 @@
+//! Faults a deployment meets (issue 11), each reproduced: a database away
+//! for longer than the lease, a database down when the daemon starts, hung
+//! downloads, processes that outlive their daemon, operator edits of running
+//! jobs, panics, two link checks that disagree, a secret on a command line,
+//! and a write-back the database refuses.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+use tokio::net::UnixDatagram;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+async fn count(client: &tokio_postgres::Client, sql: &str, id: uuid::Uuid) -> i64 {
+    client.query_one(sql, &[&id]).await.unwrap().get(0)
+}
+
+async fn audio_rows(client: &tokio_postgres::Client, id: uuid::Uuid) -> i64 {
+    count(
+        client,
+        "SELECT count(*) FROM audio_files WHERE job_id = $1",
+        id,
+    )
+    .await
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Kills the processes `pids` names when dropped, so that a failing test
+/// leaves no `sleep 300` behind.
+struct KillOnDrop<F: Fn() -> Vec<i32>>(F);
+
+impl<F: Fn() -> Vec<i32>> Drop for KillOnDrop<F> {
+    fn drop(&mut self) {
+        for pid in (self.0)() {
+            // SAFETY: sending a signal; a stale pid at worst names nothing.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+// ---- 1. an outage longer than the lease ----
+
+/// PostgreSQL stops for longer than the lease while the daemon runs three
+/// jobs: two on their last attempt finish during the outage (their results
+/// wait), one is still running. When the database returns, neither the
+/// daemon that holds them nor a second daemon takes them back: each
+/// completes once, with its audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_lease_takes_no_job_from_its_daemon() {
+    let mut db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let names = ["outage-a", "outage-b", "outage-c"];
+    let mut ids = Vec::new();
+    for name in names {
+        ids.push(
+            db.enqueue(&client, &format!("http://127.0.0.1:9/block/{name}"))
+                .await,
+        );
+    }
+    // a and b are on their last attempt (local links are `other`: 3).
+    client
+        .execute(
+            "UPDATE processing_jobs SET attempts = 2 WHERE id = ANY($1)",
+            &[&ids[..2].to_vec()],
+        )
+        .await
+        .unwrap();
+    let mut options = DaemonOptions::new(&standin.script);
+    options.concurrency = 3;
+    options.lease_secs = 2.0;
+    options.poll_secs = 0.3;
+    options.worker_id = "holder".into();
+    let holder = Daemon::start(&db.url, &options);
+    for name in names {
+        standin.blocked_pid(name).await;
+    }
+    options.worker_id = "bystander".into();
+    let bystander = Daemon::start(&db.url, &options);
+    eventually("the bystander to start", SECS(30), || async {
+        bystander
+            .log_text()
+            .contains("xtract is running")
+            .then_some(())
+    })
+    .await;
+    drop(client);
+
+    db.pg.stop(false).unwrap();
+    standin.release("outage-a");
+    standin.release("outage-b");
+    eventually(
+        "both results to wait for the database",
+        SECS(30),
+        || async {
+            (holder
+                .log_text()
+                .matches("cannot write the job's outcome yet")
+                .count()
+                >= 2)
+                .then_some(())
+        },
+    )
+    .await;
+    // The outage itself: three leases long.
+    tokio::time::sleep(Duration::from_secs_f64(options.lease_secs * 3.0)).await;
+    db.pg.start(true).unwrap();
+
+    let client = db.client().await;
+    for id in &ids[..2] {
+        wait_status(&client, *id, "completed", SECS(30)).await;
+    }
+    standin.release("outage-c");
+    wait_status(&client, ids[2], "completed", SECS(30)).await;
+    for (id, attempts) in ids.iter().zip([3, 3, 1]) {
+        let row = job(&client, *id).await;
+        assert_eq!(row["attempts"], attempts, "{row}");
+        assert!(row["error_code"].is_null(), "{row}");
+        assert_eq!(audio_rows(&client, *id).await, 1);
+    }
+    assert_eq!(standin.calls().len(), 3, "no job was run twice");
+    assert_eq!(files_under(&holder.audio_dir()).len(), 3);
+    for d in [&holder, &bystander] {
+        assert!(
+            !d.log_text().contains("stopped heart-beating"),
+            "a job was taken back:\n{}",
+            d.log_text()
+        );
+    }
+}
+
+// ---- 2. the database down at start ----
+
+async fn health(base: &str) -> Option<(u16, serde_json::Value)> {
+    let response = reqwest::get(format!("{base}/health")).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.ok()?))
+}
+
+/// Every notification that arrives within `quiet` of the previous one.
+async fn drain(socket: &UnixDatagram, quiet: Duration) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(quiet, socket.recv(&mut buf)).await {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    seen
+}
+
+async fn receive(socket: &UnixDatagram, want: &str) -> String {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(SECS(30), socket.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {want} within 30 s"))
+            .unwrap();
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if message.contains(want) {
+            return message;
+        }
+    }
+}
+
+/// A VM boots before its database: the daemon keeps trying, says so (log,
+/// systemd status, /health 503), reports READY=1 only once connected, and
+/// then works. A database without the schema is not waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_before_its_database_waits_for_it_and_then_works() {
+    let mut db = TestDb::start().await;
+    let standin = StandIn::new();
+
+    // Reachable but never migrated: the operator's mistake, not an outage.
+    db.pg.create_database("bare").await.unwrap();
+    let bare_url = db.url.replace("/xtract", "/bare");
+    let mut bare = Daemon::start(&bare_url, &DaemonOptions::new(&standin.script));
+    assert_eq!(bare.wait_exit(SECS(30)).await.code(), Some(1));
+    assert!(
+        bare.log_text().contains("xtract migrate"),
+        "{}",
+        bare.log_text()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
+    let base = format!("http://{addr}");
+    let mut options = DaemonOptions::new(&standin.script);
+    options.extra_env = vec![
+        ("NOTIFY_SOCKET".into(), socket_path.display().to_string()),
+        ("XTRACT_HEALTH_ADDR".into(), addr.clone()),
+    ];
+    db.pg.stop(false).unwrap();
+    let mut daemon = Daemon::start(&db.url, &options);
+
+    let (code, body) = eventually("/health to answer while waiting", SECS(30), || {
+        health(&base)
+    })
+    .await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "starting", "{body}");
+    assert_eq!(body["database_connected"], false, "{body}");
+    let status = receive(&socket, "STATUS=").await;
+    assert!(status.contains("waiting for the database"), "{status}");
+    eventually("a log line about the wait", SECS(30), || async {
+        daemon
+            .log_text()
+            .contains("waiting for the database")
+            .then_some(())
+    })
+    .await;
+    let before = drain(&socket, Duration::from_millis(1500)).await;
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon gave up:\n{}",
+        daemon.log_text()
+    );
+    assert!(
+        !before.iter().any(|m| m.contains("READY=1")),
+        "READY before the database: {before:?}"
+    );
+
+    db.pg.start(true).unwrap();
+    receive(&socket, "READY=1").await;
+    eventually("a healthy daemon", SECS(30), || async {
+        health(&base).await.filter(|(code, _)| *code == 200)
+    })
+    .await;
+    let client = db.client().await;
+    let id = db
+        .enqueue(&client, "http://127.0.0.1:9/ok/after-boot")
+        .await;
+    wait_status(&client, id, "completed", SECS(30)).await;
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait_exit(SECS(30)).await.success());
+}
+
+/// A signal while the daemon waits for its database stops it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_for_the_database_exits_cleanly() {
+    let mut db = TestDb::start().await;
+    db.pg.stop(false).unwrap();
+    let mut daemon = Daemon::start(
+        &db.url,
+        &DaemonOptions::new(std::path::Path::new("/bin/true")),
+    );
+    eventually("the daemon to wait", SECS(30), || async {
+        daemon
+            .log_text()
+            .contains("waiting for the database")
+            .then_some(())
+    })
+    .await;
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(SECS(10)).await;
+    assert!(status.success(), "{status:?}\n{}", daemon.log_text());
+}
+
+// ---- 3. hung downloads; 4. stray processes ----
+
+fn platforms_file(dir: &std::path::Path, toml: &str) -> String {
+    let path = dir.join("platforms.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.display().to_string()
+}
+
+/// A download that never returns is stopped at the platform's time limit
+/// (`max_runtime_secs`, here shorter than XTRACT_JOB_TIMEOUT_SECS), with
+/// every process it started; it is retried per the platform's attempts and
+/// then fails with `timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_download_is_stopped_at_its_time_limit_with_all_its_processes() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let mut options = DaemonOptions::new(&standin.script);
+    options.extra_env = vec![
+        (
+            "XTRACT_PLATFORMS_FILE".into(),
+            platforms_file(
+                standin.dir.path(),
+                "[other]\nmax_runtime_secs = 1.5\nmax_attempts = 2\n",
+            ),
+        ),
+        ("XTRACT_JOB_TIMEOUT_SECS".into(), "600".into()),
+    ];
+    let daemon = Daemon::start(&db.url, &options);
+    let id = db.enqueue(&client, "http://127.0.0.1:9/family/hung").await;
+    let _cleanup = KillOnDrop(|| standin.children("hung"));
+    wait_status(&client, id, "failed", SECS(60)).await;
+    let row = job(&client, id).await;
+    assert_eq!(row["error_code"], "timeout", "{row}");
+    assert_eq!(row["attempts"], 2, "{row}");
+    assert!(
+        row["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("took too long"),
+        "{row}"
+    );
+    assert_eq!(standin.calls().len(), 2);
+    let children = standin.children("hung");
+    assert_eq!(children.len(), 4, "two per run");
+    eventually("every process of the job to end", SECS(10), || async {
+        children
+            .iter()
+            .all(|pid| !process_alive(*pid))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        daemon.log_text().contains("time limit"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+/// `kill -9` of a daemon: yt-dlp dies with it, but what yt-dlp started
+/// (ffmpeg, deno, here two `sleep`s, one in its own session) would live on.
+/// The next daemon on the machine ends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_a_killed_daemon_left_behind_are_ended_by_the_next_one() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let work = tempfile::tempdir().unwrap();
+    let mut options = DaemonOptions::new(&standin.script);
+    options.lease_secs = 1.0;
+    options.poll_secs = 0.3;
+    options.extra_env = vec![("XTRACT_WORK_DIR".into(), work.path().display().to_string())];
+    let mut first = Daemon::start(&db.url, &options);
+    let id = db
+        .enqueue(&client, "http://127.0.0.1:9/family/orphans")
+        .await;
+    let ytdlp = standin.blocked_pid("orphans").await;
+    let children = standin.children("orphans");
+    let _cleanup = KillOnDrop(|| standin.children("orphans"));
+    assert_eq!(children.len(), 2);
+
+    first.signal(libc::SIGKILL);
+    first.wait_exit(SECS(10)).await;
+    eventually("the killed daemon's yt-dlp to die", SECS(10), || async {
+        (!process_alive(ytdlp)).then_some(())
+    })
+    .await;
+    assert!(
+        children.iter().all(|pid| process_alive(*pid)),
+        "the children outlive their daemon until someone ends them"
+    );
+
+    standin.release("orphans");
+    options.worker_id = "next".into();
+    let next = Daemon::start(&db.url, &options);
+    eventually("the next daemon to end the strays", SECS(15), || async {
+        children
+            .iter()
+            .all(|pid| !process_alive(*pid))
+            .then_some(())
+    })
+    .await;
+    wait_status(&client, id, "completed", SECS(30)).await;
+    assert!(
+        next.log_text().contains("left by a daemon"),
+        "{}",
+        next.log_text()
+    );
+}
+
+// ---- 5. operator edits while a job runs ----
+
+/// An operator sets a running job back to pending in the dashboard: its
+/// run is stopped first, then the job runs again from attempt 1, never two
+/// runs at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_a_running_job_to_pending_stops_it_then_runs_it_once_afresh() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    let id = db.enqueue(&client, "http://127.0.0.1:9/block/again").await;
+    let first = standin.blocked_pid("again").await;
+
+    client
+        .execute(
+            "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    eventually("the first run to be stopped", SECS(10), || async {
+        (!process_alive(first)).then_some(())
+    })
+    .await;
+    eventually("the second run", SECS(10), || async {
+        (standin.calls().len() == 2).then_some(())
+    })
+    .await;
+    standin.release("again");
+    wait_status(&client, id, "completed", SECS(30)).await;
+    assert!(standin.overlaps().is_empty(), "two runs at once");
+    let row = job(&client, id).await;
+    assert_eq!(row["attempts"], 1, "a fresh start: {row}");
+    assert_eq!(audio_rows(&client, id).await, 1);
+}
+
+/// A completed job has its audio: cancelling it is refused with a sentence
+/// the dashboard shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completed_job_cannot_be_cancelled() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let id = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        .await;
+    client
+        .execute(
+            "UPDATE processing_jobs SET status = 'completed' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let e = client
+        .execute(
+            "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap_err();
+    let message = e.as_db_error().unwrap().message().to_string();
+    assert!(message.contains("already completed"), "{message}");
+    assert_eq!(status(&client, id).await, "completed");
+}
+
+// ---- 10. a write-back the database refuses ----
+
+/// The database refuses the audio row (a constraint here; a missing
+/// column, a type or a permission alike): the job fails `internal` with the
+/// database's words, and the object it stored is removed. It does not stay
+/// `processing` for the reaper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_back_the_database_refuses_fails_the_job_and_removes_its_audio() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "ALTER TABLE audio_files ADD CONSTRAINT test_refuses_audio CHECK (duration < 0) NOT VALID",
+        )
+        .await
+        .unwrap();
+    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/refused").await;
+    wait_status(&client, id, "failed", SECS(30)).await;
+    let row = job(&client, id).await;
+    assert_eq!(row["error_code"], "internal", "{row}");
+    assert!(
+        row["error_detail"]
+            .as_str()
+            .unwrap()
+            .contains("test_refuses_audio"),
+        "{row}"
+    );
+    assert!(row["locked_by"].is_null());
+    assert_eq!(audio_rows(&client, id).await, 0);
+    assert_eq!(
+        files_under(&daemon.audio_dir()),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+// ---- 6. panics ----
+
+/// A job body that panics for links with "boom" in them.
+struct Fragile;
+
+impl xtract::queue::worker::Processor for Fragile {
+    async fn process(
+        &self,
+        job: &xtract::queue::Job,
+        _ctx: &xtract::queue::worker::JobContext,
+    ) -> xtract::queue::worker::JobReport {
+        if job.original_url.contains("boom") {
+            panic!("the body fell over");
+        }
+        xtract::queue::worker::JobReport {
+            platform: None,
+            result: Ok(None),
+        }
+    }
+}
+
+/// A panic in a job body fails that job `internal` (the heartbeat stops,
+/// the slot is given back), and the next job runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_job_body_fails_that_job_and_the_worker_goes_on() {
+    use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let boom = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=boomboom123")
+        .await;
+    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
+    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "fragile", "test");
+    let settings = WorkerSettings {
+        concurrency: 1,
+        poll_interval: Duration::from_millis(200),
+        lease: SECS(30),
+        heartbeat_interval: Duration::from_millis(100),
+        shutdown_grace: SECS(5),
+        retry_base: SECS(1),
+        retry_max: SECS(10),
+        max_pauses: 6,
+        platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
+        exit_when_idle: false,
+    };
+    let worker = Worker::new(
+        queue,
+        Fragile,
+        settings,
+        Default::default(),
+        Default::default(),
+        Default::default(),
+    );
+    let shutdown = Shutdown::default();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    wait_status(&client, boom, "failed", SECS(20)).await;
+    let row = job(&client, boom).await;
+    assert_eq!(row["error_code"], "internal", "{row}");
+    assert!(
+        row["error_detail"]
+            .as_str()
+            .unwrap()
+            .contains("the body fell over"),
+        "{row}"
+    );
+    assert_eq!(row["attempts"], 1, "a bug is not retried: {row}");
+    let fine = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        .await;
+    wait_status(&client, fine, "completed", SECS(20)).await;
+    shutdown.stop_claiming.cancel();
+    running.await.unwrap();
+}
+
+// ---- 7. one table of links for both link checks ----
+
+struct LinkCase {
+    why: String,
+    link: String,
+    insert: String,
+    daemon: String,
+}
+
+fn link_cases() -> Vec<LinkCase> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/link_cases.json"
+    ))
+    .unwrap();
+    let table: serde_json::Value = serde_json::from_str(&text).unwrap();
+    table["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut link = c["link"].as_str().unwrap().to_string();
+            if let Some(pad) = c["pad"].as_array() {
+                link.push_str(
+                    &pad[0]
+                        .as_str()
+                        .unwrap()
+                        .repeat(pad[1].as_u64().unwrap() as usize),
+                );
+            }
+            if let Some(tail) = c["tail"].as_str() {
+                link.push_str(tail);
+            }
+            let insert = c["insert"].as_str().unwrap().to_string();
+            LinkCase {
+                why: c["why"].as_str().unwrap().to_string(),
+                link,
+                daemon: c["daemon"].as_str().unwrap_or(&insert).to_string(),
+                insert,
+            }
+        })
+        .collect()
+}
+
+/// What the daemon says about a link with its default rules.
+fn daemon_verdict(link: &str) -> String {
+    use xtract::pipeline::url_rules::{parse_job_url, UrlPolicy};
+    match parse_job_url(link, &UrlPolicy::default()) {
+        Ok(_) => "ok".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Every case of tests/link_cases.json, through the insert's check on a
+/// real database and through the daemon's rules: the insert refuses exactly
+/// the links whose shape the daemon refuses, in the same words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_insert_and_the_daemon_judge_links_alike() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let cases = link_cases();
+    assert!(cases.len() >= 50);
+    let mut wrong = Vec::new();
+    for c in &cases {
+        let insert = match client
+            .execute("SELECT xtract.check_link($1)", &[&c.link])
+            .await
+        {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.as_db_error().unwrap().message().to_string(),
+        };
+        let daemon = daemon_verdict(&c.link);
+        if insert != c.insert || daemon != c.daemon {
+            wrong.push(format!(
+                "{} ({:?}): insert says {insert:?} (want {:?}), daemon says {daemon:?} (want {:?})",
+                c.why,
+                c.link.chars().take(80).collect::<String>(),
+                c.insert,
+                c.daemon
+            ));
+        }
+        if c.insert != "ok" {
+            assert_eq!(c.insert, c.daemon, "{}: the table itself", c.why);
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Every character of the Basic Multilingual Plane inside a link and at its
+/// end: the insert and the daemon trim and refuse the same ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_insert_and_the_daemon_trim_and_refuse_the_same_characters() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    const LINK: &str = "https://www.youtube.com/watch?v=dQw4w9WgXcQ&x=a";
+    let rows = client
+        .query(
+            "SELECT cp,
+                    xtract.link_problem($1 || chr(cp) || 'b') IS NOT NULL,
+                    xtract.link_problem($1 || chr(cp)) IS NOT NULL
+             FROM generate_series(1, 65535) AS cp
+             WHERE cp NOT BETWEEN 55296 AND 57343",
+            &[&LINK],
+        )
+        .await
+        .unwrap();
+    let mut wrong = Vec::new();
+    for r in rows {
+        let cp: i32 = r.get(0);
+        let c = char::from_u32(cp as u32).unwrap();
+        let inside = daemon_verdict(&format!("{LINK}{c}b")) != "ok";
+        let at_end = daemon_verdict(&format!("{LINK}{c}")) != "ok";
+        if (inside, at_end) != (r.get(1), r.get(2)) {
+            wrong.push(format!(
+                "U+{cp:04X}: daemon refuses inside/at end {inside}/{at_end}, insert {}/{}",
+                r.get::<_, bool>(1),
+                r.get::<_, bool>(2)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+// ---- 8. secrets on a command line ----
+
+/// The egress guard's per-download password reaches yt-dlp in a file only
+/// its user can read, never on its command line (which `ps` shows to every
+/// local user).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_download_pass_is_never_on_a_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let client = db.client().await;
+    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    // Local links are `other`: their downloads go through the guard.
+    let id = db
+        .enqueue(&client, "http://127.0.0.1:9/block/secretive")
+        .await;
+    let pid = standin.blocked_pid("secretive").await;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let line = args.join(" ");
+    assert!(
+        !line.contains("xtract:"),
+        "a pass on the command line: {line}"
+    );
+    assert!(!line.contains("--proxy"), "{line}");
+    let at = args
+        .iter()
+        .position(|a| a == "--config-locations")
+        .unwrap_or_else(|| panic!("no --config-locations in {line}"));
+    let file = std::path::Path::new(&args[at + 1]);
+    let mode = file.metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", file.display());
+    let options = std::fs::read_to_string(file).unwrap();
+    assert!(options.contains("--proxy"), "{options}");
+    assert!(options.contains("http://xtract:"), "{options}");
+    standin.release("secretive");
+    wait_status(&client, id, "completed", SECS(30)).await;
+    assert!(!file.exists(), "the file goes with the job's folder");
+}
