@@ -33,6 +33,8 @@ pub enum ErrorCode {
     Internal,
     /// The worker holding the job stopped heart-beating (killed, VM lost).
     WorkerLost,
+    /// The job ran past its time limit (a hung download) and was stopped.
+    Timeout,
 }
 
 /// What the queue does with a job after this error.
@@ -52,7 +54,7 @@ pub enum Retry {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         Self::RateLimited,
         Self::BotCheck,
         Self::LoginRequired,
@@ -74,6 +76,7 @@ impl ErrorCode {
         Self::Storage,
         Self::Internal,
         Self::WorkerLost,
+        Self::Timeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::Storage => "storage",
             Self::Internal => "internal",
             Self::WorkerLost => "worker_lost",
+            Self::Timeout => "timeout",
         }
     }
 
@@ -116,7 +120,9 @@ impl ErrorCode {
             | Self::Network
             | Self::Storage
             | Self::Internal
-            | Self::WorkerLost => Retry::Backoff,
+            | Self::WorkerLost
+            // A hung request or a stalled stream may go through next time.
+            | Self::Timeout => Retry::Backoff,
             // Facts about the video or the link: the same request fails again.
             Self::LoginRequired
             | Self::Private
@@ -189,6 +195,10 @@ impl ErrorCode {
             Self::Internal => "Something went wrong while processing this video.".into(),
             Self::WorkerLost => {
                 "The server processing this video stopped unexpectedly. Please try again.".into()
+            }
+            Self::Timeout => {
+                "Processing this video took too long and was stopped. Please try again later."
+                    .into()
             }
         }
     }

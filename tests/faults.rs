@@ -526,6 +526,7 @@ async fn a_panic_in_a_job_body_fails_that_job_and_the_worker_goes_on() {
         shutdown_grace: SECS(5),
         retry_base: SECS(1),
         retry_max: SECS(10),
+        job_timeout: SECS(1800),
         max_pauses: 6,
         platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
         exit_when_idle: false,

@@ -467,6 +467,7 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         max_attempts: 3,
         cooldown: SECS(60),
         enabled: true,
+        max_runtime: None,
     };
     let client = db.client().await;
     let next = || async {

@@ -842,6 +842,7 @@ fn in_process_worker<P: xtract::queue::worker::Processor>(
         shutdown_grace: SECS(5),
         retry_base: SECS(1),
         retry_max: SECS(10),
+        job_timeout: SECS(1800),
         max_pauses: 6,
         platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
         exit_when_idle: false,

@@ -38,6 +38,7 @@ impl WorkerSettings {
             shutdown_grace: c.shutdown_grace,
             retry_base: c.retry_base,
             retry_max: c.retry_max,
+            job_timeout: c.job_timeout,
             max_pauses: c.max_pauses,
             platforms: Live::new(c.platforms.clone()),
             exit_when_idle,

@@ -74,6 +74,9 @@ pub struct PlatformPolicy {
     /// Pause after the platform rate-limits us.
     pub cooldown: Duration,
     pub enabled: bool,
+    /// A job of this platform running longer is stopped and fails
+    /// `timeout`; None: XTRACT_JOB_TIMEOUT_SECS.
+    pub max_runtime: Option<Duration>,
 }
 
 impl PlatformPolicy {
@@ -91,6 +94,7 @@ impl PlatformPolicy {
             max_attempts: attempts,
             cooldown: secs(cooldown),
             enabled,
+            max_runtime: None,
         }
     }
 
@@ -114,6 +118,7 @@ struct PolicyOverride {
     max_attempts: Option<u32>,
     cooldown_secs: Option<f64>,
     enabled: Option<bool>,
+    max_runtime_secs: Option<f64>,
 }
 
 /// The policy of every platform.
@@ -160,9 +165,12 @@ impl PlatformTable {
                 .policies
                 .get_mut(&platform)
                 .expect("all platforms present");
+            // At most 30 days, as every duration of the configuration.
             let secs = |what: &str, v: f64| -> Result<Duration, String> {
                 Duration::try_from_secs_f64(v)
-                    .map_err(|_| format!("[{name}] {what} must be a non-negative number"))
+                    .ok()
+                    .filter(|d| d.as_secs() <= 30 * 24 * 3600)
+                    .ok_or_else(|| format!("[{name}] {what} must be a number of seconds from 0 to 2592000 (30 days)"))
             };
             if let Some(v) = o.min_interval_secs {
                 p.min_interval = secs("min_interval_secs", v)?;
@@ -186,6 +194,13 @@ impl PlatformTable {
             }
             if let Some(v) = o.enabled {
                 p.enabled = v;
+            }
+            if let Some(v) = o.max_runtime_secs {
+                let limit = secs("max_runtime_secs", v)?;
+                if limit < Duration::from_secs(1) {
+                    return Err(format!("[{name}] max_runtime_secs must be at least 1"));
+                }
+                p.max_runtime = Some(limit);
             }
         }
         Ok(table)
@@ -235,6 +250,19 @@ mod tests {
         );
         assert!(t.get(Platform::Other).enabled);
         assert_eq!(t.get(Platform::Other).draw_jitter(), Duration::ZERO);
+        assert_eq!(t.get(Platform::Other).max_runtime, None);
+    }
+
+    #[test]
+    fn a_platform_may_have_its_own_time_limit() {
+        let t = PlatformTable::from_toml("[tiktok]\nmax_runtime_secs = 300\n").unwrap();
+        assert_eq!(
+            t.get(Platform::TikTok).max_runtime,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(t.get(Platform::YouTube).max_runtime, None);
+        let e = PlatformTable::from_toml("[tiktok]\nmax_runtime_secs = 0\n").unwrap_err();
+        assert!(e.contains("max_runtime_secs"), "{e}");
     }
 
     #[test]

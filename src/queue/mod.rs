@@ -133,10 +133,14 @@ impl Queue {
         Ok(client.query_one(&stmt, &[&&*self.egress_key]).await?.get(0))
     }
 
-    /// False when the job is no longer ours (cancelled, or taken back).
-    pub async fn heartbeat(&self, id: Uuid) -> Result<bool, DbError> {
-        self.transition(sql::HEARTBEAT, &[&id, &&*self.worker_id])
-            .await
+    /// The job's status while this worker holds it (not `processing` once
+    /// it was told to stop); None once it is no longer ours (taken back,
+    /// finished).
+    pub async fn heartbeat(&self, id: Uuid) -> Result<Option<String>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::HEARTBEAT).await?;
+        let row = client.query_opt(&stmt, &[&id, &&*self.worker_id]).await?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// Writes the audio row and marks the job completed, in one transaction.
@@ -232,23 +236,36 @@ impl Queue {
             .await
     }
 
-    pub async fn ack_cancel(&self, id: Uuid) -> Result<bool, DbError> {
+    /// The job's status now, and whether this worker still holds it.
+    pub async fn hold_state(&self, id: Uuid) -> Result<Option<(String, bool)>, DbError> {
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(sql::ACK_CANCEL).await?;
-        Ok(client.execute(&stmt, &[&id, &&*self.worker_id]).await? > 0)
+        let stmt = client.prepare_cached(sql::HOLD_STATE).await?;
+        let row = client.query_opt(&stmt, &[&id, &&*self.worker_id]).await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// Takes back jobs of workers silent for longer than `lease`.
+    /// Lets go of a job this worker was told to stop and has stopped.
+    pub async fn let_go(&self, id: Uuid) -> Result<bool, DbError> {
+        self.transition(sql::LET_GO, &[&id, &&*self.worker_id])
+            .await
+    }
+
+    /// Takes back jobs of workers silent for longer than `lease`, never the
+    /// ones in `held` (this worker's own).
     pub async fn reap(
         &self,
         lease: Duration,
         max_attempts: &serde_json::Value,
         message: &str,
+        held: &[Uuid],
     ) -> Result<Vec<(Uuid, String)>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::REAP).await?;
         let rows = client
-            .query(&stmt, &[&lease.as_secs_f64(), max_attempts, &message])
+            .query(
+                &stmt,
+                &[&lease.as_secs_f64(), max_attempts, &message, &held],
+            )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
