@@ -8,6 +8,7 @@ pub mod ffmpeg;
 pub mod pacing;
 pub mod platform;
 pub mod process;
+pub mod process_tree;
 pub mod strategy;
 pub mod url_rules;
 pub mod workdir;
@@ -83,12 +84,22 @@ pub struct MediaPipeline<S> {
     guard: egress::EgressGuard,
     /// This process's folder in XTRACT_WORK_DIR (see workdir.rs).
     run_dir: workdir::RunDir,
+    /// Ends, now and then, what daemons that died on this machine left.
+    _sweeper: AbortOnDrop,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
     /// Call from within the tokio runtime (the egress guard starts here).
     pub fn new(config: Live<PipelineConfig>, storage: S) -> std::io::Result<Self> {
-        let run_dir = workdir::RunDir::create(&config.get().work_dir)?;
+        let work_dir = config.get().work_dir.clone();
+        let run_dir = workdir::RunDir::create(&work_dir)?;
+        let sweeper = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(workdir::SWEEP_EVERY).await;
+                let dir = work_dir.clone();
+                let _ = tokio::task::spawn_blocking(move || workdir::sweep(&dir)).await;
+            }
+        }));
         let live = config.clone();
         let guard = egress::EgressGuard::start(Arc::new(move |ip| {
             live.get().allow_private_urls || !url_rules::is_forbidden_ip(ip)
@@ -98,6 +109,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             storage,
             guard,
             run_dir,
+            _sweeper: sweeper,
         })
     }
 
