@@ -288,7 +288,14 @@ impl<S: AudioStore> MediaPipeline<S> {
             // request of theirs passes the guard.
             let pass = (platform == Platform::Other).then(|| self.guard.pass());
             if let Some(pass) = &pass {
-                extra.extend(["--proxy".to_string(), pass.proxy_url().to_string()]);
+                // The pass is a password: never on a command line.
+                let private = ytdlp::private_options(&run_dir, &[("--proxy", pass.proxy_url())])
+                    .map_err(|e| {
+                        JobError::internal(format!(
+                            "cannot write the download's private options: {e}"
+                        ))
+                    })?;
+                extra.extend(private);
             }
             if let Some(cookies) = &s.cookies {
                 // yt-dlp rewrites its cookie file: every run gets a copy.
