@@ -188,7 +188,7 @@ async fn a_daemon_started_before_its_database_waits_for_it_and_then_works() {
 
     // Reachable but never migrated: the operator's mistake, not an outage.
     db.pg.create_database("bare").await.unwrap();
-    let bare_url = db.url.replace("/xtract", "/bare");
+    let bare_url = format!("{}/bare", db.url.rsplit_once('/').unwrap().0);
     let mut bare = Daemon::start(&bare_url, &DaemonOptions::new(&standin.script));
     assert_eq!(bare.wait_exit(SECS(30)).await.code(), Some(1));
     assert!(
