@@ -506,11 +506,37 @@ impl xtract::queue::worker::Processor for Fragile {
     }
 }
 
+/// The log lines of this test process, as JSON (only the panic test runs
+/// a worker in this process; daemons are processes of their own).
+fn capture_log() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex};
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(move || Sink(sink.clone()))
+        .try_init()
+        .expect("one subscriber per test process");
+    log
+}
+
 /// A panic in a job body fails that job `internal` (the heartbeat stops,
-/// the slot is given back), and the next job runs.
+/// the slot is given back), is logged with the job's id, and the next job
+/// runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_job_body_fails_that_job_and_the_worker_goes_on() {
     use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    let log = capture_log();
     let db = TestDb::start().await;
     let client = db.client().await;
     let boom = db
@@ -558,6 +584,22 @@ async fn a_panic_in_a_job_body_fails_that_job_and_the_worker_goes_on() {
     wait_status(&client, fine, "completed", SECS(20)).await;
     shutdown.stop_claiming.cancel();
     running.await.unwrap();
+    let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    let line = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("panicked"))
+        })
+        .unwrap_or_else(|| panic!("no line about the panic:\n{text}"));
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(line["span"]["job_id"], boom.to_string(), "{line}");
+    assert!(line["fields"]["panic"]
+        .as_str()
+        .unwrap()
+        .contains("the body fell over"));
 }
 
 // ---- 7. one table of links for both link checks ----
