@@ -146,6 +146,79 @@ async fn an_outage_longer_than_the_lease_takes_no_job_from_its_daemon() {
     }
 }
 
+/// The reaper's rules one by one, on the statement itself: a job whose
+/// heartbeat is an hour old is not taken back while the database server has
+/// been up for less than a lease (nobody could beat while it was down), and
+/// never by the worker that holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_counts_the_lease_from_the_database_start_and_spares_held_jobs() {
+    let mut db = TestDb::start().await;
+    let client = db.client().await;
+    let id = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        .await;
+    client
+        .execute(
+            "UPDATE processing_jobs
+             SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
+             WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    // Set back to pending by an operator while `gone` ran it, and `gone`
+    // died before letting go: the job waits for nobody for ever, unless the
+    // reaper lets go for it.
+    let retried = db
+        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcR")
+        .await;
+    client
+        .execute(
+            "UPDATE processing_jobs
+             SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
+             WHERE id = $1",
+            &[&retried],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
+            &[&retried],
+        )
+        .await
+        .unwrap();
+    assert_eq!(job(&client, retried).await["locked_by"], "gone");
+    drop(client);
+    db.pg.stop(false).unwrap();
+    db.pg.start(true).unwrap();
+    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
+    let queue = xtract::queue::Queue::new(target.pool(2).unwrap(), "reaper", "test");
+    let lease = SECS(3);
+    let attempts = xtract::pipeline::PlatformTable::default().max_attempts_json();
+    let reap = |held: Vec<uuid::Uuid>| {
+        let queue = queue.clone();
+        let attempts = attempts.clone();
+        async move { queue.reap(lease, &attempts, "lost", &held).await.unwrap() }
+    };
+    assert!(reap(vec![]).await.is_empty(), "judged across the restart");
+    tokio::time::sleep(lease).await;
+    assert!(
+        reap(vec![id, retried]).await.is_empty(),
+        "reaped a held job"
+    );
+    let mut reaped = reap(vec![]).await;
+    reaped.sort();
+    let mut want = vec![
+        (id, "pending".to_string()),
+        (retried, "pending".to_string()),
+    ];
+    want.sort();
+    assert_eq!(reaped, want);
+    let client = db.client().await;
+    assert!(job(&client, retried).await["locked_by"].is_null());
+}
+
 // ---- 2. the database down at start ----
 
 async fn health(base: &str) -> Option<(u16, serde_json::Value)> {
