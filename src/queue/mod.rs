@@ -34,6 +34,22 @@ pub struct Job {
     pub pauses: i32,
 }
 
+impl Job {
+    /// A job from the columns of `job_columns!` (sql.rs), from `first` on.
+    fn from_row(r: &tokio_postgres::Row, first: usize) -> Job {
+        Job {
+            id: r.get(first),
+            user_id: r.get(first + 1),
+            original_url: r.get(first + 2),
+            attempts: r.get(first + 3),
+            platform: r.get(first + 4),
+            created_at: r.get(first + 5),
+            waited_secs: r.get(first + 6),
+            pauses: r.get(first + 7),
+        }
+    }
+}
+
 /// The `audio_files` row a finished job writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioRow {
@@ -111,19 +127,7 @@ impl Queue {
         let rows = client
             .query(&stmt, &[&&*self.worker_id, &(n as i64), &&*self.egress_key])
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Job {
-                id: r.get(0),
-                user_id: r.get(1),
-                original_url: r.get(2),
-                attempts: r.get(3),
-                platform: r.get(4),
-                created_at: r.get(5),
-                waited_secs: r.get(6),
-                pauses: r.get(7),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| Job::from_row(r, 0)).collect())
     }
 
     /// When the earliest pending job becomes ready, if any is pending.
@@ -251,14 +255,14 @@ impl Queue {
     }
 
     /// Takes back jobs of workers silent for longer than `lease`, never the
-    /// ones in `held` (this worker's own).
+    /// ones in `held` (this worker's own): each job and its new status.
     pub async fn reap(
         &self,
         lease: Duration,
         max_attempts: &serde_json::Value,
         message: &str,
         held: &[Uuid],
-    ) -> Result<Vec<(Uuid, String)>, DbError> {
+    ) -> Result<Vec<(Job, String)>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::REAP).await?;
         let rows = client
@@ -267,7 +271,10 @@ impl Queue {
                 &[&lease.as_secs_f64(), max_attempts, &message, &held],
             )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (Job::from_row(r, 1), r.get(0)))
+            .collect())
     }
 
     /// Not run now: back to pending for `delay`, the attempt given back.

@@ -90,12 +90,13 @@ SET file_name = excluded.file_name,
     created_at = now()
 RETURNING id";
 
-/// processing → completed. Also accepts a job the reaper took back while we
-/// could not reach it (to pending and not claimed since, or failed
-/// `worker_lost` on its last attempt): the work is done, so it is ours to
-/// finish, and nobody else runs it. Never a pending job someone holds (an
-/// operator's retry of our run: that run is void). `$3` may be null (a job
-/// body that stores nothing).
+/// processing → completed. Also accepts a job the reaper put back to pending
+/// while we could not reach the database, and nobody has claimed since: the
+/// work is done, so it is ours to finish. Never a pending job someone holds
+/// (an operator's retry of our run: that run is void), and never a job the
+/// reaper failed: its reaper has removed its objects (see REAP), so a late
+/// result must not point at them; the late worker removes its own. `$3` may
+/// be null (a job body that stores nothing).
 pub const COMPLETE: &str = "
 UPDATE processing_jobs
 SET status = 'completed',
@@ -108,8 +109,7 @@ SET status = 'completed',
     error_detail = NULL
 WHERE id = $1
   AND ((status = 'processing' AND locked_by = $2)
-       OR (status = 'pending' AND locked_by IS NULL)
-       OR (status = 'failed' AND error_code = 'worker_lost' AND locked_by IS NULL))
+       OR (status = 'pending' AND locked_by IS NULL))
 RETURNING id";
 
 /// COMPLETE for many jobs at once, none with an audio row (the completer).
@@ -125,8 +125,7 @@ SET status = 'completed',
     error_detail = NULL
 WHERE id = ANY($1)
   AND ((status = 'processing' AND locked_by = $2)
-       OR (status = 'pending' AND locked_by IS NULL)
-       OR (status = 'failed' AND error_code = 'worker_lost' AND locked_by IS NULL))
+       OR (status = 'pending' AND locked_by IS NULL))
 RETURNING id";
 
 /// processing → failed, for good.
@@ -202,6 +201,8 @@ RETURNING id";
 /// Jobs whose worker has been silent for `$1` seconds: a running one goes
 /// back to pending, or fails when its attempts are used up (`$2` maps
 /// platform → attempts); one its silent worker was told to stop is let go.
+/// Returns the jobs (the claim's columns) and their new status: the reaper
+/// removes the objects of the ones it failed.
 ///
 /// Never the jobs in `$4`: the reaping worker holds them itself, running or
 /// with a finished result waiting to be written back. And the lease counts
@@ -209,7 +210,8 @@ RETURNING id";
 /// (`pg_postmaster_start_time()`): no worker can beat while the database is
 /// down, so after a restart every worker gets a full lease to reach it
 /// again before anyone judges it.
-pub const REAP: &str = "
+pub const REAP: &str = concat!(
+    "
 WITH lost AS (
     SELECT id
     FROM processing_jobs
@@ -231,7 +233,9 @@ WITH lost AS (
         error_detail = 'worker ' || coalesce(j.locked_by, '?') || ' stopped heart-beating'
     FROM lost
     WHERE j.id = lost.id
-    RETURNING j.id, j.status
+    RETURNING j.status, ",
+    job_columns!(),
+    "
 ), abandoned AS (
     SELECT id
     FROM processing_jobs
@@ -247,11 +251,14 @@ WITH lost AS (
         heartbeat_at = NULL
     FROM abandoned
     WHERE j.id = abandoned.id
-    RETURNING j.id, j.status
+    RETURNING j.status, ",
+    job_columns!(),
+    "
 )
-SELECT id, status FROM taken_back
+SELECT * FROM taken_back
 UNION ALL
-SELECT id, status FROM let_go";
+SELECT * FROM let_go"
+);
 
 /// Records what the URL rules found, once the worker has parsed the link;
 /// only while the job is still this worker's.

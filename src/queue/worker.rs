@@ -356,14 +356,30 @@ impl<P: Processor> Worker<P> {
             .await
         {
             Ok(reaped) => {
-                for (id, status) in &reaped {
-                    tracing::warn!(job_id = %id, "worker of job stopped heart-beating; job is now {status}");
+                for (job, status) in &reaped {
+                    tracing::warn!(job_id = %job.id, "worker of job stopped heart-beating; job is now {status}");
                 }
                 self.shared
                     .stats
                     .reaped
                     .fetch_add(reaped.len() as u64, Ordering::Relaxed);
                 self.shared.metrics.reaped.inc_by(reaped.len() as u64);
+                // A failed job keeps no audio: its dead worker may have
+                // stored some before it could write the row. In the
+                // background: storage requests must not hold up the loop.
+                let failed: Vec<Job> = reaped
+                    .into_iter()
+                    .filter(|(_, status)| status == "failed")
+                    .map(|(job, _)| job)
+                    .collect();
+                if !failed.is_empty() {
+                    let shared = self.shared.clone();
+                    tokio::spawn(async move {
+                        for job in &failed {
+                            shared.processor.discard(job, None).await;
+                        }
+                    });
+                }
                 Ok(())
             }
             Err(e) => {
@@ -695,6 +711,11 @@ impl<P: Processor> Shared<P> {
                         error_code: e.code.as_str().into(),
                     })
                     .inc();
+                // A failed job keeps no audio: an earlier attempt may have
+                // stored some and died before writing its row.
+                if job.attempts > 1 {
+                    self.processor.discard(job, None).await;
+                }
                 Persisted::Written(true)
             }
             Persisted::Written(false) => {

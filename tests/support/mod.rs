@@ -310,6 +310,8 @@ pub fn media() -> &'static Media {
 /// - `family`: starts two `sleep 300` children, one in its own session
 ///   (as a program that daemonizes would), appends their pids to
 ///   `<name>.children`, then as block;
+/// - `nap`: writes `<name>.pid` (noting an overlap as block does), sleeps
+///   0.1 to 0.9 s, then as ok;
 /// - `slow`: prints 50% progress, then as block;
 /// - `huge`: reports 3 MB downloaded of an unknown total, then as block;
 /// - `fail`: prints the yt-dlp stderr stored in `<name>.err`, exits 1;
@@ -449,15 +451,21 @@ esac
 [ -n "$kind" ] || kind=ok
 fail() { cat "$dir/$name.err" >&2; exit 1; }
 say_progress() { [ -n "$progress" ] && { t="${progress#*:}"; printf '%s%s %s NA\n' "${t%%%(*}" "$1" 1000; }; }
-block() {
-  if [ -e "$dir/$name.pid" ] && kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+running() {
+  # The earlier run is alive if its pid still runs this script for this
+  # link (a pid alone may have been reused).
+  if [ -e "$dir/$name.pid" ] && tr '\0' '\n' 2>/dev/null < "/proc/$(cat "$dir/$name.pid")/cmdline" | grep -qxF -- "$url"; then
     echo "$name" >> "$dir/overlap.log"
   fi
   echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
+}
+block() {
+  running
   while [ ! -e "$dir/$name.go" ]; do sleep 0.05; done
 }
 case "$kind" in
   block) block;;
+  nap) running; sleep "0.$(( RANDOM % 9 + 1 ))";;
   family)
     sleep 300 >/dev/null 2>&1 & echo $! >> "$dir/$name.children"
     setsid sleep 300 >/dev/null 2>&1 & echo $! >> "$dir/$name.children"
