@@ -85,6 +85,7 @@ fn start_workers(target: &DbTarget, n: usize, concurrency: usize, body: &Noop) -
             shutdown_grace: Duration::from_secs(5),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(1800),
             max_pauses: 6,
             platforms: xtract::live::Live::new(PlatformTable::default()),
             exit_when_idle: false,

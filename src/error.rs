@@ -39,6 +39,8 @@ pub enum ErrorCode {
     ExtractorOutdated,
     /// The video is encrypted (DRM); no tool of ours may decrypt it.
     DrmProtected,
+    /// The job ran past its time limit (a hung download) and was stopped.
+    Timeout,
 }
 
 /// What the queue does with a job after this error.
@@ -58,7 +60,7 @@ pub enum Retry {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::RateLimited,
         Self::BotCheck,
         Self::LoginRequired,
@@ -82,6 +84,7 @@ impl ErrorCode {
         Self::WorkerLost,
         Self::ExtractorOutdated,
         Self::DrmProtected,
+        Self::Timeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +112,7 @@ impl ErrorCode {
             Self::WorkerLost => "worker_lost",
             Self::ExtractorOutdated => "extractor_outdated",
             Self::DrmProtected => "drm_protected",
+            Self::Timeout => "timeout",
         }
     }
 
@@ -128,7 +132,9 @@ impl ErrorCode {
             | Self::Internal
             | Self::WorkerLost
             // Spends an attempt, but not before `min_retry_delay`: see there.
-            | Self::ExtractorOutdated => Retry::Backoff,
+            | Self::ExtractorOutdated
+            // A hung request or a stalled stream may go through next time.
+            | Self::Timeout => Retry::Backoff,
             // Facts about the video or the link: the same request fails again.
             Self::LoginRequired
             | Self::Private
@@ -227,6 +233,10 @@ impl ErrorCode {
             ),
             Self::DrmProtected => {
                 "This video is copy-protected (DRM), so its audio cannot be extracted.".into()
+            }
+            Self::Timeout => {
+                "Processing this video took too long and was stopped. Please try again later."
+                    .into()
             }
         }
     }

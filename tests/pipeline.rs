@@ -287,9 +287,14 @@ async fn the_egress_guard_stops_a_redirect_into_the_private_network() {
     let guard =
         EgressGuard::start(Arc::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST))).unwrap();
 
+    // The proxy as the daemon hands it over: in a private options file
+    // (never on the command line), read by the real yt-dlp despite
+    // --ignore-config. The refusal recorded on the pass proves it was used.
     let ytdlp = |url: String, dir: &Path, proxy: &str| {
+        let private = xtract::pipeline::ytdlp::private_options(dir, &[("--proxy", proxy)]).unwrap();
         std::process::Command::new(&tools().ytdlp)
-            .args(["--ignore-config", "--no-playlist", "--proxy", proxy])
+            .args(["--ignore-config", "--no-playlist"])
+            .args(&private)
             .arg("-o")
             .arg(dir.join("out.%(ext)s"))
             .args(["--", &url])
@@ -306,7 +311,7 @@ async fn the_egress_guard_stops_a_redirect_into_the_private_network() {
     );
     assert!(!out.status.success(), "the redirect was followed");
     assert_eq!(pass.refused().as_deref(), Some("127.0.0.2 (127.0.0.2)"));
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    assert_eq!(leftover_files(dir.path()), vec!["private.conf".to_string()]);
 
     let dir = tempfile::tempdir().unwrap();
     let pass = guard.pass();

@@ -527,6 +527,7 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         cooldown: SECS(60),
         enabled: true,
         ytdlp_args: Vec::new(),
+        max_runtime: None,
     };
     let client = db.client().await;
     let next = || async {

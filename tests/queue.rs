@@ -842,6 +842,7 @@ fn in_process_worker<P: xtract::queue::worker::Processor>(
         shutdown_grace: SECS(5),
         retry_base: SECS(1),
         retry_max: SECS(10),
+        job_timeout: SECS(1800),
         max_pauses: 6,
         platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
         exit_when_idle: false,
@@ -906,6 +907,24 @@ async fn a_worker_that_lost_its_job_leaves_the_audio_to_the_new_owner() {
         discarded.is_empty(),
         "deleted another worker's audio: {discarded:?}"
     );
+}
+
+/// The reaper failed the job `worker_lost` (its last attempt) while this
+/// worker was cut off from the database (not from storage): the job stays
+/// failed, as its reaper said, and the late worker removes the audio it
+/// stored, instead of leaving it with no row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_result_of_a_job_failed_as_lost_is_removed() {
+    let (discarded, row) = complete_refused(
+        "UPDATE processing_jobs
+         SET status = 'failed', error_code = 'worker_lost', locked_by = NULL, heartbeat_at = NULL
+         WHERE id = $1",
+    )
+    .await;
+    assert_eq!(row["status"], "failed", "{row}");
+    assert!(row["result_audio_file_id"].is_null(), "{row}");
+    let path = format!("{}/{}.m4a", USER, row["id"].as_str().unwrap());
+    assert_eq!(discarded, vec![Some(path)]);
 }
 
 /// An operator cancelled the job while its audio was being stored: the

@@ -62,6 +62,18 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 8,
+        name: "stop then retry",
+        sql: include_str!("../../sql/008_stop_then_retry.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 9,
+        name: "one link check",
+        sql: include_str!("../../sql/009_one_link_check.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 12,
         name: "dashboard views and retention",
         sql: include_str!("../../sql/012_dashboard_and_retention.sql"),

@@ -142,6 +142,7 @@ const TRIGGERS: &[(&str, &str)] = &[
 /// Functions in schema `xtract` (name, identity arguments).
 const FUNCTIONS: &[(&str, &str)] = &[
     ("check_link", "url text"),
+    ("link_problem", "url text"),
     ("detect_platform", "url text"),
     ("processing_jobs_before_insert", ""),
     ("processing_jobs_before_update", ""),

@@ -36,6 +36,11 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// The longest duration any setting may have: 30 days.
+const MAX_SECS: f64 = 30.0 * 24.0 * 3600.0;
+/// The shortest period of anything that repeats (poll, heartbeat, retry).
+const MIN_PERIOD_SECS: f64 = 0.05;
+
 fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         var,
@@ -89,6 +94,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// A job running longer is stopped and fails `timeout` (a platform's
+    /// `max_runtime_secs` overrides it).
+    pub job_timeout: Duration,
     pub work_dir: PathBuf,
     pub worker_id: String,
     pub max_duration: Duration,
@@ -179,16 +187,32 @@ impl Config {
     /// process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
-        let secs = |var: &'static str, default: f64| -> Result<Duration, ConfigError> {
-            match get(var) {
-                None => Ok(Duration::from_secs_f64(default)),
+        // Every duration is checked here, so that none can stop the daemon
+        // later (a zero period panics a timer; a poll shorter than the
+        // shortest wait inverts a clamp; a huge value overflows a clock).
+        let secs = |var: &'static str, default: f64, min: f64| -> Result<Duration, ConfigError> {
+            let value = match get(var) {
+                None => default,
                 Some(v) => v
                     .trim()
                     .parse::<f64>()
                     .ok()
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .ok_or_else(|| err(var, format!("'{v}' is not a number of seconds"))),
+                    .filter(|s| s.is_finite())
+                    .ok_or_else(|| err(var, format!("'{v}' is not a number of seconds")))?,
+            };
+            if value < min {
+                return Err(err(
+                    var,
+                    format!("must be at least {min} seconds, not {value}"),
+                ));
             }
+            if value > MAX_SECS {
+                return Err(err(
+                    var,
+                    format!("must be at most {MAX_SECS} seconds (30 days), not {value}"),
+                ));
+            }
+            Ok(Duration::from_secs_f64(value))
         };
         let flag = |var: &'static str| -> Result<bool, ConfigError> {
             match get(var).as_deref().map(str::trim) {
@@ -252,12 +276,9 @@ impl Config {
             None => PlatformTable::default(),
             Some(p) => PlatformTable::load(p).map_err(|e| err("XTRACT_PLATFORMS_FILE", e))?,
         };
-        let lease = secs("XTRACT_LEASE_SECS", 30.0)?;
-        if lease < Duration::from_secs(1) {
-            return Err(err("XTRACT_LEASE_SECS", "must be at least 1 second"));
-        }
+        let lease = secs("XTRACT_LEASE_SECS", 30.0, 1.0)?;
         let heartbeat_interval = match get("XTRACT_HEARTBEAT_SECS") {
-            Some(_) => secs("XTRACT_HEARTBEAT_SECS", 0.0)?,
+            Some(_) => secs("XTRACT_HEARTBEAT_SECS", 0.0, MIN_PERIOD_SECS)?,
             // Several beats per lease, so one slow beat does not lose the job.
             None => (lease / 6).max(Duration::from_millis(200)),
         };
@@ -334,22 +355,23 @@ impl Config {
             allow_private_urls: flag("XTRACT_ALLOW_PRIVATE_URLS")?,
             platforms,
             platforms_file,
-            poll_interval: secs("XTRACT_POLL_INTERVAL_SECS", 5.0)?,
+            poll_interval: secs("XTRACT_POLL_INTERVAL_SECS", 5.0, MIN_PERIOD_SECS)?,
             lease,
             heartbeat_interval,
-            shutdown_grace: secs("XTRACT_SHUTDOWN_GRACE_SECS", 30.0)?,
-            retry_base: secs("XTRACT_RETRY_BASE_SECS", 10.0)?,
-            retry_max: secs("XTRACT_RETRY_MAX_SECS", 600.0)?,
+            shutdown_grace: secs("XTRACT_SHUTDOWN_GRACE_SECS", 30.0, 0.0)?,
+            retry_base: secs("XTRACT_RETRY_BASE_SECS", 10.0, MIN_PERIOD_SECS)?,
+            retry_max: secs("XTRACT_RETRY_MAX_SECS", 600.0, MIN_PERIOD_SECS)?,
+            job_timeout: secs("XTRACT_JOB_TIMEOUT_SECS", 1800.0, 1.0)?,
             work_dir: get("XTRACT_WORK_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| std::env::temp_dir().join("xtract")),
             worker_id,
-            max_duration: secs("XTRACT_MAX_DURATION_SECS", 3.0 * 3600.0)?,
+            max_duration: secs("XTRACT_MAX_DURATION_SECS", 3.0 * 3600.0, 1.0)?,
             max_filesize_bytes: max_filesize_mb * 1024 * 1024,
             audio_format,
             log_format,
             egress_key: get("XTRACT_EGRESS_KEY").unwrap_or_else(hostname),
-            pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0)?,
+            pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0, 0.0)?,
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
             ytdlp_channel,
@@ -416,8 +438,11 @@ impl Config {
                 "needs XTRACT_RETENTION_DAYS (how old finished jobs must be)",
             ));
         }
-        if config.poll_interval.is_zero() {
-            return Err(err("XTRACT_POLL_INTERVAL_SECS", "must be more than 0"));
+        if config.retry_max < config.retry_base {
+            return Err(err(
+                "XTRACT_RETRY_MAX_SECS",
+                "must not be less than XTRACT_RETRY_BASE_SECS",
+            ));
         }
         Ok(config)
     }
@@ -599,6 +624,7 @@ mod tests {
         assert!(!c.allow_private_urls);
         assert_eq!(c.max_duration, Duration::from_secs(3 * 3600));
         assert_eq!(c.max_filesize_bytes, 500 * 1024 * 1024);
+        assert_eq!(c.job_timeout, Duration::from_secs(1800));
         assert!(c.database_url.is_none());
         assert_eq!(c.ytdlp_channel, crate::ops::tools::Channel::Nightly);
         assert!(c.ytdlp_plugins.is_empty());
@@ -627,6 +653,48 @@ mod tests {
             let e = config(&[("XTRACT_YTDLP_PLUGINS", bad)]).unwrap_err();
             assert_eq!(e.var, "XTRACT_YTDLP_PLUGINS", "{bad}");
         }
+    }
+
+    /// Each of these crashed the daemon after it started (a timer of period
+    /// zero, a poll below the 50 ms floor of the retry wait) or overflowed a
+    /// clock: now they stop it at start, naming the variable.
+    #[test]
+    fn every_duration_is_checked_at_start() {
+        for (var, value) in [
+            ("XTRACT_POLL_INTERVAL_SECS", "0.01"),
+            ("XTRACT_POLL_INTERVAL_SECS", "0"),
+            ("XTRACT_HEARTBEAT_SECS", "0"),
+            ("XTRACT_HEARTBEAT_SECS", "-1"),
+            ("XTRACT_HEARTBEAT_SECS", "30"),
+            ("XTRACT_LEASE_SECS", "0.5"),
+            ("XTRACT_LEASE_SECS", "inf"),
+            ("XTRACT_SHUTDOWN_GRACE_SECS", "-1"),
+            ("XTRACT_SHUTDOWN_GRACE_SECS", "1e300"),
+            ("XTRACT_RETRY_BASE_SECS", "0"),
+            ("XTRACT_RETRY_MAX_SECS", "NaN"),
+            ("XTRACT_MAX_DURATION_SECS", "0"),
+            ("XTRACT_PACING_MAX_WAIT_SECS", "99999999"),
+            ("XTRACT_JOB_TIMEOUT_SECS", "0"),
+            ("XTRACT_JOB_TIMEOUT_SECS", "forever"),
+        ] {
+            let e = config(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}: {e}");
+        }
+        let e = config(&[
+            ("XTRACT_RETRY_BASE_SECS", "20"),
+            ("XTRACT_RETRY_MAX_SECS", "10"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "XTRACT_RETRY_MAX_SECS");
+        let c = config(&[
+            ("XTRACT_POLL_INTERVAL_SECS", "0.05"),
+            ("XTRACT_HEARTBEAT_SECS", "0.05"),
+            ("XTRACT_SHUTDOWN_GRACE_SECS", "0"),
+            ("XTRACT_JOB_TIMEOUT_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(c.poll_interval, Duration::from_millis(50));
+        assert_eq!(c.job_timeout, Duration::from_secs(60));
     }
 
     #[test]

@@ -1,24 +1,26 @@
-//! `xtract run`: wires the queue, the notifier, the pipeline and a storage
-//! backend together, and turns signals into an orderly shutdown.
+//! `xtract run`: waits for its database, wires the queue, the notifier, the
+//! pipeline and a storage backend together, and turns signals into an
+//! orderly shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_tokio::Signals;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{Config, StorageKind};
-use super::health::{self, HealthState};
+use super::health::{Endpoint, HealthState};
 use super::metrics::Metrics;
 use super::retention::{self, RetentionSettings};
 use super::systemd;
-use crate::db::{migrate, schema, DbError, DbTarget};
+use crate::db::{is_connection_error, migrate, schema, DbError, DbTarget};
 use crate::live::Live;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::notifier::{
-    listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
+    backoff, listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
 };
 use crate::queue::sql;
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
@@ -39,6 +41,7 @@ impl WorkerSettings {
             shutdown_grace: c.shutdown_grace,
             retry_base: c.retry_base,
             retry_max: c.retry_max,
+            job_timeout: c.job_timeout,
             max_pauses: c.max_pauses,
             platforms: Live::new(c.platforms.clone()),
             exit_when_idle,
@@ -46,29 +49,60 @@ impl WorkerSettings {
     }
 }
 
+/// How often a daemon waiting for its database says so in the log.
+const SAY_WAITING_EVERY: Duration = Duration::from_secs(30);
+
 /// Runs the daemon against `database_url` until a signal (or idleness with
-/// `exit_when_idle`).
+/// `exit_when_idle`). A database that cannot be reached yet is waited for;
+/// a mistake in the configuration or the schema stops the daemon at once.
 pub async fn run(
     config: &Config,
     database_url: &str,
     exit_when_idle: bool,
 ) -> Result<(), StartError> {
     let target = DbTarget::parse(database_url).map_err(|e| StartError(e.to_string()))?;
-    check_schema(&target).await?;
-    check_listen(&target).await?;
-    apply_settings(&target, config).await?;
-    match config.storage {
-        StorageKind::Local => {
-            let store = LocalStorage::new(&config.local_storage_dir).map_err(|e| {
-                StartError(format!(
-                    "XTRACT_LOCAL_STORAGE_DIR: cannot use {}: {e}",
-                    config.local_storage_dir.display()
-                ))
-            })?;
-            tracing::info!("storing audio under {}", store.root().display());
-            serve(config, target, store, exit_when_idle).await
+    // From the first moment: a stop while waiting for the database is a
+    // clean exit, not a lost signal.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
+    let health = match config.health_addr {
+        Some(addr) => {
+            let endpoint = Endpoint::start(addr, &config.worker_id)
+                .await
+                .map_err(|e| {
+                    StartError(format!("XTRACT_HEALTH_ADDR: cannot listen on {addr}: {e}"))
+                })?;
+            tracing::info!("health and metrics on http://{addr}/health and /metrics");
+            Some(endpoint)
         }
-        StorageKind::Supabase => {
+        None => None,
+    };
+    // Folders are configuration: checked before any wait.
+    std::fs::create_dir_all(&config.work_dir).map_err(|e| {
+        StartError(format!(
+            "XTRACT_WORK_DIR: cannot use {}: {e}",
+            config.work_dir.display()
+        ))
+    })?;
+    let local = match config.storage {
+        StorageKind::Local => Some(LocalStorage::new(&config.local_storage_dir).map_err(|e| {
+            StartError(format!(
+                "XTRACT_LOCAL_STORAGE_DIR: cannot use {}: {e}",
+                config.local_storage_dir.display()
+            ))
+        })?),
+        StorageKind::Supabase => None,
+    };
+    if !wait_for_database(&target, config, &mut signals, health.as_ref()).await? {
+        return Ok(());
+    }
+    let started = Started { signals, health };
+    match local {
+        Some(store) => {
+            tracing::info!("storing audio under {}", store.root().display());
+            serve(config, target, store, exit_when_idle, started).await
+        }
+        None => {
             let settings = config
                 .supabase
                 .clone()
@@ -88,11 +122,134 @@ pub async fn run(
                 "storing audio in Supabase Storage"
             );
             let background = store.clone();
-            let result = serve(config, target, store, exit_when_idle).await;
+            let result = serve(config, target, store, exit_when_idle, started).await;
             // Terminations of uploads that cancelled jobs left behind.
             background.finish(Duration::from_secs(10)).await;
             result
         }
+    }
+}
+
+/// What the daemon set up before it could reach its database.
+pub struct Started {
+    /// SIGTERM/SIGINT/SIGHUP, caught from the first moment.
+    pub signals: Signals,
+    /// `/health` and `/metrics`, when configured.
+    pub health: Option<Endpoint>,
+}
+
+/// Why the database is not ready for the daemon.
+enum NotReady {
+    /// It cannot be reached (down, starting up, a network not up yet):
+    /// worth waiting for.
+    Unreachable(String),
+    /// Something only the operator can fix (the schema, a transaction
+    /// pooler, a password): waiting would not help.
+    Wrong(StartError),
+}
+
+/// Reaches the database and checks that it is ready for the daemon. While
+/// it cannot be reached (a VM that boots before its database, a maintenance
+/// window), waits with capped backoff and says so: a log line now and then,
+/// systemd's STATUS=, `/health` 503. READY=1 is sent only later, once the
+/// daemon listens. Returns false when a signal stopped the daemon while it
+/// waited.
+async fn wait_for_database(
+    target: &DbTarget,
+    config: &Config,
+    signals: &mut Signals,
+    health: Option<&Endpoint>,
+) -> Result<bool, StartError> {
+    let mut delays = backoff();
+    let since = tokio::time::Instant::now();
+    let mut said: Option<tokio::time::Instant> = None;
+    loop {
+        let attempt = tokio::select! {
+            attempt = prepare_database(target, config) => attempt,
+            stopped = stop_signal(signals) => return Ok(!stopped),
+        };
+        let problem = match attempt {
+            Ok(()) => {
+                if said.is_some() {
+                    tracing::info!(
+                        "the database is reachable after {:.0}s of waiting",
+                        since.elapsed().as_secs_f64()
+                    );
+                }
+                return Ok(true);
+            }
+            Err(NotReady::Wrong(e)) => return Err(e),
+            Err(NotReady::Unreachable(problem)) => problem,
+        };
+        let status = format!("waiting for the database ({problem})");
+        systemd::notify(&format!("STATUS={status}"));
+        if let Some(health) = health {
+            health.waiting(&status);
+        }
+        if !said.is_some_and(|t| t.elapsed() < SAY_WAITING_EVERY) {
+            tracing::warn!(
+                "{status}; trying again with backoff (waited {:.0}s so far)",
+                since.elapsed().as_secs_f64()
+            );
+            said = Some(tokio::time::Instant::now());
+        }
+        let delay = delays.next().unwrap_or(Duration::from_secs(5));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            stopped = stop_signal(signals) => return Ok(!stopped),
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT while the daemon is starting (true); a
+/// SIGHUP has nothing to reload yet.
+async fn stop_signal(signals: &mut Signals) -> bool {
+    loop {
+        match signals.next().await {
+            Some(SIGHUP) => tracing::info!("reload ignored: still waiting for the database"),
+            _ => {
+                tracing::info!("stopped while waiting for the database");
+                return true;
+            }
+        }
+    }
+}
+
+/// The checks a daemon makes of its database before it starts. A check
+/// that fails is told apart by whether the database can be reached now.
+async fn prepare_database(target: &DbTarget, config: &Config) -> Result<(), NotReady> {
+    reachable(target).await?;
+    if let Err(e) = check_schema(target).await {
+        return Err(why(target, e).await);
+    }
+    if let Err(e) = check_listen(target).await {
+        return Err(why(target, e).await);
+    }
+    if let Err(e) = apply_settings(target, config).await {
+        return Err(why(target, e).await);
+    }
+    Ok(())
+}
+
+/// Whether the database can be reached: a connection error (refused, the
+/// server starting up or shutting down, a name that does not resolve yet)
+/// is an outage; any other (a password, a database that does not exist) is
+/// the operator's to fix.
+async fn reachable(target: &DbTarget) -> Result<(), NotReady> {
+    match target.connect_simple().await {
+        Ok(_) => Ok(()),
+        Err(e) if is_connection_error(&e) => Err(NotReady::Unreachable(e.to_string())),
+        Err(e) => Err(NotReady::Wrong(StartError(format!(
+            "cannot connect to the database: {e}"
+        )))),
+    }
+}
+
+/// A check failed: because the database went away meanwhile, or for good.
+async fn why(target: &DbTarget, e: StartError) -> NotReady {
+    match reachable(target).await {
+        Err(unreachable @ NotReady::Unreachable(_)) => unreachable,
+        _ => NotReady::Wrong(e),
     }
 }
 
@@ -169,6 +326,7 @@ async fn serve<S: AudioStore + Clone>(
     target: DbTarget,
     store: S,
     exit_when_idle: bool,
+    started: Started,
 ) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::new());
     // Retention runs beside the worker with a connection of its own.
@@ -214,7 +372,7 @@ async fn serve<S: AudioStore + Clone>(
         }
         Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
     };
-    let result = run_worker(config, target, pipeline, settings, reload, metrics).await;
+    let result = run_worker(config, target, pipeline, settings, reload, metrics, started).await;
     stop_retention.cancel();
     if let Some(task) = retention {
         let _ = task.await;
@@ -240,6 +398,7 @@ pub async fn run_worker<P: Processor>(
     settings: WorkerSettings,
     reload: impl Fn() + Send + 'static,
     metrics: Arc<Metrics>,
+    started: Started,
 ) -> Result<(), StartError> {
     let pool = target
         .pool(settings.concurrency + 4)
@@ -259,7 +418,7 @@ pub async fn run_worker<P: Processor>(
     let listener = tokio::spawn(notifier.run(stop_listener.clone()));
 
     let shutdown = Shutdown::default();
-    let signals = spawn_signal_handler(shutdown.clone(), reload)?;
+    let signals = spawn_signal_handler(started.signals, shutdown.clone(), reload);
     tracing::info!(
         worker = %config.worker_id,
         concurrency = settings.concurrency,
@@ -273,13 +432,8 @@ pub async fn run_worker<P: Processor>(
         cancels,
         metrics.clone(),
     );
-    let stop_health = CancellationToken::new();
-    if let Some(addr) = config.health_addr {
-        let listener = health::bind(addr)
-            .await
-            .map_err(|e| StartError(format!("XTRACT_HEALTH_ADDR: cannot listen on {addr}: {e}")))?;
-        tracing::info!("health and metrics on http://{addr}/health and /metrics");
-        let state = Arc::new(HealthState {
+    if let Some(health) = &started.health {
+        health.running(HealthState {
             pool,
             listener: listener_state.clone(),
             stats: worker.stats(),
@@ -287,7 +441,6 @@ pub async fn run_worker<P: Processor>(
             queue: queue.clone(),
             worker_id: config.worker_id.clone(),
         });
-        tokio::spawn(health::serve(listener, state, stop_health.clone()));
     }
     let supervisor = tokio::spawn(supervise(
         queue.clone(),
@@ -297,7 +450,7 @@ pub async fn run_worker<P: Processor>(
     ));
     worker.run(shutdown).await;
     supervisor.abort();
-    stop_health.cancel();
+    drop(started.health);
     systemd::notify("STOPPING=1");
     stop_listener.cancel();
     let _ = listener.await;
@@ -376,12 +529,11 @@ async fn supervise(
 /// grace period. A second one: stop the jobs now (they are released).
 /// SIGHUP: reload the configuration.
 fn spawn_signal_handler(
+    mut signals: Signals,
     shutdown: Shutdown,
     reload: impl Fn() + Send + 'static,
-) -> Result<tokio::task::JoinHandle<()>, StartError> {
-    let mut signals = signal_hook_tokio::Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
-    Ok(tokio::spawn(async move {
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         let mut seen = 0;
         while let Some(signal) = signals.next().await {
             if signal == SIGHUP {
@@ -400,5 +552,5 @@ fn spawn_signal_handler(
                 shutdown.stop_jobs.cancel();
             }
         }
-    }))
+    })
 }

@@ -1,10 +1,12 @@
 //! `XTRACT_HEALTH_ADDR`: `GET /health` (JSON; 503 when the database or the
 //! listener is down) and `GET /metrics` (Prometheus). It runs on its own
-//! tasks: a slow or malformed request never holds up the daemon.
+//! tasks: a slow or malformed request never holds up the daemon. It answers
+//! from the daemon's first moment: while the daemon still waits for its
+//! database, `/health` says so with a 503.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -34,19 +36,57 @@ pub struct HealthState {
 /// A database question must not keep a health check waiting.
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
+/// The endpoint of a daemon: starting (waiting for what it needs), then
+/// running.
+pub struct Endpoint {
+    slot: Arc<Slot>,
+    stop: CancellationToken,
 }
 
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<HealthState>,
-    stop: CancellationToken,
-) {
+struct Slot {
+    worker_id: String,
+    /// What a starting daemon waits for.
+    waiting: Mutex<String>,
+    /// Set once the daemon runs.
+    running: OnceLock<Arc<HealthState>>,
+}
+
+impl Endpoint {
+    /// Listens on `addr` and answers at once (503 "starting").
+    pub async fn start(addr: SocketAddr, worker_id: &str) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let slot = Arc::new(Slot {
+            worker_id: worker_id.to_string(),
+            waiting: Mutex::new("starting".into()),
+            running: OnceLock::new(),
+        });
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(listener, slot.clone(), stop.clone()));
+        Ok(Endpoint { slot, stop })
+    }
+
+    /// What the starting daemon waits for, as `/health` says it.
+    pub fn waiting(&self, what: &str) {
+        *self.slot.waiting.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+    }
+
+    /// The daemon runs: answer from its state.
+    pub fn running(&self, state: HealthState) {
+        let _ = self.slot.running.set(Arc::new(state));
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, slot: Arc<Slot>, stop: CancellationToken) {
     let app = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(state);
+        .with_state(slot);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
@@ -76,12 +116,34 @@ async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String)>> 
         .ok()
 }
 
-async fn health(State(state): State<Arc<HealthState>>) -> Response {
+/// A daemon that has not started yet: unhealthy, and what it waits for.
+fn starting(slot: &Slot) -> Response {
+    let waiting = slot
+        .waiting
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let body = serde_json::json!({
+        "status": "starting",
+        "waiting_for": waiting,
+        "database_connected": false,
+        "listener_alive": false,
+        "jobs_running": 0,
+        "worker_id": slot.worker_id,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+}
+
+async fn health(State(slot): State<Arc<Slot>>) -> Response {
+    let Some(state) = slot.running.get() else {
+        return starting(&slot);
+    };
     let database = query_with_timeout(&state.pool, "SELECT 1", &[], |_| ())
         .await
         .is_some();
     let listener = state.listener.alive.load(Ordering::SeqCst);
-    let paused = paused_platforms(&state).await.unwrap_or_default();
+    let paused = paused_platforms(state).await.unwrap_or_default();
     let healthy = database && listener;
     let body = serde_json::json!({
         "status": if healthy { "ok" } else { "unhealthy" },
@@ -105,7 +167,10 @@ async fn health(State(state): State<Arc<HealthState>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<Arc<HealthState>>) -> Response {
+async fn metrics(State(slot): State<Arc<Slot>>) -> Response {
+    let Some(state) = slot.running.get() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
+    };
     let m = &state.metrics;
     m.listener_up
         .set(state.listener.alive.load(Ordering::SeqCst) as i64);
@@ -131,7 +196,7 @@ async fn metrics(State(state): State<Arc<HealthState>>) -> Response {
                 .set(n);
         }
     }
-    if let Some(paused) = paused_platforms(&state).await {
+    if let Some(paused) = paused_platforms(state).await {
         for platform in crate::pipeline::Platform::ALL {
             let is_paused = paused.iter().any(|(p, _)| p == platform.as_str());
             m.platform_paused

@@ -8,6 +8,7 @@ pub mod ffmpeg;
 pub mod pacing;
 pub mod platform;
 pub mod process;
+pub mod process_tree;
 pub mod strategy;
 pub mod url_rules;
 pub mod workdir;
@@ -87,12 +88,22 @@ pub struct MediaPipeline<S> {
     guard: egress::EgressGuard,
     /// This process's folder in XTRACT_WORK_DIR (see workdir.rs).
     run_dir: workdir::RunDir,
+    /// Ends, now and then, what daemons that died on this machine left.
+    _sweeper: AbortOnDrop,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
     /// Call from within the tokio runtime (the egress guard starts here).
     pub fn new(config: Live<PipelineConfig>, storage: S) -> std::io::Result<Self> {
-        let run_dir = workdir::RunDir::create(&config.get().work_dir)?;
+        let work_dir = config.get().work_dir.clone();
+        let run_dir = workdir::RunDir::create(&work_dir)?;
+        let sweeper = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(workdir::SWEEP_EVERY).await;
+                let dir = work_dir.clone();
+                let _ = tokio::task::spawn_blocking(move || workdir::sweep(&dir)).await;
+            }
+        }));
         let live = config.clone();
         let guard = egress::EgressGuard::start(Arc::new(move |ip| {
             live.get().allow_private_urls || !url_rules::is_forbidden_ip(ip)
@@ -102,6 +113,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             storage,
             guard,
             run_dir,
+            _sweeper: sweeper,
         })
     }
 
@@ -332,7 +344,14 @@ impl<S: AudioStore> MediaPipeline<S> {
             // request of theirs passes the guard.
             let pass = (platform == Platform::Other).then(|| self.guard.pass());
             if let Some(pass) = &pass {
-                extra.extend(["--proxy".to_string(), pass.proxy_url().to_string()]);
+                // The pass is a password: never on a command line.
+                let private = ytdlp::private_options(&run_dir, &[("--proxy", pass.proxy_url())])
+                    .map_err(|e| {
+                        JobError::internal(format!(
+                            "cannot write the download's private options: {e}"
+                        ))
+                    })?;
+                extra.extend(private);
             }
             if let Some(cookies) = &s.cookies {
                 // yt-dlp rewrites its cookie file: every run gets a copy.

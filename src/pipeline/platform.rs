@@ -78,6 +78,9 @@ pub struct PlatformPolicy {
     /// yt-dlp options added to every strategy's run for this platform
     /// (checked by `ytdlp_args::check`).
     pub ytdlp_args: Vec<String>,
+    /// A job of this platform running longer is stopped and fails
+    /// `timeout`; None: XTRACT_JOB_TIMEOUT_SECS.
+    pub max_runtime: Option<Duration>,
 }
 
 impl PlatformPolicy {
@@ -100,6 +103,7 @@ impl PlatformPolicy {
             cooldown: secs(cooldown),
             enabled,
             ytdlp_args: Vec::new(),
+            max_runtime: None,
         }
     }
 
@@ -124,6 +128,7 @@ struct PolicyOverride {
     cooldown_secs: Option<f64>,
     enabled: Option<bool>,
     ytdlp_args: Option<Vec<String>>,
+    max_runtime_secs: Option<f64>,
 }
 
 /// The policy of every platform.
@@ -170,9 +175,12 @@ impl PlatformTable {
                 .policies
                 .get_mut(&platform)
                 .expect("all platforms present");
+            // At most 30 days, as every duration of the configuration.
             let secs = |what: &str, v: f64| -> Result<Duration, String> {
                 Duration::try_from_secs_f64(v)
-                    .map_err(|_| format!("[{name}] {what} must be a non-negative number"))
+                    .ok()
+                    .filter(|d| d.as_secs() <= 30 * 24 * 3600)
+                    .ok_or_else(|| format!("[{name}] {what} must be a number of seconds from 0 to 2592000 (30 days)"))
             };
             if let Some(v) = o.min_interval_secs {
                 p.min_interval = secs("min_interval_secs", v)?;
@@ -200,6 +208,13 @@ impl PlatformTable {
             if let Some(args) = o.ytdlp_args {
                 super::ytdlp_args::check(&args).map_err(|e| format!("[{name}] ytdlp_args: {e}"))?;
                 p.ytdlp_args = args;
+            }
+            if let Some(v) = o.max_runtime_secs {
+                let limit = secs("max_runtime_secs", v)?;
+                if limit < Duration::from_secs(1) {
+                    return Err(format!("[{name}] max_runtime_secs must be at least 1"));
+                }
+                p.max_runtime = Some(limit);
             }
         }
         Ok(table)
@@ -287,6 +302,19 @@ mod tests {
         );
         assert!(t.get(Platform::Other).enabled);
         assert_eq!(t.get(Platform::Other).draw_jitter(), Duration::ZERO);
+        assert_eq!(t.get(Platform::Other).max_runtime, None);
+    }
+
+    #[test]
+    fn a_platform_may_have_its_own_time_limit() {
+        let t = PlatformTable::from_toml("[tiktok]\nmax_runtime_secs = 300\n").unwrap();
+        assert_eq!(
+            t.get(Platform::TikTok).max_runtime,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(t.get(Platform::YouTube).max_runtime, None);
+        let e = PlatformTable::from_toml("[tiktok]\nmax_runtime_secs = 0\n").unwrap_err();
+        assert!(e.contains("max_runtime_secs"), "{e}");
     }
 
     #[test]

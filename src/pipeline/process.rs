@@ -1,7 +1,8 @@
 //! Runs yt-dlp, ffmpeg and ffprobe as children that cannot outlive their job:
-//! each child leads its own process group, which is killed when the job is
-//! cancelled or its future dropped, and dies with the daemon (PDEATHSIG) if
-//! the daemon is killed outright.
+//! each child's whole tree is killed when it finishes, when the job is
+//! cancelled or its future dropped (time limit, shutdown), and the child dies
+//! with the daemon (PDEATHSIG) if the daemon is killed outright; what it
+//! started then is ended by the next daemon (see process_tree.rs).
 
 use std::io;
 use std::process::{ExitStatus, Stdio};
@@ -9,6 +10,8 @@ use std::process::{ExitStatus, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+use super::process_tree::ProcessTree;
 
 /// How much of a child's stderr we keep: the end is where the error is.
 const STDERR_TAIL: usize = 64 * 1024;
@@ -29,23 +32,6 @@ pub enum RunError {
     Io { program: String, source: io::Error },
 }
 
-/// Kills the child's whole process group unless it was reaped.
-struct GroupGuard {
-    pgid: Option<i32>,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.pgid {
-            // SAFETY: killpg only sends a signal; a stale group id at worst
-            // names no process.
-            unsafe {
-                libc::killpg(pgid, libc::SIGKILL);
-            }
-        }
-    }
-}
-
 /// Runs `cmd` to completion. `on_stdout` sees each stdout line as it comes
 /// (progress); every line is also returned.
 pub async fn run(
@@ -57,25 +43,14 @@ pub async fn run(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it runs in the child between fork
-    // and exec and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+        .kill_on_drop(true);
+    let mark = ProcessTree::prepare(cmd.as_std_mut());
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
         program: program.clone(),
         source,
     })?;
-    let mut guard = GroupGuard {
-        pgid: child.id().map(|id| id as i32),
-    };
+    // Ends the tree however this function ends (a dropped future included).
+    let mut tree = child.id().map(|pid| ProcessTree::spawned(pid, mark));
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
 
@@ -100,13 +75,10 @@ pub async fn run(
     };
     let (status, stdout_lines, stderr) =
         result.map_err(|source| RunError::Io { program, source })?;
-    // Reaped: the group id may be reused now, but grandchildren (ffmpeg
-    // started by yt-dlp) still in the group must not outlive the run.
-    if let Some(pgid) = guard.pgid.take() {
-        // SAFETY: as above.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
+    // Reaped: grandchildren (ffmpeg started by yt-dlp) must not outlive
+    // the run.
+    if let Some(tree) = tree.as_mut() {
+        tree.end();
     }
     Ok(Finished {
         status,

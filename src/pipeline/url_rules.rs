@@ -3,6 +3,13 @@
 //! host name, with no DNS lookup of our own; hosts of `other` sites are
 //! resolved and must not lead into our own network (cloud metadata at
 //! 169.254.169.254, loopback services, private ranges).
+//!
+//! The first step, [`check_shape`], is the link check every insert gets too
+//! (`xtract.link_problem` in sql/009_one_link_check.sql): the same rules in
+//! the same order with the same words, written twice because one runs in
+//! the database. `tests/link_cases.json` is run through both. Everything
+//! after it (a URL parser's verdict, the site, the path, the host's
+//! address) only the daemon judges.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -87,22 +94,71 @@ pub enum UrlError {
     HostNotFound,
 }
 
-/// Checks a link and finds its platform and canonical form. No network.
-pub fn parse_job_url(raw: &str, policy: &UrlPolicy) -> Result<JobUrl, UrlError> {
-    let text = raw.trim();
+/// Characters trimmed from both ends of a link: Unicode's White_Space, and
+/// the zero-width space and byte-order mark that copying from apps adds.
+/// The insert's check lists the same characters.
+pub fn is_blank(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200B}' | '\u{FEFF}')
+}
+
+/// The shape of a link, judged on its text alone: what the insert checks
+/// too, in the same order and words. Returns the link without the blanks
+/// around it. The length counts characters, as the message says.
+pub fn check_shape(raw: &str, max_len: usize) -> Result<&str, UrlError> {
+    let text = raw.trim_matches(is_blank);
     if text.is_empty() {
         return Err(UrlError::Empty);
     }
-    if text.len() > policy.max_len {
-        return Err(UrlError::TooLong(policy.max_len));
+    if text.chars().count() > max_len {
+        return Err(UrlError::TooLong(max_len));
     }
     if text.starts_with('-') {
         // yt-dlp would read it as an option (we also pass `--`).
         return Err(UrlError::LeadingDash);
     }
-    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if text.chars().any(|c| is_blank(c) || c.is_control()) {
         return Err(UrlError::Whitespace);
     }
+    // "name:" at the start is a scheme (so is "localhost:8080/…").
+    let http = strip_http(text);
+    let scheme = text.split_once(':').is_some_and(|(name, _)| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
+    });
+    if scheme && http.is_none() {
+        return Err(UrlError::Scheme);
+    }
+    let rest = http.unwrap_or(text);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return Err(UrlError::Credentials);
+    }
+    // The site: a name with a dot, an address, or localhost (tests, demos).
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    if host.is_empty()
+        || !(host.contains('.') || host.starts_with('[') || host.eq_ignore_ascii_case("localhost"))
+    {
+        return Err(UrlError::Malformed);
+    }
+    Ok(text)
+}
+
+/// The link after `http://` or `https://` (any case), if it starts so.
+fn strip_http(text: &str) -> Option<&str> {
+    ["http://", "https://"].iter().find_map(|p| {
+        let head = text.get(..p.len())?;
+        head.eq_ignore_ascii_case(p).then(|| &text[p.len()..])
+    })
+}
+
+/// Checks a link and finds its platform and canonical form. No network.
+pub fn parse_job_url(raw: &str, policy: &UrlPolicy) -> Result<JobUrl, UrlError> {
+    let text = check_shape(raw, policy.max_len)?;
     let url = parse_lenient(text)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(UrlError::Scheme);
@@ -584,7 +640,8 @@ mod tests {
         ),
         ("http://[fe80::1]/video.mp4", UrlError::PrivateAddress),
         ("http://[fd00::1]/video.mp4", UrlError::PrivateAddress),
-        ("http://2130706433/video.mp4", UrlError::PrivateAddress),
+        // No dot: not a site by the shape rule the insert shares.
+        ("http://2130706433/video.mp4", UrlError::Malformed),
         ("http://0x7f.1/video.mp4", UrlError::PrivateAddress),
         ("http://0.0.0.0/video.mp4", UrlError::PrivateAddress),
         ("http://224.0.0.1/video.mp4", UrlError::PrivateAddress),

@@ -128,6 +128,37 @@ pub fn playlist_items(n: u32) -> String {
     format!("{n},1:")
 }
 
+/// The file [`private_options`] writes, in a run's own folder.
+const PRIVATE_OPTIONS: &str = "private.conf";
+
+/// Options that must not appear on yt-dlp's command line, which `ps` shows
+/// to every local user: credentials (the egress guard's per-download proxy
+/// password, any proxy of the future with a user and password). They go
+/// into a file in the run's own folder that only this user may read, named
+/// by `--config-locations`, which yt-dlp reads even with `--ignore-config`
+/// (and it hands a proxy on to ffmpeg in the environment, not the command
+/// line). Returns the arguments that name the file.
+pub fn private_options(dir: &Path, options: &[(&str, &str)]) -> std::io::Result<Vec<String>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(PRIVATE_OPTIONS);
+    // yt-dlp splits the file as a POSIX shell would: each value quoted.
+    let text: String = options
+        .iter()
+        .map(|(flag, value)| format!("{flag} '{}'\n", value.replace('\'', "'\"'\"'")))
+        .collect();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(text.as_bytes())?;
+    Ok(vec![
+        "--config-locations".into(),
+        path.display().to_string(),
+    ])
+}
+
 /// Downloads `url` into `dir`.
 #[allow(clippy::too_many_arguments)]
 pub async fn download(
@@ -364,6 +395,28 @@ mod tests {
         assert_eq!(after("--match-filters"), "!is_live");
         assert_eq!(after("--break-match-filters"), "duration <=? 60");
         assert_eq!(after("--max-downloads"), "1");
+    }
+
+    #[test]
+    fn private_options_go_to_a_file_only_we_can_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let args = private_options(
+            dir.path(),
+            &[
+                ("--proxy", "http://xtract:s3cret@127.0.0.1:9"),
+                ("--x", "it's"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(args[0], "--config-locations");
+        assert!(!args.join(" ").contains("s3cret"));
+        let file = Path::new(&args[1]);
+        assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap(),
+            "--proxy 'http://xtract:s3cret@127.0.0.1:9'\n--x 'it'\"'\"'s'\n"
+        );
     }
 
     #[test]

@@ -39,6 +39,24 @@ pub struct Job {
     pub audio_bitrate_kbps: Option<i32>,
 }
 
+impl Job {
+    /// A job from the columns of `job_columns!` (sql.rs), from `first` on.
+    fn from_row(r: &tokio_postgres::Row, first: usize) -> Job {
+        Job {
+            id: r.get(first),
+            user_id: r.get(first + 1),
+            original_url: r.get(first + 2),
+            attempts: r.get(first + 3),
+            platform: r.get(first + 4),
+            created_at: r.get(first + 5),
+            waited_secs: r.get(first + 6),
+            pauses: r.get(first + 7),
+            audio_format: r.get(first + 8),
+            audio_bitrate_kbps: r.get(first + 9),
+        }
+    }
+}
+
 /// The `audio_files` row a finished job writes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudioRow {
@@ -126,21 +144,7 @@ impl Queue {
         let rows = client
             .query(&stmt, &[&&*self.worker_id, &(n as i64), &&*self.egress_key])
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Job {
-                id: r.get(0),
-                user_id: r.get(1),
-                original_url: r.get(2),
-                attempts: r.get(3),
-                platform: r.get(4),
-                created_at: r.get(5),
-                waited_secs: r.get(6),
-                pauses: r.get(7),
-                audio_format: r.get(8),
-                audio_bitrate_kbps: r.get(9),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| Job::from_row(r, 0)).collect())
     }
 
     /// When the earliest pending job becomes ready, if any is pending.
@@ -150,10 +154,14 @@ impl Queue {
         Ok(client.query_one(&stmt, &[&&*self.egress_key]).await?.get(0))
     }
 
-    /// False when the job is no longer ours (cancelled, or taken back).
-    pub async fn heartbeat(&self, id: Uuid) -> Result<bool, DbError> {
-        self.transition(sql::HEARTBEAT, &[&id, &&*self.worker_id])
-            .await
+    /// The job's status while this worker holds it (not `processing` once
+    /// it was told to stop); None once it is no longer ours (taken back,
+    /// finished).
+    pub async fn heartbeat(&self, id: Uuid) -> Result<Option<String>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::HEARTBEAT).await?;
+        let row = client.query_opt(&stmt, &[&id, &&*self.worker_id]).await?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// Writes the audio row and marks the job completed, in one transaction.
@@ -255,25 +263,41 @@ impl Queue {
             .await
     }
 
-    pub async fn ack_cancel(&self, id: Uuid) -> Result<bool, DbError> {
+    /// The job's status now, and whether this worker still holds it.
+    pub async fn hold_state(&self, id: Uuid) -> Result<Option<(String, bool)>, DbError> {
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(sql::ACK_CANCEL).await?;
-        Ok(client.execute(&stmt, &[&id, &&*self.worker_id]).await? > 0)
+        let stmt = client.prepare_cached(sql::HOLD_STATE).await?;
+        let row = client.query_opt(&stmt, &[&id, &&*self.worker_id]).await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
-    /// Takes back jobs of workers silent for longer than `lease`.
+    /// Lets go of a job this worker was told to stop and has stopped.
+    pub async fn let_go(&self, id: Uuid) -> Result<bool, DbError> {
+        self.transition(sql::LET_GO, &[&id, &&*self.worker_id])
+            .await
+    }
+
+    /// Takes back jobs of workers silent for longer than `lease`, never the
+    /// ones in `held` (this worker's own): each job and its new status.
     pub async fn reap(
         &self,
         lease: Duration,
         max_attempts: &serde_json::Value,
         message: &str,
-    ) -> Result<Vec<(Uuid, String)>, DbError> {
+        held: &[Uuid],
+    ) -> Result<Vec<(Job, String)>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::REAP).await?;
         let rows = client
-            .query(&stmt, &[&lease.as_secs_f64(), max_attempts, &message])
+            .query(
+                &stmt,
+                &[&lease.as_secs_f64(), max_attempts, &message, &held],
+            )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (Job::from_row(r, 1), r.get(0)))
+            .collect())
     }
 
     /// Not run now: back to pending for `delay`, the attempt given back.

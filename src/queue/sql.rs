@@ -12,7 +12,9 @@ macro_rules! job_columns {
 
 /// pending → processing, for up to `$2` ready jobs: each user's earliest
 /// first (`user_queue_position`, see sql/003_fairness.sql), then oldest
-/// first. SKIP LOCKED
+/// first. A pending job still held by a worker (set back to pending by an
+/// operator while it ran, see sql/008) waits until that worker lets go, so
+/// one job never runs twice at once. SKIP LOCKED
 /// lets any number of daemons run this at once without waiting on each other
 /// or taking the same row; the statement is its own short transaction.
 pub const CLAIM: &str = concat!(
@@ -21,6 +23,7 @@ WITH ready AS (
     SELECT id
     FROM processing_jobs AS pj
     WHERE status = 'pending'
+      AND locked_by IS NULL
       AND run_after <= now()
       -- A platform that rate-limited this egress waits out its pause.
       AND NOT EXISTS (
@@ -57,15 +60,18 @@ LEFT JOIN xtract.platform_pacing AS p
        ON p.platform = j.platform
       AND p.egress_key = $1
       AND p.paused_until > now()
-WHERE j.status = 'pending'";
+WHERE j.status = 'pending'
+  AND j.locked_by IS NULL";
 
-/// Still ours? Returns no row once the job was cancelled, finished elsewhere or
-/// handed to another worker: the worker then stops.
+/// Still ours? Returns the job's status while this worker holds it: not
+/// `processing` once someone cancelled it, set it back to pending or marked
+/// it by hand (the worker stops the run and keeps beating until it lets go);
+/// no row once it was handed to another worker or finished.
 pub const HEARTBEAT: &str = "
 UPDATE processing_jobs
 SET heartbeat_at = now()
-WHERE id = $1 AND locked_by = $2 AND status = 'processing'
-RETURNING id";
+WHERE id = $1 AND locked_by = $2
+RETURNING status";
 
 /// Upsert of the job's audio row: a retried job replaces its own row (its
 /// `updated_at` says when). `file_size` is INTEGER in the old service's
@@ -95,19 +101,25 @@ SET filename = excluded.filename,
 RETURNING id";
 
 /// processing → completed. Also accepts a job the reaper put back to pending
-/// while we could not reach the database: the work is done, so it is ours to
-/// finish. `$3` may be null (a job body that stores nothing).
+/// while we could not reach the database, and nobody has claimed since: the
+/// work is done, so it is ours to finish. Never a pending job someone holds
+/// (an operator's retry of our run: that run is void), and never a job the
+/// reaper failed: its reaper has removed its objects (see REAP), so a late
+/// result must not point at them; the late worker removes its own. `$3` may
+/// be null (a job body that stores nothing).
 pub const COMPLETE: &str = "
 UPDATE processing_jobs
 SET status = 'completed',
     result_audio_file_id = $3,
     locked_by = NULL,
     heartbeat_at = NULL,
+    finished_at = now(),
     error_code = NULL,
     error_message = NULL,
     error_detail = NULL
 WHERE id = $1
-  AND ((status = 'processing' AND locked_by = $2) OR status = 'pending')
+  AND ((status = 'processing' AND locked_by = $2)
+       OR (status = 'pending' AND locked_by IS NULL))
 RETURNING id";
 
 /// COMPLETE for many jobs at once, none with an audio row (the completer).
@@ -117,11 +129,13 @@ SET status = 'completed',
     result_audio_file_id = NULL,
     locked_by = NULL,
     heartbeat_at = NULL,
+    finished_at = now(),
     error_code = NULL,
     error_message = NULL,
     error_detail = NULL
 WHERE id = ANY($1)
-  AND ((status = 'processing' AND locked_by = $2) OR status = 'pending')
+  AND ((status = 'processing' AND locked_by = $2)
+       OR (status = 'pending' AND locked_by IS NULL))
 RETURNING id";
 
 /// processing → failed, for good.
@@ -176,36 +190,85 @@ SET status = 'pending',
 WHERE id = $1 AND status = 'processing' AND locked_by = $2
 RETURNING id";
 
-/// A cancelled job the worker has stopped: drop the worker's marks.
-pub const ACK_CANCEL: &str = "
+/// Where a job this worker held stands now: its status, and whether this
+/// worker still holds it. No row: the job was deleted.
+pub const HOLD_STATE: &str = "
+SELECT status, locked_by IS NOT DISTINCT FROM $2
+FROM processing_jobs
+WHERE id = $1";
+
+/// A job this worker was told to stop (cancelled, set back to pending,
+/// marked done or failed by hand), once its run is over and what it stored
+/// is removed: the worker lets go, and a pending job may be claimed again
+/// (the update trigger wakes the daemons).
+pub const LET_GO: &str = "
 UPDATE processing_jobs
 SET locked_by = NULL,
     heartbeat_at = NULL
-WHERE id = $1 AND status = 'cancelled' AND locked_by = $2";
+WHERE id = $1 AND locked_by = $2 AND status <> 'processing'
+RETURNING id";
 
-/// Jobs whose worker stopped heart-beating for `$1` seconds: back to pending,
-/// or failed when their attempts are used up. `$2` maps platform → attempts.
-pub const REAP: &str = "
+/// Jobs whose worker has been silent for `$1` seconds: a running one goes
+/// back to pending, or fails when its attempts are used up (`$2` maps
+/// platform → attempts); one its silent worker was told to stop is let go.
+/// Returns the jobs (the claim's columns) and their new status: the reaper
+/// removes the objects of the ones it failed.
+///
+/// Never the jobs in `$4`: the reaping worker holds them itself, running or
+/// with a finished result waiting to be written back. And the lease counts
+/// from the later of the last heartbeat and the database server's start
+/// (`pg_postmaster_start_time()`): no worker can beat while the database is
+/// down, so after a restart every worker gets a full lease to reach it
+/// again before anyone judges it.
+pub const REAP: &str = concat!(
+    "
 WITH lost AS (
     SELECT id
     FROM processing_jobs
     WHERE status = 'processing'
       AND heartbeat_at < now() - make_interval(secs => $1)
+      AND pg_postmaster_start_time() < now() - make_interval(secs => $1)
+      AND id <> ALL ($4::uuid[])
     FOR UPDATE SKIP LOCKED
+), taken_back AS (
+    UPDATE processing_jobs AS j
+    SET status = CASE
+            WHEN j.attempts >= coalesce(($2::jsonb ->> coalesce(j.platform, 'other'))::int, 3)
+            THEN 'failed' ELSE 'pending' END,
+        locked_by = NULL,
+        heartbeat_at = NULL,
+        run_after = now(),
+        error_code = 'worker_lost',
+        error_message = $3,
+        error_detail = 'worker ' || coalesce(j.locked_by, '?') || ' stopped heart-beating'
+    FROM lost
+    WHERE j.id = lost.id
+    RETURNING j.status, ",
+    job_columns!(),
+    "
+), abandoned AS (
+    SELECT id
+    FROM processing_jobs
+    WHERE locked_by IS NOT NULL
+      AND status <> 'processing'
+      AND coalesce(heartbeat_at, '-infinity') < now() - make_interval(secs => $1)
+      AND pg_postmaster_start_time() < now() - make_interval(secs => $1)
+      AND id <> ALL ($4::uuid[])
+    FOR UPDATE SKIP LOCKED
+), let_go AS (
+    UPDATE processing_jobs AS j
+    SET locked_by = NULL,
+        heartbeat_at = NULL
+    FROM abandoned
+    WHERE j.id = abandoned.id
+    RETURNING j.status, ",
+    job_columns!(),
+    "
 )
-UPDATE processing_jobs AS j
-SET status = CASE
-        WHEN j.attempts >= coalesce(($2::jsonb ->> coalesce(j.platform, 'other'))::int, 3)
-        THEN 'failed' ELSE 'pending' END,
-    locked_by = NULL,
-    heartbeat_at = NULL,
-    run_after = now(),
-    error_code = 'worker_lost',
-    error_message = $3,
-    error_detail = 'worker ' || coalesce(j.locked_by, '?') || ' stopped heart-beating'
-FROM lost
-WHERE j.id = lost.id
-RETURNING j.id, j.status";
+SELECT * FROM taken_back
+UNION ALL
+SELECT * FROM let_go"
+);
 
 /// Records what the URL rules found, once the worker has parsed the link;
 /// only while the job is still this worker's.

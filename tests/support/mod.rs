@@ -344,7 +344,14 @@ pub fn media() -> &'static Media {
 /// platform links the name is the video id (`v=`, or the last path segment)
 /// and the kind is read from `<name>.kind` (default `ok`). Kinds:
 /// - `ok`: "downloads" tiny.m4a, printing what `--print` asks for;
-/// - `block`: writes `<name>.pid`, waits for `<name>.go`, then as ok;
+/// - `block`: writes `<name>.pid`, waits for `<name>.go`, then as ok; a
+///   run that starts while an earlier run of the same name still lives
+///   appends the name to `overlap.log` (two runs of one job at once);
+/// - `family`: starts two `sleep 300` children, one in its own session
+///   (as a program that daemonizes would), appends their pids to
+///   `<name>.children`, then as block;
+/// - `nap`: writes `<name>.pid` (noting an overlap as block does), sleeps
+///   0.1 to 0.9 s, then as ok;
 /// - `slow`: prints 50% progress, then as block;
 /// - `huge`: reports 3 MB downloaded of an unknown total, then as block;
 /// - `fail`: prints the yt-dlp stderr stored in `<name>.err`, exits 1;
@@ -448,6 +455,20 @@ impl StandIn {
     pub fn args(&self) -> Vec<String> {
         self.lines("args.log")
     }
+
+    /// Names of `block` runs that started while an earlier run of the same
+    /// name was still alive.
+    pub fn overlaps(&self) -> Vec<String> {
+        self.lines("overlap.log")
+    }
+
+    /// The pids of the children `family` runs of `name` started.
+    pub fn children(&self, name: &str) -> Vec<i32> {
+        self.lines(&format!("{name}.children"))
+            .iter()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
 }
 
 const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
@@ -487,8 +508,16 @@ esac
 [ -n "$kind" ] || kind=ok
 fail() { cat "$dir/$name.err" >&2; exit 1; }
 say_progress() { [ -n "$progress" ] && { t="${progress#*:}"; printf '%s%s %s NA\n' "${t%%%(*}" "$1" 1000; }; }
-block() {
+running() {
+  # The earlier run is alive if its pid still runs this script for this
+  # link (a pid alone may have been reused).
+  if [ -e "$dir/$name.pid" ] && tr '\0' '\n' 2>/dev/null < "/proc/$(cat "$dir/$name.pid")/cmdline" | grep -qxF -- "$url"; then
+    echo "$name" >> "$dir/overlap.log"
+  fi
   echo $$ > "$dir/$name.pid.tmp"; mv "$dir/$name.pid.tmp" "$dir/$name.pid"
+}
+block() {
+  running
   while [ ! -e "$dir/$name.go" ]; do sleep 0.05; done
 }
 print_stage() { # stage id title duration index [file]
@@ -548,6 +577,11 @@ carousel() {
 }
 case "$kind" in
   block) block;;
+  nap) running; sleep "0.$(( RANDOM % 9 + 1 ))";;
+  family)
+    sleep 300 >/dev/null 2>&1 & echo $! >> "$dir/$name.children"
+    setsid sleep 300 >/dev/null 2>&1 & echo $! >> "$dir/$name.children"
+    block;;
   slow) say_progress 500; block;;
   huge)
     # The pid first: the daemon may kill us as soon as it reads the line.
