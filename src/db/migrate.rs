@@ -167,7 +167,8 @@ pub async fn migrate_with_outcome(client: &mut Client) -> Result<Outcome, DbErro
             outcome.skipped_supabase_only.push(m);
             continue;
         }
-        tracing::info!(version = m.version, name = m.name, "applying migration");
+        // `xtract migrate` lists what it applied; the log need not.
+        tracing::debug!(version = m.version, name = m.name, "applying migration");
         tx.batch_execute(m.sql).await?;
         tx.execute(
             "INSERT INTO xtract.schema_migrations (version, name) VALUES ($1, $2)",
