@@ -695,11 +695,12 @@ async fn the_old_services_tables_are_adopted_with_their_rows_and_jobs_complete_o
     // running (taken back after the lease) all complete.
     let standin = StandIn::new();
     let worker_url = p.db.owner_url.replace("postgres@", "xtract_worker@");
-    let mut daemon = Daemon::spawn(
-        &worker_url,
-        &DaemonOptions::new(&standin.script),
-        &["run", "--exit-when-idle"],
-    );
+    // A short lease: the reaper judges leases only after a whole lease of
+    // the database (just started) and of its own connection.
+    let mut options = DaemonOptions::new(&standin.script);
+    options.lease_secs = 2.0;
+    options.poll_secs = 0.5;
+    let mut daemon = Daemon::spawn(&worker_url, &options, &["run", "--exit-when-idle"]);
     assert!(
         daemon.wait_exit(Duration::from_secs(60)).await.success(),
         "{}",
