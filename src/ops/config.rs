@@ -105,6 +105,10 @@ pub struct Config {
     pub impersonate: Option<String>,
     /// Reuse the audio of an earlier job for the same video.
     pub dedup: bool,
+    /// Run downloads in children of a warm yt-dlp helper (XTRACT_WARM_YTDLP).
+    pub warm_ytdlp: bool,
+    /// yt-dlp's cache folder (XTRACT_YTDLP_CACHE_DIR; None: no cache).
+    pub ytdlp_cache_dir: Option<PathBuf>,
     /// Set when XTRACT_STORAGE=supabase; the error names what is missing.
     pub supabase: Result<SupabaseSettings, ConfigError>,
     /// Platform pauses a job may wait out before it fails.
@@ -295,6 +299,21 @@ impl Config {
             }
         }
 
+        let work_dir = get("XTRACT_WORK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("xtract"));
+        // Outside the daemon's own run folder, which goes when it stops:
+        // YouTube's player code and tokens are worth keeping.
+        let ytdlp_cache_dir = match get("XTRACT_YTDLP_CACHE_DIR").as_deref().map(str::trim) {
+            None | Some("") => Some(work_dir.join("ytdlp-cache")),
+            Some("off" | "none") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+        };
+        let warm_ytdlp = match get("XTRACT_WARM_YTDLP") {
+            None => true,
+            Some(_) => flag("XTRACT_WARM_YTDLP")?,
+        };
+
         let config = Config {
             database_url: get("DATABASE_URL").map(Secret::new),
             storage,
@@ -315,9 +334,7 @@ impl Config {
             shutdown_grace: secs("XTRACT_SHUTDOWN_GRACE_SECS", 30.0)?,
             retry_base: secs("XTRACT_RETRY_BASE_SECS", 10.0)?,
             retry_max: secs("XTRACT_RETRY_MAX_SECS", 600.0)?,
-            work_dir: get("XTRACT_WORK_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| std::env::temp_dir().join("xtract")),
+            work_dir: work_dir.clone(),
             worker_id,
             max_duration: secs("XTRACT_MAX_DURATION_SECS", 3.0 * 3600.0)?,
             max_filesize_bytes: max_filesize_mb * 1024 * 1024,
@@ -366,6 +383,8 @@ impl Config {
                 None => true,
                 Some(_) => flag("XTRACT_DEDUP")?,
             },
+            warm_ytdlp,
+            ytdlp_cache_dir,
         };
         if config.poll_interval.is_zero() {
             return Err(err("XTRACT_POLL_INTERVAL_SECS", "must be more than 0"));

@@ -10,6 +10,7 @@ pub mod platform;
 pub mod process;
 pub mod strategy;
 pub mod url_rules;
+pub mod warm;
 pub mod workdir;
 pub mod ytdlp;
 
@@ -41,6 +42,11 @@ pub struct PipelineConfig {
     pub pacing_max_wait: Duration,
     /// Reuse the audio of an earlier job for the same video and format.
     pub dedup: bool,
+    /// Downloads run in children of the warm yt-dlp helper (see warm.rs).
+    pub warm_ytdlp: bool,
+    /// yt-dlp's cache (YouTube's player code, tokens), kept between jobs;
+    /// None: `--no-cache-dir`.
+    pub ytdlp_cache_dir: Option<PathBuf>,
 }
 
 impl PipelineConfig {
@@ -63,6 +69,8 @@ impl PipelineConfig {
             },
             pacing_max_wait: c.pacing_max_wait,
             dedup: c.dedup,
+            warm_ytdlp: c.warm_ytdlp,
+            ytdlp_cache_dir: c.ytdlp_cache_dir.clone(),
         }
     }
 
@@ -83,6 +91,8 @@ pub struct MediaPipeline<S> {
     guard: egress::EgressGuard,
     /// This process's folder in XTRACT_WORK_DIR (see workdir.rs).
     run_dir: workdir::RunDir,
+    /// yt-dlp kept loaded (see warm.rs).
+    warm: warm::WarmYtdlp,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
@@ -93,11 +103,13 @@ impl<S: AudioStore> MediaPipeline<S> {
         let guard = egress::EgressGuard::start(Arc::new(move |ip| {
             live.get().allow_private_urls || !url_rules::is_forbidden_ip(ip)
         }))?;
+        let warm = warm::WarmYtdlp::new(run_dir.path());
         Ok(MediaPipeline {
             config,
             storage,
             guard,
             run_dir,
+            warm,
         })
     }
 
@@ -272,6 +284,12 @@ impl<S: AudioStore> MediaPipeline<S> {
                 "--ffmpeg-location".to_string(),
                 c.ffmpeg.display().to_string(),
             ]);
+            match &c.ytdlp_cache_dir {
+                // yt-dlp writes each entry to a temporary file and renames
+                // it: jobs and daemons can share the folder.
+                Some(dir) => extra.extend(["--cache-dir".to_string(), dir.display().to_string()]),
+                None => extra.push("--no-cache-dir".to_string()),
+            }
             // Sites we know nothing about may redirect anywhere: every
             // request of theirs passes the guard.
             let pass = (platform == Platform::Other).then(|| self.guard.pass());
@@ -289,6 +307,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             tried += 1;
             let result = ytdlp::download(
                 &c.ytdlp,
+                c.warm_ytdlp.then_some(&self.warm),
                 link.url.as_str(),
                 &run_dir,
                 s.format,

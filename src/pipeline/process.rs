@@ -29,9 +29,16 @@ pub enum RunError {
     Io { program: String, source: io::Error },
 }
 
-/// Kills the child's whole process group unless it was reaped.
-struct GroupGuard {
+/// Kills a process group when dropped: a job's yt-dlp (spawned, or a child
+/// of the warm helper) and whatever it started.
+pub(crate) struct GroupGuard {
     pgid: Option<i32>,
+}
+
+impl GroupGuard {
+    pub(crate) fn new(pgid: i32) -> Self {
+        GroupGuard { pgid: Some(pgid) }
+    }
 }
 
 impl Drop for GroupGuard {
@@ -59,16 +66,7 @@ pub async fn run(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it runs in the child between fork
-    // and exec and touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    die_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
         program: program.clone(),
         source,
@@ -115,20 +113,39 @@ pub async fn run(
     })
 }
 
+/// The child gets SIGKILL when the daemon dies.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; it runs in the child between fork
+    // and exec and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Reads a stream to its end, keeping only the last `STDERR_TAIL` bytes.
 async fn tail(stream: impl AsyncRead + Unpin) -> io::Result<String> {
     let mut lines = BufReader::new(stream).lines();
     let mut kept = String::new();
     while let Some(line) = lines.next_line().await? {
-        kept.push_str(&line);
-        kept.push('\n');
-        if kept.len() > 2 * STDERR_TAIL {
-            let cut = kept.len() - STDERR_TAIL;
-            let cut = (cut..kept.len())
-                .find(|&i| kept.is_char_boundary(i))
-                .unwrap_or(kept.len());
-            kept.drain(..cut);
-        }
+        push_tail(&mut kept, &line);
     }
     Ok(kept)
+}
+
+/// Appends a line to `kept`, keeping about the last `STDERR_TAIL` bytes.
+pub(crate) fn push_tail(kept: &mut String, line: &str) {
+    kept.push_str(line);
+    kept.push('\n');
+    if kept.len() > 2 * STDERR_TAIL {
+        let cut = kept.len() - STDERR_TAIL;
+        let cut = (cut..kept.len())
+            .find(|&i| kept.is_char_boundary(i))
+            .unwrap_or(kept.len());
+        kept.drain(..cut);
+    }
 }

@@ -1,6 +1,7 @@
 //! One yt-dlp run: download the best audio (or the best muxed file when the
-//! site has no audio-only format), printing the metadata and the final path
-//! from the same run, and the progress as it goes.
+//! site has no audio-only format), learning the metadata and the final path
+//! from the same run, and the progress as it goes. It runs in a child of the
+//! warm helper (`warm`), or as the command line, which prints them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify;
 use super::process::{self, RunError};
+use super::warm::{self, WarmError, WarmYtdlp};
 use super::Platform;
 use crate::error::{ErrorCode, JobError};
 
@@ -29,6 +31,36 @@ pub struct MediaMeta {
 pub struct Download {
     pub path: PathBuf,
     pub meta: MediaMeta,
+    /// The audio codec of the format yt-dlp chose, as the site describes
+    /// it (`mp4a.40.2`, `opus`, ...), when it does.
+    pub acodec: Option<String>,
+}
+
+/// The facts yt-dlp reports before downloading: the media facts we keep,
+/// and the chosen format's audio codec.
+#[derive(Debug, Default, Deserialize)]
+struct Facts {
+    #[serde(flatten)]
+    meta: MediaMeta,
+    acodec: Option<String>,
+}
+
+/// How yt-dlp runs, which decides how it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The command line: facts, path and progress printed on stdout.
+    Cli,
+    /// A child of the warm helper: they come as structured events.
+    Warm,
+}
+
+/// What one run left us with, however it ran.
+struct Outcome {
+    success: bool,
+    stdout_lines: Vec<String>,
+    stderr: String,
+    facts: Option<Facts>,
+    path: Option<PathBuf>,
 }
 
 /// Limits enforced by yt-dlp before the download and by us during it.
@@ -52,6 +84,7 @@ pub fn arguments(
     format: &str,
     limits: Limits,
     extra: &[String],
+    mode: Mode,
 ) -> Vec<String> {
     let mut args: Vec<String> = [
         "--ignore-config",
@@ -59,10 +92,7 @@ pub fn arguments(
         // limit skipped the video; we need those lines.
         "--no-quiet",
         "--no-playlist",
-        "--no-cache-dir",
         "--no-mtime",
-        "--newline",
-        "--progress",
         "--socket-timeout",
         "30",
         "--retries",
@@ -73,19 +103,29 @@ pub fn arguments(
     .into_iter()
     .map(String::from)
     .collect();
+    match mode {
+        Mode::Cli => args.extend([
+            "--newline".into(),
+            "--progress".into(),
+            "--print".into(),
+            format!(
+                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,acodec}})j"
+            ),
+            "--print".into(),
+            format!("after_move:{PATH_PREFIX}%(filepath)s"),
+            "--progress-template".into(),
+            format!(
+                "download:{PROGRESS_PREFIX}%(progress.downloaded_bytes)s %(progress.total_bytes)s %(progress.total_bytes_estimate)s"
+            ),
+        ]),
+        // The helper's hooks report them.
+        Mode::Warm => args.push("--no-progress".into()),
+    }
     args.extend([
         "-f".into(),
         format.into(),
         "-o".into(),
         format!("{}/source.%(ext)s", dir.display()),
-        "--print".into(),
-        format!("video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key}})j"),
-        "--print".into(),
-        format!("after_move:{PATH_PREFIX}%(filepath)s"),
-        "--progress-template".into(),
-        format!(
-            "download:{PROGRESS_PREFIX}%(progress.downloaded_bytes)s %(progress.total_bytes)s %(progress.total_bytes_estimate)s"
-        ),
         // Refused before any media byte is fetched, when the site says how
         // long the video is; `<=?` lets videos of unknown length through.
         "--match-filters".into(),
@@ -101,10 +141,12 @@ pub fn arguments(
     args
 }
 
-/// Downloads `url` into `dir`.
+/// Downloads `url` into `dir`, in a child of the warm helper when there is
+/// one (`warm`), else with the command line.
 #[allow(clippy::too_many_arguments)]
 pub async fn download(
     ytdlp: &Path,
+    warm: Option<&WarmYtdlp>,
     url: &str,
     dir: &Path,
     format: &str,
@@ -114,22 +156,18 @@ pub async fn download(
     cancel: &CancellationToken,
     progress: Option<ProgressFn>,
 ) -> Result<Download, JobError> {
-    let mut cmd = Command::new(ytdlp);
-    cmd.args(arguments(url, dir, format, limits, extra))
-        .current_dir(dir)
-        .env("PYTHONUNBUFFERED", "1");
     // Over the size limit during the download: stop it ourselves.
     let too_big = CancellationToken::new();
     let run_cancel = cancel.child_token();
-    let watch_cancel = run_cancel.clone();
-    let watch_too_big = too_big.clone();
-    let on_line = move |line: &str| {
-        if let Some((done, total)) = parse_progress(line) {
+    let watch = {
+        let run_cancel = run_cancel.clone();
+        let too_big = too_big.clone();
+        move |done: u64, total: Option<u64>| {
             if done > limits.max_filesize_bytes
                 || total.is_some_and(|t| t > limits.max_filesize_bytes)
             {
-                watch_too_big.cancel();
-                watch_cancel.cancel();
+                too_big.cancel();
+                run_cancel.cancel();
             } else if let (Some(total), Some(p)) = (total, progress.as_ref()) {
                 if total > 0 {
                     p((done as f64 * 100.0 / total as f64).min(100.0) as f32);
@@ -137,39 +175,100 @@ pub async fn download(
             }
         }
     };
-    let finished = match process::run(cmd, &run_cancel, on_line).await {
-        Ok(f) => f,
-        Err(RunError::Cancelled(_)) if too_big.is_cancelled() => {
-            return Err(too_large(limits));
-        }
-        Err(e @ RunError::Cancelled(_)) => return Err(JobError::internal(e.to_string())),
-        Err(e) => return Err(JobError::internal(e.to_string())),
+    let stopped = |e: RunError| match e {
+        RunError::Cancelled(_) if too_big.is_cancelled() => too_large(limits),
+        e => JobError::internal(e.to_string()),
     };
+    let mut outcome = None;
+    if let Some(warm) = warm {
+        let argv = arguments(url, dir, format, limits, extra, Mode::Warm);
+        let watch = watch.clone();
+        let on_event = move |e: &warm::Event| {
+            if let warm::Event::Progress((done, total)) = e {
+                watch(*done, total.map(|t| t as u64));
+            }
+        };
+        match warm.run(ytdlp, &argv, dir, &run_cancel, on_event).await {
+            Ok(f) => {
+                outcome = Some(Outcome {
+                    success: f.exit == 0,
+                    facts: f.info.and_then(|v| serde_json::from_value(v).ok()),
+                    path: f.file,
+                    stdout_lines: f.stdout_lines,
+                    stderr: f.stderr,
+                })
+            }
+            Err(WarmError::Unavailable) => {}
+            Err(WarmError::Run(e)) => return Err(stopped(e)),
+        }
+    }
+    let outcome = match outcome {
+        Some(o) => o,
+        None => run_cli(ytdlp, url, dir, format, extra, limits, &run_cancel, watch)
+            .await
+            .map_err(stopped)?,
+    };
+    finish(outcome, platform, limits)
+}
 
-    let meta = finished
+/// yt-dlp's command line, reporting progress to `watch`.
+#[allow(clippy::too_many_arguments)]
+async fn run_cli(
+    ytdlp: &Path,
+    url: &str,
+    dir: &Path,
+    format: &str,
+    extra: &[String],
+    limits: Limits,
+    cancel: &CancellationToken,
+    mut watch: impl FnMut(u64, Option<u64>) + Send,
+) -> Result<Outcome, RunError> {
+    let mut cmd = Command::new(ytdlp);
+    cmd.args(arguments(url, dir, format, limits, extra, Mode::Cli))
+        .current_dir(dir)
+        .env("PYTHONUNBUFFERED", "1");
+    let on_line = move |line: &str| {
+        if let Some((done, total)) = parse_progress(line) {
+            watch(done, total);
+        }
+    };
+    let finished = process::run(cmd, cancel, on_line).await?;
+    let facts = finished
         .stdout_lines
         .iter()
         .find_map(|l| l.strip_prefix(META_PREFIX))
-        .and_then(|json| serde_json::from_str::<MediaMeta>(json).ok())
-        .unwrap_or_default();
+        .and_then(|json| serde_json::from_str::<Facts>(json).ok());
     let path = finished
         .stdout_lines
         .iter()
         .rev()
         .find_map(|l| l.strip_prefix(PATH_PREFIX))
         .map(PathBuf::from);
+    Ok(Outcome {
+        success: finished.status.success(),
+        stdout_lines: finished.stdout_lines,
+        stderr: finished.stderr,
+        facts,
+        path,
+    })
+}
 
-    if !finished.status.success() {
-        let d = classify::classify_ytdlp(&finished.stderr);
+/// The file, or why there is none.
+fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Download, JobError> {
+    let Facts { meta, acodec } = outcome.facts.unwrap_or_default();
+    if !outcome.success {
+        let d = classify::classify_ytdlp(&outcome.stderr);
         return Err(JobError::new(d.code, Some(platform), d.detail));
     }
     // yt-dlp exits 0 having written nothing when a filter or the size limit
     // rejected the video.
-    let all_output = format!("{}\n{}", finished.stdout_lines.join("\n"), finished.stderr);
-    match path {
-        Some(p) if p.metadata().map(|m| m.len() > 0).unwrap_or(false) => {
-            Ok(Download { path: p, meta })
-        }
+    let all_output = format!("{}\n{}", outcome.stdout_lines.join("\n"), outcome.stderr);
+    match outcome.path {
+        Some(p) if p.metadata().map(|m| m.len() > 0).unwrap_or(false) => Ok(Download {
+            path: p,
+            meta,
+            acodec,
+        }),
         _ => {
             if meta
                 .duration
@@ -266,7 +365,14 @@ mod tests {
             max_duration: Duration::from_secs(60),
             max_filesize_bytes: 1000,
         };
-        let args = arguments("-x.example", Path::new("/tmp/j"), "ba/b", limits, &[]);
+        let args = arguments(
+            "-x.example",
+            Path::new("/tmp/j"),
+            "ba/b",
+            limits,
+            &[],
+            Mode::Cli,
+        );
         assert_eq!(args[args.len() - 2], "--");
         assert_eq!(args[args.len() - 1], "-x.example");
         assert!(args.contains(&"--ignore-config".to_string()));
