@@ -5,6 +5,7 @@
 pub mod classify;
 pub mod egress;
 pub mod ffmpeg;
+pub mod mp4;
 pub mod pacing;
 pub mod platform;
 pub mod process;
@@ -138,7 +139,12 @@ impl<S: AudioStore> MediaPipeline<S> {
         if size > c.limits.max_filesize_bytes {
             return Err(ytdlp::too_large(c.limits));
         }
-        let probe = ffmpeg::probe(&c.ffprobe, &download.path, cancel).await?;
+        // MP4 files (most of what platforms serve) are read in-process;
+        // anything else goes to ffprobe.
+        let probe = match mp4::probe(&download.path) {
+            Some(probe) => probe,
+            None => ffmpeg::probe(&c.ffprobe, &download.path, cancel).await?,
+        };
         let duration = probe.duration_secs.or(download.meta.duration);
         if duration.is_some_and(|d| d > c.limits.max_duration.as_secs_f64()) {
             return Err(ytdlp::too_long(c.limits));

@@ -120,7 +120,7 @@ struct Helper {
 
 enum State {
     Stopped,
-    Ready(Helper),
+    Ready(Box<Helper>),
     /// The helper would not start for this yt-dlp.
     Unavailable {
         ytdlp: PathBuf,
@@ -184,7 +184,7 @@ impl WarmYtdlp {
         match start(ytdlp, &self.dir, generation).await {
             Ok(h) => {
                 let socket = h.socket.clone();
-                *state = State::Ready(h);
+                *state = State::Ready(Box::new(h));
                 Some(socket)
             }
             Err(reason) => {
@@ -314,10 +314,10 @@ fn last_words(stderr: &str) -> String {
 
 /// Lets an old helper finish its downloads and exit on its own: closing
 /// its stdin tells it to.
-fn retire(old: Helper) {
+fn retire(old: Box<Helper>) {
     let Helper {
         mut child, stdin, ..
-    } = old;
+    } = *old;
     drop(stdin);
     tokio::spawn(async move {
         let _ = child.wait().await;

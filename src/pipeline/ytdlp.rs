@@ -31,18 +31,6 @@ pub struct MediaMeta {
 pub struct Download {
     pub path: PathBuf,
     pub meta: MediaMeta,
-    /// The audio codec of the format yt-dlp chose, as the site describes
-    /// it (`mp4a.40.2`, `opus`, ...), when it does.
-    pub acodec: Option<String>,
-}
-
-/// The facts yt-dlp reports before downloading: the media facts we keep,
-/// and the chosen format's audio codec.
-#[derive(Debug, Default, Deserialize)]
-struct Facts {
-    #[serde(flatten)]
-    meta: MediaMeta,
-    acodec: Option<String>,
 }
 
 /// How yt-dlp runs, which decides how it reports.
@@ -59,7 +47,7 @@ struct Outcome {
     success: bool,
     stdout_lines: Vec<String>,
     stderr: String,
-    facts: Option<Facts>,
+    meta: Option<MediaMeta>,
     path: Option<PathBuf>,
 }
 
@@ -109,7 +97,7 @@ pub fn arguments(
             "--progress".into(),
             "--print".into(),
             format!(
-                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,acodec}})j"
+                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key}})j"
             ),
             "--print".into(),
             format!("after_move:{PATH_PREFIX}%(filepath)s"),
@@ -192,7 +180,7 @@ pub async fn download(
             Ok(f) => {
                 outcome = Some(Outcome {
                     success: f.exit == 0,
-                    facts: f.info.and_then(|v| serde_json::from_value(v).ok()),
+                    meta: f.info.and_then(|v| serde_json::from_value(v).ok()),
                     path: f.file,
                     stdout_lines: f.stdout_lines,
                     stderr: f.stderr,
@@ -233,11 +221,11 @@ async fn run_cli(
         }
     };
     let finished = process::run(cmd, cancel, on_line).await?;
-    let facts = finished
+    let meta = finished
         .stdout_lines
         .iter()
         .find_map(|l| l.strip_prefix(META_PREFIX))
-        .and_then(|json| serde_json::from_str::<Facts>(json).ok());
+        .and_then(|json| serde_json::from_str::<MediaMeta>(json).ok());
     let path = finished
         .stdout_lines
         .iter()
@@ -248,14 +236,14 @@ async fn run_cli(
         success: finished.status.success(),
         stdout_lines: finished.stdout_lines,
         stderr: finished.stderr,
-        facts,
+        meta,
         path,
     })
 }
 
 /// The file, or why there is none.
 fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Download, JobError> {
-    let Facts { meta, acodec } = outcome.facts.unwrap_or_default();
+    let meta = outcome.meta.unwrap_or_default();
     if !outcome.success {
         let d = classify::classify_ytdlp(&outcome.stderr);
         return Err(JobError::new(d.code, Some(platform), d.detail));
@@ -264,11 +252,9 @@ fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Downlo
     // rejected the video.
     let all_output = format!("{}\n{}", outcome.stdout_lines.join("\n"), outcome.stderr);
     match outcome.path {
-        Some(p) if p.metadata().map(|m| m.len() > 0).unwrap_or(false) => Ok(Download {
-            path: p,
-            meta,
-            acodec,
-        }),
+        Some(p) if p.metadata().map(|m| m.len() > 0).unwrap_or(false) => {
+            Ok(Download { path: p, meta })
+        }
         _ => {
             if meta
                 .duration

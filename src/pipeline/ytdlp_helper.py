@@ -136,8 +136,7 @@ def reporting_ydl(channel):
         def run(self, info):
             if self.what == 'info':
                 channel.send(info={k: info.get(k) for k in (
-                    'id', 'title', 'duration', 'uploader', 'extractor_key',
-                    'acodec', 'vcodec', 'ext', 'filesize', 'filesize_approx')})
+                    'id', 'title', 'duration', 'uploader', 'extractor_key')})
             else:
                 channel.send(file=info.get('filepath'))
             return [], info
