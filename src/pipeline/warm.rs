@@ -121,10 +121,12 @@ struct Helper {
 enum State {
     Stopped,
     Ready(Box<Helper>),
-    /// The helper would not start for this yt-dlp.
+    /// No helper for this yt-dlp: not a Python script (until the program
+    /// changes), or it would not start (tried again after a while).
     Unavailable {
         ytdlp: PathBuf,
-        until: Instant,
+        stamp: Option<Stamp>,
+        until: Option<Instant>,
     },
 }
 
@@ -169,19 +171,37 @@ impl WarmYtdlp {
                 retire(old);
             }
         }
+        let program = Stamp::of(&[ytdlp]);
         if let State::Unavailable {
             ytdlp: failed,
+            stamp,
             until,
         } = &*state
         {
-            if failed == ytdlp && Instant::now() < *until {
+            if failed == ytdlp
+                && *stamp == program
+                && until.map_or(true, |until| Instant::now() < until)
+            {
                 return None;
             }
         }
+        let unavailable = |until| State::Unavailable {
+            ytdlp: ytdlp.to_path_buf(),
+            stamp: program.clone(),
+            until,
+        };
+        let Some(python) = interpreter_of(ytdlp) else {
+            tracing::info!(
+                "{} is not a Python script (a standalone build?): jobs run the yt-dlp command line",
+                ytdlp.display()
+            );
+            *state = unavailable(None);
+            return None;
+        };
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match start(ytdlp, &self.dir, generation).await {
+        match start(ytdlp, &python, &self.dir, generation).await {
             Ok(h) => {
                 let socket = h.socket.clone();
                 *state = State::Ready(Box::new(h));
@@ -192,12 +212,17 @@ impl WarmYtdlp {
                     "no warm yt-dlp for {} ({reason}); jobs run the yt-dlp command line",
                     ytdlp.display()
                 );
-                *state = State::Unavailable {
-                    ytdlp: ytdlp.to_path_buf(),
-                    until: Instant::now() + RETRY_AFTER,
-                };
+                *state = unavailable(Some(Instant::now() + RETRY_AFTER));
                 None
             }
+        }
+    }
+
+    /// The helper's process id, while one runs (tests look at it).
+    pub async fn helper_pid(&self) -> Option<u32> {
+        match &*self.state.lock().await {
+            State::Ready(h) => h.child.id(),
+            _ => None,
         }
     }
 
@@ -348,8 +373,12 @@ pub fn interpreter_of(ytdlp: &Path) -> Option<Vec<String>> {
     Some(command)
 }
 
-async fn start(ytdlp: &Path, dir: &Path, generation: u32) -> Result<Helper, String> {
-    let python = interpreter_of(ytdlp).ok_or("it is not a Python script")?;
+async fn start(
+    ytdlp: &Path,
+    python: &[String],
+    dir: &Path,
+    generation: u32,
+) -> Result<Helper, String> {
     let script = dir.join("ytdlp_helper.py");
     std::fs::write(&script, SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
     let socket = dir.join(format!("ytdlp-{generation}.sock"));

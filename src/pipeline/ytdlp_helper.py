@@ -141,19 +141,12 @@ def reporting_ydl(channel):
                 channel.send(file=info.get('filepath'))
             return [], info
 
-    last = [0.0]
-
     def progress(d):
-        if d.get('status') != 'downloading':
-            return
-        # At most a few a second: the daemon writes one a second to the row
-        # and watches the size.
-        now = time.monotonic()
-        if now - last[0] < 0.2:
-            return
-        last[0] = now
-        total = d.get('total_bytes') or d.get('total_bytes_estimate')
-        channel.send(progress=[d.get('downloaded_bytes') or 0, total])
+        # One a block: yt-dlp sizes its blocks to about a second of the
+        # transfer rate (up to 4 MB), so these stay few.
+        if d.get('status') == 'downloading':
+            total = d.get('total_bytes') or d.get('total_bytes_estimate')
+            channel.send(progress=[d.get('downloaded_bytes') or 0, total])
 
     class ReportingYoutubeDL(YoutubeDL):
         def __init__(self, *args, **kwargs):
