@@ -28,12 +28,12 @@ use super::process::{self, GroupGuard, RunError};
 
 const SCRIPT: &str = include_str!("ytdlp_helper.py");
 
-/// How long a helper may take to import yt_dlp and warm up.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a helper may take to import yt_dlp and warm up (~0.6 s of CPU).
+const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// After a helper would not start, the command line is used for this long
 /// before the helper is tried again.
-const RETRY_AFTER: Duration = Duration::from_secs(60);
+const RETRY_AFTER: Duration = Duration::from_secs(300);
 
 /// One line the helper's child sends.
 #[derive(Debug, Deserialize, PartialEq)]
@@ -247,7 +247,10 @@ impl WarmYtdlp {
         cancel: &CancellationToken,
         mut on_event: impl FnMut(&Event) + Send,
     ) -> Result<Finished, WarmError> {
-        let socket = self.socket(ytdlp).await.ok_or(WarmError::Unavailable)?;
+        let socket = tokio::select! {
+            s = self.socket(ytdlp) => s.ok_or(WarmError::Unavailable)?,
+            _ = cancel.cancelled() => return Err(RunError::Cancelled("yt-dlp".into()).into()),
+        };
         let mut stream = match UnixStream::connect(&socket).await {
             Ok(s) => s,
             Err(e) => {
@@ -412,6 +415,13 @@ async fn start(
     });
     let mut stdout = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(START_TIMEOUT, stdout.next_line()).await;
+    // After its first line the helper has nothing to say on stdout; keep
+    // the pipe drained all the same.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            tracing::info!(target: "xtract::ytdlp_helper", "{line}");
+        }
+    });
     let ready: Ready = match first {
         Ok(Ok(Some(line))) => serde_json::from_str(&line)
             .map_err(|e| format!("unexpected first line {line:?}: {e}"))?,

@@ -186,6 +186,9 @@ def child(conn, listener, request):
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    # yt-dlp writes through sys.stdout and sys.stderr (below); whatever
+    # writes to the descriptors themselves ends up in the daemon's log.
+    os.dup2(2, 1)
     channel = Channel(conn)
     channel.send(pid=os.getpid())
     os.chdir(request['cwd'])
