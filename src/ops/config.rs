@@ -535,6 +535,24 @@ mod tests {
         assert_eq!(c.max_duration, Duration::from_secs(3 * 3600));
         assert_eq!(c.max_filesize_bytes, 500 * 1024 * 1024);
         assert!(c.database_url.is_none());
+        assert!(c.warm_ytdlp);
+        assert_eq!(c.ytdlp_cache_dir, Some(c.work_dir.join("ytdlp-cache")));
+    }
+
+    #[test]
+    fn the_warm_yt_dlp_and_its_cache_can_be_turned_off() {
+        let c = config(&[
+            ("XTRACT_WARM_YTDLP", "false"),
+            ("XTRACT_YTDLP_CACHE_DIR", "off"),
+        ])
+        .unwrap();
+        assert!(!c.warm_ytdlp);
+        assert_eq!(c.ytdlp_cache_dir, None);
+        let c = config(&[("XTRACT_YTDLP_CACHE_DIR", "/var/lib/xtract/ytdlp-cache")]).unwrap();
+        assert_eq!(
+            c.ytdlp_cache_dir,
+            Some(PathBuf::from("/var/lib/xtract/ytdlp-cache"))
+        );
     }
 
     #[test]
@@ -544,6 +562,7 @@ mod tests {
             ("XTRACT_CONCURRENCY", "zero"),
             ("XTRACT_CONCURRENCY", "0"),
             ("XTRACT_ALLOW_PRIVATE_URLS", "maybe"),
+            ("XTRACT_WARM_YTDLP", "maybe"),
             ("XTRACT_POLL_INTERVAL_SECS", "-1"),
             ("XTRACT_AUDIO_FORMAT", "wav"),
             ("XTRACT_PLATFORMS_FILE", "/nonexistent/platforms.toml"),

@@ -333,6 +333,38 @@ impl WarmYtdlp {
     }
 }
 
+impl Drop for WarmYtdlp {
+    /// The helper goes with the pipeline: told to stop (it kills and reaps
+    /// its children), then reaped, so no process outlives the daemon and
+    /// their CPU time is the daemon's.
+    fn drop(&mut self) {
+        if let State::Ready(h) = std::mem::replace(self.state.get_mut(), State::Stopped) {
+            stop(h.child);
+        }
+    }
+}
+
+fn stop(mut child: Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: a signal to our own child, not yet reaped.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+    }
+    let started = Instant::now();
+    let mut killed = false;
+    while matches!(child.try_wait(), Ok(None)) {
+        if !killed && started.elapsed() > Duration::from_secs(2) {
+            let _ = child.start_kill();
+            killed = true;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn last_words(stderr: &str) -> String {
     match stderr.trim().lines().last() {
         Some(l) => format!(": {l}"),

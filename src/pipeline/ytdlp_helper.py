@@ -63,11 +63,21 @@ def reap(*_):
 
 
 def kill_children(*_):
+    """Kills the children's groups, reaps the children (their CPU time is
+    then the helper's, and so the daemon's) and exits."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for pid in list(children):
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
     os._exit(0)
 
 
