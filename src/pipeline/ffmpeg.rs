@@ -1,5 +1,6 @@
 //! ffprobe and ffmpeg: find the audio stream, then copy it into a container
-//! that takes its codec when we can (fast, lossless), or encode it.
+//! that takes its codec when we can (fast, lossless), or encode it. AAC from
+//! an MP4 file goes into M4A without ffmpeg (mp4.rs).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -209,6 +210,22 @@ pub async fn extract(
     };
     let plan = plan(format, codec);
     let path = dir.join(format!("audio.{}", plan.ext));
+    if plan.copies() && plan.muxer == "ipod" {
+        // AAC from an MP4 into M4A: the track is copied in-process when the
+        // file is a plain MP4 (mp4.rs), no ffmpeg needed.
+        let (from, to) = (source.to_path_buf(), path.clone());
+        match tokio::task::spawn_blocking(move || super::mp4::extract_audio(&from, &to)).await {
+            Ok(Ok(true)) => {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if size > 0 {
+                    return Ok(AudioFile { path, plan, size });
+                }
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::debug!("copying the audio track in-process: {e}"),
+            Err(e) => tracing::debug!("copying the audio track in-process: {e}"),
+        }
+    }
     let mut cmd = Command::new(ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"])
         .arg(source)
