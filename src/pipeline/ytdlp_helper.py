@@ -265,7 +265,7 @@ def warm_up():
             pass
 
     server = http.server.HTTPServer(('127.0.0.1', 0), Media)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     saved = sys.stdout, sys.stderr
     try:
@@ -336,11 +336,26 @@ def roomier_regex_caches():
     unified_strdate('20261128')
 
 
-def linear_ordered_set():
-    """yt-dlp's orderedSet compares each item with every earlier one, and
-    every YoutubeDL runs it over its ~1,800 extractor names (~25 ms of CPU).
-    Same result in linear time: a set for the items that can be hashed."""
+def unchanged(function, digest):
+    """Whether yt-dlp's `function` is still the code a replacement below was
+    written from: a replacement applies to that code only."""
+    import hashlib
+    import inspect
+    source = inspect.getsource(function).encode()
+    return hashlib.sha256(source).hexdigest()[:16] == digest
+
+
+def linear_extractor_list():
+    """Every YoutubeDL builds its list of ~1,800 extractors with
+    orderedSet_from_options, which compares each name with every other
+    (~25 ms of CPU per download). The same functions with the membership
+    tests done on sets: same result, linear time."""
+    import re
+    import sys
     from yt_dlp.utils import _utils
+    if not (unchanged(_utils.orderedSet, '312bc612dd21aa1f')
+            and unchanged(_utils.orderedSet_from_options, 'be761acdbad38204')):
+        raise RuntimeError('yt-dlp changed these functions')
 
     def ordered_set(iterable, *, lazy=False):
         def _iter():
@@ -358,7 +373,38 @@ def linear_ordered_set():
 
         return _iter() if lazy else list(_iter())
 
-    _utils.orderedSet = ordered_set
+    def ordered_set_from_options(options, alias_dict, *, use_regex=False, start=None):
+        assert 'all' in alias_dict, '"all" alias is required'
+        requested = list(start or [])
+        all_names = set(alias_dict['all'])
+        for val in options:
+            discard = val.startswith('-')
+            if discard:
+                val = val[1:]
+
+            if val in alias_dict:
+                val = alias_dict[val] if not discard else [
+                    i[1:] if i.startswith('-') else f'-{i}' for i in alias_dict[val]]
+                requested = ordered_set_from_options(val, alias_dict, start=requested)
+                continue
+
+            current = (filter(re.compile(val, re.I).fullmatch, alias_dict['all']) if use_regex
+                       else [val] if val in all_names else None)
+            if current is None:
+                raise ValueError(val)
+
+            if discard:
+                for item in current:
+                    while item in requested:
+                        requested.remove(item)
+            else:
+                requested.extend(current)
+
+        return ordered_set(requested)
+
+    for module in (_utils, sys.modules['yt_dlp.YoutubeDL']):
+        module.orderedSet = ordered_set
+        module.orderedSet_from_options = ordered_set_from_options
 
 
 def main():
@@ -370,8 +416,8 @@ def main():
     from yt_dlp.version import __version__
     speedups = []
     try:
-        linear_ordered_set()
-        speedups.append('ordered_set')
+        linear_extractor_list()
+        speedups.append('extractor_list')
     except Exception:
         pass
     try:
