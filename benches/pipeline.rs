@@ -13,7 +13,7 @@
 //!
 //!     cargo bench --bench pipeline
 //!
-//! `XTRACT_BENCH_CLIPS` (default 10) and `XTRACT_BENCH_ROUNDS` (default 3)
+//! `XTRACT_BENCH_CLIPS` (default 20) and `XTRACT_BENCH_ROUNDS` (default 3)
 //! change the short-clip case. Needs the tools `scripts/ensure-deps`
 //! installs (run it and eval its output first, or have them on PATH).
 
@@ -206,7 +206,7 @@ fn python_of(ytdlp: &Path) -> PathBuf {
 }
 
 async fn short_clips(tools: &Tools, media: &Path, server: &MediaServer, pg: &LocalPostgres) {
-    let clips = env_number("XTRACT_BENCH_CLIPS", 10);
+    let clips = env_number("XTRACT_BENCH_CLIPS", 20);
     let rounds = env_number("XTRACT_BENCH_ROUNDS", 3);
     make_clip(&tools.ffmpeg, &media.join("thirty-seconds.mp4"), 30);
     let python = python_of(&tools.ytdlp);
