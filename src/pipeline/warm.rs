@@ -46,7 +46,7 @@ pub enum Event {
     /// A line yt-dlp wrote on stderr.
     Err(String),
     /// Bytes downloaded, and the total when known.
-    Progress((u64, Option<f64>)),
+    Progress((f64, Option<f64>)),
     /// The video's facts, before its download.
     Info(serde_json::Value),
     /// The final file.
@@ -528,11 +528,11 @@ mod tests {
         assert_eq!(read(r#"{"pid": 42}"#), Event::Pid(42));
         assert_eq!(
             read(r#"{"progress": [10, 1000]}"#),
-            Event::Progress((10, Some(1000.0)))
+            Event::Progress((10.0, Some(1000.0)))
         );
         assert_eq!(
             read(r#"{"progress": [10, null]}"#),
-            Event::Progress((10, None))
+            Event::Progress((10.0, None))
         );
         assert_eq!(
             read(r#"{"err": "ERROR: x"}"#),

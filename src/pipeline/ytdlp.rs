@@ -173,7 +173,7 @@ pub async fn download(
         let watch = watch.clone();
         let on_event = move |e: &warm::Event| {
             if let warm::Event::Progress((done, total)) = e {
-                watch(*done, total.map(|t| t as u64));
+                watch(*done as u64, total.map(|t| t as u64));
             }
         };
         match warm.run(ytdlp, &argv, dir, &run_cancel, on_event).await {
