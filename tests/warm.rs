@@ -32,12 +32,22 @@ async fn download(
     warm: Option<&WarmYtdlp>,
     url: &str,
 ) -> Result<(Vec<u8>, ytdlp::MediaMeta), xtract::error::JobError> {
+    download_with(ytdlp, warm, url, &[]).await
+}
+
+async fn download_with(
+    ytdlp: &Path,
+    warm: Option<&WarmYtdlp>,
+    url: &str,
+    more: &[&str],
+) -> Result<(Vec<u8>, ytdlp::MediaMeta), xtract::error::JobError> {
     let dir = tempfile::tempdir().unwrap();
-    let extra = [
+    let mut extra = vec![
         "--ffmpeg-location".to_string(),
         tools().ffmpeg.display().to_string(),
         "--no-cache-dir".to_string(),
     ];
+    extra.extend(more.iter().map(|a| a.to_string()));
     let d = ytdlp::download(
         ytdlp,
         warm,
@@ -91,6 +101,54 @@ async fn the_warm_yt_dlp_downloads_and_fails_exactly_as_the_command_line() {
         );
         assert_eq!(w.code, code, "{w:?}");
     }
+}
+
+/// The egress guard's proxy reaches the warm child as it reaches the
+/// command line: a redirect into the private network is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_download_goes_through_the_egress_guard() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use xtract::pipeline::egress::EgressGuard;
+
+    let server = MediaServer::start(&media().dir).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector = listener.local_addr().unwrap();
+    let forbidden = server.url("clip.mp4").replace("127.0.0.1", "127.0.0.2");
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            let to = forbidden.clone();
+            async move { axum::response::Redirect::temporary(&to) }
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+    let guard =
+        EgressGuard::start(Arc::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST))).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let warm = WarmYtdlp::new(work.path());
+
+    let pass = guard.pass();
+    let refused = download_with(
+        &tools().ytdlp,
+        Some(&warm),
+        &format!("http://{redirector}/watch.mp4"),
+        &["--proxy", pass.proxy_url()],
+    )
+    .await;
+    assert!(refused.is_err());
+    assert_eq!(pass.refused().as_deref(), Some("127.0.0.2 (127.0.0.2)"));
+    assert!(warm.helper_pid().await.is_some(), "the helper ran it");
+
+    let pass = guard.pass();
+    let (bytes, _) = download_with(
+        &tools().ytdlp,
+        Some(&warm),
+        &server.url("clip.mp4"),
+        &["--proxy", pass.proxy_url()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bytes, std::fs::read(media().dir.join("clip.mp4")).unwrap());
+    assert_eq!(pass.refused(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,9 +354,12 @@ async fn a_helper_killed_mid_download_is_started_again_and_the_job_completes() {
     unsafe {
         libc::kill(helper, libc::SIGKILL);
     }
+    eventually("the child to die with its helper", SECS(10), || async {
+        (!process_alive(child)).then_some(())
+    })
+    .await;
     server.release();
     wait_status(&client, id, "completed", SECS(60)).await;
-    assert!(!process_alive(child), "the child died with its helper");
     let again = children(daemon.pid())
         .into_iter()
         .find(|p| cmdline(*p).contains("ytdlp_helper.py"))
