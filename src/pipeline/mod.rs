@@ -1,5 +1,6 @@
 //! The media pipeline: from a link to a stored audio file. URL rules
-//! (`url_rules`), platform policy (`platform`), yt-dlp (`ytdlp`), ffmpeg
+//! (`url_rules`), platform policy (`platform`), yt-dlp (`ytdlp`, kept loaded
+//! by `warm`), MP4 files read and cut in-process (`mp4`), ffmpeg
 //! (`ffmpeg`), and reading their failures (`classify`).
 
 pub mod classify;
