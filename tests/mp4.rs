@@ -69,7 +69,10 @@ async fn mp4_audio_is_read_and_cut_as_ffmpeg_would() {
         assert!((a - b).abs() < 0.1, "{source:?}: {a} vs {b}");
 
         let out = dir.path().join("audio.m4a");
-        assert!(mp4::extract_audio(&source, &out).unwrap(), "{source:?}");
+        assert!(
+            mp4::extract_audio(&source, &out, &mp4::Tags::default()).unwrap(),
+            "{source:?}"
+        );
         assert_eq!(streams(&out), "aac,audio", "{source:?}");
         assert_eq!(decoded(&out), decoded(&source), "{source:?}");
         let check = Command::new(&tools().ffmpeg)
@@ -91,13 +94,63 @@ async fn mp4_audio_is_read_and_cut_as_ffmpeg_would() {
     }
 }
 
+fn tags(path: &Path) -> String {
+    let out = Command::new(&tools().ffprobe)
+        .args(["-v", "error", "-show_entries", "format_tags=title,artist"])
+        .args([
+            "-show_entries",
+            "stream=codec_name:stream_disposition=attached_pic",
+        ])
+        .args(["-of", "compact=p=0:nk=1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn tags_and_a_cover_are_written_as_ffmpeg_writes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cover = dir.path().join("cover.jpg");
+    let status = Command::new(&tools().ffmpeg)
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x64"])
+        .args(["-frames:v", "1"])
+        .arg(&cover)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.path().join("audio.m4a");
+    let source = media().dir.join("clip.mp4");
+    let tags_of = |cover| mp4::Tags {
+        title: Some("Ünïcode title: a/b"),
+        artist: Some("someone"),
+        cover,
+    };
+    assert!(mp4::extract_audio(&source, &out, &tags_of(Some(&cover))).unwrap());
+    let ours = tags(&out);
+    assert!(ours.contains("Ünïcode title: a/b"), "{ours}");
+    assert!(ours.contains("someone"), "{ours}");
+    assert!(
+        ours.contains("mjpeg|1"),
+        "the cover is an attached picture: {ours}"
+    );
+    assert_eq!(decoded(&out), decoded(&source));
+    // A picture M4A cannot hold as it is goes to ffmpeg.
+    let webp = dir.path().join("cover.webp");
+    std::fs::write(&webp, b"RIFF\0\0\0\0WEBPVP8 ").unwrap();
+    assert!(!mp4::extract_audio(&source, &out, &tags_of(Some(&webp))).unwrap());
+}
+
 #[test]
 fn files_it_does_not_handle_are_left_to_ffmpeg() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("audio.m4a");
     for name in ["silent.mp4", "opus.webm", "song.mp3", "corrupt.mp4"] {
         let source = media().dir.join(name);
-        assert!(!mp4::extract_audio(&source, &out).unwrap(), "{name}");
+        assert!(
+            !mp4::extract_audio(&source, &out, &mp4::Tags::default()).unwrap(),
+            "{name}"
+        );
         assert!(!out.exists(), "{name}");
     }
     // No audio track: known without ffprobe.

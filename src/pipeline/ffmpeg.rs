@@ -214,7 +214,10 @@ pub async fn extract(
         // AAC from an MP4 into M4A: the track is copied in-process when the
         // file is a plain MP4 (mp4.rs), no ffmpeg needed.
         let (from, to) = (source.to_path_buf(), path.clone());
-        match tokio::task::spawn_blocking(move || super::mp4::extract_audio(&from, &to)).await {
+        let extracted = tokio::task::spawn_blocking(move || {
+            super::mp4::extract_audio(&from, &to, &super::mp4::Tags::default())
+        });
+        match extracted.await {
             Ok(Ok(true)) => {
                 let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                 if size > 0 {

@@ -279,11 +279,73 @@ fn duration_field(kind: &[u8; 4], data: &[u8]) -> (usize, bool) {
     }
 }
 
+/// What the new file is tagged with, as ffmpeg's ipod muxer writes tags
+/// (an iTunes `ilst`): title, artist, and a JPEG or PNG cover.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tags<'a> {
+    pub title: Option<&'a str>,
+    pub artist: Option<&'a str>,
+    pub cover: Option<&'a Path>,
+}
+
+/// A box: size, type, payload.
+fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8 + payload.len());
+    b.extend_from_slice(&((8 + payload.len()) as u32).to_be_bytes());
+    b.extend_from_slice(kind);
+    b.extend_from_slice(payload);
+    b
+}
+
+/// `moov/udta` holding the tags, or None without any; Err(()) for a cover
+/// M4A cannot hold as it is (not JPEG or PNG: ffmpeg converts it).
+fn user_data(tags: &Tags) -> Result<Option<Node>, ()> {
+    // iTunes item: a `data` box of a type (1 text, 13 JPEG, 14 PNG).
+    let item = |kind: &[u8; 4], kind_of_data: u32, value: &[u8]| {
+        let data = [&kind_of_data.to_be_bytes()[..], &[0; 4], value].concat();
+        boxed(kind, &boxed(b"data", &data))
+    };
+    let mut items = Vec::new();
+    for (kind, text) in [(b"\xa9nam", tags.title), (b"\xa9ART", tags.artist)] {
+        if let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) {
+            items.extend(item(kind, 1, text.as_bytes()));
+        }
+    }
+    if let Some(cover) = tags.cover {
+        let picture = std::fs::read(cover).map_err(|_| ())?;
+        let kind_of_data = if picture.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            13
+        } else if picture.starts_with(b"\x89PNG") {
+            14
+        } else {
+            return Err(());
+        };
+        items.extend(item(b"covr", kind_of_data, &picture));
+    }
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let hdlr = [&[0u8; 8][..], b"mdirappl", &[0; 9]].concat();
+    let meta = [
+        &[0u8; 4][..],
+        &boxed(b"hdlr", &hdlr),
+        &boxed(b"ilst", &items),
+    ]
+    .concat();
+    Ok(Some(Node {
+        kind: *b"udta",
+        body: Body::Data(boxed(b"meta", &meta)),
+    }))
+}
+
 /// Writes the first audio track of the MP4 file `src` alone into `dst`, an
-/// M4A file with its index first. Ok(false): the file is not one this
-/// handles (nothing is left at `dst`); ffmpeg should do it.
-pub fn extract_audio(src: &Path, dst: &Path) -> std::io::Result<bool> {
-    let Some(plan) = layout(src) else {
+/// M4A file with its index first and `tags`. Ok(false): the file is not one
+/// this handles (nothing is left at `dst`); ffmpeg should do it.
+pub fn extract_audio(src: &Path, dst: &Path, tags: &Tags) -> std::io::Result<bool> {
+    let Ok(user_data) = user_data(tags) else {
+        return Ok(false);
+    };
+    let Some(plan) = layout(src, user_data) else {
         return Ok(false);
     };
     let written = (|| {
@@ -319,7 +381,7 @@ struct Layout {
 
 /// What the new file will hold, or None when the source is not a plain
 /// (unfragmented, self-contained) MP4 with an audio track.
-fn layout(src: &Path) -> Option<Layout> {
+fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
     let header = header_boxes(src)?;
     let file_len = std::fs::metadata(src).ok()?.len();
     let mut rest = header.as_slice();
@@ -408,13 +470,19 @@ fn layout(src: &Path) -> Option<Layout> {
     };
     let movie = |wide: bool, first: u64| Node {
         kind: *b"moov",
-        body: Body::Boxes(vec![
-            Node {
-                kind: *b"mvhd",
-                body: Body::Data(mvhd.clone()),
-            },
-            rebuilt(trak, &offsets(wide, first)),
-        ]),
+        body: Body::Boxes(
+            [
+                Some(Node {
+                    kind: *b"mvhd",
+                    body: Body::Data(mvhd.clone()),
+                }),
+                Some(rebuilt(trak, &offsets(wide, first))),
+                user_data.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ),
     };
     // The offsets depend on the index's size, which depends on whether
     // they fit in 32 bits.
