@@ -123,6 +123,10 @@ pub struct Config {
     pub ytdlp_plugins: Vec<String>,
     /// Reuse the audio of an earlier job for the same video.
     pub dedup: bool,
+    /// Run downloads in children of a warm yt-dlp helper (XTRACT_WARM_YTDLP).
+    pub warm_ytdlp: bool,
+    /// yt-dlp's cache folder (XTRACT_YTDLP_CACHE_DIR; None: no cache).
+    pub ytdlp_cache_dir: Option<PathBuf>,
     /// Set when XTRACT_STORAGE=supabase; the error names what is missing.
     pub supabase: Result<SupabaseSettings, ConfigError>,
     /// Platform pauses a job may wait out before it fails.
@@ -340,6 +344,20 @@ impl Config {
             Some(v) => v.parse().map_err(|e| err("XTRACT_YTDLP_CHANNEL", e))?,
         };
         let ytdlp_plugins = plugin_list(get("XTRACT_YTDLP_PLUGINS").as_deref().unwrap_or(""))?;
+        let work_dir = get("XTRACT_WORK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("xtract"));
+        // Outside the daemon's own run folder, which goes when it stops:
+        // YouTube's player code and tokens are worth keeping.
+        let ytdlp_cache_dir = match get("XTRACT_YTDLP_CACHE_DIR").as_deref().map(str::trim) {
+            None | Some("") => Some(work_dir.join("ytdlp-cache")),
+            Some("off" | "none") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+        };
+        let warm_ytdlp = match get("XTRACT_WARM_YTDLP") {
+            None => true,
+            Some(_) => flag("XTRACT_WARM_YTDLP")?,
+        };
 
         let config = Config {
             database_url: get("DATABASE_URL").map(Secret::new),
@@ -362,9 +380,7 @@ impl Config {
             retry_base: secs("XTRACT_RETRY_BASE_SECS", 10.0, MIN_PERIOD_SECS)?,
             retry_max: secs("XTRACT_RETRY_MAX_SECS", 600.0, MIN_PERIOD_SECS)?,
             job_timeout: secs("XTRACT_JOB_TIMEOUT_SECS", 1800.0, 1.0)?,
-            work_dir: get("XTRACT_WORK_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| std::env::temp_dir().join("xtract")),
+            work_dir: work_dir.clone(),
             worker_id,
             max_duration: secs("XTRACT_MAX_DURATION_SECS", 3.0 * 3600.0, 1.0)?,
             max_filesize_bytes: max_filesize_mb * 1024 * 1024,
@@ -431,6 +447,8 @@ impl Config {
                 None => true,
                 Some(_) => flag("XTRACT_DEDUP")?,
             },
+            warm_ytdlp,
+            ytdlp_cache_dir,
         };
         if config.retention_audio && config.retention_days.is_none() {
             return Err(err(
@@ -628,6 +646,24 @@ mod tests {
         assert!(c.database_url.is_none());
         assert_eq!(c.ytdlp_channel, crate::ops::tools::Channel::Nightly);
         assert!(c.ytdlp_plugins.is_empty());
+        assert!(c.warm_ytdlp);
+        assert_eq!(c.ytdlp_cache_dir, Some(c.work_dir.join("ytdlp-cache")));
+    }
+
+    #[test]
+    fn the_warm_yt_dlp_and_its_cache_can_be_turned_off() {
+        let c = config(&[
+            ("XTRACT_WARM_YTDLP", "false"),
+            ("XTRACT_YTDLP_CACHE_DIR", "off"),
+        ])
+        .unwrap();
+        assert!(!c.warm_ytdlp);
+        assert_eq!(c.ytdlp_cache_dir, None);
+        let c = config(&[("XTRACT_YTDLP_CACHE_DIR", "/var/lib/xtract/ytdlp-cache")]).unwrap();
+        assert_eq!(
+            c.ytdlp_cache_dir,
+            Some(PathBuf::from("/var/lib/xtract/ytdlp-cache"))
+        );
     }
 
     #[test]
@@ -704,6 +740,7 @@ mod tests {
             ("XTRACT_CONCURRENCY", "zero"),
             ("XTRACT_CONCURRENCY", "0"),
             ("XTRACT_ALLOW_PRIVATE_URLS", "maybe"),
+            ("XTRACT_WARM_YTDLP", "maybe"),
             ("XTRACT_POLL_INTERVAL_SECS", "-1"),
             ("XTRACT_AUDIO_FORMAT", "wav"),
             ("XTRACT_PLATFORMS_FILE", "/nonexistent/platforms.toml"),

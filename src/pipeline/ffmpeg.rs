@@ -1,5 +1,6 @@
 //! ffprobe and ffmpeg: find the audio stream, then copy it into a container
-//! that takes its codec when we can (fast, lossless), or encode it.
+//! that takes its codec when we can (fast, lossless), or encode it. AAC from
+//! an MP4 file goes into M4A without ffmpeg (mp4.rs).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -231,6 +232,34 @@ pub async fn extract(
     let plan = plan(format, codec, bitrate);
     let path = dir.join(format!("audio.{}", plan.ext));
     let cover = tags.cover.filter(|_| plan.holds_cover());
+    if plan.copies() && plan.muxer == "ipod" {
+        // AAC from an MP4 into M4A: the track is copied in-process when the
+        // file is a plain MP4 (mp4.rs), tags and cover included; no ffmpeg.
+        let (from, to) = (source.to_path_buf(), path.clone());
+        let (title, artist) = (tags.title.map(String::from), tags.artist.map(String::from));
+        let picture = cover.map(Path::to_path_buf);
+        let extracted = tokio::task::spawn_blocking(move || {
+            let tags = super::mp4::Tags {
+                title: title.as_deref(),
+                artist: artist.as_deref(),
+                cover: picture.as_deref(),
+            };
+            super::mp4::extract_audio(&from, &to, &tags)
+        });
+        match extracted.await {
+            Ok(Ok(true)) => {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if size > 0 {
+                    return Ok(AudioFile { path, plan, size });
+                }
+            }
+            // Not a plain MP4, or a cover it cannot embed (a WebP
+            // thumbnail): ffmpeg does it.
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::debug!("copying the audio track in-process: {e}"),
+            Err(e) => tracing::debug!("copying the audio track in-process: {e}"),
+        }
+    }
     let mut cmd = Command::new(ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"])
         .arg(source);

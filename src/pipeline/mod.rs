@@ -1,16 +1,19 @@
 //! The media pipeline: from a link to a stored audio file. URL rules
-//! (`url_rules`), platform policy (`platform`), yt-dlp (`ytdlp`), ffmpeg
+//! (`url_rules`), platform policy (`platform`), yt-dlp (`ytdlp`, kept loaded
+//! by `warm`), MP4 files read and cut in-process (`mp4`), ffmpeg
 //! (`ffmpeg`), and reading their failures (`classify`).
 
 pub mod classify;
 pub mod egress;
 pub mod ffmpeg;
+pub mod mp4;
 pub mod pacing;
 pub mod platform;
 pub mod process;
 pub mod process_tree;
 pub mod strategy;
 pub mod url_rules;
+pub mod warm;
 pub mod workdir;
 pub mod ytdlp;
 pub mod ytdlp_args;
@@ -46,6 +49,11 @@ pub struct PipelineConfig {
     pub pacing_max_wait: Duration,
     /// Reuse the audio of an earlier job for the same video and format.
     pub dedup: bool,
+    /// Downloads run in children of the warm yt-dlp helper (see warm.rs).
+    pub warm_ytdlp: bool,
+    /// yt-dlp's cache (YouTube's player code, tokens), kept between jobs;
+    /// None: `--no-cache-dir`.
+    pub ytdlp_cache_dir: Option<PathBuf>,
 }
 
 impl PipelineConfig {
@@ -68,6 +76,8 @@ impl PipelineConfig {
             },
             pacing_max_wait: c.pacing_max_wait,
             dedup: c.dedup,
+            warm_ytdlp: c.warm_ytdlp,
+            ytdlp_cache_dir: c.ytdlp_cache_dir.clone(),
         }
     }
 
@@ -90,6 +100,8 @@ pub struct MediaPipeline<S> {
     run_dir: workdir::RunDir,
     /// Ends, now and then, what daemons that died on this machine left.
     _sweeper: AbortOnDrop,
+    /// yt-dlp kept loaded (see warm.rs).
+    warm: warm::WarmYtdlp,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
@@ -108,12 +120,14 @@ impl<S: AudioStore> MediaPipeline<S> {
         let guard = egress::EgressGuard::start(Arc::new(move |ip| {
             live.get().allow_private_urls || !url_rules::is_forbidden_ip(ip)
         }))?;
+        let warm = warm::WarmYtdlp::new(run_dir.path());
         Ok(MediaPipeline {
             config,
             storage,
             guard,
             run_dir,
             _sweeper: sweeper,
+            warm,
         })
     }
 
@@ -142,7 +156,12 @@ impl<S: AudioStore> MediaPipeline<S> {
         if size > c.limits.max_filesize_bytes {
             return Err(ytdlp::too_large(c.limits));
         }
-        let probe = ffmpeg::probe(&c.ffprobe, &download.path, cancel).await?;
+        // MP4 files (most of what platforms serve) are read in-process;
+        // anything else goes to ffprobe.
+        let probe = match mp4::probe(&download.path) {
+            Some(probe) => probe,
+            None => ffmpeg::probe(&c.ffprobe, &download.path, cancel).await?,
+        };
         let duration = probe.duration_secs.or(download.meta.duration);
         if duration.is_some_and(|d| d > c.limits.max_duration.as_secs_f64()) {
             return Err(ytdlp::too_long(c.limits));
@@ -340,6 +359,12 @@ impl<S: AudioStore> MediaPipeline<S> {
             if let Some(n) = link.item {
                 extra.extend(["--playlist-items".to_string(), ytdlp::playlist_items(n)]);
             }
+            match &c.ytdlp_cache_dir {
+                // yt-dlp writes each entry to a temporary file and renames
+                // it: jobs and daemons can share the folder.
+                Some(dir) => extra.extend(["--cache-dir".to_string(), dir.display().to_string()]),
+                None => extra.push("--no-cache-dir".to_string()),
+            }
             // Sites we know nothing about may redirect anywhere: every
             // request of theirs passes the guard.
             let pass = (platform == Platform::Other).then(|| self.guard.pass());
@@ -364,6 +389,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             tried += 1;
             let result = ytdlp::download(
                 &c.ytdlp,
+                c.warm_ytdlp.then_some(&self.warm),
                 link.for_ytdlp(),
                 &run_dir,
                 s.format,

@@ -92,15 +92,20 @@ async fn tail(stream: impl AsyncRead + Unpin) -> io::Result<String> {
     let mut lines = BufReader::new(stream).lines();
     let mut kept = String::new();
     while let Some(line) = lines.next_line().await? {
-        kept.push_str(&line);
-        kept.push('\n');
-        if kept.len() > 2 * STDERR_TAIL {
-            let cut = kept.len() - STDERR_TAIL;
-            let cut = (cut..kept.len())
-                .find(|&i| kept.is_char_boundary(i))
-                .unwrap_or(kept.len());
-            kept.drain(..cut);
-        }
+        push_tail(&mut kept, &line);
     }
     Ok(kept)
+}
+
+/// Appends a line to `kept`, keeping about the last `STDERR_TAIL` bytes.
+pub(crate) fn push_tail(kept: &mut String, line: &str) {
+    kept.push_str(line);
+    kept.push('\n');
+    if kept.len() > 2 * STDERR_TAIL {
+        let cut = kept.len() - STDERR_TAIL;
+        let cut = (cut..kept.len())
+            .find(|&i| kept.is_char_boundary(i))
+            .unwrap_or(kept.len());
+        kept.drain(..cut);
+    }
 }

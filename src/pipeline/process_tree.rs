@@ -33,6 +33,11 @@ pub fn run_token() -> &'static str {
 
 /// The process tree of one child: its group and its mark. Dropping it ends
 /// the tree.
+/// A fresh mark of this daemon's run, for one tree of processes.
+pub fn new_mark() -> String {
+    format!("{}.{}", run_token(), uuid::Uuid::new_v4().simple())
+}
+
 pub struct ProcessTree {
     pgid: i32,
     mark: String,
@@ -45,7 +50,7 @@ impl ProcessTree {
     /// with the child's pid once it runs.
     pub fn prepare(cmd: &mut std::process::Command) -> String {
         use std::os::unix::process::CommandExt;
-        let mark = format!("{}.{}", run_token(), uuid::Uuid::new_v4().simple());
+        let mark = new_mark();
         cmd.env(MARK_VAR, &mark).process_group(0);
         // SAFETY: prctl is async-signal-safe; it runs in the child between
         // fork and exec and touches no memory of ours.

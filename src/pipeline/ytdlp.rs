@@ -1,6 +1,7 @@
 //! One yt-dlp run: download the best audio (or the best muxed file when the
-//! site has no audio-only format), printing the metadata and the final path
-//! from the same run, and the progress as it goes.
+//! site has no audio-only format), learning the metadata and the final path
+//! from the same run, and the progress as it goes. It runs in a child of the
+//! warm helper (`warm`), or as the command line, which prints them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify;
 use super::process::{self, RunError};
+use super::warm::{self, WarmError, WarmYtdlp};
 use super::Platform;
 use crate::error::{ErrorCode, JobError};
 
@@ -31,6 +33,27 @@ pub struct MediaMeta {
 pub struct Download {
     pub path: PathBuf,
     pub meta: MediaMeta,
+}
+
+/// How yt-dlp runs, which decides how it reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The command line: facts, path and progress printed on stdout.
+    Cli,
+    /// A child of the warm helper: they come as structured events.
+    Warm,
+}
+
+/// What one run left us with, however it ran.
+struct Outcome {
+    /// The exit code (None: killed by a signal).
+    exit: Option<i32>,
+    stdout_lines: Vec<String>,
+    stderr: String,
+    /// The facts of each item started (one, but for a post with several
+    /// media).
+    metas: Vec<MediaMeta>,
+    path: Option<PathBuf>,
 }
 
 /// Limits enforced by yt-dlp before the download and by us during it.
@@ -54,6 +77,7 @@ pub fn arguments(
     format: &str,
     limits: Limits,
     extra: &[String],
+    mode: Mode,
 ) -> Vec<String> {
     let mut args: Vec<String> = [
         "--ignore-config",
@@ -61,13 +85,11 @@ pub fn arguments(
         // limit skipped the video; we need those lines.
         "--no-quiet",
         "--no-playlist",
-        "--no-cache-dir",
         "--no-mtime",
-        // The file's cover art (ffmpeg attaches it where the container
-        // holds one); a thumbnail that fails is only a warning.
+        // The file's cover art (ffmpeg or the in-process cut attaches it
+        // where the container holds one); a thumbnail that fails is only a
+        // warning.
         "--write-thumbnail",
-        "--newline",
-        "--progress",
         "--socket-timeout",
         "30",
         "--retries",
@@ -78,19 +100,29 @@ pub fn arguments(
     .into_iter()
     .map(String::from)
     .collect();
+    match mode {
+        Mode::Cli => args.extend([
+            "--newline".into(),
+            "--progress".into(),
+            "--print".into(),
+            format!(
+                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,thumbnail}})j"
+            ),
+            "--print".into(),
+            format!("after_move:{PATH_PREFIX}%(filepath)s"),
+            "--progress-template".into(),
+            format!(
+                "download:{PROGRESS_PREFIX}%(progress.downloaded_bytes)s %(progress.total_bytes)s %(progress.total_bytes_estimate)s"
+            ),
+        ]),
+        // The helper's hooks report them.
+        Mode::Warm => args.push("--no-progress".into()),
+    }
     args.extend([
         "-f".into(),
         format.into(),
         "-o".into(),
         format!("{}/source.%(ext)s", dir.display()),
-        "--print".into(),
-        format!("video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,thumbnail}})j"),
-        "--print".into(),
-        format!("after_move:{PATH_PREFIX}%(filepath)s"),
-        "--progress-template".into(),
-        format!(
-            "download:{PROGRESS_PREFIX}%(progress.downloaded_bytes)s %(progress.total_bytes)s %(progress.total_bytes_estimate)s"
-        ),
         // Refused before any media byte is fetched, when the site says how
         // long the video is; `<=?` lets videos of unknown length through.
         // Two filters, so that the rejection line names which one refused
@@ -159,10 +191,12 @@ pub fn private_options(dir: &Path, options: &[(&str, &str)]) -> std::io::Result<
     ])
 }
 
-/// Downloads `url` into `dir`.
+/// Downloads `url` into `dir`, in a child of the warm helper when there is
+/// one (`warm`), else with the command line.
 #[allow(clippy::too_many_arguments)]
 pub async fn download(
     ytdlp: &Path,
+    warm: Option<&WarmYtdlp>,
     url: &str,
     dir: &Path,
     format: &str,
@@ -172,22 +206,18 @@ pub async fn download(
     cancel: &CancellationToken,
     progress: Option<ProgressFn>,
 ) -> Result<Download, JobError> {
-    let mut cmd = Command::new(ytdlp);
-    cmd.args(arguments(url, dir, format, limits, extra))
-        .current_dir(dir)
-        .env("PYTHONUNBUFFERED", "1");
     // Over the size limit during the download: stop it ourselves.
     let too_big = CancellationToken::new();
     let run_cancel = cancel.child_token();
-    let watch_cancel = run_cancel.clone();
-    let watch_too_big = too_big.clone();
-    let on_line = move |line: &str| {
-        if let Some((done, total)) = parse_progress(line) {
+    let watch = {
+        let run_cancel = run_cancel.clone();
+        let too_big = too_big.clone();
+        move |done: u64, total: Option<u64>| {
             if done > limits.max_filesize_bytes
                 || total.is_some_and(|t| t > limits.max_filesize_bytes)
             {
-                watch_too_big.cancel();
-                watch_cancel.cancel();
+                too_big.cancel();
+                run_cancel.cancel();
             } else if let (Some(total), Some(p)) = (total, progress.as_ref()) {
                 if total > 0 {
                     p((done as f64 * 100.0 / total as f64).min(100.0) as f32);
@@ -195,44 +225,108 @@ pub async fn download(
             }
         }
     };
-    let finished = match process::run(cmd, &run_cancel, on_line).await {
-        Ok(f) => f,
-        Err(RunError::Cancelled(_)) if too_big.is_cancelled() => {
-            return Err(too_large(limits));
-        }
-        Err(e @ RunError::Cancelled(_)) => return Err(JobError::internal(e.to_string())),
-        Err(e) => return Err(JobError::internal(e.to_string())),
+    let stopped = |e: RunError| match e {
+        RunError::Cancelled(_) if too_big.is_cancelled() => too_large(limits),
+        e => JobError::internal(e.to_string()),
     };
+    let mut outcome = None;
+    if let Some(warm) = warm {
+        let argv = arguments(url, dir, format, limits, extra, Mode::Warm);
+        let watch = watch.clone();
+        let on_event = move |e: &warm::Event| {
+            if let warm::Event::Progress((done, total)) = e {
+                watch(*done as u64, total.map(|t| t as u64));
+            }
+        };
+        match warm.run(ytdlp, &argv, dir, &run_cancel, on_event).await {
+            Ok(f) => {
+                outcome = Some(Outcome {
+                    exit: Some(f.exit),
+                    metas: f
+                        .infos
+                        .into_iter()
+                        .map(|v| serde_json::from_value(v).unwrap_or_default())
+                        .collect(),
+                    path: f.file,
+                    stdout_lines: f.stdout_lines,
+                    stderr: f.stderr,
+                })
+            }
+            Err(WarmError::Unavailable) => {}
+            Err(WarmError::Run(e)) => return Err(stopped(e)),
+        }
+    }
+    let outcome = match outcome {
+        Some(o) => o,
+        None => run_cli(ytdlp, url, dir, format, extra, limits, &run_cancel, watch)
+            .await
+            .map_err(stopped)?,
+    };
+    finish(outcome, platform, limits)
+}
 
-    let metas: Vec<MediaMeta> = finished
+/// yt-dlp's command line, reporting progress to `watch`.
+#[allow(clippy::too_many_arguments)]
+async fn run_cli(
+    ytdlp: &Path,
+    url: &str,
+    dir: &Path,
+    format: &str,
+    extra: &[String],
+    limits: Limits,
+    cancel: &CancellationToken,
+    mut watch: impl FnMut(u64, Option<u64>) + Send,
+) -> Result<Outcome, RunError> {
+    let mut cmd = Command::new(ytdlp);
+    cmd.args(arguments(url, dir, format, limits, extra, Mode::Cli))
+        .current_dir(dir)
+        .env("PYTHONUNBUFFERED", "1");
+    let on_line = move |line: &str| {
+        if let Some((done, total)) = parse_progress(line) {
+            watch(done, total);
+        }
+    };
+    let finished = process::run(cmd, cancel, on_line).await?;
+    let metas = finished
         .stdout_lines
         .iter()
         .filter_map(|l| l.strip_prefix(META_PREFIX))
         .map(|json| serde_json::from_str::<MediaMeta>(json).unwrap_or_default())
         .collect();
-    // The facts of the item downloaded: the last one yt-dlp started.
-    let meta = metas.last().cloned().unwrap_or_default();
     let path = finished
         .stdout_lines
         .iter()
         .rev()
         .find_map(|l| l.strip_prefix(PATH_PREFIX))
-        .map(PathBuf::from)
-        .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(false));
+        .map(PathBuf::from);
+    Ok(Outcome {
+        exit: finished.status.code(),
+        stdout_lines: finished.stdout_lines,
+        stderr: finished.stderr,
+        metas,
+        path,
+    })
+}
 
+/// The file, or why there is none, from what the run left (however it ran).
+fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Download, JobError> {
+    // The facts of the item downloaded: the last one yt-dlp started.
+    let meta = outcome.metas.last().cloned().unwrap_or_default();
+    let path = outcome
+        .path
+        .filter(|p| p.metadata().map(|m| m.len() > 0).unwrap_or(false));
     // 101: --max-downloads stopped yt-dlp after the file we asked for.
-    let exited_well =
-        finished.status.success() || finished.status.code() == Some(MAX_DOWNLOADS_REACHED);
-    let post = Post::read(&finished.stdout_lines, &finished.stderr);
+    let exited_well = matches!(outcome.exit, Some(0 | MAX_DOWNLOADS_REACHED));
+    let post = Post::read(&outcome.stdout_lines, &outcome.stderr);
     // More than one item started: an earlier video of the post failed and
     // yt-dlp went on to the next, whose audio is not what the link names.
-    if let Some(p) = path.filter(|_| exited_well && metas.len() <= 1) {
+    if let Some(p) = path.filter(|_| exited_well && outcome.metas.len() <= 1) {
         return Ok(Download { path: p, meta });
     }
     let stderr = if post.is_some() {
-        without_photo_items(&finished.stderr)
+        without_photo_items(&outcome.stderr)
     } else {
-        finished.stderr.clone()
+        outcome.stderr.clone()
     };
     if stderr.contains("ERROR:") {
         let d = classify::classify_ytdlp(&stderr);
@@ -241,7 +335,7 @@ pub async fn download(
     // No error of its own: a filter or the size limit turned the video down
     // (exit 0, or 101 for the breaking length filter), or every item of a
     // post was a photo.
-    let all_output = format!("{}\n{}", finished.stdout_lines.join("\n"), finished.stderr);
+    let all_output = format!("{}\n{}", outcome.stdout_lines.join("\n"), outcome.stderr);
     if meta
         .duration
         .is_some_and(|d| d > limits.max_duration.as_secs_f64())
@@ -269,12 +363,12 @@ pub async fn download(
         }
     }
     if !exited_well {
-        let d = classify::classify_ytdlp(&finished.stderr);
+        let d = classify::classify_ytdlp(&outcome.stderr);
         return Err(JobError::new(d.code, Some(platform), d.detail));
     }
     Err(JobError::internal(format!(
         "yt-dlp exited {} but wrote no file; output: {}",
-        finished.status.code().unwrap_or(-1),
+        outcome.exit.unwrap_or(-1),
         last_chars(&all_output, 500)
     )))
 }
@@ -383,7 +477,14 @@ mod tests {
             max_duration: Duration::from_secs(60),
             max_filesize_bytes: 1000,
         };
-        let args = arguments("-x.example", Path::new("/tmp/j"), "ba/b", limits, &[]);
+        let args = arguments(
+            "-x.example",
+            Path::new("/tmp/j"),
+            "ba/b",
+            limits,
+            &[],
+            Mode::Cli,
+        );
         assert_eq!(args[args.len() - 2], "--");
         assert_eq!(args[args.len() - 1], "-x.example");
         assert!(args.contains(&"--ignore-config".to_string()));

@@ -107,6 +107,7 @@ async fn extract_clip(ytdlp: &Path) -> Result<String, String> {
     let cancel = CancellationToken::new();
     let download = ytdlp::download(
         ytdlp,
+        None,
         &url,
         work.path(),
         "ba[ext=m4a]/ba/b",

@@ -1,0 +1,561 @@
+//! The warm yt-dlp: one helper process per daemon imports `yt_dlp` once,
+//! warms it up (one real download from a local server, so that what the
+//! first download in a process sets up is done once) and forks a child per
+//! download (`ytdlp_helper.py`). A yt-dlp command line costs ~0.65 s of CPU
+//! for a 30-second clip, nearly all of it Python starting and yt-dlp
+//! setting up; a child of the warm helper does the same download for
+//! ~0.05 s.
+//!
+//! A child runs yt-dlp's own command-line entry point with the arguments the
+//! command line would get, so options, strategies, cookies, the proxy and
+//! the error lines are the command line's; it leads its own process group,
+//! which a cancel kills as it would a spawned yt-dlp's. The helper is
+//! started with the Python of the yt-dlp installation (its script's
+//! shebang), restarted when it dies or yt-dlp is upgraded, and when there
+//! is no such Python (a standalone yt-dlp binary) or the helper will not
+//! start, jobs run the command line as before.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio_util::sync::CancellationToken;
+
+use super::process::{self, RunError};
+use super::process_tree::{self, ProcessTree};
+
+const SCRIPT: &str = include_str!("ytdlp_helper.py");
+
+/// How long a helper may take to import yt_dlp and warm up (~0.6 s of CPU).
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// After a helper would not start, the command line is used for this long
+/// before the helper is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// One line the helper's child sends.
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// First: the child's pid, which is also its process group.
+    Pid(i32),
+    /// A line yt-dlp wrote on stdout.
+    Out(String),
+    /// A line yt-dlp wrote on stderr.
+    Err(String),
+    /// Bytes downloaded, and the total when known.
+    Progress((f64, Option<f64>)),
+    /// The video's facts, before its download.
+    Info(serde_json::Value),
+    /// The final file.
+    File(PathBuf),
+    /// Last: the exit code yt-dlp's command line would have had.
+    Exit(i32),
+}
+
+/// What a warm run produced: the command line's output, and what the
+/// helper reported besides.
+#[derive(Debug, Default)]
+pub struct Finished {
+    pub exit: i32,
+    pub stdout_lines: Vec<String>,
+    pub stderr: String,
+    /// The facts of every item yt-dlp started (one, but for a post with
+    /// several media), in order.
+    pub infos: Vec<serde_json::Value>,
+    pub file: Option<PathBuf>,
+}
+
+/// Why a warm run did not happen or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    /// No helper for this yt-dlp: run the command line instead.
+    #[error("the warm yt-dlp is not available")]
+    Unavailable,
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// Identifies an installed yt-dlp: when its program or its package changes
+/// (an upgrade), the helper has old code loaded and is replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp(Vec<(u64, u64, i64, u64)>);
+
+impl Stamp {
+    fn of(files: &[&Path]) -> Option<Stamp> {
+        files
+            .iter()
+            .map(|f| {
+                let m = std::fs::metadata(f).ok()?;
+                Some((m.dev(), m.ino(), m.mtime(), m.size()))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Stamp)
+    }
+}
+
+#[derive(Deserialize)]
+struct Ready {
+    version: String,
+    /// The folder of the `yt_dlp` package the helper imported.
+    module: PathBuf,
+    #[serde(default)]
+    import_cpu: f64,
+    #[serde(default)]
+    warm_up_cpu: f64,
+    #[serde(default)]
+    speedups: Vec<String>,
+}
+
+struct Helper {
+    child: Child,
+    /// Closing it tells the helper to finish what runs and exit.
+    stdin: ChildStdin,
+    socket: PathBuf,
+    ytdlp: PathBuf,
+    /// The program and the package's version file.
+    watched: [PathBuf; 2],
+    stamp: Stamp,
+}
+
+enum State {
+    Stopped,
+    Ready(Box<Helper>),
+    /// No helper for this yt-dlp: not a Python script (until the program
+    /// changes), or it would not start (tried again after a while).
+    Unavailable {
+        ytdlp: PathBuf,
+        stamp: Option<Stamp>,
+        until: Option<Instant>,
+    },
+}
+
+/// The daemon's warm yt-dlp helper, started on first use.
+pub struct WarmYtdlp {
+    dir: PathBuf,
+    state: tokio::sync::Mutex<State>,
+    generation: std::sync::atomic::AtomicU32,
+}
+
+impl WarmYtdlp {
+    /// The helper's script and socket go into `dir` (the daemon's own work
+    /// folder).
+    pub fn new(dir: &Path) -> Self {
+        WarmYtdlp {
+            dir: dir.to_path_buf(),
+            state: tokio::sync::Mutex::new(State::Stopped),
+            generation: Default::default(),
+        }
+    }
+
+    /// The socket of a helper running for `ytdlp`, started or restarted as
+    /// needed; None when the command line has to do.
+    async fn socket(&self, ytdlp: &Path) -> Option<PathBuf> {
+        let mut state = self.state.lock().await;
+        if let State::Ready(h) = &mut *state {
+            let alive = matches!(h.child.try_wait(), Ok(None));
+            let same = h.ytdlp == ytdlp
+                && Stamp::of(&[&h.watched[0], &h.watched[1]]).as_ref() == Some(&h.stamp);
+            if alive && same {
+                return Some(h.socket.clone());
+            }
+            if alive {
+                tracing::info!(
+                    "yt-dlp changed ({}): starting a new warm helper",
+                    ytdlp.display()
+                );
+            } else {
+                tracing::warn!("the warm yt-dlp helper stopped; starting it again");
+            }
+            if let State::Ready(old) = std::mem::replace(&mut *state, State::Stopped) {
+                retire(old);
+            }
+        }
+        let program = Stamp::of(&[ytdlp]);
+        if let State::Unavailable {
+            ytdlp: failed,
+            stamp,
+            until,
+        } = &*state
+        {
+            if failed == ytdlp
+                && *stamp == program
+                && until.map_or(true, |until| Instant::now() < until)
+            {
+                return None;
+            }
+        }
+        let unavailable = |until| State::Unavailable {
+            ytdlp: ytdlp.to_path_buf(),
+            stamp: program.clone(),
+            until,
+        };
+        let Some(python) = interpreter_of(ytdlp) else {
+            tracing::info!(
+                "{} is not a Python script (a standalone build?): jobs run the yt-dlp command line",
+                ytdlp.display()
+            );
+            *state = unavailable(None);
+            return None;
+        };
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match start(ytdlp, &python, &self.dir, generation).await {
+            Ok(h) => {
+                let socket = h.socket.clone();
+                *state = State::Ready(Box::new(h));
+                Some(socket)
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    "no warm yt-dlp for {} ({reason}); jobs run the yt-dlp command line",
+                    ytdlp.display()
+                );
+                *state = unavailable(Some(Instant::now() + RETRY_AFTER));
+                None
+            }
+        }
+    }
+
+    /// The helper's process id, while one runs (tests look at it).
+    pub async fn helper_pid(&self) -> Option<u32> {
+        match &*self.state.lock().await {
+            State::Ready(h) => h.child.id(),
+            _ => None,
+        }
+    }
+
+    /// Forgets a helper whose socket failed, so that the next run starts
+    /// another.
+    async fn lost(&self, socket: &Path) {
+        let mut state = self.state.lock().await;
+        if matches!(&*state, State::Ready(h) if h.socket == socket) {
+            if let State::Ready(old) = std::mem::replace(&mut *state, State::Stopped) {
+                retire(old);
+            }
+        }
+    }
+
+    /// Runs yt-dlp with `argv` in `cwd` in a child of the warm helper.
+    /// `on_event` sees each event as it comes (progress, facts).
+    pub async fn run(
+        &self,
+        ytdlp: &Path,
+        argv: &[String],
+        cwd: &Path,
+        cancel: &CancellationToken,
+        mut on_event: impl FnMut(&Event) + Send,
+    ) -> Result<Finished, WarmError> {
+        // A helper that died a moment ago may not look dead yet: if it
+        // cannot be reached, a new one is started once.
+        let mut reached = None;
+        for _ in 0..2 {
+            let socket = tokio::select! {
+                s = self.socket(ytdlp) => s.ok_or(WarmError::Unavailable)?,
+                _ = cancel.cancelled() => return Err(RunError::Cancelled("yt-dlp".into()).into()),
+            };
+            match UnixStream::connect(&socket).await {
+                Ok(stream) => {
+                    reached = Some((stream, socket));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot reach the warm yt-dlp helper: {e}");
+                    self.lost(&socket).await;
+                }
+            }
+        }
+        let (mut stream, socket) = reached.ok_or(WarmError::Unavailable)?;
+        // The download's own mark, as a spawned yt-dlp's (process_tree.rs).
+        let mark = process_tree::new_mark();
+        let request = serde_json::json!({ "argv": argv, "cwd": cwd, "mark": mark });
+        let mut line = serde_json::to_vec(&request).expect("a request is JSON");
+        line.push(b'\n');
+        let io = |source| RunError::Io {
+            program: "yt-dlp (warm)".into(),
+            source,
+        };
+        if let Err(e) = stream.write_all(&line).await {
+            self.lost(&socket).await;
+            tracing::warn!("cannot reach the warm yt-dlp helper: {e}");
+            return Err(WarmError::Unavailable);
+        }
+
+        // Ends the child's tree when the run ends, is cancelled or is
+        // dropped, as for a spawned yt-dlp.
+        let mut guard: Option<ProcessTree> = None;
+        let mut finished = Finished::default();
+        let mut exit = None;
+        let mut lines = BufReader::new(stream).lines();
+        let work = async {
+            while let Some(line) = lines.next_line().await.map_err(io)? {
+                let event: Event = match serde_json::from_str(&line) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!("unreadable line from the warm yt-dlp: {e}: {line}");
+                        continue;
+                    }
+                };
+                on_event(&event);
+                match event {
+                    Event::Pid(pgid) => {
+                        guard = Some(ProcessTree::spawned(pgid as u32, mark.clone()))
+                    }
+                    Event::Out(l) => finished.stdout_lines.push(l),
+                    Event::Err(l) => process::push_tail(&mut finished.stderr, &l),
+                    Event::Progress(_) => {}
+                    Event::Info(v) => finished.infos.push(v),
+                    Event::File(p) => finished.file = Some(p),
+                    Event::Exit(code) => exit = Some(code),
+                }
+            }
+            Ok::<_, RunError>(())
+        };
+        tokio::select! {
+            r = work => r?,
+            _ = cancel.cancelled() => return Err(RunError::Cancelled("yt-dlp".into()).into()),
+        }
+        drop(guard);
+        match exit {
+            Some(code) => {
+                finished.exit = code;
+                Ok(finished)
+            }
+            // Killed (the helper died, or someone killed it): no result.
+            None => {
+                self.lost_if_dead(&socket).await;
+                Err(io(std::io::Error::other(format!(
+                    "the warm yt-dlp stopped before it finished{}",
+                    last_words(&finished.stderr)
+                )))
+                .into())
+            }
+        }
+    }
+
+    async fn lost_if_dead(&self, socket: &Path) {
+        let mut state = self.state.lock().await;
+        if let State::Ready(h) = &mut *state {
+            if h.socket == socket && !matches!(h.child.try_wait(), Ok(None)) {
+                tracing::warn!("the warm yt-dlp helper stopped");
+                *state = State::Stopped;
+            }
+        }
+    }
+}
+
+impl Drop for WarmYtdlp {
+    /// The helper goes with the pipeline: told to stop (it kills and reaps
+    /// its children), then reaped, so no process outlives the daemon and
+    /// their CPU time is the daemon's.
+    fn drop(&mut self) {
+        if let State::Ready(h) = std::mem::replace(self.state.get_mut(), State::Stopped) {
+            stop(h.child);
+        }
+    }
+}
+
+fn stop(mut child: Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: a signal to our own child, not yet reaped.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+    }
+    let started = Instant::now();
+    let mut killed = false;
+    while matches!(child.try_wait(), Ok(None)) {
+        if !killed && started.elapsed() > Duration::from_secs(2) {
+            let _ = child.start_kill();
+            killed = true;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn last_words(stderr: &str) -> String {
+    match stderr.trim().lines().last() {
+        Some(l) => format!(": {l}"),
+        None => String::new(),
+    }
+}
+
+/// Lets an old helper finish its downloads and exit on its own: closing
+/// its stdin tells it to.
+fn retire(old: Box<Helper>) {
+    let Helper {
+        mut child, stdin, ..
+    } = *old;
+    drop(stdin);
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+}
+
+/// The Python that runs `ytdlp`, from its `#!` line, with the line's
+/// arguments. None for anything else (a standalone binary).
+pub fn interpreter_of(ytdlp: &Path) -> Option<Vec<String>> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(ytdlp).ok()?.read(&mut head).ok()?;
+    let head = &head[..n];
+    let line = head.strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|b| *b == b'\n')?];
+    let mut words = std::str::from_utf8(line).ok()?.split_whitespace();
+    let mut program = words.next()?.to_string();
+    let mut rest: Vec<String> = words.map(String::from).collect();
+    if Path::new(&program).file_name()? == "env" && !rest.is_empty() {
+        program = rest.remove(0);
+    }
+    let name = Path::new(&program).file_name()?.to_str()?;
+    if !name.starts_with("python") {
+        return None;
+    }
+    let mut command = vec![program];
+    command.extend(rest);
+    Some(command)
+}
+
+async fn start(
+    ytdlp: &Path,
+    python: &[String],
+    dir: &Path,
+    generation: u32,
+) -> Result<Helper, String> {
+    let script = dir.join("ytdlp_helper.py");
+    std::fs::write(&script, SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
+    let socket = dir.join(format!("ytdlp-{generation}.sock"));
+    let started = Instant::now();
+    let mut cmd = Command::new(&python[0]);
+    cmd.args(&python[1..])
+        .arg(&script)
+        .arg(&socket)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // Its own group, dies with the daemon, and carries a mark of this
+    // daemon's run: a daemon starting after a kill -9 ends it too.
+    let _mark = ProcessTree::prepare(cmd.as_std_mut());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", python[0]))?;
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    // What the helper says on stderr (Python's own complaints) is logged.
+    let stderr_lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = stderr_lines.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            tracing::warn!(target: "xtract::ytdlp_helper", "{line}");
+            process::push_tail(&mut kept.lock().expect("not poisoned"), &line);
+        }
+    });
+    let mut stdout = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(START_TIMEOUT, stdout.next_line()).await;
+    // After its first line the helper has nothing to say on stdout; keep
+    // the pipe drained all the same.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stdout.next_line().await {
+            tracing::info!(target: "xtract::ytdlp_helper", "{line}");
+        }
+    });
+    let ready: Ready = match first {
+        Ok(Ok(Some(line))) => serde_json::from_str(&line)
+            .map_err(|e| format!("unexpected first line {line:?}: {e}"))?,
+        Ok(_) => {
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            // The stderr reader may still be on its last lines.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let said = stderr_lines.lock().expect("not poisoned").clone();
+            return Err(format!("it exited ({status}){}", last_words(&said)));
+        }
+        Err(_) => return Err(format!("not ready within {START_TIMEOUT:?}")),
+    };
+    let version_file = ready.module.join("version.py");
+    let watched = [ytdlp.to_path_buf(), version_file];
+    let stamp = Stamp::of(&[&watched[0], &watched[1]]).ok_or("cannot read the yt-dlp files")?;
+    tracing::info!(
+        version = %ready.version,
+        import_cpu_secs = ready.import_cpu,
+        warm_up_cpu_secs = ready.warm_up_cpu,
+        speedups = ?ready.speedups,
+        "warm yt-dlp ready in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Helper {
+        child,
+        stdin,
+        socket,
+        ytdlp: ytdlp.to_path_buf(),
+        watched,
+        stamp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interpreter_comes_from_the_shebang() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let venv = write(
+            "venv",
+            b"#!/opt/xtract/venv/bin/python3\nimport sys\nfrom yt_dlp import main\n",
+        );
+        assert_eq!(
+            interpreter_of(&venv),
+            Some(vec!["/opt/xtract/venv/bin/python3".to_string()])
+        );
+        let env = write("env", b"#!/usr/bin/env python3 -s\n");
+        assert_eq!(
+            interpreter_of(&env),
+            Some(vec!["python3".to_string(), "-s".to_string()])
+        );
+        let bash = write("bash", b"#!/usr/bin/env bash\necho\n");
+        assert_eq!(interpreter_of(&bash), None);
+        let binary = write("elf", b"\x7fELF\x02\x01\x01\0\0\0");
+        assert_eq!(interpreter_of(&binary), None);
+    }
+
+    #[test]
+    fn events_read_as_the_helper_writes_them() {
+        let read = |s: &str| serde_json::from_str::<Event>(s).unwrap();
+        assert_eq!(read(r#"{"pid": 42}"#), Event::Pid(42));
+        assert_eq!(
+            read(r#"{"progress": [10, 1000]}"#),
+            Event::Progress((10.0, Some(1000.0)))
+        );
+        assert_eq!(
+            read(r#"{"progress": [10, null]}"#),
+            Event::Progress((10.0, None))
+        );
+        assert_eq!(
+            read(r#"{"err": "ERROR: x"}"#),
+            Event::Err("ERROR: x".into())
+        );
+        assert_eq!(read(r#"{"exit": 1}"#), Event::Exit(1));
+    }
+}
