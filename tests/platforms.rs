@@ -509,7 +509,8 @@ async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
 /// slots nobody uses must not push every later request back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deferred_job_leaves_the_next_slot_free() {
-    use xtract::pipeline::{pacing::Pacer, Platform, PlatformPolicy};
+    use xtract::domain::{Platform, PlatformPolicy};
+    use xtract::pipeline::pacing::Pacer;
     let db = TestDb::start().await;
     let pool = xtract::db::DbTarget::parse(&db.url)
         .unwrap()

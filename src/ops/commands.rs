@@ -60,7 +60,8 @@ pub struct Waited {
 /// same URL rules, with this machine's settings (platforms turned off, other
 /// sites allowed or not, private addresses only where allowed).
 pub fn check_link(config: &crate::ops::config::Config, url: &str) -> Result<(), String> {
-    use crate::pipeline::{url_rules, PipelineConfig, Platform};
+    use crate::domain::Platform;
+    use crate::pipeline::{url_rules, PipelineConfig};
     let pipeline = PipelineConfig::from_config(config);
     let link = url_rules::parse_job_url(url, &pipeline.url_policy()).map_err(|e| e.to_string())?;
     if link.platform != Platform::Other && !pipeline.platforms.get(link.platform).enabled {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::pipeline::{AudioFormat, PlatformTable};
+use crate::domain::{AudioFormat, PlatformTable};
 
 /// The largest XTRACT_MAX_FILESIZE_MB: `audio_files.file_size` is INTEGER,
 /// so a file must stay under 2 GiB.

@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{Config, StorageKind};
 use super::health::{Endpoint, HealthState};
-use super::metrics::Metrics;
 use super::retention::{self, RetentionSettings};
 use super::systemd;
 use crate::db::{is_connection_error, migrate, schema, DbError, DbTarget};
 use crate::live::Live;
+use crate::metrics::Metrics;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::notifier::{
     backoff, listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,

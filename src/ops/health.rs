@@ -17,7 +17,7 @@ use axum::Router;
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{Metrics, PlatformLabel, StatusLabel};
+use crate::metrics::{Metrics, PlatformLabel, StatusLabel};
 use crate::queue::notifier::ListenerState;
 use crate::queue::sql;
 use crate::queue::worker::WorkerStats;
@@ -197,7 +197,7 @@ async fn metrics(State(slot): State<Arc<Slot>>) -> Response {
         }
     }
     if let Some(paused) = paused_platforms(state).await {
-        for platform in crate::pipeline::Platform::ALL {
+        for platform in crate::domain::Platform::ALL {
             let is_paused = paused.iter().any(|(p, _)| p == platform.as_str());
             m.platform_paused
                 .get_or_create(&PlatformLabel {

@@ -8,7 +8,6 @@ pub mod egress;
 pub mod ffmpeg;
 pub mod mp4;
 pub mod pacing;
-pub mod platform;
 pub mod process;
 pub mod process_tree;
 pub mod strategy;
@@ -16,19 +15,17 @@ pub mod url_rules;
 pub mod warm;
 pub mod workdir;
 pub mod ytdlp;
-pub mod ytdlp_args;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use ffmpeg::AudioFormat;
-pub use platform::{Platform, PlatformPolicy, PlatformTable};
-
-use crate::error::{ErrorCode, JobError, Retry};
+use crate::domain::{
+    AudioFormat, AudioRow, ErrorCode, Job, JobError, MediaMeta, Platform, PlatformPolicy,
+    PlatformTable, Retry,
+};
 use crate::live::Live;
 use crate::queue::worker::{JobContext, JobReport, Processor};
-use crate::queue::{AudioRow, Job};
 use crate::storage::{object_path, AudioStore};
 use url_rules::{JobUrl, UrlError, UrlPolicy};
 
@@ -480,7 +477,7 @@ fn thumbnail_beside(download: &Path) -> Option<PathBuf> {
 
 /// Shows the video's title, uploader and length on the job row (best
 /// effort: the job goes on without it).
-async fn record_media(ctx: &JobContext, job: &Job, meta: &ytdlp::MediaMeta) {
+async fn record_media(ctx: &JobContext, job: &Job, meta: &MediaMeta) {
     if let Err(e) = ctx.queue.set_media(job.id, meta).await {
         tracing::debug!("could not record the media facts: {e}");
     }

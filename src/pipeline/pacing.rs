@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Platform, PlatformPolicy};
 use crate::db::DbError;
-use crate::error::JobError;
+use crate::domain::JobError;
 use crate::queue::sql;
 
 pub struct Pacer<'a> {

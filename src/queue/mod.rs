@@ -15,83 +15,22 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::db::DbError;
-use crate::error::JobError;
-use crate::pipeline::ytdlp::MediaMeta;
+use crate::domain::{AudioRow, Job, JobError, MediaMeta, ReusableAudio};
 
-/// A job this worker has claimed.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub original_url: String,
-    /// Including the current one.
-    pub attempts: i32,
-    pub platform: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// Seconds from when the job became ready to its claim.
-    pub waited_secs: f64,
-    /// Platform pauses this job has waited out.
-    pub pauses: i32,
-    /// The user's choice at insert (`m4a`, `mp3`, `opus`, `original`);
-    /// None: the daemon's default.
-    pub audio_format: Option<String>,
-    /// The user's choice of bitrate (kb/s), for encoded formats.
-    pub audio_bitrate_kbps: Option<i32>,
-}
-
-impl Job {
-    /// A job from the columns of `job_columns!` (sql.rs), from `first` on.
-    fn from_row(r: &tokio_postgres::Row, first: usize) -> Job {
-        Job {
-            id: r.get(first),
-            user_id: r.get(first + 1),
-            original_url: r.get(first + 2),
-            attempts: r.get(first + 3),
-            platform: r.get(first + 4),
-            created_at: r.get(first + 5),
-            waited_secs: r.get(first + 6),
-            pauses: r.get(first + 7),
-            audio_format: r.get(first + 8),
-            audio_bitrate_kbps: r.get(first + 9),
-        }
+/// A job from a row of `job_columns!` (sql.rs), read by name.
+fn job_from_row(r: &tokio_postgres::Row) -> Job {
+    Job {
+        id: r.get("id"),
+        user_id: r.get("user_id"),
+        original_url: r.get("original_url"),
+        attempts: r.get("attempts"),
+        platform: r.get("platform"),
+        created_at: r.get("created_at"),
+        waited_secs: r.get("waited_secs"),
+        pauses: r.get("pauses"),
+        audio_format: r.get("audio_format"),
+        audio_bitrate_kbps: r.get("audio_bitrate_kbps"),
     }
-}
-
-/// The `audio_files` row a finished job writes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AudioRow {
-    /// `audio_files.filename`: a name a person recognises.
-    pub filename: String,
-    pub file_url: String,
-    pub file_size: i64,
-    pub duration_secs: Option<f64>,
-    pub storage_path: String,
-    pub content_type: String,
-    pub audio_format: String,
-    /// The bitrate the job asked for (None: the default).
-    pub audio_bitrate_kbps: Option<i32>,
-    /// Set when the audio was copied from an earlier job's.
-    pub reused_from_job_id: Option<Uuid>,
-    /// What the app shows beside the file.
-    pub title: Option<String>,
-    pub uploader: Option<String>,
-    pub platform: Option<String>,
-    pub source_url: Option<String>,
-    pub thumbnail_url: Option<String>,
-}
-
-/// An earlier job's audio that a new job for the same video can reuse.
-#[derive(Debug, Clone)]
-pub struct ReusableAudio {
-    pub job_id: Uuid,
-    pub storage_path: String,
-    pub filename: String,
-    pub file_size: Option<i64>,
-    pub duration_secs: Option<f64>,
-    pub content_type: Option<String>,
-    pub thumbnail_url: Option<String>,
-    /// What yt-dlp said about the video back then.
-    pub media: MediaMeta,
 }
 
 /// The queue's statements, bound to one worker identity.
@@ -144,7 +83,7 @@ impl Queue {
         let rows = client
             .query(&stmt, &[&&*self.worker_id, &(n as i64), &&*self.egress_key])
             .await?;
-        Ok(rows.iter().map(|r| Job::from_row(r, 0)).collect())
+        Ok(rows.iter().map(job_from_row).collect())
     }
 
     /// When the earliest pending job becomes ready, if any is pending.
@@ -296,7 +235,7 @@ impl Queue {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (Job::from_row(r, 1), r.get(0)))
+            .map(|r| (job_from_row(r), r.get("status")))
             .collect())
     }
 

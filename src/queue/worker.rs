@@ -23,12 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::notifier::{backoff, CancelRegistry};
-use super::{AudioRow, Job, Queue};
+use super::Queue;
 use crate::db::{is_connection_error, DbError};
-use crate::error::{ErrorCode, JobError, Retry};
+use crate::domain::{AudioRow, ErrorCode, Job, JobError, Platform, PlatformTable, Retry};
 use crate::live::Live;
-use crate::ops::metrics::{Metrics, OutcomeLabels, PlatformLabel};
-use crate::pipeline::{Platform, PlatformTable};
+use crate::metrics::{Metrics, OutcomeLabels, PlatformLabel};
 
 /// What a job body reports back.
 pub struct JobReport {
