@@ -510,17 +510,13 @@ async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deferred_job_leaves_the_next_slot_free() {
     use xtract::domain::{Platform, PlatformPolicy};
-    use xtract::pipeline::pacing::Pacer;
     let db = TestDb::start().await;
     let pool = xtract::db::DbTarget::parse(&db.url)
         .unwrap()
         .pool(2)
         .unwrap();
-    let pacer = Pacer {
-        pool: &pool,
-        egress_key: "test",
-        max_wait: SECS(15),
-    };
+    let pacer = xtract::queue::Queue::new(pool, "worker", "test").pacer();
+    let max_wait = SECS(15);
     let policy = PlatformPolicy {
         min_interval: SECS(10),
         jitter: (SECS(0), SECS(0)),
@@ -543,14 +539,23 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
             .get(0);
         secs
     };
-    let first = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+    let first = pacer
+        .reserve(Platform::TikTok, &policy, max_wait)
+        .await
+        .unwrap();
     assert!(first < SECS(1), "{first:?}");
-    let second = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+    let second = pacer
+        .reserve(Platform::TikTok, &policy, max_wait)
+        .await
+        .unwrap();
     assert!((SECS(9)..=SECS(10)).contains(&second), "{second:?}");
     let booked = next().await;
     // The third slot would start in 20 s: more than 15, so deferred.
     for _ in 0..3 {
-        let third = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+        let third = pacer
+            .reserve(Platform::TikTok, &policy, max_wait)
+            .await
+            .unwrap();
         assert!(third > SECS(15), "{third:?}");
     }
     let after = next().await;

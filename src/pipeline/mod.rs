@@ -7,7 +7,6 @@ pub mod classify;
 pub mod egress;
 pub mod ffmpeg;
 pub mod mp4;
-pub mod pacing;
 pub mod process;
 pub mod process_tree;
 pub mod strategy;
@@ -21,8 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    AudioFormat, AudioRow, ErrorCode, Job, JobError, MediaMeta, Platform, PlatformPolicy,
-    PlatformTable, Retry,
+    AudioFormat, AudioRow, ErrorCode, Job, JobError, MediaMeta, Platform, PlatformTable, Retry,
 };
 use crate::live::Live;
 use crate::queue::worker::{JobContext, JobReport, Processor};
@@ -146,8 +144,8 @@ impl<S: AudioStore> MediaPipeline<S> {
                     self.run_dir.path().display()
                 ))
             })?;
-        let download = self.download(c, job, link, dir.path(), ctx).await?;
-        record_media(ctx, job, &download.meta).await;
+        let download = self.download(c, link, dir.path(), ctx).await?;
+        record_media(ctx, &download.meta).await;
         let cancel = &ctx.cancel;
         let size = download.path.metadata().map(|m| m.len()).unwrap_or(0);
         if size > c.limits.max_filesize_bytes {
@@ -232,8 +230,8 @@ impl<S: AudioStore> MediaPipeline<S> {
         let format = format.as_str();
         let bitrate = bitrate.map(|b| b as i32);
         let earlier = match ctx
-            .queue
-            .find_reusable_audio(job.id, &link.canonical, format, bitrate)
+            .job
+            .find_reusable_audio(&link.canonical, format, bitrate)
             .await
         {
             Ok(Some(found)) => found,
@@ -266,7 +264,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 return Ok(None);
             }
         };
-        record_media(ctx, job, &earlier.media).await;
+        record_media(ctx, &earlier.media).await;
         tracing::info!(reused_from = %earlier.job_id, "same video already converted; reused its audio");
         Ok(Some(AudioRow {
             filename: earlier.filename,
@@ -312,21 +310,16 @@ impl<S: AudioStore> MediaPipeline<S> {
     async fn download(
         &self,
         c: &PipelineConfig,
-        job: &Job,
         link: &JobUrl,
         dir: &Path,
         ctx: &JobContext,
     ) -> Result<ytdlp::Download, JobError> {
         let platform = link.platform;
         let policy = c.platforms.get(platform);
-        let pacer = pacing::Pacer {
-            pool: ctx.queue.pool(),
-            egress_key: ctx.queue.egress_key(),
-            max_wait: c.pacing_max_wait,
-        };
+        let pacer = &ctx.pacer;
         // Local links (tests, demos) are not a platform to be polite to.
         let paced = !is_local(link);
-        let (progress, writer) = progress_reporter(ctx, job);
+        let (progress, writer) = progress_reporter(ctx);
         let mut last: Option<JobError> = None;
         let mut tried = 0;
         for (i, s) in strategy::strategies(platform, &c.strategies)
@@ -339,7 +332,9 @@ impl<S: AudioStore> MediaPipeline<S> {
                 }
             }
             if paced {
-                pacer.wait_turn(platform, policy, &ctx.cancel).await?;
+                pacer
+                    .wait_turn(platform, policy, c.pacing_max_wait, &ctx.cancel)
+                    .await?;
             }
             let run_dir = dir.join(format!("s{i}"));
             std::fs::create_dir_all(&run_dir)
@@ -403,7 +398,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                     // The writer may be asleep between updates: stop it and
                     // record the end ourselves.
                     drop(writer);
-                    if let Err(e) = ctx.queue.set_progress(job.id, 100).await {
+                    if let Err(e) = ctx.job.progress(100).await {
                         tracing::debug!("could not record the progress: {e}");
                     }
                     return Ok(download);
@@ -477,23 +472,22 @@ fn thumbnail_beside(download: &Path) -> Option<PathBuf> {
 
 /// Shows the video's title, uploader and length on the job row (best
 /// effort: the job goes on without it).
-async fn record_media(ctx: &JobContext, job: &Job, meta: &MediaMeta) {
-    if let Err(e) = ctx.queue.set_media(job.id, meta).await {
+async fn record_media(ctx: &JobContext, meta: &MediaMeta) {
+    if let Err(e) = ctx.job.record_media(meta).await {
         tracing::debug!("could not record the media facts: {e}");
     }
 }
 
 /// Reports download progress to the job row, at most once a second.
-fn progress_reporter(ctx: &JobContext, job: &Job) -> (ytdlp::ProgressFn, AbortOnDrop) {
+fn progress_reporter(ctx: &JobContext) -> (ytdlp::ProgressFn, AbortOnDrop) {
     let (tx, mut rx) = tokio::sync::watch::channel(0f32);
-    let queue = ctx.queue.clone();
-    let id = job.id;
+    let handle = ctx.job.clone();
     let writer = tokio::spawn(async move {
         let mut written = -1i16;
         while rx.changed().await.is_ok() {
             let percent = (*rx.borrow_and_update()).clamp(0.0, 100.0) as i16;
             if percent != written {
-                if queue.set_progress(id, percent).await.is_ok() {
+                if handle.progress(percent).await.is_ok() {
                     written = percent;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -541,8 +535,8 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
         let platform = link.platform;
         tracing::Span::current().record("platform", platform.as_str());
         if let Err(e) = ctx
-            .queue
-            .set_link(job.id, platform.as_str(), &link.canonical)
+            .job
+            .record_link(platform.as_str(), &link.canonical)
             .await
         {
             tracing::debug!("could not record the platform: {e}");

@@ -2,9 +2,12 @@
 //! file, one method per state transition of `sql.rs`), the LISTEN connection
 //! (`notifier`), and the loop that runs jobs (`worker`).
 
+pub mod admin;
 pub mod completer;
+pub mod handle;
 pub mod notifier;
-pub mod sql;
+pub mod pacing;
+mod sql;
 pub mod worker;
 
 use std::sync::Arc;
@@ -72,8 +75,14 @@ impl Queue {
         &self.worker_id
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// The handle a job body gets for `job`.
+    pub fn job_handle(&self, job: Uuid) -> handle::JobHandle {
+        handle::JobHandle::new(self.clone(), job)
+    }
+
+    /// Pacing toward the platforms, for this daemon's egress.
+    pub fn pacer(&self) -> pacing::Pacer {
+        pacing::Pacer::new(self.pool.clone(), &self.egress_key)
     }
 
     /// Claims up to `n` ready jobs.
@@ -245,7 +254,7 @@ impl Queue {
             .await
     }
 
-    pub async fn find_reusable_audio(
+    pub(crate) async fn find_reusable_audio(
         &self,
         job_id: Uuid,
         canonical_url: &str,
@@ -279,7 +288,12 @@ impl Queue {
         }))
     }
 
-    pub async fn set_link(&self, id: Uuid, platform: &str, canonical: &str) -> Result<(), DbError> {
+    pub(crate) async fn set_link(
+        &self,
+        id: Uuid,
+        platform: &str,
+        canonical: &str,
+    ) -> Result<(), DbError> {
         self.execute(
             sql::SET_LINK,
             &[&id, &&*self.worker_id, &platform, &canonical],
@@ -287,7 +301,7 @@ impl Queue {
         .await
     }
 
-    pub async fn set_media(&self, id: Uuid, m: &MediaMeta) -> Result<(), DbError> {
+    pub(crate) async fn set_media(&self, id: Uuid, m: &MediaMeta) -> Result<(), DbError> {
         self.execute(
             sql::SET_MEDIA,
             &[
@@ -302,7 +316,7 @@ impl Queue {
         .await
     }
 
-    pub async fn set_progress(&self, id: Uuid, percent: i16) -> Result<(), DbError> {
+    pub(crate) async fn set_progress(&self, id: Uuid, percent: i16) -> Result<(), DbError> {
         self.execute(sql::SET_PROGRESS, &[&id, &&*self.worker_id, &percent])
             .await
     }
@@ -381,6 +395,26 @@ impl Queue {
             .await?;
         let rows = client.query(&stmt, &[&&*self.egress_key]).await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Waiting and running jobs in the whole database, by status (for the
+    /// queue-depth gauge), read from their partial index.
+    pub async fn active_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::ACTIVE_COUNT_BY_STATUS).await?;
+        Ok(client
+            .query(&stmt, &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    /// The database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let client = self.pool.get().await?;
+        client.simple_query("").await?;
+        Ok(())
     }
 
     pub async fn active_count(&self) -> Result<i64, DbError> {

@@ -22,7 +22,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::handle::JobHandle;
 use super::notifier::{backoff, CancelRegistry};
+use super::pacing::Pacer;
 use super::Queue;
 use crate::db::{is_connection_error, DbError};
 use crate::domain::{AudioRow, ErrorCode, Job, JobError, Platform, PlatformTable, Retry};
@@ -38,9 +40,12 @@ pub struct JobReport {
     pub result: Result<Option<AudioRow>, JobError>,
 }
 
-/// What a job body gets besides the job.
+/// What a job body gets besides the job: narrow handles, not the queue.
 pub struct JobContext {
-    pub queue: Queue,
+    /// Its own job's row: facts, progress, reusable audio.
+    pub job: JobHandle,
+    /// Turns toward the platforms, and pauses.
+    pub pacer: Pacer,
     /// Cancelled when the job must stop (operator cancel, lost lease). The
     /// body's future is dropped then too; the token lets it stop children
     /// promptly.
@@ -436,7 +441,8 @@ impl<P: Processor> Shared<P> {
             cancel.clone(),
         )));
         let ctx = JobContext {
-            queue: self.queue.clone(),
+            job: self.queue.job_handle(job.id),
+            pacer: self.queue.pacer(),
             cancel: cancel.clone(),
         };
         let limit = self.time_limit(&job);

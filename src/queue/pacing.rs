@@ -1,25 +1,35 @@
 //! Pacing requests to a platform across every daemon on the database, and
 //! pausing a platform that rate-limited us. The state is one row per
-//! platform and egress in `xtract.platform_pacing`.
+//! platform and egress in `xtract.platform_pacing`; the claim reads the
+//! pauses of the same rows (sql.rs). A job body gets a [`Pacer`] bound to
+//! this daemon's egress: it may take a turn or pause a platform, nothing
+//! else.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
-use super::{Platform, PlatformPolicy};
+use super::sql;
 use crate::db::DbError;
-use crate::domain::JobError;
-use crate::queue::sql;
+use crate::domain::{JobError, Platform, PlatformPolicy};
 
-pub struct Pacer<'a> {
-    pub pool: &'a Pool,
-    pub egress_key: &'a str,
-    /// Longer waits give the worker slot back: the job is deferred.
-    pub max_wait: Duration,
+#[derive(Clone)]
+pub struct Pacer {
+    pool: Pool,
+    /// Where this daemon's requests leave from.
+    egress_key: Arc<str>,
 }
 
-impl Pacer<'_> {
+impl Pacer {
+    pub(super) fn new(pool: Pool, egress_key: &str) -> Self {
+        Pacer {
+            pool,
+            egress_key: egress_key.into(),
+        }
+    }
+
     /// Waits for this platform's next request slot. A slot further away than
     /// `max_wait` (a pause, or a long line of jobs) defers the job instead of
     /// holding a worker slot. If the database is away, pacing is skipped
@@ -28,10 +38,11 @@ impl Pacer<'_> {
         &self,
         platform: Platform,
         policy: &PlatformPolicy,
+        max_wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<(), JobError> {
-        match self.reserve(platform, policy).await {
-            Ok(wait) if wait > self.max_wait => Err(JobError::defer(platform, wait)),
+        match self.reserve(platform, policy, max_wait).await {
+            Ok(wait) if wait > max_wait => Err(JobError::defer(platform, wait)),
             Ok(wait) => {
                 if !wait.is_zero() {
                     tracing::debug!("waiting {:.1}s for {platform}'s turn", wait.as_secs_f64());
@@ -56,8 +67,10 @@ impl Pacer<'_> {
         &self,
         platform: Platform,
         policy: &PlatformPolicy,
+        max_wait: Duration,
     ) -> Result<Duration, DbError> {
         let client = self.pool.get().await?;
+        let egress_key: &str = &self.egress_key;
         let spacing = policy.min_interval + policy.draw_jitter();
         let stmt = client.prepare_cached(sql::RESERVE_SLOT).await?;
         let taken = client
@@ -65,9 +78,9 @@ impl Pacer<'_> {
                 &stmt,
                 &[
                     &platform.as_str(),
-                    &self.egress_key,
+                    &egress_key,
                     &spacing.as_secs_f64(),
-                    &self.max_wait.as_secs_f64(),
+                    &max_wait.as_secs_f64(),
                 ],
             )
             .await?;
@@ -77,11 +90,11 @@ impl Pacer<'_> {
         // Too far away (a pause, a long line): how far, to defer the job.
         let stmt = client.prepare_cached(sql::PACING_WAIT).await?;
         let secs: f64 = client
-            .query_opt(&stmt, &[&platform.as_str(), &self.egress_key])
+            .query_opt(&stmt, &[&platform.as_str(), &egress_key])
             .await?
             .map_or(0.0, |r| r.get(0));
         // Never below the limit, or the caller would wait instead of defer.
-        Ok(Duration::from_secs_f64(secs).max(self.max_wait + Duration::from_millis(1)))
+        Ok(Duration::from_secs_f64(secs).max(max_wait + Duration::from_millis(1)))
     }
 
     /// No requests to `platform` from this egress for `cooldown`.
@@ -92,13 +105,14 @@ impl Pacer<'_> {
         reason: &str,
     ) -> Result<(), DbError> {
         let client = self.pool.get().await?;
+        let egress_key: &str = &self.egress_key;
         let stmt = client.prepare_cached(sql::PAUSE_PLATFORM).await?;
         client
             .execute(
                 &stmt,
                 &[
                     &platform.as_str(),
-                    &self.egress_key,
+                    &egress_key,
                     &cooldown.as_secs_f64(),
                     &reason,
                 ],
