@@ -9,6 +9,17 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::domain::{ErrorCode, Platform};
+
+/// Every platform label a job can carry.
+const PLATFORMS: [&str; 5] = [
+    Platform::Instagram.as_str(),
+    Platform::TikTok.as_str(),
+    Platform::YouTube.as_str(),
+    Platform::Other.as_str(),
+    "unknown",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PlatformLabel {
     pub platform: String,
@@ -164,10 +175,50 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Jobs claimed since start, all platforms.
+    pub fn claimed_total(&self) -> u64 {
+        sum_by_platform(&self.claimed)
+    }
+
+    /// Jobs completed since start, all platforms (for `/health` and
+    /// systemd's status line).
+    pub fn completed_total(&self) -> u64 {
+        sum_by_platform(&self.completed)
+    }
+
+    /// Jobs failed for good since start, all platforms and codes.
+    pub fn failed_total(&self) -> u64 {
+        let mut total = 0;
+        for platform in PLATFORMS {
+            for code in ErrorCode::ALL {
+                if let Some(c) = self.failed.get(&OutcomeLabels {
+                    platform: platform.to_string(),
+                    error_code: code.as_str().into(),
+                }) {
+                    total += c.get();
+                }
+            }
+        }
+        total
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+fn sum_by_platform(family: &Family<PlatformLabel, Counter>) -> u64 {
+    PLATFORMS
+        .iter()
+        .filter_map(|p| {
+            family
+                .get(&PlatformLabel {
+                    platform: p.to_string(),
+                })
+                .map(|c| c.get())
+        })
+        .sum()
 }
