@@ -19,7 +19,7 @@ use super::systemd;
 use crate::db::{is_connection_error, migrate, schema, DbTarget};
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::pipeline::{MediaPipeline, PipelineConfig};
+use crate::pipeline::MediaPipeline;
 use crate::queue::admin;
 use crate::queue::notifier::{
     listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
@@ -393,7 +393,7 @@ async fn serve<S: AudioStore + Clone>(
             tasks.stop.clone(),
         ));
     }
-    let pipeline_config = Live::new(PipelineConfig::from_config(config));
+    let pipeline_config = Live::new(config.pipeline());
     let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(
             "XTRACT_WORK_DIR: cannot use {}: {e}",
@@ -407,7 +407,7 @@ async fn serve<S: AudioStore + Clone>(
     // read again; running jobs finish with what they started with.
     let reload = move || match running_config.reload() {
         Ok(new) => {
-            pipeline_config.set(PipelineConfig::from_config(&new));
+            pipeline_config.set(new.pipeline());
             platforms.set(new.platforms.clone());
             tracing::info!("configuration reloaded");
             // `xtract tools upgrade` reloads after switching yt-dlp: say
