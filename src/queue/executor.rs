@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
+use super::handle::JobHandle;
 use super::worker::{JobContext, JobReport, Processor, Shared};
 use super::Queue;
 use crate::domain::{Job, Platform};
@@ -68,14 +69,16 @@ impl<P: Processor> Shared<P> {
         // Beats until the outcome is written back (a finished result waiting
         // for the database keeps its lease) or the job is let go of; aborted
         // when dropped, however this function ends.
+        let renewed = Arc::new(LastWrite::default());
         let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
             self.queue.clone(),
             job.id,
             self.settings.heartbeat_interval,
+            renewed.clone(),
             cancel.clone(),
         )));
         let ctx = JobContext {
-            job: self.queue.job_handle(job.id),
+            job: JobHandle::new(self.queue.clone(), job.id, renewed),
             pacer: self.queue.pacer(),
             cancel: cancel.clone(),
         };
@@ -122,6 +125,21 @@ impl<P: Processor> Shared<P> {
     }
 }
 
+/// When the job's row was last written by its body in a way that renews
+/// the lease.
+#[derive(Default)]
+pub(super) struct LastWrite(Mutex<Option<tokio::time::Instant>>);
+
+impl LastWrite {
+    pub(super) fn now(&self) {
+        *lock(&self.0) = Some(tokio::time::Instant::now());
+    }
+
+    fn within(&self, period: Duration) -> bool {
+        lock(&self.0).is_some_and(|at| at.elapsed() < period)
+    }
+}
+
 /// The platform the insert trigger detected for the job.
 pub(super) fn job_platform(job: &Job) -> Option<Platform> {
     job.platform.as_deref().and_then(|p| p.parse().ok())
@@ -141,11 +159,24 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// marked by hand), the worker keeps beating until it lets go, so nobody
 /// takes the job while its files are being removed; taken back after we
 /// were silent too long, the beating ends.
-async fn heartbeat(queue: Queue, id: uuid::Uuid, every: Duration, cancel: CancellationToken) {
+async fn heartbeat(
+    queue: Queue,
+    id: uuid::Uuid,
+    every: Duration,
+    renewed: Arc<LastWrite>,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tick.tick().await;
+        // A progress write renewed the lease within this period: this beat
+        // would only be one more event to the app's Realtime subscription.
+        // (A progress write that found the job no longer ours does not
+        // count, so the beat below still notices.)
+        if renewed.within(every) {
+            continue;
+        }
         match queue.heartbeat(id).await {
             Ok(Some(status)) if status == "processing" => {}
             Ok(Some(_)) => cancel.cancel(),

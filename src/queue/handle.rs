@@ -4,8 +4,11 @@
 //! video. Bound to one job and this worker: a body cannot complete, fail or
 //! touch any other job (the executor writes the outcome).
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
+use super::executor::LastWrite;
 use super::Queue;
 use crate::db::DbError;
 use crate::domain::{MediaMeta, ReusableAudio};
@@ -14,11 +17,14 @@ use crate::domain::{MediaMeta, ReusableAudio};
 pub struct JobHandle {
     queue: Queue,
     id: Uuid,
+    /// When a progress write last renewed the lease (the heartbeat skips
+    /// its beat then).
+    renewed: Arc<LastWrite>,
 }
 
 impl JobHandle {
-    pub(super) fn new(queue: Queue, id: Uuid) -> Self {
-        JobHandle { queue, id }
+    pub(super) fn new(queue: Queue, id: Uuid, renewed: Arc<LastWrite>) -> Self {
+        JobHandle { queue, id, renewed }
     }
 
     /// What the URL rules found: the platform and the link's canonical form.
@@ -31,9 +37,12 @@ impl JobHandle {
         self.queue.set_media(self.id, meta).await
     }
 
-    /// Download progress, 0-100.
+    /// Download progress, 0-100; it renews the job's lease too.
     pub async fn progress(&self, percent: i16) -> Result<(), DbError> {
-        self.queue.set_progress(self.id, percent).await
+        if self.queue.set_progress(self.id, percent).await? {
+            self.renewed.now();
+        }
+        Ok(())
     }
 
     /// The newest audio another job made of the same video, in the same

@@ -81,7 +81,7 @@ impl Queue {
 
     /// The handle a job body gets for `job`.
     pub fn job_handle(&self, job: Uuid) -> handle::JobHandle {
-        handle::JobHandle::new(self.clone(), job)
+        handle::JobHandle::new(self.clone(), job, Default::default())
     }
 
     /// Pacing toward the platforms, for this daemon's egress.
@@ -320,9 +320,14 @@ impl Queue {
         .await
     }
 
-    pub(crate) async fn set_progress(&self, id: Uuid, percent: i16) -> Result<(), DbError> {
-        self.execute(sql::SET_PROGRESS, &[&id, &&*self.worker_id, &percent])
-            .await
+    /// True when the row was written (the job is still ours and running).
+    pub(crate) async fn set_progress(&self, id: Uuid, percent: i16) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::SET_PROGRESS).await?;
+        Ok(client
+            .execute(&stmt, &[&id, &&*self.worker_id, &percent])
+            .await?
+            > 0)
     }
 
     async fn execute(

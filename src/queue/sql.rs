@@ -304,10 +304,13 @@ SET media_id = $3,
     media_duration_secs = $6
 WHERE id = $1 AND locked_by = $2";
 
-/// Download progress, at most once a second.
+/// Download progress, at most once a second. It renews the lease too:
+/// every write of this row is an event to the app's Realtime subscription,
+/// so while progress flows the heartbeat need not write (executor.rs).
 pub const SET_PROGRESS: &str = "
 UPDATE processing_jobs
-SET progress_percent = $3
+SET progress_percent = $3,
+    heartbeat_at = now()
 WHERE id = $1 AND locked_by = $2 AND status = 'processing'";
 
 /// How long until a request to `$1` from egress `$2` may go out (0 or more
