@@ -517,7 +517,8 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         .unwrap();
     let pacer = Pacer {
         pool: &pool,
-        egress_key: "test",
+        job_id: uuid::Uuid::nil(),
+        worker_id: "nobody",
         max_wait: SECS(15),
     };
     let policy = PlatformPolicy {
@@ -542,14 +543,26 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
             .get(0);
         secs
     };
-    let first = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+    let first = pacer
+        .reserve(Platform::TikTok, &policy, &["test"])
+        .await
+        .unwrap()
+        .wait();
     assert!(first < SECS(1), "{first:?}");
-    let second = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+    let second = pacer
+        .reserve(Platform::TikTok, &policy, &["test"])
+        .await
+        .unwrap()
+        .wait();
     assert!((SECS(9)..=SECS(10)).contains(&second), "{second:?}");
     let booked = next().await;
     // The third slot would start in 20 s: more than 15, so deferred.
     for _ in 0..3 {
-        let third = pacer.reserve(Platform::TikTok, &policy).await.unwrap();
+        let third = pacer
+            .reserve(Platform::TikTok, &policy, &["test"])
+            .await
+            .unwrap()
+            .wait();
         assert!(third > SECS(15), "{third:?}");
     }
     let after = next().await;

@@ -18,6 +18,7 @@ use super::retention::{self, RetentionSettings};
 use super::systemd;
 use crate::db::{is_connection_error, migrate, schema, DbError, DbTarget};
 use crate::live::Live;
+use crate::pipeline::egress_pool::EgressRoutes;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::notifier::{
     backoff, listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
@@ -358,21 +359,30 @@ async fn serve<S: AudioStore + Clone>(
     })?;
     let settings = WorkerSettings::from_config(config, exit_when_idle);
     let platforms = settings.platforms.clone();
+    let routes = Live::new(config.egress.routes());
+    log_egresses(config);
     let running_config = config.clone();
-    // SIGHUP: the platform table and the pipeline's limits and options are
-    // read again; running jobs finish with what they started with.
+    let reload_routes = routes.clone();
+    // SIGHUP: the platform table, the egress pool and the pipeline's limits
+    // and options are read again; running jobs finish with what they
+    // started with (their egress included).
     let reload = move || match running_config.reload() {
         Ok(new) => {
             pipeline_config.set(PipelineConfig::from_config(&new));
             platforms.set(new.platforms.clone());
+            reload_routes.set(new.egress.routes());
             tracing::info!("configuration reloaded");
+            log_egresses(&new);
             // `xtract tools upgrade` reloads after switching yt-dlp: say
             // which one new jobs now run.
             log_ytdlp(new.ytdlp.clone());
         }
         Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
     };
-    let result = run_worker(config, target, pipeline, settings, reload, metrics, started).await;
+    let result = run_worker(
+        config, target, pipeline, settings, routes, reload, metrics, started,
+    )
+    .await;
     stop_retention.cancel();
     if let Some(task) = retention {
         let _ = task.await;
@@ -389,13 +399,28 @@ fn log_ytdlp(program: std::path::PathBuf) {
     });
 }
 
+/// Says where platform requests leave from (never a proxy's password), and
+/// which platforms no egress here serves.
+fn log_egresses(config: &Config) {
+    let pool = &config.egress;
+    let all: Vec<String> = pool.all().iter().map(|e| e.describe()).collect();
+    tracing::info!("egresses: {}", all.join(", "));
+    for platform in pool.unserved() {
+        tracing::warn!(
+            "no egress of this daemon serves {platform}: its jobs wait for another daemon (platforms file, [egress.*] platforms)"
+        );
+    }
+}
+
 /// Starts the notifier and the worker loop for any job body; returns when
 /// the worker has drained. Used by the daemon and the queue benchmark.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_worker<P: Processor>(
     config: &Config,
     target: DbTarget,
     processor: P,
     settings: WorkerSettings,
+    routes: Live<EgressRoutes>,
     reload: impl Fn() + Send + 'static,
     metrics: Arc<Metrics>,
     started: Started,
@@ -403,7 +428,9 @@ pub async fn run_worker<P: Processor>(
     let pool = target
         .pool(settings.concurrency + 4)
         .map_err(|e| StartError(e.to_string()))?;
-    let queue = Queue::new(pool.clone(), &config.worker_id, &config.egress_key).with_completer();
+    let queue = Queue::new(pool.clone(), &config.worker_id, &config.egress_key)
+        .with_routes(routes)
+        .with_completer();
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());
@@ -496,7 +523,7 @@ async fn supervise(
                 Ok(Ok(p)) if !p.is_empty() => format!(
                     "; paused: {}",
                     p.iter()
-                        .map(|(name, until)| format!("{name} until {until}"))
+                        .map(|(name, egress, until)| format!("{name} on {egress} until {until}"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

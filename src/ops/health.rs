@@ -17,7 +17,7 @@ use axum::Router;
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{Metrics, PlatformLabel, StatusLabel};
+use super::metrics::{EgressLabels, Metrics, StatusLabel};
 use crate::queue::notifier::ListenerState;
 use crate::queue::sql;
 use crate::queue::worker::WorkerStats;
@@ -109,7 +109,7 @@ async fn query_with_timeout<T>(
     tokio::time::timeout(DB_TIMEOUT, work).await.ok().flatten()
 }
 
-async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String)>> {
+async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String, String)>> {
     tokio::time::timeout(DB_TIMEOUT, state.queue.paused_platforms())
         .await
         .ok()?
@@ -154,7 +154,7 @@ async fn health(State(slot): State<Arc<Slot>>) -> Response {
         "jobs_failed": state.stats.failed.load(Ordering::Relaxed),
         "platforms_paused": paused
             .iter()
-            .map(|(p, until)| serde_json::json!({"platform": p, "until": until}))
+            .map(|(p, egress, until)| serde_json::json!({"platform": p, "egress": egress, "until": until}))
             .collect::<Vec<_>>(),
         "worker_id": state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
@@ -197,11 +197,16 @@ async fn metrics(State(slot): State<Arc<Slot>>) -> Response {
         }
     }
     if let Some(paused) = paused_platforms(state).await {
-        for platform in crate::pipeline::Platform::ALL {
-            let is_paused = paused.iter().any(|(p, _)| p == platform.as_str());
+        // Every pair this daemon may use, paused or not (0), so a pause's
+        // end shows; none a reload removed.
+        let routes = state.queue.routes();
+        m.platform_paused.clear();
+        for (platform, egress) in routes.pairs() {
+            let is_paused = paused.iter().any(|(p, e, _)| p == platform && e == egress);
             m.platform_paused
-                .get_or_create(&PlatformLabel {
-                    platform: platform.as_str().into(),
+                .get_or_create(&EgressLabels {
+                    platform: platform.into(),
+                    egress: egress.into(),
                 })
                 .set(is_paused as i64);
         }

@@ -14,10 +14,20 @@ pub struct PlatformLabel {
     pub platform: String,
 }
 
+/// A platform and the egress its requests went out through (`none` when
+/// no request left: audio reused, a local link).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EgressLabels {
+    pub platform: String,
+    pub egress: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub platform: String,
     pub error_code: String,
+    /// The egress of the attempt (see [`EgressLabels`]).
+    pub egress: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,7 +44,7 @@ pub struct RetentionLabel {
 pub struct Metrics {
     pub registry: Registry,
     pub claimed: Family<PlatformLabel, Counter>,
-    pub completed: Family<PlatformLabel, Counter>,
+    pub completed: Family<EgressLabels, Counter>,
     pub failed: Family<OutcomeLabels, Counter>,
     pub retried: Family<OutcomeLabels, Counter>,
     pub duration: Family<PlatformLabel, Histogram>,
@@ -44,8 +54,8 @@ pub struct Metrics {
     pub listener_up: Gauge,
     pub listener_reconnects: Gauge,
     pub queue_depth: Family<StatusLabel, Gauge>,
-    pub platform_paused: Family<PlatformLabel, Gauge>,
-    pub platform_pauses: Family<PlatformLabel, Counter>,
+    pub platform_paused: Family<EgressLabels, Gauge>,
+    pub platform_pauses: Family<EgressLabels, Counter>,
     pub retention_deleted: Family<RetentionLabel, Counter>,
     pub extractor_outdated: Family<PlatformLabel, Counter>,
 }
@@ -93,17 +103,17 @@ impl Metrics {
         );
         registry.register(
             "jobs_completed",
-            "Jobs completed, by platform",
+            "Jobs completed, by platform and the egress of their download (none: no request left)",
             m.completed.clone(),
         );
         registry.register(
             "jobs_failed",
-            "Jobs failed for good, by platform and error code",
+            "Jobs failed for good, by platform, error code and the egress of the last attempt",
             m.failed.clone(),
         );
         registry.register(
             "jobs_retried",
-            "Jobs put back to pending for a retry or a platform pause",
+            "Jobs put back to pending for a retry or a platform pause, by platform, error code and egress",
             m.retried.clone(),
         );
         registry.register(
@@ -143,12 +153,12 @@ impl Metrics {
         );
         registry.register(
             "platform_paused",
-            "1 while a platform is paused for this egress",
+            "1 while a platform is paused on one of this daemon's egresses, per platform and egress",
             m.platform_paused.clone(),
         );
         registry.register(
             "platform_pauses",
-            "Pauses started by this daemon after a rate limit",
+            "Pauses started by this daemon after a rate limit, per platform and egress",
             m.platform_pauses.clone(),
         );
         registry.register(

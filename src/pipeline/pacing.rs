@@ -1,11 +1,13 @@
 //! Pacing requests to a platform across every daemon on the database, and
 //! pausing a platform that rate-limited us. The state is one row per
-//! platform and egress in `xtract.platform_pacing`.
+//! platform and egress in `xtract.platform_pacing`; a request goes out
+//! through the allowed egress whose next slot comes first (egress_pool.rs).
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::{Platform, PlatformPolicy};
 use crate::db::DbError;
@@ -14,80 +16,148 @@ use crate::queue::sql;
 
 pub struct Pacer<'a> {
     pub pool: &'a Pool,
-    pub egress_key: &'a str,
+    /// The job the turns are for, and the worker holding it: the egress of
+    /// each turn is recorded on the job (`processing_jobs.egress`).
+    pub job_id: Uuid,
+    pub worker_id: &'a str,
     /// Longer waits give the worker slot back: the job is deferred.
     pub max_wait: Duration,
 }
 
+/// What a reservation got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Turn {
+    /// A slot through this egress, starting after `wait`.
+    Go { egress: String, wait: Duration },
+    /// Every egress's next slot is further than `max_wait` away (a pause,
+    /// a long line): how far the first one is, to defer the job.
+    Defer(Duration),
+}
+
+impl Turn {
+    /// How long until the slot (or, deferred, until the first free one).
+    pub fn wait(&self) -> Duration {
+        match self {
+            Turn::Go { wait, .. } | Turn::Defer(wait) => *wait,
+        }
+    }
+}
+
 impl Pacer<'_> {
-    /// Waits for this platform's next request slot. A slot further away than
-    /// `max_wait` (a pause, or a long line of jobs) defers the job instead of
-    /// holding a worker slot. If the database is away, pacing is skipped
-    /// rather than failing the job: the platform's own limits still apply.
+    /// Waits for the platform's next request slot through one of
+    /// `egresses` (pacing keys) and returns the egress. A slot further away
+    /// than `max_wait` (every egress paused, or a long line of jobs) defers
+    /// the job instead of holding a worker slot. If the database is away,
+    /// pacing is skipped rather than failing the job: the platform's own
+    /// limits still apply.
     pub async fn wait_turn(
         &self,
         platform: Platform,
         policy: &PlatformPolicy,
+        egresses: &[&str],
         cancel: &CancellationToken,
-    ) -> Result<(), JobError> {
-        match self.reserve(platform, policy).await {
-            Ok(wait) if wait > self.max_wait => Err(JobError::defer(platform, wait)),
-            Ok(wait) => {
+    ) -> Result<String, JobError> {
+        match self.reserve(platform, policy, egresses).await {
+            Ok(Turn::Defer(wait)) => Err(JobError::defer(platform, wait)),
+            Ok(Turn::Go { egress, wait }) => {
                 if !wait.is_zero() {
-                    tracing::debug!("waiting {:.1}s for {platform}'s turn", wait.as_secs_f64());
+                    tracing::debug!(
+                        %egress,
+                        "waiting {:.1}s for {platform}'s turn",
+                        wait.as_secs_f64()
+                    );
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(wait) => Ok(()),
+                    _ = tokio::time::sleep(wait) => {}
                     // The job's future is dropped on cancel anyway.
-                    _ = cancel.cancelled() => Ok(()),
+                    _ = cancel.cancelled() => {}
                 }
+                Ok(egress)
             }
             Err(e) => {
+                use rand::seq::SliceRandom;
                 tracing::warn!("pacing unavailable ({e}); going ahead");
-                Ok(())
+                let any = egresses.choose(&mut rand::thread_rng()).copied();
+                Ok(any.unwrap_or_default().to_string())
             }
         }
     }
 
-    /// Takes this platform's next request slot and returns how long until
-    /// it starts; a slot further than `max_wait` away is not taken, and a
-    /// wait above `max_wait` comes back instead.
+    /// Takes the platform's first free request slot among `egresses`, in
+    /// one statement (RESERVE_EGRESS_SLOT) that racing daemons cannot
+    /// double-book. A slot further than `max_wait` away is not taken.
     pub async fn reserve(
         &self,
         platform: Platform,
         policy: &PlatformPolicy,
-    ) -> Result<Duration, DbError> {
+        egresses: &[&str],
+    ) -> Result<Turn, DbError> {
         let client = self.pool.get().await?;
-        let spacing = policy.min_interval + policy.draw_jitter();
-        let stmt = client.prepare_cached(sql::RESERVE_SLOT).await?;
-        let taken = client
-            .query_opt(
-                &stmt,
-                &[
-                    &platform.as_str(),
-                    &self.egress_key,
-                    &spacing.as_secs_f64(),
-                    &self.max_wait.as_secs_f64(),
-                ],
-            )
-            .await?;
-        if let Some(row) = taken {
-            return Ok(Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0)));
+        let spacing = (policy.min_interval + policy.draw_jitter()).as_secs_f64();
+        let max_wait = self.max_wait.as_secs_f64();
+        let platform_name = platform.as_str();
+        let reserve = |statement| {
+            let client = &client;
+            async move {
+                let stmt = client.prepare_cached(statement).await?;
+                let row = client
+                    .query_opt(
+                        &stmt,
+                        &[
+                            &platform_name,
+                            &egresses,
+                            &spacing,
+                            &max_wait,
+                            &self.job_id,
+                            &self.worker_id,
+                        ],
+                    )
+                    .await?;
+                Ok::<_, DbError>(row.map(|r| Turn::Go {
+                    egress: r.get(0),
+                    wait: Duration::from_secs_f64(r.get::<_, f64>(1).max(0.0)),
+                }))
+            }
+        };
+        // The usual case is the first statement. The others run when it
+        // took nothing: a new egress without its row yet, every egress
+        // being reserved by someone at this very moment, or all too far.
+        let mut ensured = false;
+        loop {
+            if let Some(turn) = reserve(sql::RESERVE_EGRESS_SLOT).await? {
+                return Ok(turn);
+            }
+            let stmt = client.prepare_cached(sql::EGRESS_SLOTS).await?;
+            let row = client
+                .query_one(&stmt, &[&platform_name, &egresses])
+                .await?;
+            let (rows, first_free): (i32, Option<f64>) = (row.get(0), row.get(1));
+            if (rows as usize) < egresses.len() && !ensured {
+                let stmt = client.prepare_cached(sql::ENSURE_PACING_ROWS).await?;
+                client.execute(&stmt, &[&platform_name, &egresses]).await?;
+                ensured = true;
+                continue;
+            }
+            let first_free = Duration::from_secs_f64(first_free.unwrap_or(0.0).max(0.0));
+            if first_free <= self.max_wait {
+                if let Some(turn) = reserve(sql::RESERVE_EGRESS_SLOT_WAITING).await? {
+                    return Ok(turn);
+                }
+            }
+            // Never below the limit, or the caller would wait instead of
+            // defer.
+            return Ok(Turn::Defer(
+                first_free.max(self.max_wait + Duration::from_millis(1)),
+            ));
         }
-        // Too far away (a pause, a long line): how far, to defer the job.
-        let stmt = client.prepare_cached(sql::PACING_WAIT).await?;
-        let secs: f64 = client
-            .query_opt(&stmt, &[&platform.as_str(), &self.egress_key])
-            .await?
-            .map_or(0.0, |r| r.get(0));
-        // Never below the limit, or the caller would wait instead of defer.
-        Ok(Duration::from_secs_f64(secs).max(self.max_wait + Duration::from_millis(1)))
     }
 
-    /// No requests to `platform` from this egress for `cooldown`.
+    /// No requests to `platform` through `egress` for `cooldown`; its other
+    /// egresses go on.
     pub async fn pause(
         &self,
         platform: Platform,
+        egress: &str,
         cooldown: Duration,
         reason: &str,
     ) -> Result<(), DbError> {
@@ -98,13 +168,13 @@ impl Pacer<'_> {
                 &stmt,
                 &[
                     &platform.as_str(),
-                    &self.egress_key,
+                    &egress,
                     &cooldown.as_secs_f64(),
                     &reason,
                 ],
             )
             .await?;
-        tracing::warn!(%platform, "platform paused for {:.0}s: {reason}", cooldown.as_secs_f64());
+        tracing::warn!(%platform, %egress, "platform paused on this egress for {:.0}s: {reason}", cooldown.as_secs_f64());
         Ok(())
     }
 }

@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use crate::db::DbError;
 use crate::error::JobError;
+use crate::live::Live;
+use crate::pipeline::egress_pool::EgressRoutes;
 use crate::pipeline::ytdlp::MediaMeta;
 
 /// A job this worker has claimed.
@@ -37,6 +39,10 @@ pub struct Job {
     pub audio_format: Option<String>,
     /// The user's choice of bitrate (kb/s), for encoded formats.
     pub audio_bitrate_kbps: Option<i32>,
+    /// The egress this attempt's latest request went out through, once
+    /// the run is over (the worker sets it from the job body's context,
+    /// for the metrics); None before, and when no request left.
+    pub egress: Option<String>,
 }
 
 impl Job {
@@ -53,6 +59,7 @@ impl Job {
             pauses: r.get(first + 7),
             audio_format: r.get(first + 8),
             audio_bitrate_kbps: r.get(first + 9),
+            egress: None,
         }
     }
 }
@@ -99,9 +106,11 @@ pub struct ReusableAudio {
 pub struct Queue {
     pool: Pool,
     worker_id: Arc<str>,
-    /// Where this worker's requests leave from (host or proxy): platform
-    /// pauses apply per egress.
+    /// This machine's egress key (XTRACT_EGRESS_KEY).
     egress_key: Arc<str>,
+    /// The (platform, egress) pairs this daemon may use: the claim skips a
+    /// platform only while all of its pairs are paused. Reloadable.
+    routes: Live<EgressRoutes>,
     /// Batches completions without an audio row (see completer.rs).
     completer: Option<completer::Completer>,
 }
@@ -112,8 +121,21 @@ impl Queue {
             pool,
             worker_id: worker_id.into(),
             egress_key: egress_key.into(),
+            routes: Live::new(EgressRoutes::single(egress_key)),
             completer: None,
         }
+    }
+
+    /// Claims by these routes (the egress pool's) instead of this
+    /// machine's key alone; the daemon replaces them on SIGHUP.
+    pub fn with_routes(mut self, routes: Live<EgressRoutes>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// The (platform, egress) pairs the claim reads now.
+    pub fn routes(&self) -> std::sync::Arc<EgressRoutes> {
+        self.routes.get()
     }
 
     /// Starts a completer task for this worker (needs a tokio runtime).
@@ -141,8 +163,17 @@ impl Queue {
     pub async fn claim(&self, n: usize) -> Result<Vec<Job>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::CLAIM).await?;
+        let routes = self.routes.get();
         let rows = client
-            .query(&stmt, &[&&*self.worker_id, &(n as i64), &&*self.egress_key])
+            .query(
+                &stmt,
+                &[
+                    &&*self.worker_id,
+                    &(n as i64),
+                    &routes.platforms,
+                    &routes.keys,
+                ],
+            )
             .await?;
         Ok(rows.iter().map(|r| Job::from_row(r, 0)).collect())
     }
@@ -151,7 +182,11 @@ impl Queue {
     pub async fn next_run_after(&self) -> Result<Option<DateTime<Utc>>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::NEXT_RUN_AFTER).await?;
-        Ok(client.query_one(&stmt, &[&&*self.egress_key]).await?.get(0))
+        let routes = self.routes.get();
+        Ok(client
+            .query_one(&stmt, &[&routes.platforms, &routes.keys])
+            .await?
+            .get(0))
     }
 
     /// The job's status while this worker holds it (not `processing` once
@@ -434,14 +469,19 @@ impl Queue {
         Ok((deleted_jobs, deleted_audio))
     }
 
-    /// Platforms paused for this egress: (platform, until, as text).
-    pub async fn paused_platforms(&self) -> Result<Vec<(String, String)>, DbError> {
+    /// The paused pairs among this daemon's routes: (platform, egress,
+    /// until as text).
+    pub async fn paused_platforms(&self) -> Result<Vec<(String, String, String)>, DbError> {
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(sql::PAUSED_PLATFORMS_OF_EGRESS)
+        let stmt = client.prepare_cached(sql::PAUSED_ROUTES).await?;
+        let routes = self.routes.get();
+        let rows = client
+            .query(&stmt, &[&routes.platforms, &routes.keys])
             .await?;
-        let rows = client.query(&stmt, &[&&*self.egress_key]).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     pub async fn active_count(&self) -> Result<i64, DbError> {

@@ -27,7 +27,7 @@ use super::{AudioRow, Job, Queue};
 use crate::db::{is_connection_error, DbError};
 use crate::error::{ErrorCode, JobError, Retry};
 use crate::live::Live;
-use crate::ops::metrics::{Metrics, OutcomeLabels, PlatformLabel};
+use crate::ops::metrics::{EgressLabels, Metrics, OutcomeLabels, PlatformLabel};
 use crate::pipeline::{Platform, PlatformTable};
 
 /// What a job body reports back.
@@ -46,6 +46,29 @@ pub struct JobContext {
     /// body's future is dropped then too; the token lets it stop children
     /// promptly.
     pub cancel: CancellationToken,
+    /// The body says here which egress its latest request went out through
+    /// (the metrics' `egress` label); the worker reads it when the run is
+    /// over, however it ended.
+    pub served_by: ServedBy,
+}
+
+/// The egress a job's latest request went out through.
+#[derive(Clone, Default)]
+pub struct ServedBy(Arc<Mutex<Option<String>>>);
+
+impl ServedBy {
+    pub fn set(&self, egress: &str) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(egress.to_string());
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The `egress` label of a job's outcome: `none` when no request left.
+fn egress_label(job: &Job) -> String {
+    job.egress.clone().unwrap_or_else(|| "none".into())
 }
 
 /// The body of a job: the media pipeline in production, a no-op in the
@@ -439,6 +462,7 @@ impl<P: Processor> Shared<P> {
         let ctx = JobContext {
             queue: self.queue.clone(),
             cancel: cancel.clone(),
+            served_by: ServedBy::default(),
         };
         let limit = self.time_limit(&job);
         tracing::info!(attempt = job.attempts, url = %job.original_url, "job started");
@@ -459,6 +483,10 @@ impl<P: Processor> Shared<P> {
             },
         };
         self.cancels.remove(job.id);
+        let job = Job {
+            egress: ctx.served_by.get(),
+            ..job
+        };
         let platform = match &outcome {
             Outcome::Finished(report) => report.platform,
             _ => None,
@@ -546,8 +574,9 @@ impl<P: Processor> Shared<P> {
                 self.stats.completed.fetch_add(1, Ordering::Relaxed);
                 self.metrics
                     .completed
-                    .get_or_create(&PlatformLabel {
+                    .get_or_create(&EgressLabels {
                         platform: platform.as_str().into(),
+                        egress: egress_label(job),
                     })
                     .inc();
                 tracing::info!("job completed");
@@ -645,6 +674,7 @@ impl<P: Processor> Shared<P> {
         let labels = OutcomeLabels {
             platform: platform.as_str().into(),
             error_code: e.code.as_str().into(),
+            egress: egress_label(job),
         };
         if e.code == ErrorCode::ExtractorOutdated {
             // Every attempt, retried or not: the operator's signal to upgrade.
@@ -658,8 +688,9 @@ impl<P: Processor> Shared<P> {
         if e.retry == Retry::Cooldown {
             self.metrics
                 .platform_pauses
-                .get_or_create(&PlatformLabel {
+                .get_or_create(&EgressLabels {
                     platform: platform.as_str().into(),
+                    egress: egress_label(job),
                 })
                 .inc();
         }
@@ -726,6 +757,7 @@ impl<P: Processor> Shared<P> {
                     .get_or_create(&OutcomeLabels {
                         platform: platform.as_str().into(),
                         error_code: e.code.as_str().into(),
+                        egress: egress_label(job),
                     })
                     .inc();
                 // A failed job keeps no audio: an earlier attempt may have
