@@ -57,30 +57,53 @@ impl Pacer<'_> {
         egresses: &[&str],
         cancel: &CancellationToken,
     ) -> Result<String, JobError> {
-        match self.reserve(platform, policy, egresses).await {
-            Ok(Turn::Defer(wait)) => Err(JobError::defer(platform, wait)),
-            Ok(Turn::Go { egress, wait }) => {
-                if !wait.is_zero() {
+        // A slot taken before its egress was paused (another job met a
+        // rate limit through it meanwhile) is given up for the next best:
+        // no request goes to a platform through an egress it has just
+        // limited. A few rounds at most; the last one goes ahead.
+        for round in 0..3 {
+            match self.reserve(platform, policy, egresses).await {
+                Ok(Turn::Defer(wait)) => return Err(JobError::defer(platform, wait)),
+                Ok(Turn::Go { egress, wait }) => {
+                    if wait.is_zero() {
+                        return Ok(egress);
+                    }
                     tracing::debug!(
                         %egress,
                         "waiting {:.1}s for {platform}'s turn",
                         wait.as_secs_f64()
                     );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        // The job's future is dropped on cancel anyway.
+                        _ = cancel.cancelled() => return Ok(egress),
+                    }
+                    match self.paused(platform, &egress).await {
+                        Ok(true) if round < 2 => {
+                            tracing::info!(%egress, "{platform} was paused on this egress while the job waited for its turn; choosing again");
+                        }
+                        _ => return Ok(egress),
+                    }
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    // The job's future is dropped on cancel anyway.
-                    _ = cancel.cancelled() => {}
+                Err(e) => {
+                    use rand::seq::SliceRandom;
+                    tracing::warn!("pacing unavailable ({e}); going ahead");
+                    let any = egresses.choose(&mut rand::thread_rng()).copied();
+                    return Ok(any.unwrap_or_default().to_string());
                 }
-                Ok(egress)
-            }
-            Err(e) => {
-                use rand::seq::SliceRandom;
-                tracing::warn!("pacing unavailable ({e}); going ahead");
-                let any = egresses.choose(&mut rand::thread_rng()).copied();
-                Ok(any.unwrap_or_default().to_string())
             }
         }
+        unreachable!("the last round returns")
+    }
+
+    /// Whether `platform` is paused on `egress` now.
+    async fn paused(&self, platform: Platform, egress: &str) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::EGRESS_PAUSED).await?;
+        let row = client
+            .query_opt(&stmt, &[&platform.as_str(), &egress])
+            .await?;
+        Ok(row.is_some())
     }
 
     /// Takes the platform's first free request slot among `egresses`, in

@@ -345,14 +345,14 @@ WITH pick AS (
 ), taken AS (
     UPDATE xtract.platform_pacing AS p
     SET next_request_at = greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
-                          + make_interval(secs => $3),
+                          + make_interval(secs => $3::float8),
         updated_at = now()
     FROM pick
     WHERE p.platform = $1
       AND p.egress_key = pick.egress_key
       AND greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
-          <= now() + make_interval(secs => $4)
-    RETURNING p.egress_key, greatest(extract(epoch FROM p.next_request_at - now()) - $3, 0)::float8 AS wait
+          <= now() + make_interval(secs => $4::float8)
+    RETURNING p.egress_key, greatest(extract(epoch FROM p.next_request_at - now()) - $3::float8, 0)::float8 AS wait
 ), served AS (
     UPDATE processing_jobs AS j
     SET egress = taken.egress_key
@@ -391,6 +391,12 @@ SELECT count(*)::int4,
        greatest(extract(epoch FROM min(greatest(next_request_at, paused_until, now())) - now()), 0)::float8
 FROM xtract.platform_pacing
 WHERE platform = $1 AND egress_key = ANY ($2::text[])";
+
+/// A row when platform `$1` is paused on egress `$2` now.
+pub const EGRESS_PAUSED: &str = "
+SELECT 1
+FROM xtract.platform_pacing
+WHERE platform = $1 AND egress_key = $2 AND paused_until > now()";
 
 /// The pacing rows of platform `$1` on egresses `$2` that do not exist yet
 /// (a new egress), free at once.
