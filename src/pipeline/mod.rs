@@ -372,7 +372,10 @@ impl<S: AudioStore> MediaPipeline<S> {
                 .map_err(|e| JobError::internal(format!("work directory: {e}")))?;
             // The operator's options for this platform first: the strategy's
             // and ours come later and win where they overlap (yt-dlp keeps
-            // the last value), so the guard's proxy stays in force.
+            // the last value). The private options file is read before the
+            // whole command line, so a `--proxy` of the operator's would
+            // win over the guard's or the egress's: it is refused for
+            // `other` and with an egress pool (egress_pool.rs).
             let mut extra = policy.ytdlp_args.clone();
             extra.extend(s.extra_args.iter().cloned());
             extra.extend([
