@@ -342,7 +342,10 @@ impl<S: AudioStore> MediaPipeline<S> {
             tracing::warn!(
                 "no egress of this daemon may serve {platform}; the job waits for another daemon"
             );
-            return Err(JobError::defer(platform, Duration::from_secs(60)));
+            return Err(JobError {
+                detail: format!("no egress of this daemon serves {platform}"),
+                ..JobError::defer(platform, Duration::from_secs(60))
+            });
         };
         // Local links (tests, demos) are not a platform to be polite to.
         let paced = !is_local(link);
@@ -435,7 +438,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             .await;
             let e = match result {
                 Ok(download) => {
-                    tracing::info!(strategy = s.name, "downloaded");
+                    tracing::info!(strategy = s.name, egress = %egress.key, "downloaded");
                     // The writer may be asleep between updates: stop it and
                     // record the end ourselves.
                     drop(writer);
