@@ -897,7 +897,8 @@ async fn dashboard_views_say_what_waits_what_failed_and_what_is_paused() {
 
     let paused = client
         .query(
-            "SELECT platform, egress, paused_until IS NOT NULL, pause_reason, next_free_slot >= now()
+            "SELECT platform, egress, paused_until IS NOT NULL, pause_reason, next_free_slot >= now(),
+                    hint, last_change <= now()
              FROM xtract.platform_status ORDER BY platform",
             &[],
         )
@@ -910,6 +911,10 @@ async fn dashboard_views_say_what_waits_what_failed_and_what_is_paused() {
         Some("rate limited")
     );
     assert!(row("tiktok").get::<_, bool>(4));
+    // With a pool, one egress's pause is not the platform's.
+    let hint: String = row("tiktok").get(5);
+    assert!(hint.contains("other egresses"), "{hint}");
+    assert!(row("tiktok").get::<_, bool>(6));
     // A pause that ended shows as none.
     assert!(!row("instagram").get::<_, bool>(2));
     assert_eq!(row("instagram").get::<_, Option<String>>(3), None);
