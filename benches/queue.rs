@@ -15,13 +15,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use xtract::db::DbTarget;
+use xtract::domain::Job;
+use xtract::domain::PlatformTable;
 use xtract::ops::localpg::LocalPostgres;
-use xtract::pipeline::PlatformTable;
 use xtract::queue::notifier::{CancelRegistry, ListenerState, Notifier};
 use xtract::queue::worker::{
     JobContext, JobReport, Processor, Shutdown, Worker, WorkerSettings, WorkerStats,
 };
-use xtract::queue::{Job, Queue};
+use xtract::queue::Queue;
 
 /// Records when each job was claimed, and nothing else.
 #[derive(Clone, Default)]

@@ -1,18 +1,24 @@
 //! xtract: turns social-media video links queued in a Supabase (PostgreSQL)
 //! table into audio files.
 //!
-//! - [`queue`]: claiming, heartbeats, write-back, reaping, LISTEN.
-//! - [`pipeline`]: URL rules, platform policy, yt-dlp, ffmpeg, error reading.
+//! - [`domain`]: the shared words (platform, format, job, audio row, job
+//!   error); imports nothing of ours.
+//! - [`queue`]: the job queue on PostgreSQL: claim, execute, write back,
+//!   rescue, listen; all SQL behind it.
+//! - [`pipeline`]: from a link to an audio file: URL rules, yt-dlp, ffmpeg,
+//!   error reading.
 //! - [`storage`]: where audio files go.
 //! - [`ops`]: configuration, the daemon's wiring, commands, local dev mode.
 //! - [`db`]: connections and migrations (the SQL itself is in `sql/`).
+//! - [`metrics`]: the daemon's one set of counters (Prometheus).
 
 pub mod db;
-pub mod error;
+pub mod domain;
 pub mod live;
+pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod queue;
 pub mod storage;
 
-pub use error::{ErrorCode, JobError, Retry};
+pub use domain::{ErrorCode, JobError, Retry};

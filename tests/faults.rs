@@ -195,7 +195,7 @@ async fn the_reaper_counts_the_lease_from_the_database_start_and_spares_held_job
     let target = xtract::db::DbTarget::parse(&db.url).unwrap();
     let queue = xtract::queue::Queue::new(target.pool(2).unwrap(), "reaper", "test");
     let lease = SECS(3);
-    let attempts = xtract::pipeline::PlatformTable::default().max_attempts_json();
+    let attempts = xtract::domain::PlatformTable::default().max_attempts_json();
     let reap = |held: Vec<uuid::Uuid>| {
         let queue = queue.clone();
         let attempts = attempts.clone();
@@ -570,7 +570,7 @@ struct Fragile;
 impl xtract::queue::worker::Processor for Fragile {
     async fn process(
         &self,
-        job: &xtract::queue::Job,
+        job: &xtract::domain::Job,
         _ctx: &xtract::queue::worker::JobContext,
     ) -> xtract::queue::worker::JobReport {
         if job.original_url.contains("boom") {
@@ -631,7 +631,7 @@ async fn a_panic_in_a_job_body_fails_that_job_and_the_worker_goes_on() {
         retry_max: SECS(10),
         job_timeout: SECS(1800),
         max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
+        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
         exit_when_idle: false,
     };
     let worker = Worker::new(

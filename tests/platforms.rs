@@ -509,18 +509,14 @@ async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
 /// slots nobody uses must not push every later request back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deferred_job_leaves_the_next_slot_free() {
-    use xtract::pipeline::{pacing::Pacer, Platform, PlatformPolicy};
+    use xtract::domain::{Platform, PlatformPolicy};
     let db = TestDb::start().await;
     let pool = xtract::db::DbTarget::parse(&db.url)
         .unwrap()
         .pool(2)
         .unwrap();
-    let pacer = Pacer {
-        pool: &pool,
-        job_id: uuid::Uuid::nil(),
-        worker_id: "nobody",
-        max_wait: SECS(15),
-    };
+    let pacer = xtract::queue::Queue::new(pool, "worker", "test").pacer(uuid::Uuid::nil());
+    let max_wait = SECS(15);
     let policy = PlatformPolicy {
         min_interval: SECS(10),
         jitter: (SECS(0), SECS(0)),
@@ -544,13 +540,13 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         secs
     };
     let first = pacer
-        .reserve(Platform::TikTok, &policy, &["test"])
+        .reserve(Platform::TikTok, &policy, &["test"], max_wait)
         .await
         .unwrap()
         .wait();
     assert!(first < SECS(1), "{first:?}");
     let second = pacer
-        .reserve(Platform::TikTok, &policy, &["test"])
+        .reserve(Platform::TikTok, &policy, &["test"], max_wait)
         .await
         .unwrap()
         .wait();
@@ -559,7 +555,7 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
     // The third slot would start in 20 s: more than 15, so deferred.
     for _ in 0..3 {
         let third = pacer
-            .reserve(Platform::TikTok, &policy, &["test"])
+            .reserve(Platform::TikTok, &policy, &["test"], max_wait)
             .await
             .unwrap()
             .wait();
@@ -1175,19 +1171,14 @@ async fn a_reload_adds_and_removes_egresses_and_running_jobs_keep_theirs() {
 /// first free slots are the ones taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_reservations_never_share_a_slot_and_take_the_first_free_ones() {
-    use xtract::pipeline::pacing::{Pacer, Turn};
-    use xtract::pipeline::{Platform, PlatformPolicy};
+    use xtract::domain::{Platform, PlatformPolicy};
+    use xtract::queue::pacing::Turn;
     let db = TestDb::start().await;
     let pool = xtract::db::DbTarget::parse(&db.url)
         .unwrap()
         .pool(8)
         .unwrap();
-    let pacer = Pacer {
-        pool: &pool,
-        job_id: uuid::Uuid::nil(),
-        worker_id: "nobody",
-        max_wait: SECS(1000),
-    };
+    let pacer = xtract::queue::Queue::new(pool, "nobody", "vm").pacer(uuid::Uuid::nil());
     let policy = PlatformPolicy {
         min_interval: SECS(10),
         jitter: (SECS(0), SECS(0)),
@@ -1198,9 +1189,10 @@ async fn racing_reservations_never_share_a_slot_and_take_the_first_free_ones() {
         max_runtime: None,
     };
     let keys = ["a", "b", "c"];
-    let turns =
-        futures::future::join_all((0..30).map(|_| pacer.reserve(Platform::TikTok, &policy, &keys)))
-            .await;
+    let turns = futures::future::join_all(
+        (0..30).map(|_| pacer.reserve(Platform::TikTok, &policy, &keys, SECS(1000))),
+    )
+    .await;
     let mut slots: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
     for turn in turns {
         let Turn::Go { egress, wait } = turn.unwrap() else {

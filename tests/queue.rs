@@ -793,7 +793,7 @@ struct Meddler {
 impl xtract::queue::worker::Processor for Meddler {
     async fn process(
         &self,
-        job: &xtract::queue::Job,
+        job: &xtract::domain::Job,
         _ctx: &xtract::queue::worker::JobContext,
     ) -> xtract::queue::worker::JobReport {
         let (client, conn) = tokio_postgres::connect(&self.owner_url, tokio_postgres::NoTls)
@@ -804,7 +804,7 @@ impl xtract::queue::worker::Processor for Meddler {
         self.ran.notify_one();
         xtract::queue::worker::JobReport {
             platform: None,
-            result: Ok(Some(xtract::queue::AudioRow {
+            result: Ok(Some(xtract::domain::AudioRow {
                 filename: "a.m4a".into(),
                 file_url: "file:///a.m4a".into(),
                 file_size: 1,
@@ -817,7 +817,7 @@ impl xtract::queue::worker::Processor for Meddler {
         }
     }
 
-    async fn discard(&self, _job: &xtract::queue::Job, audio: Option<&xtract::queue::AudioRow>) {
+    async fn discard(&self, _job: &xtract::domain::Job, audio: Option<&xtract::domain::AudioRow>) {
         self.discarded
             .lock()
             .unwrap()
@@ -844,7 +844,7 @@ fn in_process_worker<P: xtract::queue::worker::Processor>(
         retry_max: SECS(10),
         job_timeout: SECS(1800),
         max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::pipeline::PlatformTable::default()),
+        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
         exit_when_idle: false,
     };
     Worker::new(
@@ -1000,7 +1000,7 @@ async fn only_connection_failures_count_as_the_database_being_away() {
 /// daemons when no egress here serves the platform.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_claim_skips_a_platform_only_while_all_its_egresses_are_paused() {
-    use xtract::pipeline::egress_pool::EgressRoutes;
+    use xtract::domain::EgressRoutes;
     let db = TestDb::start().await;
     let client = db.client().await;
     // TikTok through a or b; `other` from this machine; no YouTube here.

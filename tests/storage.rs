@@ -5,7 +5,7 @@ mod support;
 use std::path::PathBuf;
 
 use support::storage_double::{Fault, StorageDouble, CHUNK, KEY};
-use xtract::error::{ErrorCode, Retry};
+use xtract::domain::{ErrorCode, Retry};
 use xtract::ops::config::{Secret, SupabaseSettings};
 use xtract::storage::supabase::KeyKind;
 use xtract::storage::{AudioStore, SupabaseStorage};
@@ -216,7 +216,7 @@ async fn an_upload_the_server_forgot_is_started_again_once() {
         Fault::Reply(404, "Not Found".into()),
     );
     let err = store.put("u/k.m4a", &path, "audio/mp4").await.unwrap_err();
-    assert_eq!(err.code, xtract::error::ErrorCode::Storage);
+    assert_eq!(err.code, xtract::domain::ErrorCode::Storage);
     assert!(!err.message.contains("bucket"), "{}", err.message);
 }
 

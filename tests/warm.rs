@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-use xtract::error::ErrorCode;
+use xtract::domain::ErrorCode;
+use xtract::domain::{MediaMeta, Platform};
 use xtract::ops::media_server::MediaServer;
 use xtract::pipeline::warm::WarmYtdlp;
-use xtract::pipeline::{ytdlp, Platform};
+use xtract::pipeline::ytdlp;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -31,7 +32,7 @@ async fn download(
     ytdlp: &Path,
     warm: Option<&WarmYtdlp>,
     url: &str,
-) -> Result<(Vec<u8>, ytdlp::MediaMeta), xtract::error::JobError> {
+) -> Result<(Vec<u8>, MediaMeta), xtract::domain::JobError> {
     download_with(ytdlp, warm, url, &[]).await
 }
 
@@ -40,7 +41,7 @@ async fn download_with(
     warm: Option<&WarmYtdlp>,
     url: &str,
     more: &[&str],
-) -> Result<(Vec<u8>, ytdlp::MediaMeta), xtract::error::JobError> {
+) -> Result<(Vec<u8>, MediaMeta), xtract::domain::JobError> {
     let dir = tempfile::tempdir().unwrap();
     let mut extra = vec![
         "--ffmpeg-location".to_string(),

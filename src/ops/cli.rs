@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use super::config::ConfigError;
 use crate::db::{is_connection_error, DbError};
-use crate::pipeline::Platform;
+use crate::domain::Platform;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::db::{migrate, DbError, DbTarget};
-use crate::queue::sql;
+use crate::queue::admin;
 
 pub async fn migrate(database_url: &str) -> Result<Vec<i32>, DbError> {
     let mut client = quiet_client(database_url).await?;
@@ -60,7 +60,8 @@ pub struct Waited {
 /// same URL rules, with this machine's settings (platforms turned off, other
 /// sites allowed or not, private addresses only where allowed).
 pub fn check_link(config: &crate::ops::config::Config, url: &str) -> Result<(), String> {
-    use crate::pipeline::{url_rules, PipelineConfig, Platform};
+    use crate::domain::Platform;
+    use crate::pipeline::{url_rules, PipelineConfig};
     let pipeline = PipelineConfig::from_config(config);
     let link = url_rules::parse_job_url(url, &pipeline.url_policy()).map_err(|e| e.to_string())?;
     if link.platform != Platform::Other && !pipeline.platforms.get(link.platform).enabled {
@@ -101,13 +102,14 @@ pub async fn enqueue_choosing(
 ) -> Result<(Uuid, Option<Waited>), DbError> {
     let target = DbTarget::parse(database_url)?;
     let client = target.connect_simple().await?;
-    let id: Uuid = client
-        .query_one(
-            sql::ENQUEUE,
-            &[&user, &url, &choice.format, &choice.bitrate_kbps],
-        )
-        .await?
-        .get(0);
+    let id = admin::enqueue(
+        &client,
+        user,
+        url,
+        choice.format.as_deref(),
+        choice.bitrate_kbps,
+    )
+    .await?;
     match wait {
         None => Ok((id, None)),
         Some(timeout) => {
@@ -136,14 +138,13 @@ async fn wait_for(
 ) -> Result<Waited, DbError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let row: serde_json::Value = client.query_one(sql::JOB_ROW, &[&id]).await?.get(0);
+        let row = admin::job_row(client, id)
+            .await?
+            .ok_or_else(|| DbError::Statement(format!("job {id} is gone")))?;
         let status = row["status"].as_str().unwrap_or_default().to_string();
         let finished = matches!(status.as_str(), "completed" | "failed" | "cancelled");
         if finished || tokio::time::Instant::now() >= deadline {
-            let audio = client
-                .query_opt(sql::AUDIO_ROW_OF_JOB, &[&id])
-                .await?
-                .map(|r| r.get(0));
+            let audio = admin::audio_row_of_job(client, id).await?;
             return Ok(Waited {
                 succeeded: status == "completed",
                 finished,

@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::pipeline::egress_pool::EgressPool;
-use crate::pipeline::platform::read_document;
-use crate::pipeline::{AudioFormat, PlatformTable};
+use crate::domain::platform::read_document;
+use crate::domain::{AudioFormat, EgressPool, PlatformTable};
 
 /// The largest XTRACT_MAX_FILESIZE_MB: `audio_files.file_size` is INTEGER,
 /// so a file must stay under 2 GiB.

@@ -13,17 +13,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{Config, StorageKind};
 use super::health::{Endpoint, HealthState};
-use super::metrics::Metrics;
 use super::retention::{self, RetentionSettings};
 use super::systemd;
-use crate::db::{is_connection_error, migrate, schema, DbError, DbTarget};
+use crate::db::{is_connection_error, migrate, schema, DbTarget};
+use crate::domain::EgressRoutes;
 use crate::live::Live;
-use crate::pipeline::egress_pool::EgressRoutes;
+use crate::metrics::Metrics;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
+use crate::queue::admin;
 use crate::queue::notifier::{
     backoff, listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
 };
-use crate::queue::sql;
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
 use crate::queue::Queue;
 use crate::storage::{AudioStore, LocalStorage, SupabaseStorage};
@@ -260,23 +260,15 @@ async fn apply_settings(target: &DbTarget, config: &Config) -> Result<(), StartE
         .connect_simple()
         .await
         .map_err(|e| StartError(format!("cannot connect to the database: {e}")))?;
-    client
-        .execute(sql::SET_MAX_PENDING, &[&config.max_pending_per_user])
+    admin::set_max_pending_per_user(&client, config.max_pending_per_user)
         .await
-        .map_err(|e| {
-            StartError(format!(
-                "XTRACT_MAX_PENDING_PER_USER: cannot store it: {}",
-                DbError::from(e)
-            ))
-        })?;
+        .map_err(|e| StartError(format!("XTRACT_MAX_PENDING_PER_USER: cannot store it: {e}")))?;
     if let (StorageKind::Supabase, Ok(supabase)) = (config.storage, &config.supabase) {
-        client
-            .execute(sql::SET_STORAGE_BUCKET, &[&supabase.bucket])
+        admin::set_storage_bucket(&client, &supabase.bucket)
             .await
             .map_err(|e| {
                 StartError(format!(
-                    "XTRACT_STORAGE_BUCKET: cannot store it for the users' storage policy: {}",
-                    DbError::from(e)
+                    "XTRACT_STORAGE_BUCKET: cannot store it for the users' storage policy: {e}"
                 ))
             })?;
     }
@@ -461,7 +453,6 @@ pub async fn run_worker<P: Processor>(
     );
     if let Some(health) = &started.health {
         health.running(HealthState {
-            pool,
             listener: listener_state.clone(),
             stats: worker.stats(),
             metrics,

@@ -14,18 +14,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{EgressLabels, Metrics, StatusLabel};
+use crate::metrics::{EgressLabels, Metrics, StatusLabel};
 use crate::queue::notifier::ListenerState;
-use crate::queue::sql;
 use crate::queue::worker::WorkerStats;
 use crate::queue::Queue;
 
 /// What the endpoints read.
 pub struct HealthState {
-    pub pool: Pool,
     pub queue: Queue,
     pub listener: Arc<ListenerState>,
     pub stats: Arc<WorkerStats>,
@@ -95,25 +92,13 @@ async fn serve(listener: tokio::net::TcpListener, slot: Arc<Slot>, stop: Cancell
     }
 }
 
-async fn query_with_timeout<T>(
-    pool: &Pool,
-    sql: &str,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    read: impl Fn(&[tokio_postgres::Row]) -> T,
-) -> Option<T> {
-    let work = async {
-        let client = pool.get().await.ok()?;
-        let rows = client.query(sql, params).await.ok()?;
-        Some(read(&rows))
-    };
-    tokio::time::timeout(DB_TIMEOUT, work).await.ok().flatten()
+/// A database question, or None when it fails or takes too long.
+async fn within<T, E>(question: impl std::future::Future<Output = Result<T, E>>) -> Option<T> {
+    tokio::time::timeout(DB_TIMEOUT, question).await.ok()?.ok()
 }
 
 async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String, String)>> {
-    tokio::time::timeout(DB_TIMEOUT, state.queue.paused_platforms())
-        .await
-        .ok()?
-        .ok()
+    within(state.queue.paused_platforms()).await
 }
 
 /// A daemon that has not started yet: unhealthy, and what it waits for.
@@ -139,9 +124,7 @@ async fn health(State(slot): State<Arc<Slot>>) -> Response {
     let Some(state) = slot.running.get() else {
         return starting(&slot);
     };
-    let database = query_with_timeout(&state.pool, "SELECT 1", &[], |_| ())
-        .await
-        .is_some();
+    let database = within(state.queue.ping()).await.is_some();
     let listener = state.listener.alive.load(Ordering::SeqCst);
     let paused = paused_platforms(state).await.unwrap_or_default();
     let healthy = database && listener;
@@ -176,14 +159,7 @@ async fn metrics(State(slot): State<Arc<Slot>>) -> Response {
         .set(state.listener.alive.load(Ordering::SeqCst) as i64);
     m.listener_reconnects
         .set(state.listener.reconnects.load(Ordering::Relaxed) as i64);
-    if let Some(counts) =
-        query_with_timeout(&state.pool, sql::ACTIVE_COUNT_BY_STATUS, &[], |rows| {
-            rows.iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
-                .collect::<Vec<_>>()
-        })
-        .await
-    {
+    if let Some(counts) = within(state.queue.active_counts()).await {
         for status in ["pending", "processing"] {
             let n = counts
                 .iter()

@@ -13,7 +13,6 @@ pub mod jobs;
 pub mod localpg;
 pub mod logging;
 pub mod media_server;
-pub mod metrics;
 pub mod retention;
 pub mod systemd;
 pub mod tools;

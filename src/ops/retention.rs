@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{Metrics, RetentionLabel};
+use crate::metrics::{Metrics, RetentionLabel};
 use crate::queue::Queue;
 use crate::storage::AudioStore;
 

@@ -32,7 +32,7 @@
 //!    row passes, keeping the specific codes above the catch-alls.
 
 use super::url_rules;
-use crate::error::ErrorCode;
+use crate::domain::{ErrorCode, Platform};
 
 /// What the output says went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,9 +406,8 @@ fn names_a_platform_video(block: &str) -> bool {
         .unwrap_or("");
     // TikTok photo posts pass our rules (their music is audio), but yt-dlp
     // has never read them: not a stale extractor.
-    url_rules::parse_job_url(url, &url_rules::UrlPolicy::default()).is_ok_and(|link| {
-        link.platform != super::Platform::Other && !link.url.path().contains("/photo/")
-    })
+    url_rules::parse_job_url(url, &url_rules::UrlPolicy::default())
+        .is_ok_and(|link| link.platform != Platform::Other && !link.url.path().contains("/photo/"))
 }
 
 /// yt-dlp exits 0 (101 for a breaking filter) without a file when

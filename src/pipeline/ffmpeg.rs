@@ -3,7 +3,6 @@
 //! an MP4 file goes into M4A without ffmpeg (mp4.rs).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::Deserialize;
 use tokio::process::Command;
@@ -11,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify;
 use super::process;
-use crate::error::{ErrorCode, JobError};
+use crate::domain::{AudioFormat, ErrorCode, JobError};
 
 /// ffmpeg or ffprobe could not read the file: say so, not "private".
 fn unreadable(d: classify::Diagnosis, tool: &str) -> JobError {
@@ -22,41 +21,6 @@ fn unreadable(d: classify::Diagnosis, tool: &str) -> JobError {
         )
     } else {
         e
-    }
-}
-
-/// The audio file a job produces (`XTRACT_AUDIO_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AudioFormat {
-    /// AAC in MP4: copied when the source is AAC, else encoded.
-    M4a,
-    Mp3,
-    Opus,
-    /// The source's audio stream unchanged, in a container that fits it.
-    Original,
-}
-
-impl FromStr for AudioFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "m4a" => Ok(Self::M4a),
-            "mp3" => Ok(Self::Mp3),
-            "opus" => Ok(Self::Opus),
-            "original" => Ok(Self::Original),
-            _ => Err(format!("'{s}' is not m4a, mp3, opus or original")),
-        }
-    }
-}
-
-impl AudioFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::M4a => "m4a",
-            Self::Mp3 => "mp3",
-            Self::Opus => "opus",
-            Self::Original => "original",
-        }
     }
 }
 

@@ -5,11 +5,8 @@
 
 pub mod classify;
 pub mod egress;
-pub mod egress_pool;
 pub mod ffmpeg;
 pub mod mp4;
-pub mod pacing;
-pub mod platform;
 pub mod process;
 pub mod process_tree;
 pub mod strategy;
@@ -17,19 +14,16 @@ pub mod url_rules;
 pub mod warm;
 pub mod workdir;
 pub mod ytdlp;
-pub mod ytdlp_args;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use ffmpeg::AudioFormat;
-pub use platform::{Platform, PlatformPolicy, PlatformTable};
-
-use crate::error::{ErrorCode, JobError, Retry};
+use crate::domain::{
+    AudioFormat, AudioRow, ErrorCode, Job, JobError, MediaMeta, Platform, PlatformTable, Retry,
+};
 use crate::live::Live;
 use crate::queue::worker::{JobContext, JobReport, Processor};
-use crate::queue::{AudioRow, Job};
 use crate::storage::{object_path, AudioStore};
 use url_rules::{JobUrl, UrlError, UrlPolicy};
 
@@ -56,7 +50,7 @@ pub struct PipelineConfig {
     /// None: `--no-cache-dir`.
     pub ytdlp_cache_dir: Option<PathBuf>,
     /// Where each platform's requests may leave from.
-    pub egress: egress_pool::EgressPool,
+    pub egress: crate::domain::EgressPool,
 }
 
 impl PipelineConfig {
@@ -153,8 +147,8 @@ impl<S: AudioStore> MediaPipeline<S> {
                     self.run_dir.path().display()
                 ))
             })?;
-        let download = self.download(c, job, link, dir.path(), ctx).await?;
-        record_media(ctx, job, &download.meta).await;
+        let download = self.download(c, link, dir.path(), ctx).await?;
+        record_media(ctx, &download.meta).await;
         let cancel = &ctx.cancel;
         let size = download.path.metadata().map(|m| m.len()).unwrap_or(0);
         if size > c.limits.max_filesize_bytes {
@@ -239,8 +233,8 @@ impl<S: AudioStore> MediaPipeline<S> {
         let format = format.as_str();
         let bitrate = bitrate.map(|b| b as i32);
         let earlier = match ctx
-            .queue
-            .find_reusable_audio(job.id, &link.canonical, format, bitrate)
+            .job
+            .find_reusable_audio(&link.canonical, format, bitrate)
             .await
         {
             Ok(Some(found)) => found,
@@ -273,7 +267,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 return Ok(None);
             }
         };
-        record_media(ctx, job, &earlier.media).await;
+        record_media(ctx, &earlier.media).await;
         tracing::info!(reused_from = %earlier.job_id, "same video already converted; reused its audio");
         Ok(Some(AudioRow {
             filename: earlier.filename,
@@ -319,20 +313,14 @@ impl<S: AudioStore> MediaPipeline<S> {
     async fn download(
         &self,
         c: &PipelineConfig,
-        job: &Job,
         link: &JobUrl,
         dir: &Path,
         ctx: &JobContext,
     ) -> Result<ytdlp::Download, JobError> {
         let platform = link.platform;
         let policy = c.platforms.get(platform);
-        let pacer = pacing::Pacer {
-            pool: ctx.queue.pool(),
-            job_id: job.id,
-            worker_id: ctx.queue.worker_id(),
-            max_wait: c.pacing_max_wait,
-        };
-        // The egresses this platform may leave through (egress_pool.rs).
+        let pacer = &ctx.pacer;
+        // The egresses this platform may leave through (domain/egress_pool.rs).
         let egresses = c.egress.for_platform(platform);
         let keys: Vec<&str> = egresses.iter().map(|e| e.key.as_str()).collect();
         let Some(&machine) = egresses.first() else {
@@ -349,7 +337,7 @@ impl<S: AudioStore> MediaPipeline<S> {
         };
         // Local links (tests, demos) are not a platform to be polite to.
         let paced = !is_local(link);
-        let (progress, writer) = progress_reporter(ctx, job);
+        let (progress, writer) = progress_reporter(ctx);
         let mut last: Option<JobError> = None;
         let mut tried = 0;
         for (i, s) in strategy::strategies(platform, &c.strategies)
@@ -363,9 +351,8 @@ impl<S: AudioStore> MediaPipeline<S> {
             }
             let egress = if paced {
                 let key = pacer
-                    .wait_turn(platform, policy, &keys, &ctx.cancel)
+                    .wait_turn(platform, policy, &keys, c.pacing_max_wait, &ctx.cancel)
                     .await?;
-                ctx.served_by.set(&key);
                 c.egress.get(platform, &key).unwrap_or(machine)
             } else {
                 machine
@@ -378,7 +365,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             // the last value). The private options file is read before the
             // whole command line, so a `--proxy` of the operator's would
             // win over the guard's or the egress's: it is refused for
-            // `other` and with an egress pool (egress_pool.rs).
+            // `other` and with an egress pool (domain/egress_pool.rs).
             let mut extra = policy.ytdlp_args.clone();
             extra.extend(s.extra_args.iter().cloned());
             extra.extend([
@@ -442,7 +429,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                     // The writer may be asleep between updates: stop it and
                     // record the end ourselves.
                     drop(writer);
-                    if let Err(e) = ctx.queue.set_progress(job.id, 100).await {
+                    if let Err(e) = ctx.job.progress(100).await {
                         tracing::debug!("could not record the progress: {e}");
                     }
                     return Ok(download);
@@ -541,23 +528,22 @@ fn thumbnail_beside(download: &Path) -> Option<PathBuf> {
 
 /// Shows the video's title, uploader and length on the job row (best
 /// effort: the job goes on without it).
-async fn record_media(ctx: &JobContext, job: &Job, meta: &ytdlp::MediaMeta) {
-    if let Err(e) = ctx.queue.set_media(job.id, meta).await {
+async fn record_media(ctx: &JobContext, meta: &MediaMeta) {
+    if let Err(e) = ctx.job.record_media(meta).await {
         tracing::debug!("could not record the media facts: {e}");
     }
 }
 
 /// Reports download progress to the job row, at most once a second.
-fn progress_reporter(ctx: &JobContext, job: &Job) -> (ytdlp::ProgressFn, AbortOnDrop) {
+fn progress_reporter(ctx: &JobContext) -> (ytdlp::ProgressFn, AbortOnDrop) {
     let (tx, mut rx) = tokio::sync::watch::channel(0f32);
-    let queue = ctx.queue.clone();
-    let id = job.id;
+    let handle = ctx.job.clone();
     let writer = tokio::spawn(async move {
         let mut written = -1i16;
         while rx.changed().await.is_ok() {
             let percent = (*rx.borrow_and_update()).clamp(0.0, 100.0) as i16;
             if percent != written {
-                if queue.set_progress(id, percent).await.is_ok() {
+                if handle.progress(percent).await.is_ok() {
                     written = percent;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -605,8 +591,8 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
         let platform = link.platform;
         tracing::Span::current().record("platform", platform.as_str());
         if let Err(e) = ctx
-            .queue
-            .set_link(job.id, platform.as_str(), &link.canonical)
+            .job
+            .record_link(platform.as_str(), &link.canonical)
             .await
         {
             tracing::debug!("could not record the platform: {e}");

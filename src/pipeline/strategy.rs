@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::Platform;
-use crate::error::ErrorCode;
+use crate::domain::{ErrorCode, Platform};
 
 /// A phone's browser, for TikTok's last strategy.
 pub const MOBILE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
-use super::Platform;
+use crate::domain::Platform;
 
 #[derive(Debug, Clone)]
 pub struct UrlPolicy {

@@ -7,27 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::classify;
 use super::process::{self, RunError};
 use super::warm::{self, WarmError, WarmYtdlp};
-use super::Platform;
-use crate::error::{ErrorCode, JobError};
-
-/// Media facts printed by yt-dlp before it downloads.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct MediaMeta {
-    pub id: Option<String>,
-    pub title: Option<String>,
-    pub duration: Option<f64>,
-    pub uploader: Option<String>,
-    pub extractor_key: Option<String>,
-    /// The video's thumbnail at the platform.
-    pub thumbnail: Option<String>,
-}
+use crate::domain::{ErrorCode, JobError, MediaMeta, Platform};
 
 #[derive(Debug)]
 pub struct Download {

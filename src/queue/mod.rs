@@ -2,9 +2,12 @@
 //! file, one method per state transition of `sql.rs`), the LISTEN connection
 //! (`notifier`), and the loop that runs jobs (`worker`).
 
+pub mod admin;
 pub mod completer;
+pub mod handle;
 pub mod notifier;
-pub mod sql;
+pub mod pacing;
+mod sql;
 pub mod worker;
 
 use std::sync::Arc;
@@ -15,90 +18,25 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::db::DbError;
-use crate::error::JobError;
+use crate::domain::egress_pool::EgressRoutes;
+use crate::domain::{AudioRow, Job, JobError, MediaMeta, ReusableAudio};
 use crate::live::Live;
-use crate::pipeline::egress_pool::EgressRoutes;
-use crate::pipeline::ytdlp::MediaMeta;
 
-/// A job this worker has claimed.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub original_url: String,
-    /// Including the current one.
-    pub attempts: i32,
-    pub platform: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// Seconds from when the job became ready to its claim.
-    pub waited_secs: f64,
-    /// Platform pauses this job has waited out.
-    pub pauses: i32,
-    /// The user's choice at insert (`m4a`, `mp3`, `opus`, `original`);
-    /// None: the daemon's default.
-    pub audio_format: Option<String>,
-    /// The user's choice of bitrate (kb/s), for encoded formats.
-    pub audio_bitrate_kbps: Option<i32>,
-    /// The egress this attempt's latest request went out through, once
-    /// the run is over (the worker sets it from the job body's context,
-    /// for the metrics); None before, and when no request left.
-    pub egress: Option<String>,
-}
-
-impl Job {
-    /// A job from the columns of `job_columns!` (sql.rs), from `first` on.
-    fn from_row(r: &tokio_postgres::Row, first: usize) -> Job {
-        Job {
-            id: r.get(first),
-            user_id: r.get(first + 1),
-            original_url: r.get(first + 2),
-            attempts: r.get(first + 3),
-            platform: r.get(first + 4),
-            created_at: r.get(first + 5),
-            waited_secs: r.get(first + 6),
-            pauses: r.get(first + 7),
-            audio_format: r.get(first + 8),
-            audio_bitrate_kbps: r.get(first + 9),
-            egress: None,
-        }
+/// A job from a row of `job_columns!` (sql.rs), read by name.
+fn job_from_row(r: &tokio_postgres::Row) -> Job {
+    Job {
+        id: r.get("id"),
+        user_id: r.get("user_id"),
+        original_url: r.get("original_url"),
+        attempts: r.get("attempts"),
+        platform: r.get("platform"),
+        created_at: r.get("created_at"),
+        waited_secs: r.get("waited_secs"),
+        pauses: r.get("pauses"),
+        audio_format: r.get("audio_format"),
+        audio_bitrate_kbps: r.get("audio_bitrate_kbps"),
+        egress: None,
     }
-}
-
-/// The `audio_files` row a finished job writes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AudioRow {
-    /// `audio_files.filename`: a name a person recognises.
-    pub filename: String,
-    pub file_url: String,
-    pub file_size: i64,
-    pub duration_secs: Option<f64>,
-    pub storage_path: String,
-    pub content_type: String,
-    pub audio_format: String,
-    /// The bitrate the job asked for (None: the default).
-    pub audio_bitrate_kbps: Option<i32>,
-    /// Set when the audio was copied from an earlier job's.
-    pub reused_from_job_id: Option<Uuid>,
-    /// What the app shows beside the file.
-    pub title: Option<String>,
-    pub uploader: Option<String>,
-    pub platform: Option<String>,
-    pub source_url: Option<String>,
-    pub thumbnail_url: Option<String>,
-}
-
-/// An earlier job's audio that a new job for the same video can reuse.
-#[derive(Debug, Clone)]
-pub struct ReusableAudio {
-    pub job_id: Uuid,
-    pub storage_path: String,
-    pub filename: String,
-    pub file_size: Option<i64>,
-    pub duration_secs: Option<f64>,
-    pub content_type: Option<String>,
-    pub thumbnail_url: Option<String>,
-    /// What yt-dlp said about the video back then.
-    pub media: MediaMeta,
 }
 
 /// The queue's statements, bound to one worker identity.
@@ -155,8 +93,15 @@ impl Queue {
         &self.worker_id
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    /// The handle a job body gets for `job`.
+    pub fn job_handle(&self, job: Uuid) -> handle::JobHandle {
+        handle::JobHandle::new(self.clone(), job)
+    }
+
+    /// Pacing toward the platforms, for the turns of `job` (the egress of
+    /// each is recorded on its row while this worker holds it).
+    pub fn pacer(&self, job: Uuid) -> pacing::Pacer {
+        pacing::Pacer::new(self.pool.clone(), job, &self.worker_id)
     }
 
     /// Claims up to `n` ready jobs.
@@ -175,7 +120,7 @@ impl Queue {
                 ],
             )
             .await?;
-        Ok(rows.iter().map(|r| Job::from_row(r, 0)).collect())
+        Ok(rows.iter().map(job_from_row).collect())
     }
 
     /// When the earliest pending job becomes ready, if any is pending.
@@ -331,7 +276,7 @@ impl Queue {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| (Job::from_row(r, 1), r.get(0)))
+            .map(|r| (job_from_row(r), r.get("status")))
             .collect())
     }
 
@@ -341,7 +286,7 @@ impl Queue {
             .await
     }
 
-    pub async fn find_reusable_audio(
+    pub(crate) async fn find_reusable_audio(
         &self,
         job_id: Uuid,
         canonical_url: &str,
@@ -375,7 +320,12 @@ impl Queue {
         }))
     }
 
-    pub async fn set_link(&self, id: Uuid, platform: &str, canonical: &str) -> Result<(), DbError> {
+    pub(crate) async fn set_link(
+        &self,
+        id: Uuid,
+        platform: &str,
+        canonical: &str,
+    ) -> Result<(), DbError> {
         self.execute(
             sql::SET_LINK,
             &[&id, &&*self.worker_id, &platform, &canonical],
@@ -383,7 +333,7 @@ impl Queue {
         .await
     }
 
-    pub async fn set_media(&self, id: Uuid, m: &MediaMeta) -> Result<(), DbError> {
+    pub(crate) async fn set_media(&self, id: Uuid, m: &MediaMeta) -> Result<(), DbError> {
         self.execute(
             sql::SET_MEDIA,
             &[
@@ -398,7 +348,7 @@ impl Queue {
         .await
     }
 
-    pub async fn set_progress(&self, id: Uuid, percent: i16) -> Result<(), DbError> {
+    pub(crate) async fn set_progress(&self, id: Uuid, percent: i16) -> Result<(), DbError> {
         self.execute(sql::SET_PROGRESS, &[&id, &&*self.worker_id, &percent])
             .await
     }
@@ -482,6 +432,26 @@ impl Queue {
             .iter()
             .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect())
+    }
+
+    /// Waiting and running jobs in the whole database, by status (for the
+    /// queue-depth gauge), read from their partial index.
+    pub async fn active_counts(&self) -> Result<Vec<(String, i64)>, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::ACTIVE_COUNT_BY_STATUS).await?;
+        Ok(client
+            .query(&stmt, &[])
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    /// The database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let client = self.pool.get().await?;
+        client.simple_query("").await?;
+        Ok(())
     }
 
     pub async fn active_count(&self) -> Result<i64, DbError> {

@@ -1,12 +1,13 @@
 //! Every state transition of a job, one statement each. Parameters are
 //! numbered; nothing here is built from strings.
 
-/// Columns a worker needs from a claimed row.
+/// Columns a worker needs from a claimed row, named for `job_from_row`.
 macro_rules! job_columns {
     () => {
-        "j.id, j.user_id, j.original_url, j.attempts, j.platform, coalesce(j.created_at, j.run_after),
-         extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8, j.pauses,
-         j.audio_format, j.audio_bitrate_kbps"
+        "j.id, j.user_id, j.original_url, j.attempts, j.platform,
+         coalesce(j.created_at, j.run_after) AS created_at,
+         extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8 AS waited_secs,
+         j.pauses, j.audio_format, j.audio_bitrate_kbps"
     };
 }
 

@@ -22,13 +22,14 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::handle::JobHandle;
 use super::notifier::{backoff, CancelRegistry};
-use super::{AudioRow, Job, Queue};
+use super::pacing::Pacer;
+use super::Queue;
 use crate::db::{is_connection_error, DbError};
-use crate::error::{ErrorCode, JobError, Retry};
+use crate::domain::{AudioRow, ErrorCode, Job, JobError, Platform, PlatformTable, Retry};
 use crate::live::Live;
-use crate::ops::metrics::{EgressLabels, Metrics, OutcomeLabels, PlatformLabel};
-use crate::pipeline::{Platform, PlatformTable};
+use crate::metrics::{EgressLabels, Metrics, OutcomeLabels, PlatformLabel};
 
 /// What a job body reports back.
 pub struct JobReport {
@@ -39,31 +40,18 @@ pub struct JobReport {
     pub result: Result<Option<AudioRow>, JobError>,
 }
 
-/// What a job body gets besides the job.
+/// What a job body gets besides the job: narrow handles, not the queue.
 pub struct JobContext {
-    pub queue: Queue,
+    /// Its own job's row: facts, progress, reusable audio.
+    pub job: JobHandle,
+    /// Turns toward the platforms through the egresses, and pauses; it
+    /// remembers the egress of the latest turn, which the worker reads for
+    /// the metrics' `egress` label when the run is over, however it ended.
+    pub pacer: Pacer,
     /// Cancelled when the job must stop (operator cancel, lost lease). The
     /// body's future is dropped then too; the token lets it stop children
     /// promptly.
     pub cancel: CancellationToken,
-    /// The body says here which egress its latest request went out through
-    /// (the metrics' `egress` label); the worker reads it when the run is
-    /// over, however it ended.
-    pub served_by: ServedBy,
-}
-
-/// The egress a job's latest request went out through.
-#[derive(Clone, Default)]
-pub struct ServedBy(Arc<Mutex<Option<String>>>);
-
-impl ServedBy {
-    pub fn set(&self, egress: &str) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(egress.to_string());
-    }
-
-    pub fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
 }
 
 /// The `egress` label of a job's outcome: `none` when no request left.
@@ -460,9 +448,9 @@ impl<P: Processor> Shared<P> {
             cancel.clone(),
         )));
         let ctx = JobContext {
-            queue: self.queue.clone(),
+            job: self.queue.job_handle(job.id),
+            pacer: self.queue.pacer(job.id),
             cancel: cancel.clone(),
-            served_by: ServedBy::default(),
         };
         let limit = self.time_limit(&job);
         tracing::info!(attempt = job.attempts, url = %job.original_url, "job started");
@@ -484,7 +472,7 @@ impl<P: Processor> Shared<P> {
         };
         self.cancels.remove(job.id);
         let job = Job {
-            egress: ctx.served_by.get(),
+            egress: ctx.pacer.served_by(),
             ..job
         };
         let platform = match &outcome {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{AudioStore, StoredObject};
-use crate::error::{ErrorCode, JobError};
+use crate::domain::{ErrorCode, JobError};
 
 #[derive(Debug, Clone)]
 pub struct LocalStorage {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use uuid::Uuid;
 
-use crate::error::JobError;
+use crate::domain::JobError;
 
 pub use local::LocalStorage;
 pub use supabase::SupabaseStorage;

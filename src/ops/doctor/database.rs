@@ -5,8 +5,8 @@ use tokio_postgres::config::{Host, SslMode};
 
 use super::Check;
 use crate::db::{migrate, redact_url, schema, DbError, DbTarget};
+use crate::queue::admin;
 use crate::queue::notifier::listen_works;
-use crate::queue::sql;
 
 /// Supabase's transaction pooler (Supavisor) port.
 const TRANSACTION_POOLER_PORT: u16 = 6543;
@@ -139,21 +139,14 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
 /// Jobs that failed lately because yt-dlp no longer understands a site: the
 /// operator's cue to upgrade it, before users read "private video".
 async fn extractor_check(client: &tokio_postgres::Client) -> Check {
-    let rows = match client.query(sql::RECENT_EXTRACTOR_OUTDATED, &[]).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            return Check::warn(
-                "extractors",
-                format!(
-                    "cannot count recent extractor_outdated jobs: {}",
-                    DbError::from(e)
-                ),
-                "check the user's privileges on processing_jobs",
-            )
-        }
-    };
-    let by_platform: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    extractor_finding(&by_platform)
+    match admin::recent_extractor_outdated(client).await {
+        Ok(by_platform) => extractor_finding(&by_platform),
+        Err(e) => Check::warn(
+            "extractors",
+            format!("cannot count recent extractor_outdated jobs: {e}"),
+            "check the user's privileges on processing_jobs",
+        ),
+    }
 }
 
 fn extractor_finding(by_platform: &[(String, i64)]) -> Check {
@@ -184,20 +177,16 @@ async fn connection_check(
     client: &tokio_postgres::Client,
     shown: &str,
 ) -> Check {
-    let row = match client.query_one(sql::CONNECTION_FACTS, &[]).await {
-        Ok(row) => row,
+    let (user, version, encrypted) = match admin::connection_facts(client).await {
+        Ok(facts) => facts,
         Err(e) => {
             return Check::fail(
                 "database",
-                format!(
-                    "connected to {shown}, but a query failed: {}",
-                    DbError::from(e)
-                ),
+                format!("connected to {shown}, but a query failed: {e}"),
                 "check the user's privileges",
             )
         }
     };
-    let (user, version, encrypted): (String, String, bool) = (row.get(0), row.get(1), row.get(2));
     let version = version.split_whitespace().next().unwrap_or("?");
     let found = format!(
         "connected to {shown} as {user}, PostgreSQL {version}, {}",

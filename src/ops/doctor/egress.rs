@@ -10,8 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::Check;
-use crate::pipeline::egress_pool::{Egress, EgressPool};
-use crate::pipeline::Platform;
+use crate::domain::{Egress, EgressPool, Platform};
 
 /// A neutral page that says which address asked (`ip=...`).
 pub const DEFAULT_CHECK_URL: &str = "https://www.cloudflare.com/cdn-cgi/trace";

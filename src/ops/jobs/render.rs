@@ -1,6 +1,7 @@
 //! Text for people: the jobs table, the summary line, one job's columns.
 
-use super::{JobLine, Shown, Status, Summary};
+use super::Status;
+use crate::queue::admin::{JobLine, Shown, Summary};
 
 /// Long links would push every other column off the screen.
 const URL_WIDTH: usize = 48;
@@ -163,7 +164,7 @@ mod tests {
         counts.insert("failed".to_string(), 2);
         let s = Summary {
             counts,
-            paused: vec![super::super::Pause {
+            paused: vec![crate::queue::admin::Pause {
                 platform: "instagram".into(),
                 egress_key: "vm1".into(),
                 paused_until: chrono::DateTime::from_timestamp(0, 0).unwrap(),

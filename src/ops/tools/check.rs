@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::Platform;
 use crate::ops::media_server::MediaServer;
-use crate::pipeline::{ytdlp, Platform};
+use crate::pipeline::ytdlp;
 
 /// Half a second of a 440 Hz tone, AAC in MP4 (2 KB), made with ffmpeg.
 const CLIP: &[u8] = include_bytes!("check.m4a");

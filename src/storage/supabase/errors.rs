@@ -5,7 +5,7 @@
 
 use reqwest::Response;
 
-use crate::error::{ErrorCode, JobError, Retry};
+use crate::domain::{ErrorCode, JobError, Retry};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageError {

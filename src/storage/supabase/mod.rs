@@ -20,7 +20,7 @@ pub use errors::{human_size, StorageError};
 pub use key::KeyKind;
 
 use super::{AudioStore, StoredObject};
-use crate::error::JobError;
+use crate::domain::JobError;
 use crate::ops::config::SupabaseSettings;
 
 /// What the bucket says about itself (read at start).

@@ -1,27 +1,31 @@
 //! Pacing requests to a platform across every daemon on the database, and
 //! pausing a platform that rate-limited us. The state is one row per
-//! platform and egress in `xtract.platform_pacing`; a request goes out
-//! through the allowed egress whose next slot comes first (egress_pool.rs).
+//! platform and egress in `xtract.platform_pacing`; the claim reads the
+//! pauses of the same rows (sql.rs). A request goes out through the
+//! allowed egress whose next slot comes first (domain/egress_pool.rs). A
+//! job body gets a [`Pacer`] bound to its job: it may take a turn or pause
+//! a platform on an egress, nothing else; the egress of each turn is
+//! recorded on the job (`processing_jobs.egress`) and kept for the metrics.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Platform, PlatformPolicy};
+use super::sql;
 use crate::db::DbError;
-use crate::error::JobError;
-use crate::queue::sql;
+use crate::domain::{JobError, Platform, PlatformPolicy};
 
-pub struct Pacer<'a> {
-    pub pool: &'a Pool,
-    /// The job the turns are for, and the worker holding it: the egress of
-    /// each turn is recorded on the job (`processing_jobs.egress`).
-    pub job_id: Uuid,
-    pub worker_id: &'a str,
-    /// Longer waits give the worker slot back: the job is deferred.
-    pub max_wait: Duration,
+#[derive(Clone)]
+pub struct Pacer {
+    pool: Pool,
+    /// The job the turns are for, and the worker holding it.
+    job_id: Uuid,
+    worker_id: Arc<str>,
+    /// The egress of the latest turn.
+    served_by: Arc<Mutex<Option<String>>>,
 }
 
 /// What a reservation got.
@@ -43,7 +47,28 @@ impl Turn {
     }
 }
 
-impl Pacer<'_> {
+impl Pacer {
+    pub(super) fn new(pool: Pool, job_id: Uuid, worker_id: &str) -> Self {
+        Pacer {
+            pool,
+            job_id,
+            worker_id: worker_id.into(),
+            served_by: Arc::default(),
+        }
+    }
+
+    /// The egress the latest turn went to, if any was taken.
+    pub fn served_by(&self) -> Option<String> {
+        self.served_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record(&self, egress: &str) {
+        *self.served_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(egress.to_string());
+    }
+
     /// Waits for the platform's next request slot through one of
     /// `egresses` (pacing keys) and returns the egress. A slot further away
     /// than `max_wait` (every egress paused, or a long line of jobs) defers
@@ -55,45 +80,50 @@ impl Pacer<'_> {
         platform: Platform,
         policy: &PlatformPolicy,
         egresses: &[&str],
+        max_wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<String, JobError> {
         // A slot taken before its egress was paused (another job met a
         // rate limit through it meanwhile) is given up for the next best:
         // no request goes to a platform through an egress it has just
         // limited. A few rounds at most; the last one goes ahead.
-        for round in 0..3 {
-            match self.reserve(platform, policy, egresses).await {
+        let mut round = 0;
+        loop {
+            round += 1;
+            let (egress, wait) = match self.reserve(platform, policy, egresses, max_wait).await {
                 Ok(Turn::Defer(wait)) => return Err(JobError::defer(platform, wait)),
-                Ok(Turn::Go { egress, wait }) => {
-                    if wait.is_zero() {
-                        return Ok(egress);
-                    }
-                    tracing::debug!(
-                        %egress,
-                        "waiting {:.1}s for {platform}'s turn",
-                        wait.as_secs_f64()
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        // The job's future is dropped on cancel anyway.
-                        _ = cancel.cancelled() => return Ok(egress),
-                    }
-                    match self.paused(platform, &egress).await {
-                        Ok(true) if round < 2 => {
-                            tracing::info!(%egress, "{platform} was paused on this egress while the job waited for its turn; choosing again");
-                        }
-                        _ => return Ok(egress),
-                    }
-                }
+                Ok(Turn::Go { egress, wait }) => (egress, wait),
                 Err(e) => {
                     use rand::seq::SliceRandom;
                     tracing::warn!("pacing unavailable ({e}); going ahead");
                     let any = egresses.choose(&mut rand::thread_rng()).copied();
-                    return Ok(any.unwrap_or_default().to_string());
+                    let egress = any.unwrap_or_default().to_string();
+                    self.record(&egress);
+                    return Ok(egress);
                 }
+            };
+            self.record(&egress);
+            if wait.is_zero() {
+                return Ok(egress);
+            }
+            tracing::debug!(
+                %egress,
+                "waiting {:.1}s for {platform}'s turn",
+                wait.as_secs_f64()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // The job's future is dropped on cancel anyway.
+                _ = cancel.cancelled() => return Ok(egress),
+            }
+            match self.paused(platform, &egress).await {
+                Ok(true) if round < 3 => tracing::info!(
+                    %egress,
+                    "{platform} was paused on this egress while the job waited for its turn; choosing again"
+                ),
+                _ => return Ok(egress),
             }
         }
-        unreachable!("the last round returns")
     }
 
     /// Whether `platform` is paused on `egress` now.
@@ -114,11 +144,13 @@ impl Pacer<'_> {
         platform: Platform,
         policy: &PlatformPolicy,
         egresses: &[&str],
+        max_wait: Duration,
     ) -> Result<Turn, DbError> {
         let client = self.pool.get().await?;
         let spacing = (policy.min_interval + policy.draw_jitter()).as_secs_f64();
-        let max_wait = self.max_wait.as_secs_f64();
+        let max_wait_secs = max_wait.as_secs_f64();
         let platform_name = platform.as_str();
+        let worker_id: &str = &self.worker_id;
         let reserve = |statement| {
             let client = &client;
             async move {
@@ -130,9 +162,9 @@ impl Pacer<'_> {
                             &platform_name,
                             &egresses,
                             &spacing,
-                            &max_wait,
+                            &max_wait_secs,
                             &self.job_id,
-                            &self.worker_id,
+                            &worker_id,
                         ],
                     )
                     .await?;
@@ -162,7 +194,7 @@ impl Pacer<'_> {
                 continue;
             }
             let first_free = Duration::from_secs_f64(first_free.unwrap_or(0.0).max(0.0));
-            if first_free <= self.max_wait {
+            if first_free <= max_wait {
                 if let Some(turn) = reserve(sql::RESERVE_EGRESS_SLOT_WAITING).await? {
                     return Ok(turn);
                 }
@@ -170,7 +202,7 @@ impl Pacer<'_> {
             // Never below the limit, or the caller would wait instead of
             // defer.
             return Ok(Turn::Defer(
-                first_free.max(self.max_wait + Duration::from_millis(1)),
+                first_free.max(max_wait + Duration::from_millis(1)),
             ));
         }
     }

@@ -5,18 +5,18 @@
 //! so every daemon that names it shares its pacing and its pauses).
 //!
 //! Each (platform, egress) pair has its own pacing slots and pauses in
-//! `xtract.platform_pacing`. A download goes out through the allowed egress
-//! whose next slot for its platform comes first (`pacing.rs`, one statement
-//! that chooses and reserves); a rate limit pauses that pair only. The
-//! claim takes a job while any egress it may use is not paused: it reads
-//! the pairs as [`EgressRoutes`].
+//! `xtract.platform_pacing`. A download goes out through the allowed
+//! egress whose next slot for its platform comes first (`queue/pacing.rs`,
+//! one statement that chooses and reserves); a rate limit pauses that pair
+//! only. The claim takes a job while any egress it may use is not paused:
+//! it reads the pairs as [`EgressRoutes`].
 //!
 //! Without `[egress.*]` tables the pool is one egress, this machine, as
 //! before. Links to `other` sites always leave from this machine, through
-//! the egress guard (`egress.rs`): a proxy resolves names and connects on
-//! its own, so the guard could no longer check the address each request
-//! reaches (and a proxy on the operator's own network would reach that
-//! network).
+//! the egress guard (`pipeline/egress.rs`): a proxy resolves names and
+//! connects on its own, so the guard could no longer check the address each
+//! request reaches (and a proxy on the operator's own network would reach
+//! that network).
 
 use std::collections::BTreeMap;
 use std::fmt;

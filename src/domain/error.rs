@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::pipeline::Platform;
+use super::platform::Platform;
 
 /// Machine-readable reason, stored in `processing_jobs.error_code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,53 @@
+//! What a job makes and what it learns: the audio format, and the facts
+//! yt-dlp gives about a video.
+
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// The audio file a job produces (`XTRACT_AUDIO_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioFormat {
+    /// AAC in MP4: copied when the source is AAC, else encoded.
+    M4a,
+    Mp3,
+    Opus,
+    /// The source's audio stream unchanged, in a container that fits it.
+    Original,
+}
+
+impl FromStr for AudioFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "m4a" => Ok(Self::M4a),
+            "mp3" => Ok(Self::Mp3),
+            "opus" => Ok(Self::Opus),
+            "original" => Ok(Self::Original),
+            _ => Err(format!("'{s}' is not m4a, mp3, opus or original")),
+        }
+    }
+}
+
+impl AudioFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::M4a => "m4a",
+            Self::Mp3 => "mp3",
+            Self::Opus => "opus",
+            Self::Original => "original",
+        }
+    }
+}
+
+/// Media facts yt-dlp gives before it downloads.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct MediaMeta {
+    pub id: Option<String>,
+    pub title: Option<String>,
+    pub duration: Option<f64>,
+    pub uploader: Option<String>,
+    pub extractor_key: Option<String>,
+    /// The video's thumbnail at the platform.
+    pub thumbnail: Option<String>,
+}

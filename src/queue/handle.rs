@@ -1,0 +1,51 @@
+//! What a job body may do to the queue: record what it learned about its
+//! own job (the link's platform and canonical form, the video's facts, the
+//! download's progress) and ask for audio an earlier job made of the same
+//! video. Bound to one job and this worker: a body cannot complete, fail or
+//! touch any other job (the executor writes the outcome).
+
+use uuid::Uuid;
+
+use super::Queue;
+use crate::db::DbError;
+use crate::domain::{MediaMeta, ReusableAudio};
+
+#[derive(Clone)]
+pub struct JobHandle {
+    queue: Queue,
+    id: Uuid,
+}
+
+impl JobHandle {
+    pub(super) fn new(queue: Queue, id: Uuid) -> Self {
+        JobHandle { queue, id }
+    }
+
+    /// What the URL rules found: the platform and the link's canonical form.
+    pub async fn record_link(&self, platform: &str, canonical: &str) -> Result<(), DbError> {
+        self.queue.set_link(self.id, platform, canonical).await
+    }
+
+    /// The video's title, uploader and length, on the job row.
+    pub async fn record_media(&self, meta: &MediaMeta) -> Result<(), DbError> {
+        self.queue.set_media(self.id, meta).await
+    }
+
+    /// Download progress, 0-100.
+    pub async fn progress(&self, percent: i16) -> Result<(), DbError> {
+        self.queue.set_progress(self.id, percent).await
+    }
+
+    /// The newest audio another job made of the same video, in the same
+    /// format and bitrate.
+    pub async fn find_reusable_audio(
+        &self,
+        canonical_url: &str,
+        audio_format: &str,
+        audio_bitrate_kbps: Option<i32>,
+    ) -> Result<Option<ReusableAudio>, DbError> {
+        self.queue
+            .find_reusable_audio(self.id, canonical_url, audio_format, audio_bitrate_kbps)
+            .await
+    }
+}
