@@ -19,9 +19,7 @@ use xtract::domain::Job;
 use xtract::domain::PlatformTable;
 use xtract::ops::localpg::LocalPostgres;
 use xtract::queue::notifier::{CancelRegistry, ListenerState, Notifier};
-use xtract::queue::worker::{
-    JobContext, JobReport, Processor, Shutdown, Worker, WorkerSettings, WorkerStats,
-};
+use xtract::queue::worker::{JobContext, JobReport, Processor, Shutdown, Worker, WorkerSettings};
 use xtract::queue::Queue;
 
 /// Records when each job was claimed, and nothing else.
@@ -45,7 +43,7 @@ impl Processor for Noop {
 struct Running {
     stop: Vec<(Shutdown, CancellationToken)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    stats: Vec<Arc<WorkerStats>>,
+    metrics: Vec<Arc<xtract::metrics::Metrics>>,
 }
 
 impl Running {
@@ -63,7 +61,7 @@ impl Running {
 fn start_workers(target: &DbTarget, n: usize, concurrency: usize, body: &Noop) -> Running {
     let mut stop = Vec::new();
     let mut tasks = Vec::new();
-    let mut stats = Vec::new();
+    let mut metrics = Vec::new();
     for i in 0..n {
         let pool = target.pool(concurrency + 4).unwrap();
         let queue = Queue::new(pool, &format!("bench-{i}"), "bench").with_completer();
@@ -100,12 +98,16 @@ fn start_workers(target: &DbTarget, n: usize, concurrency: usize, body: &Noop) -
             cancels,
             Default::default(),
         );
-        stats.push(worker.stats());
+        metrics.push(worker.metrics());
         let s = shutdown.clone();
         tasks.push(tokio::spawn(worker.run(s)));
         stop.push((shutdown, listener));
     }
-    Running { stop, tasks, stats }
+    Running {
+        stop,
+        tasks,
+        metrics,
+    }
 }
 
 async fn wait_listening(client: &tokio_postgres::Client, n: i64) {
@@ -198,11 +200,7 @@ async fn throughput(target: &DbTarget, client: &tokio_postgres::Client, workers:
     // Count completions in-process: polling the table would load the very
     // database being measured.
     loop {
-        let done: u64 = running
-            .stats
-            .iter()
-            .map(|s| s.completed.load(std::sync::atomic::Ordering::Relaxed))
-            .sum();
+        let done: u64 = running.metrics.iter().map(|m| m.completed_total()).sum();
         if done >= jobs as u64 {
             break;
         }

@@ -20,5 +20,6 @@ pub mod ops;
 pub mod pipeline;
 pub mod queue;
 pub mod storage;
+pub mod sync;
 
 pub use domain::{ErrorCode, JobError, Retry};

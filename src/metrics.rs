@@ -9,6 +9,17 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::domain::Platform;
+
+/// Every platform label a job can carry.
+const PLATFORMS: [&str; 5] = [
+    Platform::Instagram.as_str(),
+    Platform::TikTok.as_str(),
+    Platform::YouTube.as_str(),
+    Platform::Other.as_str(),
+    "unknown",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PlatformLabel {
     pub platform: String,
@@ -44,7 +55,9 @@ pub struct RetentionLabel {
 pub struct Metrics {
     pub registry: Registry,
     pub claimed: Family<PlatformLabel, Counter>,
+    /// Count with [`Metrics::count_completed`], which keeps the total.
     pub completed: Family<EgressLabels, Counter>,
+    /// Count with [`Metrics::count_failed`], which keeps the total.
     pub failed: Family<OutcomeLabels, Counter>,
     pub retried: Family<OutcomeLabels, Counter>,
     pub duration: Family<PlatformLabel, Histogram>,
@@ -58,6 +71,11 @@ pub struct Metrics {
     pub platform_pauses: Family<EgressLabels, Counter>,
     pub retention_deleted: Family<RetentionLabel, Counter>,
     pub extractor_outdated: Family<PlatformLabel, Counter>,
+    /// All completed and failed jobs, whatever their labels (the `egress`
+    /// label takes any name, so the families cannot be summed by listing
+    /// their label sets). Not exported: `/health` and systemd read them.
+    completed_sum: Counter,
+    failed_sum: Counter,
 }
 
 impl Default for Metrics {
@@ -83,6 +101,8 @@ impl Metrics {
             claimed: Family::default(),
             completed: Family::default(),
             failed: Family::default(),
+            completed_sum: Counter::default(),
+            failed_sum: Counter::default(),
             retried: Family::default(),
             duration,
             pickup_latency,
@@ -174,10 +194,51 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Jobs claimed since start, all platforms.
+    pub fn claimed_total(&self) -> u64 {
+        sum_by_platform(&self.claimed)
+    }
+
+    /// A job completed.
+    pub fn count_completed(&self, labels: &EgressLabels) {
+        self.completed.get_or_create(labels).inc();
+        self.completed_sum.inc();
+    }
+
+    /// A job failed for good.
+    pub fn count_failed(&self, labels: &OutcomeLabels) {
+        self.failed.get_or_create(labels).inc();
+        self.failed_sum.inc();
+    }
+
+    /// Jobs completed since start, all platforms (for `/health` and
+    /// systemd's status line).
+    pub fn completed_total(&self) -> u64 {
+        self.completed_sum.get()
+    }
+
+    /// Jobs failed for good since start, all platforms and codes.
+    pub fn failed_total(&self) -> u64 {
+        self.failed_sum.get()
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+}
+
+fn sum_by_platform(family: &Family<PlatformLabel, Counter>) -> u64 {
+    PLATFORMS
+        .iter()
+        .filter_map(|p| {
+            family
+                .get(&PlatformLabel {
+                    platform: p.to_string(),
+                })
+                .map(|c| c.get())
+        })
+        .sum()
 }

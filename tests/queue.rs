@@ -964,15 +964,15 @@ async fn a_paused_platform_does_not_keep_the_worker_polling() {
         ran: Default::default(),
     };
     let worker = in_process_worker(&db, body.clone());
-    let stats = worker.stats();
+    let (loop_turns, metrics) = (worker.loop_turns(), worker.metrics());
     let shutdown = xtract::queue::worker::Shutdown::default();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     // Nothing to await: the point is what does not happen in 1.5 s.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let turns = stats.loop_turns.load(Ordering::Relaxed);
+    let turns = loop_turns.load(Ordering::Relaxed);
     shutdown.stop_claiming.cancel();
     running.await.unwrap();
-    assert_eq!(stats.claimed.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.claimed_total(), 0);
     assert!(turns <= 3, "{turns} turns of the worker loop in 1.5 s");
 }
 

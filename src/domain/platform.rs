@@ -29,7 +29,7 @@ impl Platform {
     ];
 
     /// The name stored in `processing_jobs.platform` and used in the TOML file.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Platform::Instagram => "instagram",
             Platform::TikTok => "tiktok",

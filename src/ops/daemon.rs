@@ -10,6 +10,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::Signals;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::config::{Config, StorageKind};
 use super::health::{Endpoint, HealthState};
@@ -22,9 +23,9 @@ use crate::metrics::Metrics;
 use crate::pipeline::{MediaPipeline, PipelineConfig};
 use crate::queue::admin;
 use crate::queue::notifier::{
-    backoff, listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
+    listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
 };
-use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings, WorkerStats};
+use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings};
 use crate::queue::Queue;
 use crate::storage::{AudioStore, LocalStorage, SupabaseStorage};
 
@@ -62,13 +63,58 @@ pub async fn run(
     exit_when_idle: bool,
 ) -> Result<(), StartError> {
     let target = DbTarget::parse(database_url).map_err(|e| StartError(e.to_string()))?;
+    // Every task of the daemon beside the worker loop runs on this tracker
+    // and stops with this one token; the daemon waits for all of them.
+    let tasks = Tasks::new();
+    let result = start_and_serve(config, target, exit_when_idle, &tasks).await;
+    tasks.stop().await;
+    tracing::info!("xtract stopped");
+    result
+}
+
+/// The daemon's own tasks (listener, health endpoint, supervision,
+/// retention, signals): one tracker, one token.
+#[derive(Clone)]
+pub struct Tasks {
+    pub tracker: TaskTracker,
+    pub stop: CancellationToken,
+}
+
+impl Tasks {
+    pub fn new() -> Self {
+        Tasks {
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Stops every task and waits for them to end.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+impl Default for Tasks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+async fn start_and_serve(
+    config: &Config,
+    target: DbTarget,
+    exit_when_idle: bool,
+    tasks: &Tasks,
+) -> Result<(), StartError> {
     // From the first moment: a stop while waiting for the database is a
     // clean exit, not a lost signal.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| StartError(format!("cannot install signal handlers: {e}")))?;
     let health = match config.health_addr {
         Some(addr) => {
-            let endpoint = Endpoint::start(addr, &config.worker_id)
+            let endpoint = Endpoint::start(addr, &config.worker_id, tasks)
                 .await
                 .map_err(|e| {
                     StartError(format!("XTRACT_HEALTH_ADDR: cannot listen on {addr}: {e}"))
@@ -97,7 +143,11 @@ pub async fn run(
     if !wait_for_database(&target, config, &mut signals, health.as_ref()).await? {
         return Ok(());
     }
-    let started = Started { signals, health };
+    let started = Started {
+        signals,
+        health,
+        tasks: tasks.clone(),
+    };
     match local {
         Some(store) => {
             tracing::info!("storing audio under {}", store.root().display());
@@ -137,6 +187,7 @@ pub struct Started {
     pub signals: Signals,
     /// `/health` and `/metrics`, when configured.
     pub health: Option<Endpoint>,
+    pub tasks: Tasks,
 }
 
 /// Why the database is not ready for the daemon.
@@ -161,7 +212,7 @@ async fn wait_for_database(
     signals: &mut Signals,
     health: Option<&Endpoint>,
 ) -> Result<bool, StartError> {
-    let mut delays = backoff();
+    let mut delays = crate::queue::db_backoff();
     let since = tokio::time::Instant::now();
     let mut said: Option<tokio::time::Instant> = None;
     loop {
@@ -321,27 +372,28 @@ async fn serve<S: AudioStore + Clone>(
     exit_when_idle: bool,
     started: Started,
 ) -> Result<(), StartError> {
+    let Started {
+        signals,
+        health,
+        tasks,
+    } = started;
     let metrics = Arc::new(Metrics::new());
     // Retention runs beside the worker with a connection of its own.
-    let stop_retention = CancellationToken::new();
-    let retention = match config.retention_days {
-        None => None,
-        Some(days) => {
-            let pool = target.pool(1).map_err(|e| StartError(e.to_string()))?;
-            let queue = Queue::new(pool, &config.worker_id, &config.egress_key);
-            let settings = RetentionSettings {
-                days,
-                audio: config.retention_audio,
-            };
-            Some(tokio::spawn(retention::run(
-                queue,
-                store.clone(),
-                settings,
-                metrics.clone(),
-                stop_retention.clone(),
-            )))
-        }
-    };
+    if let Some(days) = config.retention_days {
+        let pool = target.pool(1).map_err(|e| StartError(e.to_string()))?;
+        let queue = Queue::new(pool, &config.worker_id, &config.egress_key);
+        let settings = RetentionSettings {
+            days,
+            audio: config.retention_audio,
+        };
+        tasks.tracker.spawn(retention::run(
+            queue,
+            store.clone(),
+            settings,
+            metrics.clone(),
+            tasks.stop.clone(),
+        ));
+    }
     let pipeline_config = Live::new(PipelineConfig::from_config(config));
     let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(
@@ -371,14 +423,27 @@ async fn serve<S: AudioStore + Clone>(
         }
         Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
     };
+    // Signals around the worker: it only sees the shutdown they ask for.
+    let shutdown = Shutdown::default();
+    tasks.tracker.spawn(handle_signals(
+        signals,
+        shutdown.clone(),
+        reload,
+        tasks.stop.clone(),
+    ));
     let result = run_worker(
-        config, target, pipeline, settings, routes, reload, metrics, started,
+        config,
+        target,
+        pipeline,
+        settings,
+        routes,
+        metrics,
+        shutdown,
+        health.as_ref(),
+        &tasks,
     )
     .await;
-    stop_retention.cancel();
-    if let Some(task) = retention {
-        let _ = task.await;
-    }
+    drop(health);
     result
 }
 
@@ -404,8 +469,11 @@ fn log_egresses(config: &Config) {
     }
 }
 
-/// Starts the notifier and the worker loop for any job body; returns when
-/// the worker has drained. Used by the daemon and the queue benchmark.
+/// Starts the notifier and the worker loop for any job body, with systemd
+/// supervision; returns when the worker has drained (`shutdown`, or
+/// idleness with `exit_when_idle`). Its tasks run on `tasks` and stop with
+/// it. The claim follows `routes`, the egress pool's (platform, egress)
+/// pairs, which a reload replaces.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_worker<P: Processor>(
     config: &Config,
@@ -413,16 +481,15 @@ pub async fn run_worker<P: Processor>(
     processor: P,
     settings: WorkerSettings,
     routes: Live<EgressRoutes>,
-    reload: impl Fn() + Send + 'static,
     metrics: Arc<Metrics>,
-    started: Started,
+    shutdown: Shutdown,
+    health: Option<&Endpoint>,
+    tasks: &Tasks,
 ) -> Result<(), StartError> {
     let pool = target
         .pool(settings.concurrency + 4)
         .map_err(|e| StartError(e.to_string()))?;
-    let queue = Queue::new(pool.clone(), &config.worker_id, &config.egress_key)
-        .with_routes(routes)
-        .with_completer();
+    let queue = Queue::new(pool, &config.worker_id, &config.egress_key).with_routes(routes);
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());
@@ -433,11 +500,10 @@ pub async fn run_worker<P: Processor>(
         state: listener_state.clone(),
         ping_interval: config.poll_interval,
     };
-    let stop_listener = CancellationToken::new();
-    let listener = tokio::spawn(notifier.run(stop_listener.clone()));
-
-    let shutdown = Shutdown::default();
-    let signals = spawn_signal_handler(started.signals, shutdown.clone(), reload);
+    // The listener outlives the claiming: running jobs still hear cancels
+    // while they drain. It stops with the other tasks, after the worker.
+    let stop_tasks = tasks.stop.child_token();
+    tasks.tracker.spawn(notifier.run(stop_tasks.clone()));
     tracing::info!(
         worker = %config.worker_id,
         concurrency = settings.concurrency,
@@ -451,124 +517,62 @@ pub async fn run_worker<P: Processor>(
         cancels,
         metrics.clone(),
     );
-    if let Some(health) = &started.health {
+    if let Some(health) = health {
         health.running(HealthState {
             listener: listener_state.clone(),
-            stats: worker.stats(),
-            metrics,
+            metrics: metrics.clone(),
             queue: queue.clone(),
             worker_id: config.worker_id.clone(),
         });
     }
-    let supervisor = tokio::spawn(supervise(
-        queue.clone(),
-        worker.stats(),
-        listener_state.clone(),
-        config.poll_interval,
+    tasks.tracker.spawn(systemd::supervise(
+        systemd::Watched {
+            queue,
+            metrics,
+            loop_turns: worker.loop_turns(),
+            listener: listener_state,
+            poll: config.poll_interval,
+        },
+        stop_tasks.clone(),
     ));
     worker.run(shutdown).await;
-    supervisor.abort();
-    drop(started.health);
     systemd::notify("STOPPING=1");
-    stop_listener.cancel();
-    let _ = listener.await;
-    signals.abort();
-    tracing::info!("xtract stopped");
+    stop_tasks.cancel();
     Ok(())
 }
 
-/// Tells systemd when the daemon is ready (listening), what it is doing, and
-/// that the worker loop still turns (the watchdog restarts a wedged daemon).
-async fn supervise(
-    queue: Queue,
-    stats: Arc<WorkerStats>,
-    listener: Arc<ListenerState>,
-    poll: Duration,
-) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let watchdog = systemd::watchdog_interval();
-    let mut tick = tokio::time::interval(
-        watchdog
-            .unwrap_or(Duration::from_secs(5))
-            .min(Duration::from_secs(5)),
-    );
-    let under_systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
-    let mut ready = false;
-    let mut last_turns = 0;
-    let mut last_turn_at = tokio::time::Instant::now();
-    loop {
-        tick.tick().await;
-        let listening = listener.alive.load(Relaxed);
-        if listening && !ready {
-            systemd::notify("READY=1");
-            ready = true;
-        }
-        let turns = stats.loop_turns.load(Relaxed);
-        if turns != last_turns {
-            last_turns = turns;
-            last_turn_at = tokio::time::Instant::now();
-        }
-        // Only systemd reads the status line: spare the query otherwise.
-        let paused = if under_systemd && listening {
-            match tokio::time::timeout(Duration::from_secs(2), queue.paused_platforms()).await {
-                Ok(Ok(p)) if !p.is_empty() => format!(
-                    "; paused: {}",
-                    p.iter()
-                        .map(|(name, egress, until)| format!("{name} on {egress} until {until}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                _ => String::new(),
-            }
-        } else {
-            String::new()
-        };
-        let status = format!(
-            "STATUS={} running, {} completed, {} failed{}{paused}",
-            stats.running.load(Relaxed),
-            stats.completed.load(Relaxed),
-            stats.failed.load(Relaxed),
-            if listening {
-                ""
-            } else {
-                "; database unreachable, reconnecting"
-            }
-        );
-        systemd::notify(&status);
-        // The loop turns at least once per poll interval; a loop stuck for
-        // three of them is wedged, and systemd should restart us.
-        if watchdog.is_some() && last_turn_at.elapsed() < poll * 3 + Duration::from_secs(5) {
-            systemd::notify("WATCHDOG=1");
-        }
-    }
-}
-
-/// First SIGTERM/SIGINT: stop claiming and let running jobs finish within the
-/// grace period. A second one: stop the jobs now (they are released).
-/// SIGHUP: reload the configuration.
-fn spawn_signal_handler(
+/// First SIGTERM/SIGINT: stop claiming and let running jobs finish within
+/// the grace period. A second one: stop the jobs now (they are released).
+/// SIGHUP: reload the configuration. Ends with the daemon's other tasks.
+async fn handle_signals(
     mut signals: Signals,
     shutdown: Shutdown,
     reload: impl Fn() + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut seen = 0;
-        while let Some(signal) = signals.next().await {
-            if signal == SIGHUP {
-                reload();
-                continue;
-            }
-            seen += 1;
-            if seen == 1 {
-                tracing::info!(
-                    signal,
-                    "shutting down: no new jobs; running jobs may finish"
-                );
-                shutdown.stop_claiming.cancel();
-            } else {
-                tracing::info!(signal, "second signal: stopping running jobs now");
-                shutdown.stop_jobs.cancel();
-            }
+    stop: CancellationToken,
+) {
+    let mut seen = 0;
+    loop {
+        let signal = tokio::select! {
+            s = signals.next() => match s {
+                Some(s) => s,
+                None => return,
+            },
+            _ = stop.cancelled() => return,
+        };
+        if signal == SIGHUP {
+            reload();
+            continue;
         }
-    })
+        seen += 1;
+        if seen == 1 {
+            tracing::info!(
+                signal,
+                "shutting down: no new jobs; running jobs may finish"
+            );
+            shutdown.stop_claiming.cancel();
+        } else {
+            tracing::info!(signal, "second signal: stopping running jobs now");
+            shutdown.stop_jobs.cancel();
+        }
+    }
 }

@@ -16,16 +16,16 @@ use axum::routing::get;
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
+use super::daemon::Tasks;
 use crate::metrics::{EgressLabels, Metrics, StatusLabel};
 use crate::queue::notifier::ListenerState;
-use crate::queue::worker::WorkerStats;
 use crate::queue::Queue;
+use crate::sync::lock;
 
 /// What the endpoints read.
 pub struct HealthState {
     pub queue: Queue,
     pub listener: Arc<ListenerState>,
-    pub stats: Arc<WorkerStats>,
     pub metrics: Arc<Metrics>,
     pub worker_id: String,
 }
@@ -49,22 +49,25 @@ struct Slot {
 }
 
 impl Endpoint {
-    /// Listens on `addr` and answers at once (503 "starting").
-    pub async fn start(addr: SocketAddr, worker_id: &str) -> std::io::Result<Self> {
+    /// Listens on `addr` and answers at once (503 "starting"), on the
+    /// daemon's task tracker; it stops when dropped or with the daemon.
+    pub async fn start(addr: SocketAddr, worker_id: &str, tasks: &Tasks) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let slot = Arc::new(Slot {
             worker_id: worker_id.to_string(),
             waiting: Mutex::new("starting".into()),
             running: OnceLock::new(),
         });
-        let stop = CancellationToken::new();
-        tokio::spawn(serve(listener, slot.clone(), stop.clone()));
+        let stop = tasks.stop.child_token();
+        tasks
+            .tracker
+            .spawn(serve(listener, slot.clone(), stop.clone()));
         Ok(Endpoint { slot, stop })
     }
 
     /// What the starting daemon waits for, as `/health` says it.
     pub fn waiting(&self, what: &str) {
-        *self.slot.waiting.lock().unwrap_or_else(|p| p.into_inner()) = what.to_string();
+        *lock(&self.slot.waiting) = what.to_string();
     }
 
     /// The daemon runs: answer from its state.
@@ -103,11 +106,7 @@ async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String, St
 
 /// A daemon that has not started yet: unhealthy, and what it waits for.
 fn starting(slot: &Slot) -> Response {
-    let waiting = slot
-        .waiting
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let waiting = lock(&slot.waiting).clone();
     let body = serde_json::json!({
         "status": "starting",
         "waiting_for": waiting,
@@ -132,9 +131,9 @@ async fn health(State(slot): State<Arc<Slot>>) -> Response {
         "status": if healthy { "ok" } else { "unhealthy" },
         "database_connected": database,
         "listener_alive": listener,
-        "jobs_running": state.stats.running.load(Ordering::Relaxed),
-        "jobs_completed": state.stats.completed.load(Ordering::Relaxed),
-        "jobs_failed": state.stats.failed.load(Ordering::Relaxed),
+        "jobs_running": state.metrics.running.get(),
+        "jobs_completed": state.metrics.completed_total(),
+        "jobs_failed": state.metrics.failed_total(),
         "platforms_paused": paused
             .iter()
             .map(|(p, egress, until)| serde_json::json!({"platform": p, "egress": egress, "until": until}))

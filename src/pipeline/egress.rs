@@ -52,7 +52,7 @@ struct Shared {
 impl Shared {
     fn passes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
         // A panic while holding this lock cannot leave the map inconsistent.
-        self.passes.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.passes)
     }
 }
 

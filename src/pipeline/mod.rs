@@ -25,6 +25,7 @@ use crate::domain::{
 use crate::live::Live;
 use crate::queue::worker::{JobContext, JobReport, Processor};
 use crate::storage::{object_path, AudioStore};
+use crate::sync::AbortOnDrop;
 use url_rules::{JobUrl, UrlError, UrlPolicy};
 
 /// `audio_files.file_size` is INTEGER (the old service's table).
@@ -554,14 +555,6 @@ fn progress_reporter(ctx: &JobContext) -> (ytdlp::ProgressFn, AbortOnDrop) {
         let _ = tx.send(p);
     });
     (report, AbortOnDrop(writer))
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// A link to this machine or its private network (only accepted with

@@ -4,11 +4,15 @@
 
 pub mod admin;
 pub mod completer;
+mod executor;
 pub mod handle;
 pub mod notifier;
+pub mod outcome;
 pub mod pacing;
+mod rescuer;
 mod sql;
 pub mod worker;
+mod writeback;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -470,4 +474,10 @@ impl Queue {
         let stmt = client.prepare_cached(sql).await?;
         Ok(!client.query(&stmt, params).await?.is_empty())
     }
+}
+
+/// Delays between tries to reach the database: quick at first, capped at
+/// 5 s, for ever (the listener, the claim loop, the write-back).
+pub(crate) fn db_backoff() -> impl Iterator<Item = Duration> {
+    crate::sync::backoff(Duration::from_millis(100), Duration::from_secs(5))
 }

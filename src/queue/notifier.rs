@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use futures::StreamExt;
 use tokio::sync::{mpsc, Notify};
 use tokio_postgres::types::Type;
@@ -16,7 +15,9 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::db_backoff;
 use crate::db::{DbError, DbTarget};
+use crate::sync::{lock, AbortOnDrop};
 
 pub const JOBS_CHANNEL: &str = "xtract_jobs";
 
@@ -52,8 +53,7 @@ impl CancelRegistry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
 }
 
@@ -77,7 +77,7 @@ impl Notifier {
     /// Runs until `stop` is cancelled. Never fails: a lost connection is
     /// logged and re-established.
     pub async fn run(self, stop: CancellationToken) {
-        let mut delays = backoff();
+        let mut delays = db_backoff();
         loop {
             let session = self.session(&stop);
             let result = tokio::select! {
@@ -86,7 +86,7 @@ impl Notifier {
             };
             // A session that got as far as LISTEN starts the backoff afresh.
             if self.state.alive.swap(false, Ordering::SeqCst) {
-                delays = backoff();
+                delays = db_backoff();
             }
             match result {
                 Ok(()) => return,
@@ -108,28 +108,8 @@ impl Notifier {
 
     /// One connection's life: LISTEN, then dispatch until it breaks.
     async fn session(&self, stop: &CancellationToken) -> Result<(), DbError> {
-        let (client, mut connection) = self.target.connect().await?;
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        // The connection object yields notifications; it must be polled for
-        // the client's own queries to complete too.
-        let driver = tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        if tx.send(Ok(n)).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        let _abort_driver = AbortOnDrop(driver);
+        let (client, connection) = self.target.connect().await?;
+        let (mut rx, _driver) = drive(connection);
         client
             .batch_execute(&format!("LISTEN {JOBS_CHANNEL}; LISTEN {CANCEL_CHANNEL};"))
             .await?;
@@ -169,22 +149,37 @@ impl Notifier {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Reconnect delays: quick at first, capped at 5 s, forever.
-pub fn backoff() -> impl Iterator<Item = Duration> {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
-        .with_jitter()
-        .without_max_times()
-        .build()
+/// Drives a connection (which must be polled for the client's own queries
+/// to complete, and yields the notifications): each notification, or the
+/// error that ended the connection, arrives on the receiver. The driver
+/// task ends when the returned guard is dropped.
+fn drive(
+    mut connection: tokio_postgres::Connection<
+        tokio_postgres::Socket,
+        postgres_native_tls::TlsStream<tokio_postgres::Socket>,
+    >,
+) -> (
+    mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, tokio_postgres::Error>>,
+    AbortOnDrop,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            let sent = match message {
+                Ok(AsyncMessage::Notification(n)) => tx.send(Ok(n)),
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    (rx, AbortOnDrop(driver))
 }
 
 /// How long the LISTEN self-test waits for its own notification.
@@ -214,25 +209,8 @@ pub async fn listen_works(target: &DbTarget) -> Result<Duration, ListenError> {
     let channel = format!("xtract_selftest_{}", Uuid::new_v4().simple());
     let token = Uuid::new_v4().to_string();
 
-    let (listener, mut connection) = target.connect().await.map_err(ListenError::Connect)?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    // Notifications arrive through the connection object, which must be
-    // polled for the LISTEN itself to complete as well.
-    let driver = tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if tx.send(n).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    });
-    let _abort_driver = AbortOnDrop(driver);
+    let (listener, connection) = target.connect().await.map_err(ListenError::Connect)?;
+    let (mut rx, _driver) = drive(connection);
     listener
         .batch_execute(&format!("LISTEN {channel}"))
         .await
@@ -254,7 +232,7 @@ pub async fn listen_works(target: &DbTarget) -> Result<Duration, ListenError> {
         .map_err(|e| ListenError::Notify(e.into()))?;
 
     let arrived = async {
-        while let Some(n) = rx.recv().await {
+        while let Some(Ok(n)) = rx.recv().await {
             if n.channel() == channel && n.payload() == token {
                 return Ok(started.elapsed());
             }

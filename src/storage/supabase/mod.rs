@@ -12,7 +12,6 @@ mod tus;
 use std::path::Path;
 use std::time::Duration;
 
-use backon::BackoffBuilder;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Client, Method, RequestBuilder, Response};
 
@@ -276,13 +275,9 @@ impl SupabaseStorage {
     }
 }
 
+/// Delays between tries of a storage request.
 fn backoff() -> impl Iterator<Item = Duration> {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
+    crate::sync::backoff(Duration::from_millis(200), Duration::from_secs(10))
 }
 
 impl AudioStore for SupabaseStorage {
