@@ -146,65 +146,63 @@ impl Pacer {
         egresses: &[&str],
         max_wait: Duration,
     ) -> Result<Turn, DbError> {
+        /// Choosing again after a racing daemon took the slot chosen: each
+        /// loss is someone else's win, so a few rounds suffice.
+        const ROUNDS: usize = 20;
         let client = self.pool.get().await?;
         let spacing = (policy.min_interval + policy.draw_jitter()).as_secs_f64();
-        let max_wait_secs = max_wait.as_secs_f64();
         let platform_name = platform.as_str();
         let worker_id: &str = &self.worker_id;
-        let reserve = |statement| {
-            let client = &client;
-            async move {
-                let stmt = client.prepare_cached(statement).await?;
-                let row = client
-                    .query_opt(
-                        &stmt,
-                        &[
-                            &platform_name,
-                            &egresses,
-                            &spacing,
-                            &max_wait_secs,
-                            &self.job_id,
-                            &worker_id,
-                        ],
-                    )
-                    .await?;
-                Ok::<_, DbError>(row.map(|r| Turn::Go {
-                    egress: r.get(0),
-                    wait: Duration::from_secs_f64(r.get::<_, f64>(1).max(0.0)),
-                }))
-            }
-        };
-        // The usual case is the first statement. The others run when it
-        // took nothing: a new egress without its row yet, every egress
-        // being reserved by someone at this very moment, or all too far.
+        let stmt = client.prepare_cached(sql::RESERVE_EGRESS_SLOT).await?;
         let mut ensured = false;
-        loop {
-            if let Some(turn) = reserve(sql::RESERVE_EGRESS_SLOT).await? {
-                return Ok(turn);
-            }
-            let stmt = client.prepare_cached(sql::EGRESS_SLOTS).await?;
+        for _ in 0..ROUNDS {
             let row = client
-                .query_one(&stmt, &[&platform_name, &egresses])
+                .query_one(
+                    &stmt,
+                    &[
+                        &platform_name,
+                        &egresses,
+                        &spacing,
+                        &max_wait.as_secs_f64(),
+                        &self.job_id,
+                        &worker_id,
+                    ],
+                )
                 .await?;
-            let (rows, first_free): (i32, Option<f64>) = (row.get(0), row.get(1));
-            if (rows as usize) < egresses.len() && !ensured {
-                let stmt = client.prepare_cached(sql::ENSURE_PACING_ROWS).await?;
-                client.execute(&stmt, &[&platform_name, &egresses]).await?;
+            let egress: Option<String> = row.get("egress");
+            let first_free: Option<f64> = row.get("first_free");
+            let wait: Option<f64> = row.get("wait");
+            let known: i32 = row.get("known");
+            // A new egress has no row yet: it is free at once.
+            if (known as usize) < egresses.len() && !ensured {
+                let ensure = client.prepare_cached(sql::ENSURE_PACING_ROWS).await?;
+                client
+                    .execute(&ensure, &[&platform_name, &egresses])
+                    .await?;
                 ensured = true;
                 continue;
             }
-            let first_free = Duration::from_secs_f64(first_free.unwrap_or(0.0).max(0.0));
-            if first_free <= max_wait {
-                if let Some(turn) = reserve(sql::RESERVE_EGRESS_SLOT_WAITING).await? {
-                    return Ok(turn);
+            match (egress, wait) {
+                (Some(egress), Some(wait)) => {
+                    return Ok(Turn::Go {
+                        egress,
+                        wait: Duration::from_secs_f64(wait.max(0.0)),
+                    })
+                }
+                (None, _) => break,
+                (Some(_), None) => {
+                    let first = Duration::from_secs_f64(first_free.unwrap_or(0.0).max(0.0));
+                    if first > max_wait {
+                        return Ok(Turn::Defer(first));
+                    }
+                    // A racing daemon took that slot first: choose again.
                 }
             }
-            // Never below the limit, or the caller would wait instead of
-            // defer.
-            return Ok(Turn::Defer(
-                first_free.max(max_wait + Duration::from_millis(1)),
-            ));
         }
+        // No egress at all, or lost every race (never seen): come back
+        // later rather than hold the worker slot. Never below the limit,
+        // or the caller would wait instead of defer.
+        Ok(Turn::Defer(max_wait + Duration::from_millis(1)))
     }
 
     /// No requests to `platform` through `egress` for `cooldown`; its other

@@ -329,69 +329,56 @@ UPDATE processing_jobs
 SET progress_percent = $3
 WHERE id = $1 AND locked_by = $2 AND status = 'processing'";
 
-/// The choose-and-reserve statement, with the lock clause of its pick.
-macro_rules! reserve_egress_slot {
-    ($lock:literal) => {
-        concat!(
-            "
+/// Chooses and reserves in one statement: of the egresses `$2` that
+/// platform `$1` may use, the one whose next request slot comes first
+/// (paused ones count from the end of their pause; on a tie, the one idle
+/// longest), takes that slot and moves its next free slot `$3` seconds
+/// after it, and records the egress on job `$5` while worker `$6` holds
+/// it. One row comes back, always:
+/// - `egress`: the egress chosen (null when none of them has a pacing row
+///   yet); `first_free`: in how many seconds its slot starts;
+/// - `wait`: set when the slot was taken; null when it is more than `$4`
+///   seconds away (the job is deferred, and a slot nobody uses does not
+///   push later requests back), or when a racing daemon took that very
+///   slot between this statement's look and its update: the update takes
+///   a row only while its slot is still the one chosen (a row being
+///   updated is waited for and looked at again), so no slot is ever
+///   booked twice, and the caller simply chooses again;
+/// - `known`: how many of the egresses have a pacing row (a new egress
+///   has none until ENSURE_PACING_ROWS).
+pub const RESERVE_EGRESS_SLOT: &str = "
 WITH pick AS (
-    SELECT egress_key
+    SELECT egress_key, greatest(next_request_at, paused_until, now()) AS free_at
     FROM xtract.platform_pacing
     WHERE platform = $1 AND egress_key = ANY ($2::text[])
-    ORDER BY greatest(next_request_at, paused_until, now()), next_request_at, egress_key
+    ORDER BY free_at, next_request_at, egress_key
     LIMIT 1
-    ",
-            $lock,
-            "
 ), taken AS (
     UPDATE xtract.platform_pacing AS p
-    SET next_request_at = greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
-                          + make_interval(secs => $3::float8),
+    SET next_request_at = pick.free_at + make_interval(secs => $3::float8),
         updated_at = now()
     FROM pick
     WHERE p.platform = $1
       AND p.egress_key = pick.egress_key
-      AND greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
-          <= now() + make_interval(secs => $4::float8)
-    RETURNING p.egress_key, greatest(extract(epoch FROM p.next_request_at - now()) - $3::float8, 0)::float8 AS wait
+      AND greatest(p.next_request_at, p.paused_until, now()) = pick.free_at
+      AND pick.free_at <= now() + make_interval(secs => $4::float8)
+    RETURNING p.egress_key
 ), served AS (
     UPDATE processing_jobs AS j
     SET egress = taken.egress_key
     FROM taken
     WHERE j.id = $5 AND j.locked_by = $6 AND j.egress IS DISTINCT FROM taken.egress_key
 )
-SELECT egress_key, wait FROM taken"
-        )
-    };
-}
-
-/// Chooses and reserves in one statement: of the egresses `$2` that
-/// platform `$1` may use, the one whose next request slot comes first
-/// (paused ones count from the end of their pause; on a tie, the one idle
-/// longest), takes that slot and moves its next free slot `$3` seconds
-/// after it. Returns the egress and how many seconds from now the slot
-/// starts, and records the egress on job `$5` while worker `$6` holds it.
-///
-/// The row lock serialises daemons, so every caller gets its own slot.
-/// SKIP LOCKED: a row another daemon is reserving right now is passed
-/// over for the next best egress rather than waited for. No row comes back
-/// when that slot is more than `$4` seconds away (the job is deferred, and
-/// a slot nobody uses does not push later requests back), when every row
-/// is locked, or when a row is missing: EGRESS_SLOTS tells which.
-pub const RESERVE_EGRESS_SLOT: &str = reserve_egress_slot!("FOR UPDATE SKIP LOCKED");
-
-/// RESERVE_EGRESS_SLOT, waiting for a locked row instead of passing it
-/// over: when every egress is being reserved by someone at this moment.
-pub const RESERVE_EGRESS_SLOT_WAITING: &str = reserve_egress_slot!("FOR UPDATE");
-
-/// Why RESERVE_EGRESS_SLOT took nothing: how many of the egresses `$2` of
-/// platform `$1` have a pacing row, and in how many seconds (0 or more) the
-/// first of them is free, counting pauses.
-pub const EGRESS_SLOTS: &str = "
-SELECT count(*)::int4,
-       greatest(extract(epoch FROM min(greatest(next_request_at, paused_until, now())) - now()), 0)::float8
-FROM xtract.platform_pacing
-WHERE platform = $1 AND egress_key = ANY ($2::text[])";
+SELECT pick.egress_key AS egress,
+       greatest(extract(epoch FROM pick.free_at - now()), 0)::float8 AS first_free,
+       CASE WHEN taken.egress_key IS NOT NULL
+            THEN greatest(extract(epoch FROM pick.free_at - now()), 0)::float8 END AS wait,
+       (SELECT count(*)::int4
+        FROM xtract.platform_pacing
+        WHERE platform = $1 AND egress_key = ANY ($2::text[])) AS known
+FROM (SELECT 1) AS one
+LEFT JOIN pick ON true
+LEFT JOIN taken ON true";
 
 /// A row when platform `$1` is paused on egress `$2` now.
 pub const EGRESS_PAUSED: &str = "
