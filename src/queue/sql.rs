@@ -75,13 +75,18 @@ WITH usable_at AS (
           AND p.egress_key = e.egress_key
           AND p.paused_until > now()
     GROUP BY e.platform
+), waiting AS (
+    -- Per platform first: one row each to join, not one per job.
+    SELECT platform, min(run_after) AS run_after
+    FROM processing_jobs
+    WHERE status = 'pending'
+      AND locked_by IS NULL
+    GROUP BY platform
 )
-SELECT min(greatest(j.run_after, u.at))
-FROM processing_jobs AS j
-LEFT JOIN usable_at AS u ON u.platform = j.platform
-WHERE j.status = 'pending'
-  AND j.locked_by IS NULL
-  AND (j.platform IS NULL OR u.platform IS NOT NULL)";
+SELECT min(greatest(w.run_after, u.at))
+FROM waiting AS w
+LEFT JOIN usable_at AS u ON u.platform = w.platform
+WHERE w.platform IS NULL OR u.platform IS NOT NULL";
 
 /// Still ours? Returns the job's status while this worker holds it: not
 /// `processing` once someone cancelled it, set it back to pending or marked
