@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pipeline;
 pub mod queue;
+pub mod settings;
 pub mod storage;
 pub mod sync;
 

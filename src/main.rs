@@ -119,7 +119,9 @@ struct ToolsPlace {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(path) = &cli.env_file {
-        if let Err(e) = dotenvy::from_path(path) {
+        // One env-file mechanism: --env-file names the file XTRACT_ENV_FILE
+        // would, so the start and every reload (SIGHUP) read the same one.
+        if let Err(e) = dotenvy::from_path_iter(path) {
             let e = CliError::new(
                 Kind::Usage,
                 "--env-file",
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
             eprintln!("{e}");
             return e.kind.exit_code();
         }
+        std::env::set_var("XTRACT_ENV_FILE", path);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

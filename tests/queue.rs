@@ -456,8 +456,8 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
     standin.set_error("before", network);
     standin.set_error("after", network);
     let client = db.client().await;
-    // As installed: the env file names the platform file, and a reload
-    // reads the env file again.
+    // As installed: the env file (given with --env-file, as the unit does)
+    // names the platform file, and a reload reads the same env file again.
     let (one, two) = (standin.path("one.toml"), standin.path("two.toml"));
     std::fs::write(&one, "[other]\nmax_attempts = 1\n").unwrap();
     std::fs::write(&two, "[other]\nmax_attempts = 2\n").unwrap();
@@ -467,11 +467,9 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
         format!("XTRACT_PLATFORMS_FILE={}\n", one.display()),
     )
     .unwrap();
-    let mut options = DaemonOptions::new(&standin.script);
-    options
-        .extra_env
-        .push(("XTRACT_ENV_FILE".into(), env_file.display().to_string()));
-    let daemon = Daemon::start(&db.url, &options);
+    let options = DaemonOptions::new(&standin.script);
+    let env_arg = env_file.display().to_string();
+    let daemon = Daemon::spawn(&db.url, &options, &["--env-file", &env_arg, "run"]);
 
     let running = db.enqueue(&client, "http://127.0.0.1:9/block/long").await;
     standin.blocked_pid("long").await;

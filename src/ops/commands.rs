@@ -61,8 +61,8 @@ pub struct Waited {
 /// sites allowed or not, private addresses only where allowed).
 pub fn check_link(config: &crate::ops::config::Config, url: &str) -> Result<(), String> {
     use crate::domain::Platform;
-    use crate::pipeline::{url_rules, PipelineConfig};
-    let pipeline = PipelineConfig::from_config(config);
+    use crate::pipeline::url_rules;
+    let pipeline = config.pipeline();
     let link = url_rules::parse_job_url(url, &pipeline.url_policy()).map_err(|e| e.to_string())?;
     if link.platform != Platform::Other && !pipeline.platforms.get(link.platform).enabled {
         return Err(format!(

@@ -6,48 +6,19 @@ use std::time::Duration;
 
 use crate::domain::platform::read_document;
 use crate::domain::{AudioFormat, EgressPool, PlatformTable};
+use crate::pipeline::PipelineConfig;
+use crate::settings::{err, parse, parse_opt};
+pub use crate::settings::{ConfigError, Secret};
+pub use crate::storage::supabase::SupabaseSettings;
 
 /// The largest XTRACT_MAX_FILESIZE_MB: `audio_files.file_size` is INTEGER,
 /// so a file must stay under 2 GiB.
 pub const MAX_FILESIZE_MB_LIMIT: u64 = 2047;
 
-/// A value that must never reach a log line: `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration: {var}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
-}
-
 /// The longest duration any setting may have: 30 days.
 const MAX_SECS: f64 = 30.0 * 24.0 * 3600.0;
 /// The shortest period of anything that repeats (poll, heartbeat, retry).
 const MIN_PERIOD_SECS: f64 = 0.05;
-
-fn err(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        reason: reason.into(),
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageKind {
@@ -59,17 +30,6 @@ pub enum StorageKind {
 pub enum LogFormat {
     Human,
     Json,
-}
-
-/// Supabase Storage (XTRACT_STORAGE=supabase).
-#[derive(Debug, Clone)]
-pub struct SupabaseSettings {
-    /// `https://<project>.supabase.co`
-    pub url: url::Url,
-    pub service_role_key: Secret,
-    pub bucket: String,
-    /// Files larger than this go up with resumable (TUS) uploads.
-    pub resumable_threshold: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +120,33 @@ impl Config {
             }
         }
         Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The pipeline's part of the configuration.
+    pub fn pipeline(&self) -> PipelineConfig {
+        let c = self;
+        PipelineConfig {
+            ytdlp: c.ytdlp.clone(),
+            ffmpeg: c.ffmpeg.clone(),
+            ffprobe: c.ffprobe.clone(),
+            work_dir: c.work_dir.clone(),
+            allow_private_urls: c.allow_private_urls,
+            platforms: c.platforms.clone(),
+            audio_format: c.audio_format,
+            limits: crate::pipeline::ytdlp::Limits {
+                max_duration: c.max_duration,
+                max_filesize_bytes: c.max_filesize_bytes,
+            },
+            strategies: crate::pipeline::strategy::StrategyOptions {
+                cookies_dir: c.cookies_dir.clone(),
+                impersonate: c.impersonate.clone(),
+            },
+            pacing_max_wait: c.pacing_max_wait,
+            dedup: c.dedup,
+            warm_ytdlp: c.warm_ytdlp,
+            ytdlp_cache_dir: c.ytdlp_cache_dir.clone(),
+            egress: c.egress.clone(),
+        }
     }
 
     /// The programs a job runs must exist: the first one missing, named.
@@ -265,20 +252,13 @@ impl Config {
                 ))
             }
         };
-        let concurrency = match get("XTRACT_CONCURRENCY") {
-            None => 2,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=256).contains(n))
-                .ok_or_else(|| {
-                    err(
-                        "XTRACT_CONCURRENCY",
-                        format!("'{v}' is not a number from 1 to 256"),
-                    )
-                })?,
-        };
+        let concurrency = parse(
+            &get,
+            "XTRACT_CONCURRENCY",
+            2usize,
+            |n| (1..=256).contains(n),
+            "a number from 1 to 256",
+        )?;
         let platforms_file = get("XTRACT_PLATFORMS_FILE").map(PathBuf::from);
         let egress_key = get("XTRACT_EGRESS_KEY").unwrap_or_else(hostname);
         // One read of the file for both its parts, so a reload never pairs
@@ -307,25 +287,17 @@ impl Config {
                 "must be shorter than XTRACT_LEASE_SECS",
             ));
         }
-        let max_filesize_mb = match get("XTRACT_MAX_FILESIZE_MB") {
-            None => 500,
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                // audio_files.file_size is INTEGER (the old service's
-                // contract): nothing of 2 GiB or more can be recorded.
-                .filter(|n| (1..=MAX_FILESIZE_MB_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    err(
-                        "XTRACT_MAX_FILESIZE_MB",
-                        format!(
-                            "'{v}' is not a whole number of megabytes from 1 to {MAX_FILESIZE_MB_LIMIT} \
-                             (audio_files.file_size is an INTEGER column)"
-                        ),
-                    )
-                })?,
-        };
+        // audio_files.file_size is INTEGER (the old service's contract):
+        // nothing of 2 GiB or more can be recorded.
+        let max_filesize_mb = parse(
+            &get,
+            "XTRACT_MAX_FILESIZE_MB",
+            500u64,
+            |n| (1..=MAX_FILESIZE_MB_LIMIT).contains(n),
+            &format!(
+                "a whole number of megabytes from 1 to {MAX_FILESIZE_MB_LIMIT} (audio_files.file_size is an INTEGER column)"
+            ),
+        )?;
         let audio_format = match get("XTRACT_AUDIO_FORMAT") {
             None => AudioFormat::M4a,
             Some(v) => v
@@ -408,56 +380,33 @@ impl Config {
             impersonate: get("XTRACT_IMPERSONATE"),
             ytdlp_channel,
             ytdlp_plugins,
-            supabase: supabase_settings(&get),
-            max_pending_per_user: match get("XTRACT_MAX_PENDING_PER_USER") {
-                None => 20,
-                Some(v) => v
-                    .trim()
-                    .parse::<i32>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| {
-                        err(
-                            "XTRACT_MAX_PENDING_PER_USER",
-                            format!("'{v}' is not a whole number from 1"),
-                        )
-                    })?,
-            },
-            max_pauses: match get("XTRACT_MAX_PAUSES") {
-                None => 6,
-                Some(v) => v
-                    .trim()
-                    .parse::<i32>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| {
-                        err("XTRACT_MAX_PAUSES", format!("'{v}' is not a whole number"))
-                    })?,
-            },
-            health_addr: match get("XTRACT_HEALTH_ADDR") {
-                None => None,
-                Some(v) => Some(v.trim().parse().map_err(|_| {
-                    err(
-                        "XTRACT_HEALTH_ADDR",
-                        format!("'{v}' is not an address like 127.0.0.1:9464"),
-                    )
-                })?),
-            },
-            retention_days: match get("XTRACT_RETENTION_DAYS") {
-                None => None,
-                Some(v) => Some(
-                    v.trim()
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| (1..=36500).contains(n))
-                        .ok_or_else(|| {
-                            err(
-                                "XTRACT_RETENTION_DAYS",
-                                format!("'{v}' is not a whole number of days from 1"),
-                            )
-                        })?,
-                ),
-            },
+            supabase: SupabaseSettings::from_lookup(&get),
+            max_pending_per_user: parse(
+                &get,
+                "XTRACT_MAX_PENDING_PER_USER",
+                20i32,
+                |n| *n >= 1,
+                "a whole number from 1",
+            )?,
+            max_pauses: parse(
+                &get,
+                "XTRACT_MAX_PAUSES",
+                6i32,
+                |n| *n >= 0,
+                "a whole number",
+            )?,
+            health_addr: parse_opt(
+                &get,
+                "XTRACT_HEALTH_ADDR",
+                |_| true,
+                "an address like 127.0.0.1:9464",
+            )?,
+            retention_days: parse_opt(
+                &get,
+                "XTRACT_RETENTION_DAYS",
+                |d| (1..=36500).contains(d),
+                "a whole number of days from 1",
+            )?,
             retention_audio: flag("XTRACT_RETENTION_AUDIO")?,
             dedup: match get("XTRACT_DEDUP") {
                 None => true,
@@ -480,76 +429,6 @@ impl Config {
         }
         Ok(config)
     }
-}
-
-/// Reads the Supabase Storage settings. Errors are kept, not raised: only
-/// the daemon with XTRACT_STORAGE=supabase needs them.
-fn supabase_settings(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<SupabaseSettings, ConfigError> {
-    let raw = get("SUPABASE_URL")
-        .ok_or_else(|| err("SUPABASE_URL", "not set (https://<project>.supabase.co)"))?;
-    let url = url::Url::parse(raw.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| err("SUPABASE_URL", format!("'{raw}' is not an http(s) URL")))?;
-    // The project URL: xtract adds /storage/v1 itself. A path here (the
-    // Storage URL copied from the dashboard) would make every request miss,
-    // and look like a missing bucket.
-    if !matches!(url.path(), "" | "/") {
-        return Err(err(
-            "SUPABASE_URL",
-            format!(
-                "'{raw}' has a path ({}); give the project URL alone, https://<ref>.supabase.co",
-                url.path()
-            ),
-        ));
-    }
-    let key = match (
-        get("SUPABASE_SERVICE_ROLE_KEY"),
-        get("SUPABASE_SERVICE_ROLE_KEY_FILE"),
-    ) {
-        (Some(k), _) => k.trim().to_string(),
-        // systemd credentials (LoadCredential=) arrive as a file.
-        (None, Some(path)) => std::fs::read_to_string(path.trim())
-            .map_err(|e| {
-                err(
-                    "SUPABASE_SERVICE_ROLE_KEY_FILE",
-                    format!("cannot read {path}: {e}"),
-                )
-            })?
-            .trim()
-            .to_string(),
-        (None, None) => {
-            return Err(err(
-                "SUPABASE_SERVICE_ROLE_KEY",
-                "not set (or set SUPABASE_SERVICE_ROLE_KEY_FILE)",
-            ))
-        }
-    };
-    if key.is_empty() {
-        return Err(err("SUPABASE_SERVICE_ROLE_KEY", "is empty"));
-    }
-    let threshold_mb = match get("XTRACT_RESUMABLE_THRESHOLD_MB") {
-        None => 6.0,
-        Some(v) => v
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|n| *n >= 0.0)
-            .ok_or_else(|| {
-                err(
-                    "XTRACT_RESUMABLE_THRESHOLD_MB",
-                    format!("'{v}' is not a number of megabytes"),
-                )
-            })?,
-    };
-    Ok(SupabaseSettings {
-        url,
-        service_role_key: Secret::new(key),
-        bucket: get("XTRACT_STORAGE_BUCKET").unwrap_or_else(|| "audio-files".into()),
-        resumable_threshold: (threshold_mb * 1024.0 * 1024.0) as u64,
-    })
 }
 
 /// `host:pid`, unique enough among daemons and readable in the dashboard.

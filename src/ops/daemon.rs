@@ -20,7 +20,7 @@ use crate::db::{is_connection_error, migrate, schema, DbTarget};
 use crate::domain::EgressRoutes;
 use crate::live::Live;
 use crate::metrics::Metrics;
-use crate::pipeline::{MediaPipeline, PipelineConfig};
+use crate::pipeline::MediaPipeline;
 use crate::queue::admin;
 use crate::queue::notifier::{
     listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
@@ -394,7 +394,7 @@ async fn serve<S: AudioStore + Clone>(
             tasks.stop.clone(),
         ));
     }
-    let pipeline_config = Live::new(PipelineConfig::from_config(config));
+    let pipeline_config = Live::new(config.pipeline());
     let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(
             "XTRACT_WORK_DIR: cannot use {}: {e}",
@@ -412,7 +412,7 @@ async fn serve<S: AudioStore + Clone>(
     // started with (their egress included).
     let reload = move || match running_config.reload() {
         Ok(new) => {
-            pipeline_config.set(PipelineConfig::from_config(&new));
+            pipeline_config.set(new.pipeline());
             platforms.set(new.platforms.clone());
             reload_routes.set(new.egress.routes());
             tracing::info!("configuration reloaded");

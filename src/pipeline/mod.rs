@@ -55,31 +55,6 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    pub fn from_config(c: &crate::ops::config::Config) -> Self {
-        PipelineConfig {
-            ytdlp: c.ytdlp.clone(),
-            ffmpeg: c.ffmpeg.clone(),
-            ffprobe: c.ffprobe.clone(),
-            work_dir: c.work_dir.clone(),
-            allow_private_urls: c.allow_private_urls,
-            platforms: c.platforms.clone(),
-            audio_format: c.audio_format,
-            limits: ytdlp::Limits {
-                max_duration: c.max_duration,
-                max_filesize_bytes: c.max_filesize_bytes,
-            },
-            strategies: strategy::StrategyOptions {
-                cookies_dir: c.cookies_dir.clone(),
-                impersonate: c.impersonate.clone(),
-            },
-            pacing_max_wait: c.pacing_max_wait,
-            dedup: c.dedup,
-            warm_ytdlp: c.warm_ytdlp,
-            ytdlp_cache_dir: c.ytdlp_cache_dir.clone(),
-            egress: c.egress.clone(),
-        }
-    }
-
     pub fn url_policy(&self) -> UrlPolicy {
         UrlPolicy {
             allow_other: self.platforms.get(Platform::Other).enabled,

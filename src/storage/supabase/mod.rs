@@ -7,6 +7,7 @@
 
 mod errors;
 mod key;
+mod settings;
 mod tus;
 
 use std::path::Path;
@@ -17,10 +18,10 @@ use reqwest::{Client, Method, RequestBuilder, Response};
 
 pub use errors::{human_size, StorageError};
 pub use key::KeyKind;
+pub use settings::SupabaseSettings;
 
 use super::{AudioStore, StoredObject};
 use crate::domain::JobError;
-use crate::ops::config::SupabaseSettings;
 
 /// What the bucket says about itself (read at start).
 #[derive(Debug, Clone, serde::Deserialize)]
