@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::domain::{ErrorCode, Platform};
+use crate::domain::Platform;
 
 /// Every platform label a job can carry.
 const PLATFORMS: [&str; 5] = [
@@ -25,10 +25,20 @@ pub struct PlatformLabel {
     pub platform: String,
 }
 
+/// A platform and the egress its requests went out through (`none` when
+/// no request left: audio reused, a local link).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EgressLabels {
+    pub platform: String,
+    pub egress: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub platform: String,
     pub error_code: String,
+    /// The egress of the attempt (see [`EgressLabels`]).
+    pub egress: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,7 +55,9 @@ pub struct RetentionLabel {
 pub struct Metrics {
     pub registry: Registry,
     pub claimed: Family<PlatformLabel, Counter>,
-    pub completed: Family<PlatformLabel, Counter>,
+    /// Count with [`Metrics::count_completed`], which keeps the total.
+    pub completed: Family<EgressLabels, Counter>,
+    /// Count with [`Metrics::count_failed`], which keeps the total.
     pub failed: Family<OutcomeLabels, Counter>,
     pub retried: Family<OutcomeLabels, Counter>,
     pub duration: Family<PlatformLabel, Histogram>,
@@ -55,10 +67,15 @@ pub struct Metrics {
     pub listener_up: Gauge,
     pub listener_reconnects: Gauge,
     pub queue_depth: Family<StatusLabel, Gauge>,
-    pub platform_paused: Family<PlatformLabel, Gauge>,
-    pub platform_pauses: Family<PlatformLabel, Counter>,
+    pub platform_paused: Family<EgressLabels, Gauge>,
+    pub platform_pauses: Family<EgressLabels, Counter>,
     pub retention_deleted: Family<RetentionLabel, Counter>,
     pub extractor_outdated: Family<PlatformLabel, Counter>,
+    /// All completed and failed jobs, whatever their labels (the `egress`
+    /// label takes any name, so the families cannot be summed by listing
+    /// their label sets). Not exported: `/health` and systemd read them.
+    completed_sum: Counter,
+    failed_sum: Counter,
 }
 
 impl Default for Metrics {
@@ -84,6 +101,8 @@ impl Metrics {
             claimed: Family::default(),
             completed: Family::default(),
             failed: Family::default(),
+            completed_sum: Counter::default(),
+            failed_sum: Counter::default(),
             retried: Family::default(),
             duration,
             pickup_latency,
@@ -104,17 +123,17 @@ impl Metrics {
         );
         registry.register(
             "jobs_completed",
-            "Jobs completed, by platform",
+            "Jobs completed, by platform and the egress of their download (none: no request left)",
             m.completed.clone(),
         );
         registry.register(
             "jobs_failed",
-            "Jobs failed for good, by platform and error code",
+            "Jobs failed for good, by platform, error code and the egress of the last attempt",
             m.failed.clone(),
         );
         registry.register(
             "jobs_retried",
-            "Jobs put back to pending for a retry or a platform pause",
+            "Jobs put back to pending for a retry or a platform pause, by platform, error code and egress",
             m.retried.clone(),
         );
         registry.register(
@@ -154,12 +173,12 @@ impl Metrics {
         );
         registry.register(
             "platform_paused",
-            "1 while a platform is paused for this egress",
+            "1 while a platform is paused on one of this daemon's egresses, per platform and egress",
             m.platform_paused.clone(),
         );
         registry.register(
             "platform_pauses",
-            "Pauses started by this daemon after a rate limit",
+            "Pauses started by this daemon after a rate limit, per platform and egress",
             m.platform_pauses.clone(),
         );
         registry.register(
@@ -180,26 +199,27 @@ impl Metrics {
         sum_by_platform(&self.claimed)
     }
 
+    /// A job completed.
+    pub fn count_completed(&self, labels: &EgressLabels) {
+        self.completed.get_or_create(labels).inc();
+        self.completed_sum.inc();
+    }
+
+    /// A job failed for good.
+    pub fn count_failed(&self, labels: &OutcomeLabels) {
+        self.failed.get_or_create(labels).inc();
+        self.failed_sum.inc();
+    }
+
     /// Jobs completed since start, all platforms (for `/health` and
     /// systemd's status line).
     pub fn completed_total(&self) -> u64 {
-        sum_by_platform(&self.completed)
+        self.completed_sum.get()
     }
 
     /// Jobs failed for good since start, all platforms and codes.
     pub fn failed_total(&self) -> u64 {
-        let mut total = 0;
-        for platform in PLATFORMS {
-            for code in ErrorCode::ALL {
-                if let Some(c) = self.failed.get(&OutcomeLabels {
-                    platform: platform.to_string(),
-                    error_code: code.as_str().into(),
-                }) {
-                    total += c.get();
-                }
-            }
-        }
-        total
+        self.failed_sum.get()
     }
 
     pub fn encode(&self) -> String {

@@ -289,6 +289,101 @@ async fn behind_a_transaction_pooler_the_daemon_refuses_and_doctor_says_why() {
     assert!(line(&ran, "ok    listen").contains("round trip"), "{ran}");
 }
 
+/// Each proxy of the egress pool gets one request through it to a neutral
+/// page that says which address asked: a proxy that answers is ok with its
+/// exit address, a refused password or a dead port fails, two egresses
+/// leaving from one address are a warning, and so is a platforms file with
+/// passwords that every user may read. No password is ever printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_proxy_and_never_prints_its_password() {
+    use support::proxy_double::StandInProxy;
+    let db = TestDb::start().await;
+    // The neutral page, reached directly: this machine's own address.
+    let trace = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trace_addr = trace.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async { "fl=1\nip=198.51.100.9\n" });
+        axum::serve(trace, app).await.unwrap();
+    });
+    let good = StandInProxy::http(Some(("alice", "s3cret-one")), "203.0.113.7").await;
+    let refused = StandInProxy::http(Some(("bob", "the-right-one")), "203.0.113.8").await;
+    let socks = StandInProxy::socks5(Some(("carol", "s3cret-three")), "203.0.113.7").await;
+    let dead = format!(
+        "http://dave:s3cret-four@127.0.0.1:{}",
+        xtract::ops::localpg::free_port().unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("platforms.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[egress.res1]\nproxy = \"{}\"\n[egress.res2]\nproxy = \"{}\"\n\
+             [egress.res3]\nproxy = \"{}\"\nplatforms = [\"tiktok\"]\n[egress.res4]\nproxy = \"{dead}\"\n",
+            good.url(),
+            refused.url_with("bob", "wr0ng-one"),
+            socks.url(),
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut opts = options();
+    opts.extra_env = vec![
+        ("XTRACT_PLATFORMS_FILE".into(), file.display().to_string()),
+        (
+            "XTRACT_EGRESS_CHECK_URL".into(),
+            format!("http://{trace_addr}/cdn-cgi/trace"),
+        ),
+    ];
+    let ran = xtract(&db.url, &opts, &["doctor"]).await;
+    assert!(!ran.status.success(), "{ran}");
+    let egress: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter(|l| l.contains("  egress "))
+        .collect();
+    let find = |prefix: &str| {
+        egress
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix:?}:\n{ran}"))
+            .to_string()
+    };
+    let res1 = find("ok    egress        res1 http://alice:***@127.0.0.1:");
+    assert!(
+        res1.contains("exit address 203.0.113.7; serves instagram, tiktok, youtube"),
+        "{res1}"
+    );
+    let res3 = find("ok    egress        res3 socks5h://carol:***@127.0.0.1:");
+    assert!(res3.ends_with("serves tiktok"), "{res3}");
+    let res2 = find("FAIL  egress        res2 http://bob:***@");
+    assert!(
+        res2.contains("refused its user and password (407)"),
+        "{res2}"
+    );
+    let res4 = find("FAIL  egress        res4 http://dave:***@");
+    assert!(res4.contains("cannot connect"), "{res4}");
+    let same = find("warn  egress        res1 and res3 leave from the same address 203.0.113.7");
+    assert!(!same.contains("this machine"), "{same}");
+    let readable = find("warn  egress");
+    assert!(
+        egress
+            .iter()
+            .any(|l| l.contains("every local user may read it (mode 644)")),
+        "{readable}\n{ran}"
+    );
+    // One request each, through the proxy, with the file's credentials.
+    assert_eq!(good.seen().len(), 1);
+    assert!(good.seen()[0].authorized);
+    assert!(!refused.seen()[0].authorized);
+    let all = format!("{}{}", ran.stdout, ran.stderr);
+    for secret in ["s3cret-one", "wr0ng-one", "s3cret-three", "s3cret-four"] {
+        assert!(!all.contains(secret), "{secret} printed:\n{ran}");
+    }
+}
+
 // ---- dev mode ----
 
 /// The README's run command (`scripts/demo` runs exactly this): from an
@@ -802,7 +897,8 @@ async fn dashboard_views_say_what_waits_what_failed_and_what_is_paused() {
 
     let paused = client
         .query(
-            "SELECT platform, egress, paused_until IS NOT NULL, pause_reason, next_free_slot >= now()
+            "SELECT platform, egress, paused_until IS NOT NULL, pause_reason, next_free_slot >= now(),
+                    hint, last_change <= now()
              FROM xtract.platform_status ORDER BY platform",
             &[],
         )
@@ -815,6 +911,10 @@ async fn dashboard_views_say_what_waits_what_failed_and_what_is_paused() {
         Some("rate limited")
     );
     assert!(row("tiktok").get::<_, bool>(4));
+    // With a pool, one egress's pause is not the platform's.
+    let hint: String = row("tiktok").get(5);
+    assert!(hint.contains("other egresses"), "{hint}");
+    assert!(row("tiktok").get::<_, bool>(6));
     // A pause that ended shows as none.
     assert!(!row("instagram").get::<_, bool>(2));
     assert_eq!(row("instagram").get::<_, Option<String>>(3), None);

@@ -515,7 +515,7 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         .unwrap()
         .pool(2)
         .unwrap();
-    let pacer = xtract::queue::Queue::new(pool, "worker", "test").pacer();
+    let pacer = xtract::queue::Queue::new(pool, "worker", "test").pacer(uuid::Uuid::nil());
     let max_wait = SECS(15);
     let policy = PlatformPolicy {
         min_interval: SECS(10),
@@ -540,22 +540,25 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
         secs
     };
     let first = pacer
-        .reserve(Platform::TikTok, &policy, max_wait)
+        .reserve(Platform::TikTok, &policy, &["test"], max_wait)
         .await
-        .unwrap();
+        .unwrap()
+        .wait();
     assert!(first < SECS(1), "{first:?}");
     let second = pacer
-        .reserve(Platform::TikTok, &policy, max_wait)
+        .reserve(Platform::TikTok, &policy, &["test"], max_wait)
         .await
-        .unwrap();
+        .unwrap()
+        .wait();
     assert!((SECS(9)..=SECS(10)).contains(&second), "{second:?}");
     let booked = next().await;
     // The third slot would start in 20 s: more than 15, so deferred.
     for _ in 0..3 {
         let third = pacer
-            .reserve(Platform::TikTok, &policy, max_wait)
+            .reserve(Platform::TikTok, &policy, &["test"], max_wait)
             .await
-            .unwrap();
+            .unwrap()
+            .wait();
         assert!(third > SECS(15), "{third:?}");
     }
     let after = next().await;
@@ -842,4 +845,371 @@ async fn users_choose_format_and_bitrate_and_get_a_tagged_file_with_its_facts() 
         let message = e.as_db_error().unwrap().message().to_string();
         assert!(message.contains(words), "{message}");
     }
+}
+
+// ---- the egress pool ----
+
+use support::proxy_double::{Seen, StandInProxy};
+
+/// `[egress.NAME]` tables for these proxies, and TikTok paced at 2 s.
+fn pool_toml(proxies: &[(&str, String)], tiktok: &str) -> String {
+    let mut toml = format!("[tiktok]\nmin_interval_secs = 2.0\njitter_secs = [0.0, 0.0]\n{tiktok}");
+    for (name, url) in proxies {
+        toml.push_str(&format!("[egress.{name}]\nproxy = \"{url}\"\n"));
+    }
+    toml
+}
+
+/// `n` TikTok jobs inserted at once.
+async fn enqueue_tiktok(client: &tokio_postgres::Client, first: u32, n: u32) -> Vec<uuid::Uuid> {
+    client
+        .query(
+            "INSERT INTO processing_jobs (user_id, original_url)
+             SELECT $1, 'https://www.tiktok.com/@pool/video/' || n
+             FROM generate_series($2::int4, $2::int4 + $3::int4 - 1) AS n
+             RETURNING id",
+            &[&USER, &(first as i32), &(n as i32)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Seconds between consecutive requests.
+fn gaps(seen: &[Seen]) -> Vec<f64> {
+    seen.windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64())
+        .collect()
+}
+
+/// Each job's `egress` column.
+async fn egress_of(client: &tokio_postgres::Client, ids: &[uuid::Uuid]) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(job(client, *id).await["egress"].as_str().map(String::from));
+    }
+    out
+}
+
+/// The issue's numbers: three proxy egresses, TikTok paced at 2 s, twelve
+/// jobs start within about 6 s (one egress would need 22 s), and no egress
+/// sends two requests less than 2 s apart. One proxy is SOCKS5; two take a
+/// user and password, which reach yt-dlp in its private options file and
+/// never on its command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_proxy_egresses_start_twelve_tiktok_jobs_in_a_third_of_the_time() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let res1 = StandInProxy::http(Some(("alice", "s3cret-one")), "203.0.113.1").await;
+    let res2 = StandInProxy::http(None, "203.0.113.2").await;
+    let res3 = StandInProxy::socks5(Some(("bob", "s3cret-three")), "203.0.113.3").await;
+    let toml = pool_toml(
+        &[
+            ("res1", res1.url()),
+            ("res2", res2.url()),
+            ("res3", res3.url()),
+        ],
+        "",
+    );
+    let mut o = DaemonOptions::new(&standin.script);
+    o.concurrency = 6;
+    o.extra_env.push((
+        "XTRACT_PLATFORMS_FILE".into(),
+        platforms_file(standin.dir.path(), &toml),
+    ));
+    let _daemon = Daemon::start(&db.url, &o);
+    let client = db.client().await;
+    let ids = enqueue_tiktok(&client, 1, 12).await;
+    for id in &ids {
+        wait_status(&client, *id, "completed", SECS(60)).await;
+    }
+
+    let proxies = [("res1", &res1), ("res2", &res2), ("res3", &res3)];
+    let mut starts: Vec<std::time::Instant> = Vec::new();
+    for (name, proxy) in proxies {
+        let seen = proxy.seen();
+        assert!(seen.iter().all(|s| s.authorized), "{name}: {seen:?}");
+        let served = proxy.served();
+        assert!(served.len() >= 3, "{name} served {}: uneven", served.len());
+        // 2 s slots; each request is a new process, which adds noise.
+        for gap in gaps(&served) {
+            assert!(gap >= 1.8, "{name}: requests {gap:.3}s apart");
+        }
+        starts.extend(served.iter().map(|s| s.at));
+    }
+    assert_eq!(starts.len(), 12);
+    starts.sort();
+    let span = (starts[11] - starts[0]).as_secs_f64();
+    eprintln!("twelve starts over {span:.2}s");
+    assert!(
+        span <= 7.5,
+        "twelve jobs took {span:.1}s to start (about 6 s expected; one egress needs 22 s)"
+    );
+    // Each job records the egress that served it, as the proxies saw.
+    let served_by = egress_of(&client, &ids).await;
+    for (name, proxy) in proxies {
+        let recorded = served_by
+            .iter()
+            .filter(|e| e.as_deref() == Some(name))
+            .count();
+        assert_eq!(recorded, proxy.served().len(), "{name}: {served_by:?}");
+    }
+    // The passwords went in the private file only.
+    let args = standin.args().join("\n");
+    assert!(args.contains("--config-locations"), "{args}");
+    assert!(
+        !args.contains("s3cret") && !args.contains("--proxy"),
+        "{args}"
+    );
+}
+
+/// A 429 through one egress pauses TikTok on that egress only: the job that
+/// met it goes out through another at once, without spending an attempt,
+/// the paused egress gets no second request, and the other two keep their
+/// full pace. Operators see the pause per egress (metrics, `xtract jobs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let res1 = StandInProxy::http(None, "203.0.113.1").await;
+    let res2 = StandInProxy::http(None, "203.0.113.2").await;
+    let res3 = StandInProxy::http(None, "203.0.113.3").await;
+    res2.rate_limit();
+    let toml = pool_toml(
+        &[
+            ("res1", res1.url()),
+            ("res2", res2.url()),
+            ("res3", res3.url()),
+        ],
+        "cooldown_secs = 3600.0\n",
+    );
+    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
+    let mut o = DaemonOptions::new(&standin.script);
+    o.concurrency = 6;
+    o.extra_env.push((
+        "XTRACT_PLATFORMS_FILE".into(),
+        platforms_file(standin.dir.path(), &toml),
+    ));
+    o.extra_env
+        .push(("XTRACT_HEALTH_ADDR".into(), addr.clone()));
+    let _daemon = Daemon::start(&db.url, &o);
+    let client = db.client().await;
+    let ids = enqueue_tiktok(&client, 100, 9).await;
+    for id in &ids {
+        wait_status(&client, *id, "completed", SECS(60)).await;
+    }
+
+    let limited = res2.seen();
+    assert_eq!(limited.len(), 1, "a paused egress got more: {limited:?}");
+    assert_eq!(limited[0].status, 429);
+    let mut starts = Vec::new();
+    for (name, proxy) in [("res1", &res1), ("res3", &res3)] {
+        let served = proxy.served();
+        for gap in gaps(&served) {
+            // Never faster than the pace, and never idle while jobs wait.
+            assert!(
+                (1.8..=3.0).contains(&gap),
+                "{name}: requests {gap:.3}s apart"
+            );
+        }
+        starts.extend(served.iter().map(|s| s.at));
+    }
+    assert_eq!(starts.len(), 9);
+    starts.sort();
+    let span = (starts[8] - starts[0]).as_secs_f64();
+    eprintln!(
+        "nine starts over {span:.2}s; gaps res1 {:?}, res3 {:?}",
+        gaps(&res1.served()),
+        gaps(&res3.served())
+    );
+    assert!(
+        span <= 9.5,
+        "nine jobs through two egresses took {span:.1}s (about 8 s)"
+    );
+    // The job that met the 429 spent no attempt and went out elsewhere.
+    let mut bounced = Vec::new();
+    for id in &ids {
+        let row = job(&client, *id).await;
+        if row["pauses"] == 1 {
+            bounced.push(row);
+        }
+    }
+    assert_eq!(bounced.len(), 1, "{bounced:?}");
+    let row = &bounced[0];
+    assert!(
+        limited[0].target.ends_with(
+            row["original_url"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("https://www.tiktok.com")
+        ),
+        "{row}"
+    );
+    assert_eq!(row["attempts"], 1, "{row}");
+    assert!(row["egress"] == "res1" || row["egress"] == "res3", "{row}");
+    // The pause is TikTok's on res2 alone.
+    let paused: Vec<(String, bool)> = client
+        .query(
+            "SELECT egress_key, coalesce(paused_until > now() + interval '3500 seconds', false)
+             FROM xtract.platform_pacing WHERE platform = 'tiktok' ORDER BY egress_key",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        paused,
+        [
+            ("res1".into(), false),
+            ("res2".into(), true),
+            ("res3".into(), false)
+        ]
+    );
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "xtract_platform_paused{platform=\"tiktok\",egress=\"res2\"} 1",
+        "xtract_platform_paused{platform=\"tiktok\",egress=\"res1\"} 0",
+        "xtract_platform_pauses_total{platform=\"tiktok\",egress=\"res2\"} 1",
+        "xtract_jobs_retried_total{platform=\"tiktok\",error_code=\"rate_limited\",egress=\"res2\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+    let ran = xtract(&db.url, &DaemonOptions::new(&standin.script), &["jobs"]).await;
+    assert!(ran.stdout.contains("paused: tiktok on res2 until"), "{ran}");
+}
+
+/// What yt-dlp prints about a proxy may carry its password: it is scrubbed
+/// from the job's error and the log, and never on a command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let proxy = StandInProxy::http(Some(("alice", "the-right-one")), "203.0.113.1").await;
+    // The file's password is not the one the proxy takes: it answers 407,
+    // and the stand-in's error line names the proxy, password and all.
+    let toml = pool_toml(
+        &[("res1", proxy.url_with("alice", "w0rng-p4ss"))],
+        "max_attempts = 1\n",
+    );
+    let daemon = daemon_with(&db, &standin, &toml, &[]);
+    let client = db.client().await;
+    let id = db
+        .enqueue(&client, "https://www.tiktok.com/@a/video/407")
+        .await;
+    wait_status(&client, id, "failed", SECS(30)).await;
+    let row = job(&client, id).await;
+    assert_eq!(row["error_code"], "network", "{row}");
+    assert_eq!(row["egress"], "res1");
+    let detail = row["error_detail"].as_str().unwrap();
+    assert!(
+        detail.contains("via http://alice:***@127.0.0.1:"),
+        "{detail}"
+    );
+    assert!(!row.to_string().contains("w0rng-p4ss"), "{row}");
+    assert!(!proxy.seen()[0].authorized);
+    let log = daemon.log_text();
+    assert!(log.contains("res1 (http://alice:***@127.0.0.1:"), "{log}");
+    assert!(!log.contains("w0rng-p4ss"), "{log}");
+    assert!(!standin.args().join(" ").contains("w0rng-p4ss"));
+}
+
+/// SIGHUP reads the egresses again: a removed one takes no new job, an
+/// added one does, and a job running through the removed one finishes
+/// with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_egresses_and_running_jobs_keep_theirs() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    standin.set_kind("9001", "block");
+    let old = StandInProxy::http(None, "203.0.113.1").await;
+    let new = StandInProxy::http(None, "203.0.113.2").await;
+    let file = platforms_file(standin.dir.path(), &pool_toml(&[("old", old.url())], ""));
+    let mut o = DaemonOptions::new(&standin.script);
+    o.extra_env
+        .push(("XTRACT_PLATFORMS_FILE".into(), file.clone()));
+    let daemon = Daemon::start(&db.url, &o);
+    let client = db.client().await;
+    let running = db
+        .enqueue(&client, "https://www.tiktok.com/@a/video/9001")
+        .await;
+    standin.blocked_pid("9001").await;
+
+    std::fs::write(&file, pool_toml(&[("new", new.url())], "")).unwrap();
+    daemon.signal(libc::SIGHUP);
+    eventually("the reload", SECS(30), || async {
+        daemon
+            .log_text()
+            .contains("configuration reloaded")
+            .then_some(())
+    })
+    .await;
+    let later = db
+        .enqueue(&client, "https://www.tiktok.com/@a/video/9002")
+        .await;
+    wait_status(&client, later, "completed", SECS(30)).await;
+    assert_eq!(job(&client, later).await["egress"], "new");
+    standin.release("9001");
+    wait_status(&client, running, "completed", SECS(30)).await;
+    assert_eq!(job(&client, running).await["egress"], "old");
+    let targets =
+        |p: &StandInProxy| -> Vec<String> { p.served().into_iter().map(|s| s.target).collect() };
+    assert_eq!(targets(&old), ["http://www.tiktok.com/@a/video/9001"]);
+    assert_eq!(targets(&new), ["http://www.tiktok.com/@a/video/9002"]);
+}
+
+/// Daemons racing for slots through several egresses: every slot is
+/// taken once, each egress's slots follow each other at the pace, and the
+/// slots taken are the first free ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_reservations_never_share_a_slot_and_take_the_first_free_ones() {
+    use xtract::domain::{Platform, PlatformPolicy};
+    use xtract::queue::pacing::Turn;
+    let db = TestDb::start().await;
+    let pool = xtract::db::DbTarget::parse(&db.url)
+        .unwrap()
+        .pool(8)
+        .unwrap();
+    let pacer = xtract::queue::Queue::new(pool, "nobody", "vm").pacer(uuid::Uuid::nil());
+    let policy = PlatformPolicy {
+        min_interval: SECS(10),
+        jitter: (SECS(0), SECS(0)),
+        max_attempts: 3,
+        cooldown: SECS(60),
+        enabled: true,
+        ytdlp_args: Vec::new(),
+        max_runtime: None,
+    };
+    let keys = ["a", "b", "c"];
+    let turns = futures::future::join_all(
+        (0..30).map(|_| pacer.reserve(Platform::TikTok, &policy, &keys, SECS(1000))),
+    )
+    .await;
+    let mut slots: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for turn in turns {
+        let Turn::Go { egress, wait } = turn.unwrap() else {
+            panic!("deferred with 1000 s to wait");
+        };
+        // Slot n of an egress starts 10n seconds from now (less the time
+        // the reservations took).
+        let n = (wait.as_secs_f64() / 10.0).round();
+        assert!((wait.as_secs_f64() - n * 10.0).abs() < 1.0, "{wait:?}");
+        slots.entry(egress).or_default().push(n as u64);
+    }
+    for (egress, mut taken) in slots.clone() {
+        taken.sort();
+        let expected: Vec<u64> = (0..taken.len() as u64).collect();
+        assert_eq!(taken, expected, "{egress}: slots shared or skipped");
+    }
+    // Thirty slots over three egresses: the first free ones are ten each.
+    let counts: Vec<usize> = slots.values().map(Vec::len).collect();
+    assert_eq!(counts, [10, 10, 10], "first free slots not taken");
 }

@@ -1068,3 +1068,76 @@ async fn progress_renews_the_lease_so_heartbeats_add_no_realtime_events() {
     // before the first progress write.
     assert!((12..=13).contains(&writes), "{writes} writes of the row");
 }
+
+/// With an egress pool, a platform's jobs are claimed while any egress it
+/// may use here is free of a pause, wait (without the worker polling)
+/// until the first pause ends when all are paused, and are left to other
+/// daemons when no egress here serves the platform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_skips_a_platform_only_while_all_its_egresses_are_paused() {
+    use xtract::domain::EgressRoutes;
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    // TikTok through a or b; `other` from this machine; no YouTube here.
+    let routes = EgressRoutes {
+        platforms: ["tiktok", "tiktok", "other"].map(String::from).to_vec(),
+        keys: ["a", "b", "vm"].map(String::from).to_vec(),
+    };
+    let queue = xtract::queue::Queue::new(db_pool(&db), "claimer", "vm")
+        .with_routes(xtract::live::Live::new(routes));
+    let pause = |egress: &'static str, minutes: i32| {
+        let client = &client;
+        async move {
+            client
+                .execute(
+                    "INSERT INTO xtract.platform_pacing (platform, egress_key, paused_until)
+                     VALUES ('tiktok', $1, now() + make_interval(mins => $2))
+                     ON CONFLICT (platform, egress_key) DO UPDATE SET paused_until = excluded.paused_until",
+                    &[&egress, &minutes],
+                )
+                .await
+                .unwrap();
+        }
+    };
+    db.enqueue(&client, "https://www.youtube.com/watch?v=aaaaaaaaaaa")
+        .await;
+    let tiktok = db
+        .enqueue(&client, "https://www.tiktok.com/@a/video/1")
+        .await;
+    pause("a", 10).await;
+    pause("b", 5).await;
+    assert!(
+        queue.claim(5).await.unwrap().is_empty(),
+        "every egress paused"
+    );
+    let wake = queue
+        .next_run_after()
+        .await
+        .unwrap()
+        .expect("a wake-up time");
+    let in_secs = (wake - chrono::Utc::now()).num_seconds();
+    assert!(
+        (290..=300).contains(&in_secs),
+        "wakes in {in_secs}s, not at b's end"
+    );
+    // b's pause ends: TikTok is claimed again (through b).
+    pause("b", 0).await;
+    let claimed = queue.claim(5).await.unwrap();
+    let ids: Vec<_> = claimed.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [tiktok], "YouTube has no egress here");
+    // Only the YouTube job is left, and nothing here may run it.
+    assert_eq!(queue.next_run_after().await.unwrap(), None);
+    let paused = queue.paused_platforms().await.unwrap();
+    assert_eq!(paused.len(), 1);
+    assert_eq!(
+        (paused[0].0.as_str(), paused[0].1.as_str()),
+        ("tiktok", "a")
+    );
+}
+
+fn db_pool(db: &TestDb) -> deadpool_postgres::Pool {
+    xtract::db::DbTarget::parse(&db.url)
+        .unwrap()
+        .pool(2)
+        .unwrap()
+}

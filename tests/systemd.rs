@@ -159,7 +159,7 @@ async fn the_daemon_reports_ready_status_and_watchdog_to_systemd() {
         .unwrap();
     let mut daemon = Daemon::start(&db.url, &options);
     receive(&socket, "READY=1").await;
-    let status = receive(&socket, "paused: tiktok until").await;
+    let status = receive(&socket, "paused: tiktok on vm-a until").await;
     assert!(status.starts_with("STATUS=0 running"), "{status}");
     receive(&socket, "WATCHDOG=1").await;
     daemon.signal(libc::SIGTERM);

@@ -152,6 +152,37 @@ async fn a_warm_download_goes_through_the_egress_guard() {
     assert_eq!(pass.refused(), None);
 }
 
+/// An egress pool's proxy reaches the warm child as the pipeline passes
+/// it: in the download's private options file (`--config-locations`),
+/// per download, credentials included, never in the helper's environment
+/// or on a command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_download_goes_out_through_the_proxy_of_its_private_options() {
+    use support::proxy_double::StandInProxy;
+    let proxy = StandInProxy::http(Some(("alice", "s3cret-one")), "203.0.113.1").await;
+    let work = tempfile::tempdir().unwrap();
+    let warm = WarmYtdlp::new(work.path());
+    let options = tempfile::tempdir().unwrap();
+    let private = ytdlp::private_options(options.path(), &[("--proxy", &proxy.url())]).unwrap();
+    let private: Vec<&str> = private.iter().map(String::as_str).collect();
+    // The stand-in proxy answers for the site itself ("ok"): a host that
+    // does not exist, so only the proxy could have given the file.
+    let (bytes, _) = download_with(
+        &tools().ytdlp,
+        Some(&warm),
+        "http://media.example/clip.mp4",
+        &private,
+    )
+    .await
+    .unwrap();
+    assert_eq!(bytes, b"ok");
+    assert!(warm.helper_pid().await.is_some(), "the helper ran it");
+    let seen = proxy.seen();
+    assert!(!seen.is_empty(), "nothing went through the proxy");
+    assert!(seen.iter().all(|s| s.authorized), "{seen:?}");
+    assert_eq!(seen[0].target, "http://media.example/clip.mp4");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_yt_dlp_that_is_not_python_runs_as_the_command_line() {
     let standin = StandIn::new();

@@ -69,6 +69,7 @@ const TABLES: &[Table] = &[
             col("user_queue_position", INT),
             col("audio_format", TEXT),
             col("audio_bitrate_kbps", INT),
+            col("egress", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],

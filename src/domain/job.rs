@@ -24,6 +24,10 @@ pub struct Job {
     pub audio_format: Option<String>,
     /// The user's choice of bitrate (kb/s), for encoded formats.
     pub audio_bitrate_kbps: Option<i32>,
+    /// The egress this attempt's latest request went out through, once
+    /// the run is over (the worker sets it from the job's pacer, for the
+    /// metrics); None before, and when no request left.
+    pub egress: Option<String>,
 }
 
 /// The `audio_files` row a finished job writes.

@@ -118,6 +118,31 @@ impl PlatformPolicy {
     }
 }
 
+/// The platforms file (`XTRACT_PLATFORMS_FILE`), parsed.
+pub fn read_document(path: &Path) -> Result<toml::Table, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse_document(&text)
+}
+
+/// Parses a platforms file. A syntax error is told by line and column
+/// without the line itself: the file may hold proxy passwords
+/// (`[egress.NAME] proxy`), and this error goes to the log.
+pub fn parse_document(text: &str) -> Result<toml::Table, String> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                format!("line {line}, column {column}: ")
+            })
+            .unwrap_or_default();
+        format!("{at}{}", e.message().trim())
+    })
+}
+
 /// One override section of the TOML file; absent keys keep the default.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,18 +184,22 @@ impl PlatformTable {
     }
 
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Self::from_toml(&text)
+        Self::from_document(&read_document(path)?)
     }
 
     /// Applies the overrides in `text` on top of the built-in table.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        let sections: BTreeMap<String, PolicyOverride> =
-            toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::from_document(&parse_document(text)?)
+    }
+
+    /// Applies the platform sections of a platforms file; its `[egress.*]`
+    /// tables are the egress pool's (egress_pool.rs).
+    pub fn from_document(doc: &toml::Table) -> Result<Self, String> {
         let mut table = PlatformTable::default();
-        for (name, o) in sections {
+        for (name, value) in doc.iter().filter(|(name, _)| *name != "egress") {
             let platform: Platform = name.parse()?;
+            let o = PolicyOverride::deserialize(value.clone())
+                .map_err(|e| format!("[{name}] {}", e.message()))?;
             let p = table
                 .policies
                 .get_mut(&platform)
@@ -315,6 +344,27 @@ mod tests {
         assert_eq!(t.get(Platform::YouTube).max_runtime, None);
         let e = PlatformTable::from_toml("[tiktok]\nmax_runtime_secs = 0\n").unwrap_err();
         assert!(e.contains("max_runtime_secs"), "{e}");
+    }
+
+    /// The file may hold proxy passwords (`[egress.NAME] proxy`), and the
+    /// error goes to the log: the place, not the line.
+    #[test]
+    fn a_syntax_error_names_its_place_without_repeating_the_line() {
+        let e = PlatformTable::from_toml(
+            "[tiktok]\nmax_attempts = 2\n[egress.res1]\nproxy = \"http://u:hunter2@h:1\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("line 4, column "), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn the_egress_tables_are_not_platforms() {
+        let t = PlatformTable::from_toml(
+            "[egress.res1]\nproxy = \"http://h:1\"\n[tiktok]\nmax_attempts = 1\n",
+        )
+        .unwrap();
+        assert_eq!(t.get(Platform::TikTok).max_attempts, 1);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::domain::{AudioFormat, PlatformTable};
+use crate::domain::platform::read_document;
+use crate::domain::{AudioFormat, EgressPool, PlatformTable};
 use crate::pipeline::PipelineConfig;
 use crate::settings::{err, parse, parse_opt};
 pub use crate::settings::{ConfigError, Secret};
@@ -67,6 +68,9 @@ pub struct Config {
     /// daemons (default: the host name). Daemons behind one IP or proxy set
     /// the same key.
     pub egress_key: String,
+    /// Where platform requests may leave from: the `[egress.*]` tables of
+    /// the platforms file, or this machine alone (keyed by `egress_key`).
+    pub egress: EgressPool,
     /// A job whose platform turn is further away than this gives its worker
     /// slot back and waits as pending.
     pub pacing_max_wait: Duration,
@@ -141,6 +145,7 @@ impl Config {
             dedup: c.dedup,
             warm_ytdlp: c.warm_ytdlp,
             ytdlp_cache_dir: c.ytdlp_cache_dir.clone(),
+            egress: c.egress.clone(),
         }
     }
 
@@ -255,9 +260,20 @@ impl Config {
             "a number from 1 to 256",
         )?;
         let platforms_file = get("XTRACT_PLATFORMS_FILE").map(PathBuf::from);
-        let platforms = match &platforms_file {
-            None => PlatformTable::default(),
-            Some(p) => PlatformTable::load(p).map_err(|e| err("XTRACT_PLATFORMS_FILE", e))?,
+        let egress_key = get("XTRACT_EGRESS_KEY").unwrap_or_else(hostname);
+        // One read of the file for both its parts, so a reload never pairs
+        // the platform table of one version with the egresses of another.
+        let (platforms, egress) = match &platforms_file {
+            None => (PlatformTable::default(), EgressPool::single(&egress_key)),
+            Some(p) => {
+                let parts = read_document(p).and_then(|doc| {
+                    let platforms = PlatformTable::from_document(&doc)?;
+                    let egress = EgressPool::from_document(&doc, &egress_key)?;
+                    egress.check_platform_args(&platforms)?;
+                    Ok((platforms, egress))
+                });
+                parts.map_err(|e| err("XTRACT_PLATFORMS_FILE", e))?
+            }
         };
         let lease = secs("XTRACT_LEASE_SECS", 30.0, 1.0)?;
         let heartbeat_interval = match get("XTRACT_HEARTBEAT_SECS") {
@@ -357,7 +373,8 @@ impl Config {
             max_filesize_bytes: max_filesize_mb * 1024 * 1024,
             audio_format,
             log_format,
-            egress_key: get("XTRACT_EGRESS_KEY").unwrap_or_else(hostname),
+            egress_key,
+            egress,
             pacing_max_wait: secs("XTRACT_PACING_MAX_WAIT_SECS", 30.0, 0.0)?,
             cookies_dir,
             impersonate: get("XTRACT_IMPERSONATE"),
@@ -628,6 +645,34 @@ mod tests {
             assert_eq!(e.var, var, "{e}");
             assert!(e.to_string().contains(var), "{e}");
         }
+    }
+
+    #[test]
+    fn the_platforms_file_gives_the_egress_pool_keyed_by_the_egress_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("platforms.toml");
+        std::fs::write(
+            &file,
+            "[egress.res1]\nproxy = \"http://u:hunter2@10.0.0.5:3128\"\n[egress.direct]\n",
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let c = config(&[
+            ("XTRACT_PLATFORMS_FILE", &path),
+            ("XTRACT_EGRESS_KEY", "vm7"),
+        ])
+        .unwrap();
+        let keys: Vec<&str> = c.egress.all().iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["vm7", "res1"]);
+        assert!(!format!("{c:?}").contains("hunter2"));
+        // A mistake in an egress stops the daemon, naming the file.
+        std::fs::write(&file, "[egress.res1]\nproxy = \"http://u:hunter2@h\"\n").unwrap();
+        let e = config(&[("XTRACT_PLATFORMS_FILE", &path)]).unwrap_err();
+        assert_eq!(e.var, "XTRACT_PLATFORMS_FILE");
+        assert!(
+            e.reason.contains("[egress.res1]") && !e.reason.contains("hunter2"),
+            "{e}"
+        );
     }
 
     #[test]

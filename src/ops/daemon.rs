@@ -17,6 +17,7 @@ use super::health::{Endpoint, HealthState};
 use super::retention::{self, RetentionSettings};
 use super::systemd;
 use crate::db::{is_connection_error, migrate, schema, DbTarget};
+use crate::domain::EgressRoutes;
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::pipeline::MediaPipeline;
@@ -402,14 +403,20 @@ async fn serve<S: AudioStore + Clone>(
     })?;
     let settings = WorkerSettings::from_config(config, exit_when_idle);
     let platforms = settings.platforms.clone();
+    let routes = Live::new(config.egress.routes());
+    log_egresses(config);
     let running_config = config.clone();
-    // SIGHUP: the platform table and the pipeline's limits and options are
-    // read again; running jobs finish with what they started with.
+    let reload_routes = routes.clone();
+    // SIGHUP: the platform table, the egress pool and the pipeline's limits
+    // and options are read again; running jobs finish with what they
+    // started with (their egress included).
     let reload = move || match running_config.reload() {
         Ok(new) => {
             pipeline_config.set(new.pipeline());
             platforms.set(new.platforms.clone());
+            reload_routes.set(new.egress.routes());
             tracing::info!("configuration reloaded");
+            log_egresses(&new);
             // `xtract tools upgrade` reloads after switching yt-dlp: say
             // which one new jobs now run.
             log_ytdlp(new.ytdlp.clone());
@@ -429,6 +436,7 @@ async fn serve<S: AudioStore + Clone>(
         target,
         pipeline,
         settings,
+        routes,
         metrics,
         shutdown,
         health.as_ref(),
@@ -448,16 +456,31 @@ fn log_ytdlp(program: std::path::PathBuf) {
     });
 }
 
+/// Says where platform requests leave from (never a proxy's password), and
+/// which platforms no egress here serves.
+fn log_egresses(config: &Config) {
+    let pool = &config.egress;
+    let all: Vec<String> = pool.all().iter().map(|e| e.describe()).collect();
+    tracing::info!("egresses: {}", all.join(", "));
+    for platform in pool.unserved() {
+        tracing::warn!(
+            "no egress of this daemon serves {platform}: its jobs wait for another daemon (platforms file, [egress.*] platforms)"
+        );
+    }
+}
+
 /// Starts the notifier and the worker loop for any job body, with systemd
 /// supervision; returns when the worker has drained (`shutdown`, or
 /// idleness with `exit_when_idle`). Its tasks run on `tasks` and stop with
-/// it.
+/// it. The claim follows `routes`, the egress pool's (platform, egress)
+/// pairs, which a reload replaces.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_worker<P: Processor>(
     config: &Config,
     target: DbTarget,
     processor: P,
     settings: WorkerSettings,
+    routes: Live<EgressRoutes>,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
     health: Option<&Endpoint>,
@@ -466,7 +489,7 @@ pub async fn run_worker<P: Processor>(
     let pool = target
         .pool(settings.concurrency + 4)
         .map_err(|e| StartError(e.to_string()))?;
-    let queue = Queue::new(pool, &config.worker_id, &config.egress_key);
+    let queue = Queue::new(pool, &config.worker_id, &config.egress_key).with_routes(routes);
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());

@@ -5,6 +5,7 @@
 //! problem: an operator fixes them all in one round.
 
 mod database;
+mod egress;
 mod tools;
 
 use std::fmt;
@@ -191,6 +192,12 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
             .map(database::password_forms)
             .unwrap_or_default(),
     };
+    // Proxy passwords of the egress pool, whatever a library says.
+    if let Ok(c) = &config {
+        for proxy in c.egress.all().iter().filter_map(|e| e.proxy.as_ref()) {
+            report.secrets.extend(proxy.secrets().iter().cloned());
+        }
+    }
 
     report.push(match &config {
         Ok(c) => Check::ok(
@@ -223,6 +230,15 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
         )
         .await,
     );
+    if let Ok(c) = &config {
+        let url = std::env::var("XTRACT_EGRESS_CHECK_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| egress::DEFAULT_CHECK_URL.into());
+        for check in egress::checks(&c.egress, url.trim(), c.platforms_file.as_deref()).await {
+            report.push(check);
+        }
+    }
     report
 }
 

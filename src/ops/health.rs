@@ -17,7 +17,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use super::daemon::Tasks;
-use crate::metrics::{Metrics, PlatformLabel, StatusLabel};
+use crate::metrics::{EgressLabels, Metrics, StatusLabel};
 use crate::queue::notifier::ListenerState;
 use crate::queue::Queue;
 use crate::sync::lock;
@@ -100,7 +100,7 @@ async fn within<T, E>(question: impl std::future::Future<Output = Result<T, E>>)
     tokio::time::timeout(DB_TIMEOUT, question).await.ok()?.ok()
 }
 
-async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String)>> {
+async fn paused_platforms(state: &HealthState) -> Option<Vec<(String, String, String)>> {
     within(state.queue.paused_platforms()).await
 }
 
@@ -136,7 +136,7 @@ async fn health(State(slot): State<Arc<Slot>>) -> Response {
         "jobs_failed": state.metrics.failed_total(),
         "platforms_paused": paused
             .iter()
-            .map(|(p, until)| serde_json::json!({"platform": p, "until": until}))
+            .map(|(p, egress, until)| serde_json::json!({"platform": p, "egress": egress, "until": until}))
             .collect::<Vec<_>>(),
         "worker_id": state.worker_id,
         "version": env!("CARGO_PKG_VERSION"),
@@ -172,11 +172,16 @@ async fn metrics(State(slot): State<Arc<Slot>>) -> Response {
         }
     }
     if let Some(paused) = paused_platforms(state).await {
-        for platform in crate::domain::Platform::ALL {
-            let is_paused = paused.iter().any(|(p, _)| p == platform.as_str());
+        // Every pair this daemon may use, paused or not (0), so a pause's
+        // end shows; none a reload removed.
+        let routes = state.queue.routes();
+        m.platform_paused.clear();
+        for (platform, egress) in routes.pairs() {
+            let is_paused = paused.iter().any(|(p, e, _)| p == platform && e == egress);
             m.platform_paused
-                .get_or_create(&PlatformLabel {
-                    platform: platform.as_str().into(),
+                .get_or_create(&EgressLabels {
+                    platform: platform.into(),
+                    egress: egress.into(),
                 })
                 .set(is_paused as i64);
         }

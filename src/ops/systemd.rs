@@ -98,7 +98,7 @@ pub async fn supervise(w: Watched, stop: CancellationToken) {
                 Ok(Ok(p)) if !p.is_empty() => format!(
                     "; paused: {}",
                     p.iter()
-                        .map(|(name, until)| format!("{name} until {until}"))
+                        .map(|(name, egress, until)| format!("{name} on {egress} until {until}"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

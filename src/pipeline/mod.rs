@@ -50,6 +50,8 @@ pub struct PipelineConfig {
     /// yt-dlp's cache (YouTube's player code, tokens), kept between jobs;
     /// None: `--no-cache-dir`.
     pub ytdlp_cache_dir: Option<PathBuf>,
+    /// Where each platform's requests may leave from.
+    pub egress: crate::domain::EgressPool,
 }
 
 impl PipelineConfig {
@@ -294,6 +296,21 @@ impl<S: AudioStore> MediaPipeline<S> {
         let platform = link.platform;
         let policy = c.platforms.get(platform);
         let pacer = &ctx.pacer;
+        // The egresses this platform may leave through (domain/egress_pool.rs).
+        let egresses = c.egress.for_platform(platform);
+        let keys: Vec<&str> = egresses.iter().map(|e| e.key.as_str()).collect();
+        let Some(&machine) = egresses.first() else {
+            // The claim passes over such jobs; the platform the insert
+            // trigger guessed may differ from the one the link turned out
+            // to have (it is corrected now), or a reload removed the egress.
+            tracing::warn!(
+                "no egress of this daemon may serve {platform}; the job waits for another daemon"
+            );
+            return Err(JobError {
+                detail: format!("no egress of this daemon serves {platform}"),
+                ..JobError::defer(platform, Duration::from_secs(60))
+            });
+        };
         // Local links (tests, demos) are not a platform to be polite to.
         let paced = !is_local(link);
         let (progress, writer) = progress_reporter(ctx);
@@ -308,17 +325,23 @@ impl<S: AudioStore> MediaPipeline<S> {
                     continue;
                 }
             }
-            if paced {
-                pacer
-                    .wait_turn(platform, policy, c.pacing_max_wait, &ctx.cancel)
+            let egress = if paced {
+                let key = pacer
+                    .wait_turn(platform, policy, &keys, c.pacing_max_wait, &ctx.cancel)
                     .await?;
-            }
+                c.egress.get(platform, &key).unwrap_or(machine)
+            } else {
+                machine
+            };
             let run_dir = dir.join(format!("s{i}"));
             std::fs::create_dir_all(&run_dir)
                 .map_err(|e| JobError::internal(format!("work directory: {e}")))?;
             // The operator's options for this platform first: the strategy's
             // and ours come later and win where they overlap (yt-dlp keeps
-            // the last value), so the guard's proxy stays in force.
+            // the last value). The private options file is read before the
+            // whole command line, so a `--proxy` of the operator's would
+            // win over the guard's or the egress's: it is refused for
+            // `other` and with an egress pool (domain/egress_pool.rs).
             let mut extra = policy.ytdlp_args.clone();
             extra.extend(s.extra_args.iter().cloned());
             extra.extend([
@@ -337,10 +360,17 @@ impl<S: AudioStore> MediaPipeline<S> {
             // Sites we know nothing about may redirect anywhere: every
             // request of theirs passes the guard.
             let pass = (platform == Platform::Other).then(|| self.guard.pass());
-            if let Some(pass) = &pass {
-                // The pass is a password: never on a command line.
-                let private = ytdlp::private_options(&run_dir, &[("--proxy", pass.proxy_url())])
-                    .map_err(|e| {
+            // The egress's proxy, for platforms (`other` has the guard).
+            let proxy = egress.proxy.as_ref().filter(|_| pass.is_none());
+            let proxy_url = pass
+                .as_ref()
+                .map(|p| p.proxy_url())
+                .or(proxy.map(|p| p.expose()));
+            if let Some(url) = proxy_url {
+                // A pass or a proxy's credentials: never on a command line
+                // (also the path a warm yt-dlp must honour).
+                let private =
+                    ytdlp::private_options(&run_dir, &[("--proxy", url)]).map_err(|e| {
                         JobError::internal(format!(
                             "cannot write the download's private options: {e}"
                         ))
@@ -371,7 +401,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             .await;
             let e = match result {
                 Ok(download) => {
-                    tracing::info!(strategy = s.name, "downloaded");
+                    tracing::info!(strategy = s.name, egress = %egress.key, "downloaded");
                     // The writer may be asleep between updates: stop it and
                     // record the end ourselves.
                     drop(writer);
@@ -380,7 +410,19 @@ impl<S: AudioStore> MediaPipeline<S> {
                     }
                     return Ok(download);
                 }
-                Err(e) => e,
+                // What yt-dlp printed may name the proxy with its password.
+                Err(e) => match proxy {
+                    Some(p) => {
+                        let message = p.scrub(&e.message);
+                        let detail = p.scrub(&e.detail);
+                        JobError {
+                            message,
+                            detail,
+                            ..e
+                        }
+                    }
+                    None => e,
+                },
             };
             if let Some(refused) = pass.as_ref().and_then(|p| p.refused()) {
                 // The site sent yt-dlp to our own network: no strategy
@@ -395,13 +437,26 @@ impl<S: AudioStore> MediaPipeline<S> {
                 )
                 .with_message(UrlError::PrivateAddress.to_string()));
             }
-            tracing::info!(strategy = s.name, code = %e.code, detail = %e.detail, "download strategy failed");
+            tracing::info!(strategy = s.name, egress = %egress.key, code = %e.code, detail = %e.detail, "download strategy failed");
             if e.retry == Retry::Cooldown {
-                // Every daemon on this egress holds off the platform.
-                if let Err(db) = pacer.pause(platform, policy.cooldown, &e.detail).await {
+                // Every daemon on this egress holds off the platform; its
+                // other egresses go on.
+                if let Err(db) = pacer
+                    .pause(platform, &egress.key, policy.cooldown, &e.detail)
+                    .await
+                {
                     tracing::warn!("could not record the {platform} pause: {db}");
                 }
-                return Err(e.with_retry_after(policy.cooldown));
+                // With other egresses the job goes back at once, its
+                // attempt not spent: the claim takes it while one of them
+                // is not paused, through the one free first. Alone, it
+                // waits out the pause.
+                let again = if keys.len() > 1 {
+                    Duration::ZERO
+                } else {
+                    policy.cooldown
+                };
+                return Err(e.with_retry_after(again));
             }
             if matches!(e.code, ErrorCode::TooLong | ErrorCode::TooLarge) {
                 return Err(e);

@@ -29,6 +29,8 @@ pub struct JobLine {
     pub created_at: Option<DateTime<Utc>>,
     /// By the database's clock.
     pub age_secs: Option<f64>,
+    /// The egress its latest download went out through.
+    pub egress: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,6 +100,7 @@ pub async fn list(client: &Client, filter: &Filter<'_>) -> Result<Vec<JobLine>, 
             error_code: r.get("error_code"),
             created_at: r.get("created_at"),
             age_secs: r.get("age_secs"),
+            egress: r.get("egress"),
         })
         .collect())
 }

@@ -79,7 +79,7 @@ impl<P: Processor> Shared<P> {
         )));
         let ctx = JobContext {
             job: JobHandle::new(self.queue.clone(), job.id, renewed),
-            pacer: self.queue.pacer(),
+            pacer: self.queue.pacer(job.id),
             cancel: cancel.clone(),
         };
         let limit = self.time_limit(&job);
@@ -101,6 +101,11 @@ impl<P: Processor> Shared<P> {
             },
         };
         self.cancels.remove(job.id);
+        // The egress the run's latest request went out through (metrics).
+        let job = Job {
+            egress: ctx.pacer.served_by(),
+            ..job
+        };
         let platform = match &outcome {
             Outcome::Finished(report) => report.platform,
             _ => None,

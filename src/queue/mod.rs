@@ -22,7 +22,9 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use crate::db::DbError;
+use crate::domain::egress_pool::EgressRoutes;
 use crate::domain::{AudioRow, Job, JobError, MediaMeta, ReusableAudio};
+use crate::live::Live;
 
 /// A job from a row of `job_columns!` (sql.rs), read by name.
 fn job_from_row(r: &tokio_postgres::Row) -> Job {
@@ -37,6 +39,7 @@ fn job_from_row(r: &tokio_postgres::Row) -> Job {
         pauses: r.get("pauses"),
         audio_format: r.get("audio_format"),
         audio_bitrate_kbps: r.get("audio_bitrate_kbps"),
+        egress: None,
     }
 }
 
@@ -45,9 +48,11 @@ fn job_from_row(r: &tokio_postgres::Row) -> Job {
 pub struct Queue {
     pool: Pool,
     worker_id: Arc<str>,
-    /// Where this worker's requests leave from (host or proxy): platform
-    /// pauses apply per egress.
+    /// This machine's egress key (XTRACT_EGRESS_KEY).
     egress_key: Arc<str>,
+    /// The (platform, egress) pairs this daemon may use: the claim skips a
+    /// platform only while all of its pairs are paused. Reloadable.
+    routes: Live<EgressRoutes>,
     /// Batches completions without an audio row (see completer.rs).
     completer: Option<completer::Completer>,
 }
@@ -58,8 +63,21 @@ impl Queue {
             pool,
             worker_id: worker_id.into(),
             egress_key: egress_key.into(),
+            routes: Live::new(EgressRoutes::single(egress_key)),
             completer: None,
         }
+    }
+
+    /// Claims by these routes (the egress pool's) instead of this
+    /// machine's key alone; the daemon replaces them on SIGHUP.
+    pub fn with_routes(mut self, routes: Live<EgressRoutes>) -> Self {
+        self.routes = routes;
+        self
+    }
+
+    /// The (platform, egress) pairs the claim reads now.
+    pub fn routes(&self) -> std::sync::Arc<EgressRoutes> {
+        self.routes.get()
     }
 
     /// Starts a completer task for this worker (needs a tokio runtime).
@@ -84,17 +102,27 @@ impl Queue {
         handle::JobHandle::new(self.clone(), job, Default::default())
     }
 
-    /// Pacing toward the platforms, for this daemon's egress.
-    pub fn pacer(&self) -> pacing::Pacer {
-        pacing::Pacer::new(self.pool.clone(), &self.egress_key)
+    /// Pacing toward the platforms, for the turns of `job` (the egress of
+    /// each is recorded on its row while this worker holds it).
+    pub fn pacer(&self, job: Uuid) -> pacing::Pacer {
+        pacing::Pacer::new(self.pool.clone(), job, &self.worker_id)
     }
 
     /// Claims up to `n` ready jobs.
     pub async fn claim(&self, n: usize) -> Result<Vec<Job>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::CLAIM).await?;
+        let routes = self.routes.get();
         let rows = client
-            .query(&stmt, &[&&*self.worker_id, &(n as i64), &&*self.egress_key])
+            .query(
+                &stmt,
+                &[
+                    &&*self.worker_id,
+                    &(n as i64),
+                    &routes.platforms,
+                    &routes.keys,
+                ],
+            )
             .await?;
         Ok(rows.iter().map(job_from_row).collect())
     }
@@ -103,7 +131,11 @@ impl Queue {
     pub async fn next_run_after(&self) -> Result<Option<DateTime<Utc>>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::NEXT_RUN_AFTER).await?;
-        Ok(client.query_one(&stmt, &[&&*self.egress_key]).await?.get(0))
+        let routes = self.routes.get();
+        Ok(client
+            .query_one(&stmt, &[&routes.platforms, &routes.keys])
+            .await?
+            .get(0))
     }
 
     /// The job's status while this worker holds it (not `processing` once
@@ -396,14 +428,19 @@ impl Queue {
         Ok((deleted_jobs, deleted_audio))
     }
 
-    /// Platforms paused for this egress: (platform, until, as text).
-    pub async fn paused_platforms(&self) -> Result<Vec<(String, String)>, DbError> {
+    /// The paused pairs among this daemon's routes: (platform, egress,
+    /// until as text).
+    pub async fn paused_platforms(&self) -> Result<Vec<(String, String, String)>, DbError> {
         let client = self.pool.get().await?;
-        let stmt = client
-            .prepare_cached(sql::PAUSED_PLATFORMS_OF_EGRESS)
+        let stmt = client.prepare_cached(sql::PAUSED_ROUTES).await?;
+        let routes = self.routes.get();
+        let rows = client
+            .query(&stmt, &[&routes.platforms, &routes.keys])
             .await?;
-        let rows = client.query(&stmt, &[&&*self.egress_key]).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// Waiting and running jobs in the whole database, by status (for the

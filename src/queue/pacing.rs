@@ -1,15 +1,18 @@
 //! Pacing requests to a platform across every daemon on the database, and
 //! pausing a platform that rate-limited us. The state is one row per
 //! platform and egress in `xtract.platform_pacing`; the claim reads the
-//! pauses of the same rows (sql.rs). A job body gets a [`Pacer`] bound to
-//! this daemon's egress: it may take a turn or pause a platform, nothing
-//! else.
+//! pauses of the same rows (sql.rs). A request goes out through the
+//! allowed egress whose next slot comes first (domain/egress_pool.rs). A
+//! job body gets a [`Pacer`] bound to its job: it may take a turn or pause
+//! a platform on an egress, nothing else; the egress of each turn is
+//! recorded on the job (`processing_jobs.egress`) and kept for the metrics.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::sql;
 use crate::db::DbError;
@@ -18,107 +21,213 @@ use crate::domain::{JobError, Platform, PlatformPolicy};
 #[derive(Clone)]
 pub struct Pacer {
     pool: Pool,
-    /// Where this daemon's requests leave from.
-    egress_key: Arc<str>,
+    /// The job the turns are for, and the worker holding it.
+    job_id: Uuid,
+    worker_id: Arc<str>,
+    /// The egress of the latest turn.
+    served_by: Arc<Mutex<Option<String>>>,
+}
+
+/// What a reservation got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Turn {
+    /// A slot through this egress, starting after `wait`.
+    Go { egress: String, wait: Duration },
+    /// Every egress's next slot is further than `max_wait` away (a pause,
+    /// a long line): how far the first one is, to defer the job.
+    Defer(Duration),
+}
+
+impl Turn {
+    /// How long until the slot (or, deferred, until the first free one).
+    pub fn wait(&self) -> Duration {
+        match self {
+            Turn::Go { wait, .. } | Turn::Defer(wait) => *wait,
+        }
+    }
 }
 
 impl Pacer {
-    pub(super) fn new(pool: Pool, egress_key: &str) -> Self {
+    pub(super) fn new(pool: Pool, job_id: Uuid, worker_id: &str) -> Self {
         Pacer {
             pool,
-            egress_key: egress_key.into(),
+            job_id,
+            worker_id: worker_id.into(),
+            served_by: Arc::default(),
         }
     }
 
-    /// Waits for this platform's next request slot. A slot further away than
-    /// `max_wait` (a pause, or a long line of jobs) defers the job instead of
-    /// holding a worker slot. If the database is away, pacing is skipped
-    /// rather than failing the job: the platform's own limits still apply.
+    /// The egress the latest turn went to, if any was taken.
+    pub fn served_by(&self) -> Option<String> {
+        self.served_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record(&self, egress: &str) {
+        *self.served_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(egress.to_string());
+    }
+
+    /// Waits for the platform's next request slot through one of
+    /// `egresses` (pacing keys) and returns the egress. A slot further away
+    /// than `max_wait` (every egress paused, or a long line of jobs) defers
+    /// the job instead of holding a worker slot. If the database is away,
+    /// pacing is skipped rather than failing the job: the platform's own
+    /// limits still apply.
     pub async fn wait_turn(
         &self,
         platform: Platform,
         policy: &PlatformPolicy,
+        egresses: &[&str],
         max_wait: Duration,
         cancel: &CancellationToken,
-    ) -> Result<(), JobError> {
-        match self.reserve(platform, policy, max_wait).await {
-            Ok(wait) if wait > max_wait => Err(JobError::defer(platform, wait)),
-            Ok(wait) => {
-                if !wait.is_zero() {
-                    tracing::debug!("waiting {:.1}s for {platform}'s turn", wait.as_secs_f64());
+    ) -> Result<String, JobError> {
+        // A slot taken before its egress was paused (another job met a
+        // rate limit through it meanwhile) is given up for the next best:
+        // no request goes to a platform through an egress it has just
+        // limited. A few rounds at most; the last one goes ahead.
+        let mut round = 0;
+        loop {
+            round += 1;
+            let (egress, wait) = match self.reserve(platform, policy, egresses, max_wait).await {
+                Ok(Turn::Defer(wait)) => return Err(JobError::defer(platform, wait)),
+                Ok(Turn::Go { egress, wait }) => (egress, wait),
+                Err(e) => {
+                    use rand::seq::SliceRandom;
+                    tracing::warn!("pacing unavailable ({e}); going ahead");
+                    let any = egresses.choose(&mut rand::thread_rng()).copied();
+                    let egress = any.unwrap_or_default().to_string();
+                    self.record(&egress);
+                    return Ok(egress);
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => Ok(()),
-                    // The job's future is dropped on cancel anyway.
-                    _ = cancel.cancelled() => Ok(()),
-                }
+            };
+            self.record(&egress);
+            if wait.is_zero() {
+                return Ok(egress);
             }
-            Err(e) => {
-                tracing::warn!("pacing unavailable ({e}); going ahead");
-                Ok(())
+            tracing::debug!(
+                %egress,
+                "waiting {:.1}s for {platform}'s turn",
+                wait.as_secs_f64()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // The job's future is dropped on cancel anyway.
+                _ = cancel.cancelled() => return Ok(egress),
+            }
+            match self.paused(platform, &egress).await {
+                Ok(true) if round < 3 => tracing::info!(
+                    %egress,
+                    "{platform} was paused on this egress while the job waited for its turn; choosing again"
+                ),
+                _ => return Ok(egress),
             }
         }
     }
 
-    /// Takes this platform's next request slot and returns how long until
-    /// it starts; a slot further than `max_wait` away is not taken, and a
-    /// wait above `max_wait` comes back instead.
+    /// Whether `platform` is paused on `egress` now.
+    async fn paused(&self, platform: Platform, egress: &str) -> Result<bool, DbError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(sql::EGRESS_PAUSED).await?;
+        let row = client
+            .query_opt(&stmt, &[&platform.as_str(), &egress])
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Takes the platform's first free request slot among `egresses`, in
+    /// one statement (RESERVE_EGRESS_SLOT) that racing daemons cannot
+    /// double-book. A slot further than `max_wait` away is not taken.
     pub async fn reserve(
         &self,
         platform: Platform,
         policy: &PlatformPolicy,
+        egresses: &[&str],
         max_wait: Duration,
-    ) -> Result<Duration, DbError> {
+    ) -> Result<Turn, DbError> {
+        /// Choosing again after a racing daemon took the slot chosen: each
+        /// loss is someone else's win, so a few rounds suffice.
+        const ROUNDS: usize = 20;
         let client = self.pool.get().await?;
-        let egress_key: &str = &self.egress_key;
-        let spacing = policy.min_interval + policy.draw_jitter();
-        let stmt = client.prepare_cached(sql::RESERVE_SLOT).await?;
-        let taken = client
-            .query_opt(
-                &stmt,
-                &[
-                    &platform.as_str(),
-                    &egress_key,
-                    &spacing.as_secs_f64(),
-                    &max_wait.as_secs_f64(),
-                ],
-            )
-            .await?;
-        if let Some(row) = taken {
-            return Ok(Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0)));
+        let spacing = (policy.min_interval + policy.draw_jitter()).as_secs_f64();
+        let platform_name = platform.as_str();
+        let worker_id: &str = &self.worker_id;
+        let stmt = client.prepare_cached(sql::RESERVE_EGRESS_SLOT).await?;
+        let mut ensured = false;
+        for _ in 0..ROUNDS {
+            let row = client
+                .query_one(
+                    &stmt,
+                    &[
+                        &platform_name,
+                        &egresses,
+                        &spacing,
+                        &max_wait.as_secs_f64(),
+                        &self.job_id,
+                        &worker_id,
+                    ],
+                )
+                .await?;
+            let egress: Option<String> = row.get("egress");
+            let first_free: Option<f64> = row.get("first_free");
+            let wait: Option<f64> = row.get("wait");
+            let known: i32 = row.get("known");
+            // A new egress has no row yet: it is free at once.
+            if (known as usize) < egresses.len() && !ensured {
+                let ensure = client.prepare_cached(sql::ENSURE_PACING_ROWS).await?;
+                client
+                    .execute(&ensure, &[&platform_name, &egresses])
+                    .await?;
+                ensured = true;
+                continue;
+            }
+            match (egress, wait) {
+                (Some(egress), Some(wait)) => {
+                    return Ok(Turn::Go {
+                        egress,
+                        wait: Duration::from_secs_f64(wait.max(0.0)),
+                    })
+                }
+                (None, _) => break,
+                (Some(_), None) => {
+                    let first = Duration::from_secs_f64(first_free.unwrap_or(0.0).max(0.0));
+                    if first > max_wait {
+                        return Ok(Turn::Defer(first));
+                    }
+                    // A racing daemon took that slot first: choose again.
+                }
+            }
         }
-        // Too far away (a pause, a long line): how far, to defer the job.
-        let stmt = client.prepare_cached(sql::PACING_WAIT).await?;
-        let secs: f64 = client
-            .query_opt(&stmt, &[&platform.as_str(), &egress_key])
-            .await?
-            .map_or(0.0, |r| r.get(0));
-        // Never below the limit, or the caller would wait instead of defer.
-        Ok(Duration::from_secs_f64(secs).max(max_wait + Duration::from_millis(1)))
+        // No egress at all, or lost every race (never seen): come back
+        // later rather than hold the worker slot. Never below the limit,
+        // or the caller would wait instead of defer.
+        Ok(Turn::Defer(max_wait + Duration::from_millis(1)))
     }
 
-    /// No requests to `platform` from this egress for `cooldown`.
+    /// No requests to `platform` through `egress` for `cooldown`; its other
+    /// egresses go on.
     pub async fn pause(
         &self,
         platform: Platform,
+        egress: &str,
         cooldown: Duration,
         reason: &str,
     ) -> Result<(), DbError> {
         let client = self.pool.get().await?;
-        let egress_key: &str = &self.egress_key;
         let stmt = client.prepare_cached(sql::PAUSE_PLATFORM).await?;
         client
             .execute(
                 &stmt,
                 &[
                     &platform.as_str(),
-                    &egress_key,
+                    &egress,
                     &cooldown.as_secs_f64(),
                     &reason,
                 ],
             )
             .await?;
-        tracing::warn!(%platform, "platform paused for {:.0}s: {reason}", cooldown.as_secs_f64());
+        tracing::warn!(%platform, %egress, "platform paused on this egress for {:.0}s: {reason}", cooldown.as_secs_f64());
         Ok(())
     }
 }

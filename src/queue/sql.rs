@@ -18,22 +18,32 @@ macro_rules! job_columns {
 /// one job never runs twice at once. SKIP LOCKED
 /// lets any number of daemons run this at once without waiting on each other
 /// or taking the same row; the statement is its own short transaction.
+///
+/// `$3`/`$4` are this daemon's routes (`EgressRoutes`: platform and egress
+/// key, pair by pair): a platform's jobs are taken while at least one
+/// egress it may use here is not paused, and not at all when it has none
+/// here (another daemon's egresses serve them). The usable platforms are
+/// worked out once per statement, not per row.
 pub const CLAIM: &str = concat!(
     "
-WITH ready AS (
+WITH usable AS (
+    SELECT e.platform
+    FROM unnest($3::text[], $4::text[]) AS e(platform, egress_key)
+    WHERE NOT EXISTS (
+        SELECT 1
+        FROM xtract.platform_pacing AS p
+        WHERE p.platform = e.platform
+          AND p.egress_key = e.egress_key
+          AND p.paused_until > now()
+    )
+), ready AS (
     SELECT id
     FROM processing_jobs AS pj
     WHERE status = 'pending'
       AND locked_by IS NULL
       AND run_after <= now()
-      -- A platform that rate-limited this egress waits out its pause.
-      AND NOT EXISTS (
-          SELECT 1
-          FROM xtract.platform_pacing AS p
-          WHERE p.platform = pj.platform
-            AND p.egress_key = $3
-            AND p.paused_until > now()
-      )
+      -- No platform yet (the worker reads the link): any daemon may.
+      AND (pj.platform IS NULL OR pj.platform = ANY (ARRAY(SELECT platform FROM usable)))
     ORDER BY user_queue_position, run_after, created_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -51,18 +61,32 @@ RETURNING ",
 );
 
 /// When the next pending job may run here (for sleeping until a retry): its
-/// own time, or the end of its platform's pause on this egress (`$1`),
-/// whichever is later. Without the pauses, a paused platform's backlog
-/// would look ready and keep the worker polling until the pause ends.
+/// own time, or the first end of a pause among the egresses its platform
+/// may use here (`$1`/`$2`, the routes as in CLAIM), whichever is later;
+/// never a job of a platform with no egress here. Without the pauses, a
+/// paused platform's backlog would look ready and keep the worker polling
+/// until the pause ends.
 pub const NEXT_RUN_AFTER: &str = "
-SELECT min(greatest(j.run_after, p.paused_until))
-FROM processing_jobs AS j
-LEFT JOIN xtract.platform_pacing AS p
-       ON p.platform = j.platform
-      AND p.egress_key = $1
-      AND p.paused_until > now()
-WHERE j.status = 'pending'
-  AND j.locked_by IS NULL";
+WITH usable_at AS (
+    SELECT e.platform, min(coalesce(p.paused_until, '-infinity')) AS at
+    FROM unnest($1::text[], $2::text[]) AS e(platform, egress_key)
+    LEFT JOIN xtract.platform_pacing AS p
+           ON p.platform = e.platform
+          AND p.egress_key = e.egress_key
+          AND p.paused_until > now()
+    GROUP BY e.platform
+), waiting AS (
+    -- Per platform first: one row each to join, not one per job.
+    SELECT platform, min(run_after) AS run_after
+    FROM processing_jobs
+    WHERE status = 'pending'
+      AND locked_by IS NULL
+    GROUP BY platform
+)
+SELECT min(greatest(w.run_after, u.at))
+FROM waiting AS w
+LEFT JOIN usable_at AS u ON u.platform = w.platform
+WHERE w.platform IS NULL OR u.platform IS NOT NULL";
 
 /// Still ours? Returns the job's status while this worker holds it: not
 /// `processing` once someone cancelled it, set it back to pending or marked
@@ -313,31 +337,69 @@ SET progress_percent = $3,
     heartbeat_at = now()
 WHERE id = $1 AND locked_by = $2 AND status = 'processing'";
 
-/// How long until a request to `$1` from egress `$2` may go out (0 or more
-/// seconds), counting a pause.
-pub const PACING_WAIT: &str = "
-SELECT greatest(
-           extract(epoch FROM greatest(next_request_at, coalesce(paused_until, next_request_at)) - now()),
-           0)::float8
-FROM xtract.platform_pacing
-WHERE platform = $1 AND egress_key = $2";
+/// Chooses and reserves in one statement: of the egresses `$2` that
+/// platform `$1` may use, the one whose next request slot comes first
+/// (paused ones count from the end of their pause; on a tie, the one idle
+/// longest), takes that slot and moves its next free slot `$3` seconds
+/// after it, and records the egress on job `$5` while worker `$6` holds
+/// it. One row comes back, always:
+/// - `egress`: the egress chosen (null when none of them has a pacing row
+///   yet); `first_free`: in how many seconds its slot starts;
+/// - `wait`: set when the slot was taken; null when it is more than `$4`
+///   seconds away (the job is deferred, and a slot nobody uses does not
+///   push later requests back), or when a racing daemon took that very
+///   slot between this statement's look and its update: the update takes
+///   a row only while its slot is still the one chosen (a row being
+///   updated is waited for and looked at again), so no slot is ever
+///   booked twice, and the caller simply chooses again;
+/// - `known`: how many of the egresses have a pacing row (a new egress
+///   has none until ENSURE_PACING_ROWS).
+pub const RESERVE_EGRESS_SLOT: &str = "
+WITH pick AS (
+    SELECT egress_key, greatest(next_request_at, paused_until, now()) AS free_at
+    FROM xtract.platform_pacing
+    WHERE platform = $1 AND egress_key = ANY ($2::text[])
+    ORDER BY free_at, next_request_at, egress_key
+    LIMIT 1
+), taken AS (
+    UPDATE xtract.platform_pacing AS p
+    SET next_request_at = pick.free_at + make_interval(secs => $3::float8),
+        updated_at = now()
+    FROM pick
+    WHERE p.platform = $1
+      AND p.egress_key = pick.egress_key
+      AND greatest(p.next_request_at, p.paused_until, now()) = pick.free_at
+      AND pick.free_at <= now() + make_interval(secs => $4::float8)
+    RETURNING p.egress_key
+), served AS (
+    UPDATE processing_jobs AS j
+    SET egress = taken.egress_key
+    FROM taken
+    WHERE j.id = $5 AND j.locked_by = $6 AND j.egress IS DISTINCT FROM taken.egress_key
+)
+SELECT pick.egress_key AS egress,
+       greatest(extract(epoch FROM pick.free_at - now()), 0)::float8 AS first_free,
+       CASE WHEN taken.egress_key IS NOT NULL
+            THEN greatest(extract(epoch FROM pick.free_at - now()), 0)::float8 END AS wait,
+       (SELECT count(*)::int4
+        FROM xtract.platform_pacing
+        WHERE platform = $1 AND egress_key = ANY ($2::text[])) AS known
+FROM (SELECT 1) AS one
+LEFT JOIN pick ON true
+LEFT JOIN taken ON true";
 
-/// Takes the next request slot of a platform: returns how many seconds from
-/// now it starts, and moves the next free slot `$3` seconds after it. The row
-/// lock serialises daemons, so every caller gets its own slot. A slot more
-/// than `$4` seconds away is not taken (no row comes back): the job is
-/// deferred, and a slot it would not use does not push every later request
-/// back.
-pub const RESERVE_SLOT: &str = "
-INSERT INTO xtract.platform_pacing AS p (platform, egress_key, next_request_at)
-VALUES ($1, $2, now() + make_interval(secs => $3))
-ON CONFLICT (platform, egress_key) DO UPDATE
-SET next_request_at = greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
-                      + make_interval(secs => $3),
-    updated_at = now()
-WHERE greatest(p.next_request_at, coalesce(p.paused_until, now()), now())
-      <= now() + make_interval(secs => $4)
-RETURNING greatest(extract(epoch FROM p.next_request_at - now()) - $3, 0)::float8";
+/// A row when platform `$1` is paused on egress `$2` now.
+pub const EGRESS_PAUSED: &str = "
+SELECT 1
+FROM xtract.platform_pacing
+WHERE platform = $1 AND egress_key = $2 AND paused_until > now()";
+
+/// The pacing rows of platform `$1` on egresses `$2` that do not exist yet
+/// (a new egress), free at once.
+pub const ENSURE_PACING_ROWS: &str = "
+INSERT INTO xtract.platform_pacing (platform, egress_key)
+SELECT $1, k FROM unnest($2::text[]) AS k
+ON CONFLICT (platform, egress_key) DO NOTHING";
 
 /// The platform pushed back: no requests to it from this egress for `$3`
 /// seconds.
@@ -367,12 +429,16 @@ SELECT to_jsonb(a) FROM audio_files AS a WHERE job_id = $1";
 pub const ACTIVE_COUNT: &str = "
 SELECT count(*) FROM processing_jobs WHERE status IN ('pending', 'processing')";
 
-/// Platforms paused for egress `$1`, and until when (text, for display).
-pub const PAUSED_PLATFORMS_OF_EGRESS: &str = "
-SELECT platform, to_char(paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-FROM xtract.platform_pacing
-WHERE egress_key = $1 AND paused_until > now()
-ORDER BY platform";
+/// The paused pairs among this daemon's routes (`$1`/`$2`, as in CLAIM):
+/// platform, egress key, and until when (text, for display).
+pub const PAUSED_ROUTES: &str = "
+SELECT p.platform, p.egress_key,
+       to_char(p.paused_until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+FROM unnest($1::text[], $2::text[]) AS e(platform, egress_key)
+JOIN xtract.platform_pacing AS p
+  ON p.platform = e.platform AND p.egress_key = e.egress_key
+WHERE p.paused_until > now()
+ORDER BY p.platform, p.egress_key";
 
 // ---- Operators: `xtract doctor` and `xtract jobs` ----
 
@@ -405,7 +471,7 @@ ORDER BY 2 DESC, 1";
 /// come last, with no age.
 pub const LIST_JOBS: &str = "
 SELECT id, status, platform, attempts, user_id, original_url, error_code, created_at,
-       extract(epoch FROM now() - created_at)::float8 AS age_secs
+       extract(epoch FROM now() - created_at)::float8 AS age_secs, egress
 FROM processing_jobs
 WHERE ($1::text IS NULL OR status = $1)
   AND ($2::text IS NULL OR platform = $2)

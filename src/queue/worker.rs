@@ -43,7 +43,10 @@ pub struct JobReport {
 pub struct JobContext {
     /// Its own job's row: facts, progress, reusable audio.
     pub job: JobHandle,
-    /// Turns toward the platforms, and pauses.
+    /// Turns toward the platforms through the egresses, and pauses; it
+    /// remembers the egress of the latest turn, which the executor reads
+    /// for the metrics' `egress` label when the run is over, however it
+    /// ended.
     pub pacer: Pacer,
     /// Cancelled when the job must stop (operator cancel, lost lease). The
     /// body's future is dropped then too; the token lets it stop children

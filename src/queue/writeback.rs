@@ -14,7 +14,12 @@ use super::outcome::{self, Decision};
 use super::worker::{JobReport, Processor, Shared};
 use crate::db::{is_connection_error, DbError};
 use crate::domain::{AudioRow, ErrorCode, Job, JobError, Platform, Retry};
-use crate::metrics::{OutcomeLabels, PlatformLabel};
+use crate::metrics::{EgressLabels, OutcomeLabels, PlatformLabel};
+
+/// The `egress` label of a job's outcome: `none` when no request left.
+fn egress_label(job: &Job) -> String {
+    job.egress.clone().unwrap_or_else(|| "none".into())
+}
 
 /// What became of a write-back.
 #[derive(Debug)]
@@ -85,12 +90,10 @@ impl<P: Processor> Shared<P> {
             .await
         {
             Persisted::Written(true) => {
-                self.metrics
-                    .completed
-                    .get_or_create(&PlatformLabel {
-                        platform: platform.as_str().into(),
-                    })
-                    .inc();
+                self.metrics.count_completed(&EgressLabels {
+                    platform: platform.as_str().into(),
+                    egress: egress_label(job),
+                });
                 tracing::info!("job completed");
             }
             // Cancelled or set back to pending meanwhile, or taken over
@@ -186,6 +189,7 @@ impl<P: Processor> Shared<P> {
         let labels = OutcomeLabels {
             platform: platform.as_str().into(),
             error_code: e.code.as_str().into(),
+            egress: egress_label(job),
         };
         if e.code == ErrorCode::ExtractorOutdated {
             // Every attempt, retried or not: the operator's signal to upgrade.
@@ -199,8 +203,9 @@ impl<P: Processor> Shared<P> {
         if e.retry == Retry::Cooldown {
             self.metrics
                 .platform_pauses
-                .get_or_create(&PlatformLabel {
+                .get_or_create(&EgressLabels {
                     platform: platform.as_str().into(),
+                    egress: egress_label(job),
                 })
                 .inc();
         }
@@ -251,13 +256,11 @@ impl<P: Processor> Shared<P> {
         tracing::warn!(code = %e.code, detail = %e.detail, "job failed: {}", e.message);
         match self.persist(|| self.queue.fail(job.id, e)).await {
             Persisted::Written(true) => {
-                self.metrics
-                    .failed
-                    .get_or_create(&OutcomeLabels {
-                        platform: platform.as_str().into(),
-                        error_code: e.code.as_str().into(),
-                    })
-                    .inc();
+                self.metrics.count_failed(&OutcomeLabels {
+                    platform: platform.as_str().into(),
+                    error_code: e.code.as_str().into(),
+                    egress: egress_label(job),
+                });
                 // A failed job keeps no audio: an earlier attempt may have
                 // stored some and died before writing its row.
                 if job.attempts > 1 {

@@ -3,6 +3,7 @@
 //! processes to start, signal and kill.
 #![allow(dead_code)]
 
+pub mod proxy_double;
 pub mod storage_double;
 pub mod wheels;
 
@@ -371,6 +372,14 @@ pub fn media() -> &'static Media {
 ///   file with exit code 101, as yt-dlp 2026.10.26 does. Item `k` is
 ///   "downloaded" with id `<name>_<k>` and title `Stand-in <name> item <k>`.
 ///
+/// A platform link given a proxy (`--proxy` in the private options file of
+/// `--config-locations`, as xtract passes it) first asks the proxy for the
+/// link with curl, over http so the stand-in proxy sees it (see
+/// proxy_double.rs): a 429 there fails the run as yt-dlp does, any other
+/// answer but 200 as a network error naming the proxy, password and all
+/// (as some HTTP libraries do: xtract must scrub it); `proxied.log` gets `<epoch secs>
+/// <proxy host:port> <status> <url>`.
+///
 /// Every call appends the URL to `calls.log`, `<epoch secs> <url>` to
 /// `times.log` and its arguments to `args.log`.
 pub struct StandIn {
@@ -456,6 +465,22 @@ impl StandIn {
         self.lines("args.log")
     }
 
+    /// (proxy `host:port`, HTTP status, URL) of every request a run sent
+    /// through a proxy, in order.
+    pub fn proxied(&self) -> Vec<(String, String, String)> {
+        self.lines("proxied.log")
+            .iter()
+            .filter_map(|l| {
+                let mut parts = l.splitn(4, ' ').skip(1);
+                Some((
+                    parts.next()?.to_string(),
+                    parts.next()?.to_string(),
+                    parts.next()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
     /// Names of `block` runs that started while an earlier run of the same
     /// name was still alive.
     pub fn overlaps(&self) -> Vec<String> {
@@ -477,7 +502,7 @@ dir='@DIR@'; media='@MEDIA@'
 # Asked for its version (a reload logs it): not a call to the platform.
 [ "$1" = --version ] && { echo 2026.01.01; exit 0; }
 out=''; url=''; format=''; cookies=''; prints=(); progress=''; thumb=''
-items_spec=''; max_downloads=''; break_filter=''
+items_spec=''; max_downloads=''; break_filter=''; conf=''; proxy=''
 printf '%s\n' "$*" >> "$dir/args.log"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -490,6 +515,8 @@ while [ $# -gt 0 ]; do
     --playlist-items) items_spec="$2"; shift 2;;
     --max-downloads) max_downloads="$2"; shift 2;;
     --break-match-filters) break_filter="$2"; shift 2;;
+    --config-locations) conf="$2"; shift 2;;
+    --proxy) proxy="$2"; shift 2;;
     --) url="$2"; shift 2;;
     *) shift;;
   esac
@@ -505,6 +532,21 @@ case "$url" in
     name="${url%%\?*}"; name="${name%/}"; name="${name##*/}";;
 esac
 [ -e "$dir/$name.kind" ] && kind="$(cat "$dir/$name.kind")"
+# The private options file: `--proxy '<url>'` (xtract's quoting).
+[ -n "$conf" ] && p="$(sed -n "s/^--proxy '\(.*\)'\$/\1/p" "$conf")" && [ -n "$p" ] && proxy="$p"
+case "$url" in
+  http://127.0.0.1*) ;;
+  *) if [ -n "$proxy" ]; then
+       code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -x "$proxy" "http://${url#https://}")"
+       hostport="${proxy##*@}"; hostport="${hostport#*://}"
+       printf '%s %s %s %s\n' "$(date +%s.%N)" "$hostport" "$code" "$url" >> "$dir/proxied.log"
+       case "$code" in
+         200) ;;
+         429) echo "ERROR: [TikTok] $name: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)" >&2; exit 1;;
+         *) echo "ERROR: [TikTok] $name: Unable to download webpage: <urlopen error [Errno 111] Connection refused> (proxy answered $code via $proxy)" >&2; exit 1;;
+       esac
+     fi;;
+esac
 [ -n "$kind" ] || kind=ok
 fail() { cat "$dir/$name.err" >&2; exit 1; }
 say_progress() { [ -n "$progress" ] && { t="${progress#*:}"; printf '%s%s %s NA\n' "${t%%%(*}" "$1" 1000; }; }

@@ -14,15 +14,16 @@ pub fn table(jobs: &[JobLine]) -> String {
         return "no jobs\n".into();
     }
     let header = [
-        "ID", "STATUS", "PLATFORM", "ATT", "AGE", "USER", "URL", "ERROR",
+        "ID", "STATUS", "PLATFORM", "EGRESS", "ATT", "AGE", "USER", "URL", "ERROR",
     ];
-    let rows: Vec<[String; 8]> = jobs
+    let rows: Vec<[String; 9]> = jobs
         .iter()
         .map(|j| {
             [
                 j.id.to_string(),
                 j.status.clone(),
                 j.platform.clone().unwrap_or_else(|| "-".into()),
+                j.egress.clone().unwrap_or_else(|| "-".into()),
                 j.attempts.to_string(),
                 j.age_secs.map_or_else(|| "-".into(), age),
                 truncate(&j.user_id.to_string(), USER_WIDTH, ""),
