@@ -1,7 +1,9 @@
 //! Queue benchmark: the real worker loop (claim, heartbeat, write-back,
 //! LISTEN) with a job body that does nothing, against a throwaway local
 //! PostgreSQL. Prints pickup latency (INSERT to claim, p50/p99) and
-//! throughput (jobs/s) for 1 and 4 workers.
+//! throughput (jobs/s) for 1 and 4 workers; then the same measures of
+//! graphile-worker, a widely used Node.js queue on PostgreSQL, against the
+//! same server (benches/node_queue; skipped, saying so, without Node.js).
 //!
 //!     cargo bench --bench queue
 //!
@@ -241,5 +243,42 @@ async fn main() {
     }
     for workers in [1, 4] {
         throughput(&target, &client, workers, 20_000).await;
+    }
+    pg.create_database("bench_node").await.unwrap();
+    node_queue(&pg.url("bench_node"));
+}
+
+/// graphile-worker, measured by benches/node_queue/bench.mjs against the
+/// same server, after xtract (so neither runs beside the other).
+fn node_queue(url: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node_queue");
+    let (Some(node), Some(npm)) = (
+        xtract::ops::config::find_program("node"),
+        xtract::ops::config::find_program("npm"),
+    ) else {
+        println!("graphile-worker comparison skipped: Node.js (node, npm) not found");
+        return;
+    };
+    // The versions package-lock.json names, installed once.
+    if !dir.join("node_modules/graphile-worker").exists() {
+        let installed = std::process::Command::new(npm)
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status();
+        if !matches!(installed, Ok(s) if s.success()) {
+            println!(
+                "graphile-worker comparison skipped: `npm ci` in {} failed",
+                dir.display()
+            );
+            return;
+        }
+    }
+    let ran = std::process::Command::new(node)
+        .arg("bench.mjs")
+        .arg(url)
+        .current_dir(&dir)
+        .status();
+    if !matches!(ran, Ok(s) if s.success()) {
+        println!("graphile-worker comparison failed: {ran:?}");
     }
 }
