@@ -181,11 +181,7 @@ async fn the_reaper_counts_the_lease_from_the_database_start_and_spares_held_job
         )
         .await
         .unwrap();
-    client
-        .execute(
-            "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
-            &[&retried],
-        )
+    operator_sets_status(&client, retried, "pending")
         .await
         .unwrap();
     assert_eq!(job(&client, retried).await["locked_by"], "gone");
@@ -474,13 +470,7 @@ async fn setting_a_running_job_to_pending_stops_it_then_runs_it_once_afresh() {
     let id = db.enqueue(&client, "http://127.0.0.1:9/block/again").await;
     let first = standin.blocked_pid("again").await;
 
-    client
-        .execute(
-            "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    operator_sets_status(&client, id, "pending").await.unwrap();
     eventually("the first run to be stopped", SECS(10), || async {
         (!process_alive(first)).then_some(())
     })
@@ -506,18 +496,10 @@ async fn a_completed_job_cannot_be_cancelled() {
     let id = db
         .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
         .await;
-    client
-        .execute(
-            "UPDATE processing_jobs SET status = 'completed' WHERE id = $1",
-            &[&id],
-        )
+    operator_sets_status(&client, id, "completed")
         .await
         .unwrap();
-    let e = client
-        .execute(
-            "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1",
-            &[&id],
-        )
+    let e = operator_sets_status(&client, id, "cancelled")
         .await
         .unwrap_err();
     let message = e.as_db_error().unwrap().message().to_string();

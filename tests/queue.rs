@@ -255,13 +255,7 @@ async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
     assert_eq!(failed["attempts"], 1, "a 404 is not retried");
 
     // What an operator does in the table editor.
-    client
-        .execute(
-            "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    operator_sets_status(&client, id, "pending").await.unwrap();
     wait_status(&client, id, "completed", SECS(15)).await;
     let done = job(&client, id).await;
     assert_eq!(
@@ -280,11 +274,7 @@ async fn operator_cancel_stops_a_running_job() {
     let id = db.enqueue(&client, "http://127.0.0.1:9/block/c").await;
     let ytdlp_pid = standin.blocked_pid("c").await;
 
-    client
-        .execute(
-            "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1",
-            &[&id],
-        )
+    operator_sets_status(&client, id, "cancelled")
         .await
         .unwrap();
     eventually("the download to be killed", SECS(5), || async {
@@ -650,11 +640,7 @@ async fn an_app_role_without_rights_in_schema_xtract_can_insert_and_cancel() {
         .await
         .expect("the insert triggers run as their owner")
         .get(0);
-    client
-        .execute(
-            "UPDATE processing_jobs SET status = 'cancelled' WHERE id = $1",
-            &[&id],
-        )
+    operator_sets_status(&client, id, "cancelled")
         .await
         .expect("the update triggers run as their owner");
     client.batch_execute("RESET ROLE").await.unwrap();

@@ -156,6 +156,21 @@ impl TestDb {
     }
 }
 
+/// What an operator does in the dashboard's table editor: sets a job's
+/// status (the triggers decide what else changes, or refuse).
+pub async fn operator_sets_status(
+    client: &Client,
+    id: Uuid,
+    status: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE processing_jobs SET status = $2 WHERE id = $1",
+            &[&id, &status],
+        )
+        .await
+}
+
 pub async fn status(client: &Client, id: Uuid) -> String {
     client
         .query_one("SELECT status FROM processing_jobs WHERE id = $1", &[&id])
