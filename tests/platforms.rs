@@ -1087,6 +1087,68 @@ async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
     assert!(ran.stdout.contains("paused: tiktok on res2 until"), "{ran}");
 }
 
+/// A proxy that is down fails every job sent through it, and yt-dlp's words
+/// for it are the same as for a site refusing the connection: xtract asks
+/// the proxy itself, pauses that egress for TikTok for a minute, and the
+/// job goes out through the other egress at once without spending an
+/// attempt; nothing else is sent to the dead one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_proxy_pauses_its_egress_and_its_job_goes_out_through_another() {
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let live = StandInProxy::http(None, "203.0.113.1").await;
+    let closed = xtract::ops::localpg::free_port().unwrap();
+    let dead = format!("http://carol:d34d-s3cret@127.0.0.1:{closed}");
+    let toml = pool_toml(&[("dead", dead), ("live", live.url())], "");
+    let mut o = DaemonOptions::new(&standin.script);
+    o.concurrency = 4;
+    o.extra_env.push((
+        "XTRACT_PLATFORMS_FILE".into(),
+        platforms_file(standin.dir.path(), &toml),
+    ));
+    let daemon = Daemon::start(&db.url, &o);
+    let client = db.client().await;
+    let ids = enqueue_tiktok(&client, 200, 4).await;
+    for id in &ids {
+        wait_status(&client, *id, "completed", SECS(60)).await;
+    }
+
+    assert_eq!(live.served().len(), 4, "{:?}", live.seen());
+    let tried_dead: Vec<_> = standin
+        .proxied()
+        .into_iter()
+        .filter(|(proxy, _, _)| *proxy == format!("127.0.0.1:{closed}"))
+        .collect();
+    assert_eq!(tried_dead.len(), 1, "{tried_dead:?}");
+    let mut bounced = Vec::new();
+    for id in &ids {
+        let row = job(&client, *id).await;
+        assert_eq!(row["egress"], "live", "{row}");
+        if row["pauses"] == 1 {
+            bounced.push(row);
+        }
+    }
+    assert_eq!(bounced.len(), 1, "{bounced:?}");
+    assert_eq!(bounced[0]["attempts"], 1, "{}", bounced[0]);
+    let (paused_for, why): (f64, String) = client
+        .query_one(
+            "SELECT extract(epoch FROM paused_until - now())::float8, pause_reason
+             FROM xtract.platform_pacing WHERE platform = 'tiktok' AND egress_key = 'dead'",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!((30.0..=60.0).contains(&paused_for), "{paused_for}");
+    assert!(
+        why.contains(&format!("the proxy does not answer at 127.0.0.1:{closed}")),
+        "{why}"
+    );
+    let log = daemon.log_text();
+    assert!(log.contains("the proxy does not answer"), "{log}");
+    assert!(!log.contains("d34d-s3cret") && !why.contains("d34d-s3cret"));
+}
+
 /// What yt-dlp prints about a proxy may carry its password: it is scrubbed
 /// from the job's error and the log, and never on a command line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1100,7 +1162,9 @@ async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
         &[("res1", proxy.url_with("alice", "w0rng-p4ss"))],
         "max_attempts = 1\n",
     );
-    let daemon = daemon_with(&db, &standin, &toml, &[]);
+    // A refusing proxy pauses its egress; with no pause allowed, the job
+    // fails at once.
+    let daemon = daemon_with(&db, &standin, &toml, &[("XTRACT_MAX_PAUSES", "0")]);
     let client = db.client().await;
     let id = db
         .enqueue(&client, "https://www.tiktok.com/@a/video/407")
@@ -1114,6 +1178,7 @@ async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
         detail.contains("via http://alice:***@127.0.0.1:"),
         "{detail}"
     );
+    assert!(detail.contains("the proxy refused the request"), "{detail}");
     assert!(!row.to_string().contains("w0rng-p4ss"), "{row}");
     assert!(!proxy.seen()[0].authorized);
     let log = daemon.log_text();

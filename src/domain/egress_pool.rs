@@ -95,6 +95,9 @@ pub struct ProxyUrl {
     masked: String,
     /// The password as written (percent-encoded) and decoded.
     secrets: Vec<String>,
+    /// Where the proxy listens.
+    host: String,
+    port: u16,
 }
 
 impl ProxyUrl {
@@ -141,6 +144,11 @@ impl ProxyUrl {
             url: text.to_string(),
             masked: format!("{}://{user}{host}:{port}", url.scheme()),
             secrets,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
         })
     }
 
@@ -164,6 +172,12 @@ impl ProxyUrl {
             out = out.replace(secret.as_str(), "***");
         }
         out
+    }
+
+    /// Where the proxy listens: host (an IPv6 address without brackets)
+    /// and port.
+    pub fn address(&self) -> (&str, u16) {
+        (&self.host, self.port)
     }
 
     /// The forms of the password that must not be printed.

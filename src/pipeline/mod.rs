@@ -9,6 +9,7 @@ pub mod ffmpeg;
 pub mod mp4;
 pub mod process;
 pub mod process_tree;
+pub mod proxy_fault;
 pub mod strategy;
 pub mod url_rules;
 pub mod warm;
@@ -438,11 +439,29 @@ impl<S: AudioStore> MediaPipeline<S> {
                 .with_message(UrlError::PrivateAddress.to_string()));
             }
             tracing::info!(strategy = s.name, egress = %egress.key, code = %e.code, detail = %e.detail, "download strategy failed");
+            // A proxy that is down or refuses us fails every job sent
+            // through it: treated as the platform pushing back on that
+            // egress (proxy_fault.rs).
+            let (e, cooldown) = match proxy {
+                Some(p) => match proxy_fault::proxy_fault(p, &e).await {
+                    Some(why) => {
+                        let why = p.scrub(&format!("{why}: {} {p}", egress.key));
+                        let e = JobError {
+                            detail: format!("{why}; yt-dlp said: {}", e.detail),
+                            retry: Retry::Cooldown,
+                            ..JobError::new(ErrorCode::Network, Some(platform), "")
+                        };
+                        (e, proxy_fault::PROXY_DOWN_COOLDOWN)
+                    }
+                    None => (e, policy.cooldown),
+                },
+                None => (e, policy.cooldown),
+            };
             if e.retry == Retry::Cooldown {
                 // Every daemon on this egress holds off the platform; its
                 // other egresses go on.
                 if let Err(db) = pacer
-                    .pause(platform, &egress.key, policy.cooldown, &e.detail)
+                    .pause(platform, &egress.key, cooldown, &e.detail)
                     .await
                 {
                     tracing::warn!("could not record the {platform} pause: {db}");
@@ -454,7 +473,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 let again = if keys.len() > 1 {
                     Duration::ZERO
                 } else {
-                    policy.cooldown
+                    cooldown
                 };
                 return Err(e.with_retry_after(again));
             }

@@ -390,9 +390,10 @@ pub fn media() -> &'static Media {
 /// A platform link given a proxy (`--proxy` in the private options file of
 /// `--config-locations`, as xtract passes it) first asks the proxy for the
 /// link with curl, over http so the stand-in proxy sees it (see
-/// proxy_double.rs): a 429 there fails the run as yt-dlp does, any other
-/// answer but 200 as a network error naming the proxy, password and all
-/// (as some HTTP libraries do: xtract must scrub it); `proxied.log` gets `<epoch secs>
+/// proxy_double.rs): a 429 there, no proxy listening and a 407 fail the run
+/// as yt-dlp does, any other answer but 200 as a network error naming the
+/// proxy, password and all (as some HTTP libraries do: xtract must scrub
+/// it); `proxied.log` gets `<epoch secs>
 /// <proxy host:port> <status> <url>`.
 ///
 /// Every call appends the URL to `calls.log`, `<epoch secs> <url>` to
@@ -558,6 +559,11 @@ case "$url" in
        case "$code" in
          200) ;;
          429) echo "ERROR: [TikTok] $name: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)" >&2; exit 1;;
+         # No proxy listening, and a proxy refusing us: yt-dlp 2026.10.26's
+         # words (the second also names the proxy, password and all, as
+         # some HTTP libraries do).
+         000) echo "ERROR: [TikTok] $name: Unable to download webpage: [Errno 111] Connection refused (caused by TransportError('[Errno 111] Connection refused'))" >&2; exit 1;;
+         407) echo "ERROR: [TikTok] $name: Unable to download webpage: <urlopen error Tunnel connection failed: 407 Proxy Authentication Required> (caused by ProxyError('<urlopen error Tunnel connection failed: 407 Proxy Authentication Required> via $proxy')); please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U" >&2; exit 1;;
          *) echo "ERROR: [TikTok] $name: Unable to download webpage: <urlopen error [Errno 111] Connection refused> (proxy answered $code via $proxy)" >&2; exit 1;;
        esac
      fi;;
