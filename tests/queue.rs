@@ -1127,3 +1127,25 @@ fn db_pool(db: &TestDb) -> deadpool_postgres::Pool {
         .pool(2)
         .unwrap()
 }
+
+/// People paste links without their scheme and with blanks around them;
+/// the insert accepts them (the link check trims and reads them as the
+/// daemon does), so its platform guess, which the claim's pauses go by,
+/// reads them the same way instead of calling them `other`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_insert_guesses_the_platform_of_a_pasted_link() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    for (link, platform) in [
+        ("  www.tiktok.com/@a/video/7100000000000000001\n", "tiktok"),
+        ("tiktok.com/@a/video/7100000000000000002", "tiktok"),
+        ("\u{a0}https://youtu.be/aaaaaaaaaaa", "youtube"),
+        ("\tinstagram.com/reel/Cabcdefghij/", "instagram"),
+        ("HTTPS://WWW.YOUTUBE.COM/watch?v=aaaaaaaaaaa", "youtube"),
+        ("example.com/video/1", "other"),
+        ("https://notyoutube.com/watch?v=aaaaaaaaaaa", "other"),
+    ] {
+        let id = db.enqueue(&client, link).await;
+        assert_eq!(job(&client, id).await["platform"], platform, "{link:?}");
+    }
+}

@@ -92,6 +92,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 15,
+        name: "platform of pasted links",
+        sql: include_str!("../../sql/015_platform_of_pasted_links.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),
