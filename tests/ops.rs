@@ -47,6 +47,12 @@ async fn doctor_is_content_with_a_migrated_database_local_storage_and_the_real_t
     ] {
         line(&ran, &format!("ok    {check} "));
     }
+    // The warm helper was started as the daemon would, and stopped.
+    let warm = line(&ran, "ok    warm yt-dlp");
+    assert!(
+        warm.contains("loaded once") && warm.contains("ready in"),
+        "{warm}"
+    );
     assert!(
         line(&ran, "ok    database").contains("not encrypted"),
         "{ran}"
@@ -100,6 +106,9 @@ async fn doctor_judges_yt_dlps_age_by_the_channel() {
         let found = line(&ran, want);
         assert!(found.contains(&format!("{channel} channel")), "{found}");
         assert!(found.contains("5 days old"), "{found}");
+        // A program that is not a Python script cannot be kept loaded.
+        let warm = line(&ran, "warn  warm yt-dlp");
+        assert!(warm.contains("not a Python script"), "{warm}");
     }
 }
 

@@ -222,6 +222,9 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
     report.push(tools::check_ffmpeg("ffmpeg", "XTRACT_FFMPEG", inputs.ffmpeg.as_deref()).await);
     report.push(tools::check_ffmpeg("ffprobe", "XTRACT_FFPROBE", inputs.ffprobe.as_deref()).await);
     report.push(tools::check_js_runtime(inputs.ytdlp.as_deref()));
+    if let Ok(c) = &config {
+        report.push(tools::check_warm_ytdlp(inputs.ytdlp.as_deref(), c.warm_ytdlp).await);
+    }
     report.push(
         check_storage(
             inputs.storage,

@@ -401,6 +401,29 @@ fn retire(old: Box<Helper>) {
     });
 }
 
+/// For `doctor`: starts a helper for `ytdlp` with its socket in `dir`,
+/// as the daemon would, and stops it again. Says what it found (version,
+/// time to ready, the CPU of import and warm-up) or why there is none.
+pub async fn probe(ytdlp: &Path, dir: &Path) -> Result<String, String> {
+    let python = interpreter_of(ytdlp).ok_or_else(|| {
+        format!(
+            "{} is not a Python script (a standalone build?)",
+            ytdlp.display()
+        )
+    })?;
+    let started = Instant::now();
+    let (helper, ready) = start_helper(ytdlp, &python, dir, 0).await?;
+    let took = started.elapsed();
+    retire(Box::new(helper));
+    Ok(format!(
+        "yt-dlp {} loaded once and forked per download: ready in {:.1} s (import {:.2} s, warm-up {:.2} s of CPU)",
+        ready.version,
+        took.as_secs_f64(),
+        ready.import_cpu,
+        ready.warm_up_cpu
+    ))
+}
+
 /// The Python that runs `ytdlp`, from its `#!` line, with the line's
 /// arguments. None for anything else (a standalone binary).
 pub fn interpreter_of(ytdlp: &Path) -> Option<Vec<String>> {
@@ -431,6 +454,19 @@ async fn start(
     dir: &Path,
     generation: u32,
 ) -> Result<Helper, String> {
+    start_helper(ytdlp, python, dir, generation)
+        .await
+        .map(|(helper, _)| helper)
+}
+
+/// Starts a helper and waits until it is ready: the helper, and what it
+/// said when it was.
+async fn start_helper(
+    ytdlp: &Path,
+    python: &[String],
+    dir: &Path,
+    generation: u32,
+) -> Result<(Helper, Ready), String> {
     let script = dir.join("ytdlp_helper.py");
     std::fs::write(&script, SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
     let socket = dir.join(format!("ytdlp-{generation}.sock"));
@@ -499,14 +535,17 @@ async fn start(
         "warm yt-dlp ready in {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    Ok(Helper {
-        child,
-        stdin,
-        socket,
-        ytdlp: ytdlp.to_path_buf(),
-        watched,
-        stamp,
-    })
+    Ok((
+        Helper {
+            child,
+            stdin,
+            socket,
+            ytdlp: ytdlp.to_path_buf(),
+            watched,
+            stamp,
+        },
+        ready,
+    ))
 }
 
 #[cfg(test)]
