@@ -203,6 +203,40 @@ pub fn check_js_runtime(ytdlp: Option<&Path>) -> Check {
     }
 }
 
+/// The warm yt-dlp helper (pipeline/warm.rs): started once as the daemon
+/// would, so an operator sees whether jobs get it or pay for a yt-dlp
+/// start each (about 0.6 s of CPU more per short clip).
+pub async fn check_warm_ytdlp(ytdlp: Option<&Path>, enabled: bool) -> Check {
+    if !enabled {
+        return Check::ok(
+            "warm yt-dlp",
+            "off (XTRACT_WARM_YTDLP=false): every download starts yt-dlp",
+        );
+    }
+    let Some(ytdlp) = ytdlp else {
+        return Check::warn("warm yt-dlp", "no yt-dlp to load", "see the yt-dlp line");
+    };
+    // A short path: a Unix socket's path has a length limit.
+    let dir = match tempfile::Builder::new().prefix("xtract-doctor-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            return Check::warn(
+                "warm yt-dlp",
+                format!("no folder to try it in: {e}"),
+                "check /tmp",
+            )
+        }
+    };
+    match crate::pipeline::warm::probe(ytdlp, dir.path()).await {
+        Ok(said) => Check::ok("warm yt-dlp", said),
+        Err(why) => Check::warn(
+            "warm yt-dlp",
+            format!("not available ({why}); jobs run the yt-dlp command line"),
+            "install yt-dlp from PyPI in a virtualenv (`xtract tools upgrade`, as scripts/install does): a standalone yt-dlp binary cannot be kept loaded",
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Level;
@@ -292,39 +326,5 @@ mod tests {
         let check = check_js_runtime(Some(&bin.path().join("yt-dlp")));
         assert_eq!(check.level, Level::Ok, "{check}");
         assert!(check.found.contains(&deno.display().to_string()), "{check}");
-    }
-}
-
-/// The warm yt-dlp helper (pipeline/warm.rs): started once as the daemon
-/// would, so an operator sees whether jobs get it or pay for a yt-dlp
-/// start each (about 0.6 s of CPU more per short clip).
-pub async fn check_warm_ytdlp(ytdlp: Option<&Path>, enabled: bool) -> Check {
-    if !enabled {
-        return Check::ok(
-            "warm yt-dlp",
-            "off (XTRACT_WARM_YTDLP=false): every download starts yt-dlp",
-        );
-    }
-    let Some(ytdlp) = ytdlp else {
-        return Check::warn("warm yt-dlp", "no yt-dlp to load", "see the yt-dlp line");
-    };
-    // A short path: a Unix socket's path has a length limit.
-    let dir = match tempfile::Builder::new().prefix("xtract-doctor-").tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            return Check::warn(
-                "warm yt-dlp",
-                format!("no folder to try it in: {e}"),
-                "check /tmp",
-            )
-        }
-    };
-    match crate::pipeline::warm::probe(ytdlp, dir.path()).await {
-        Ok(said) => Check::ok("warm yt-dlp", said),
-        Err(why) => Check::warn(
-            "warm yt-dlp",
-            format!("not available ({why}); jobs run the yt-dlp command line"),
-            "install yt-dlp from PyPI in a virtualenv (`xtract tools upgrade`, as scripts/install does): a standalone yt-dlp binary cannot be kept loaded",
-        ),
     }
 }
