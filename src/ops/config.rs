@@ -140,6 +140,8 @@ impl Config {
             strategies: crate::pipeline::strategy::StrategyOptions {
                 cookies_dir: c.cookies_dir.clone(),
                 impersonate: c.impersonate.clone(),
+                // What yt-dlp can do is asked by the daemon (daemon.rs).
+                can_impersonate: false,
             },
             pacing_max_wait: c.pacing_max_wait,
             dedup: c.dedup,

@@ -394,7 +394,7 @@ async fn serve<S: AudioStore + Clone>(
             tasks.stop.clone(),
         ));
     }
-    let pipeline_config = Live::new(config.pipeline());
+    let pipeline_config = Live::new(pipeline_of(config));
     let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(
             "XTRACT_WORK_DIR: cannot use {}: {e}",
@@ -412,7 +412,7 @@ async fn serve<S: AudioStore + Clone>(
     // started with (their egress included).
     let reload = move || match running_config.reload() {
         Ok(new) => {
-            pipeline_config.set(new.pipeline());
+            pipeline_config.set(pipeline_of(&new));
             platforms.set(new.platforms.clone());
             reload_routes.set(new.egress.routes());
             tracing::info!("configuration reloaded");
@@ -454,6 +454,14 @@ fn log_ytdlp(program: std::path::PathBuf) {
     tokio::spawn(async move {
         tracing::info!("{}", crate::ops::tools::describe_ytdlp(&program).await);
     });
+}
+
+/// The pipeline's settings, with what the installed yt-dlp can do (read
+/// again on reload: `xtract tools upgrade` reloads after switching).
+fn pipeline_of(config: &Config) -> crate::pipeline::PipelineConfig {
+    let mut pipeline = config.pipeline();
+    pipeline.strategies.can_impersonate = crate::pipeline::ytdlp::can_impersonate(&config.ytdlp);
+    pipeline
 }
 
 /// Says where platform requests leave from (never a proxy's password), and

@@ -25,6 +25,10 @@ pub struct Strategy {
 pub struct StrategyOptions {
     pub cookies_dir: Option<PathBuf>,
     pub impersonate: Option<String>,
+    /// yt-dlp can impersonate a browser (curl_cffi beside it): TikTok's
+    /// phone strategy then impersonates Safari on iOS, fingerprint and all,
+    /// instead of only sending its User-Agent.
+    pub can_impersonate: bool,
 }
 
 /// Audio-only when the site has it (AAC first: it copies into m4a), else
@@ -70,17 +74,27 @@ pub fn strategies(platform: Platform, options: &StrategyOptions) -> Vec<Strategy
         },
     ];
     if platform == Platform::TikTok {
-        // TikTok serves different formats to phones. A last try only: with
-        // curl_cffi, yt-dlp's TikTok page requests impersonate desktop
-        // Chrome too, so this User-Agent rides a Chrome handshake (see
-        // `base_args`); the first two strategies make coherent requests.
-        list.push(Strategy {
-            name: "mobile-user-agent",
-            format: BEST_WITH_AUDIO,
-            extra_args: vec![
+        // TikTok serves different formats to phones. With curl_cffi,
+        // yt-dlp's TikTok requests impersonate desktop Chrome on their own
+        // (see `base_args`): a phone's User-Agent alone would ride a Chrome
+        // handshake, the kind of mismatch bot detection looks for. So the
+        // phone is impersonated whole (Safari on iOS: its TLS and HTTP/2
+        // fingerprint and its own User-Agent, which yt-dlp then sends;
+        // checked with yt-dlp 2026.10.26 against a local server). Without
+        // curl_cffi, requests are plain Python ones and the old service's
+        // phone User-Agent is what there is.
+        let extra_args = if options.can_impersonate {
+            vec!["--impersonate".into(), "safari:ios".into()]
+        } else {
+            vec![
                 "--add-headers".into(),
                 format!("User-Agent:{MOBILE_USER_AGENT}"),
-            ],
+            ]
+        };
+        list.push(Strategy {
+            name: "mobile",
+            format: BEST_WITH_AUDIO,
+            extra_args,
             cookies: None,
         });
     }
@@ -161,12 +175,43 @@ mod tests {
         let options = StrategyOptions {
             cookies_dir: Some(dir.path().to_path_buf()),
             impersonate: Some("safari:ios".into()),
+            can_impersonate: false,
         };
         let yt = strategies(Platform::YouTube, &options);
         assert_eq!(yt.last().unwrap().name, "cookies");
         assert!(yt.iter().any(|s| s.name == "impersonate"));
         let tt = strategies(Platform::TikTok, &options);
         assert!(tt.iter().all(|s| s.cookies.is_none()), "no tiktok.txt");
+    }
+
+    #[test]
+    fn tiktoks_phone_strategy_impersonates_the_phone_whole_when_it_can() {
+        let phone = |can_impersonate| {
+            let options = StrategyOptions {
+                can_impersonate,
+                ..Default::default()
+            };
+            strategies(Platform::TikTok, &options)
+                .into_iter()
+                .find(|s| s.name == "mobile")
+                .expect("a phone strategy for TikTok")
+                .extra_args
+        };
+        assert_eq!(phone(true), ["--impersonate", "safari:ios"]);
+        let plain = phone(false);
+        assert_eq!(plain[0], "--add-headers");
+        assert!(
+            plain[1].starts_with("User-Agent:Mozilla/5.0 (iPhone"),
+            "{plain:?}"
+        );
+        // Nobody else gets a phone.
+        for p in [Platform::Instagram, Platform::YouTube, Platform::Other] {
+            let options = StrategyOptions {
+                can_impersonate: true,
+                ..Default::default()
+            };
+            assert!(strategies(p, &options).iter().all(|s| s.name != "mobile"));
+        }
     }
 
     #[test]

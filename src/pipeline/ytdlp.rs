@@ -137,6 +137,31 @@ pub fn arguments(
     args
 }
 
+/// Whether the yt-dlp at `ytdlp` can impersonate browsers: curl_cffi
+/// installed beside it (`yt-dlp[default,curl-cffi]`, as `xtract tools
+/// upgrade` installs it), looked for in the site-packages of the Python
+/// its `#!` line names, without starting Python. A yt-dlp installed some
+/// other way reads as unable, and TikTok's phone strategy then sends only a
+/// phone's User-Agent, as the old service did.
+pub fn can_impersonate(ytdlp: &Path) -> bool {
+    let Some(python) = super::warm::interpreter_of(ytdlp) else {
+        return false;
+    };
+    let Some(prefix) = Path::new(&python[0]).parent().and_then(Path::parent) else {
+        return false;
+    };
+    let Ok(lib) = std::fs::read_dir(prefix.join("lib")) else {
+        return false;
+    };
+    lib.flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("python"))
+        .any(|d| {
+            ["site-packages", "dist-packages"]
+                .iter()
+                .any(|p| d.path().join(p).join("curl_cffi/__init__.py").is_file())
+        })
+}
+
 /// `--playlist-items` for the `n`-th item of a post with several media:
 /// that item first, then the others from the start, so that a photo there
 /// leads to the post's first video (items without video are skipped, and
@@ -456,6 +481,30 @@ fn last_chars(s: &str, n: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn impersonation_is_read_from_the_site_packages_of_yt_dlps_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        let python = venv.join("bin/python3");
+        std::fs::write(&python, "").unwrap();
+        let ytdlp = venv.join("bin/yt-dlp");
+        std::fs::write(
+            &ytdlp,
+            format!("#!{}\nfrom yt_dlp import main\n", python.display()),
+        )
+        .unwrap();
+        let site = venv.join("lib/python3.11/site-packages");
+        std::fs::create_dir_all(site.join("yt_dlp")).unwrap();
+        assert!(!can_impersonate(&ytdlp), "yt-dlp alone");
+        std::fs::create_dir_all(site.join("curl_cffi")).unwrap();
+        std::fs::write(site.join("curl_cffi/__init__.py"), "").unwrap();
+        assert!(can_impersonate(&ytdlp));
+        let standalone = dir.path().join("yt-dlp_linux");
+        std::fs::write(&standalone, "\x7fELF").unwrap();
+        assert!(!can_impersonate(&standalone));
+    }
 
     #[test]
     fn the_url_comes_after_a_double_dash() {
