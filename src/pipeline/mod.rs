@@ -442,19 +442,20 @@ impl<S: AudioStore> MediaPipeline<S> {
             // A proxy that is down or refuses us fails every job sent
             // through it: treated as the platform pushing back on that
             // egress (proxy_fault.rs).
-            let (e, cooldown) = match proxy {
-                Some(p) => match proxy_fault::proxy_fault(p, &e).await {
-                    Some(why) => {
-                        let why = p.scrub(&format!("{why}: {} {p}", egress.key));
-                        let e = JobError {
-                            detail: format!("{why}; yt-dlp said: {}", e.detail),
-                            retry: Retry::Cooldown,
-                            ..JobError::new(ErrorCode::Network, Some(platform), "")
-                        };
-                        (e, proxy_fault::PROXY_DOWN_COOLDOWN)
-                    }
-                    None => (e, policy.cooldown),
-                },
+            let fault = match proxy {
+                Some(p) => proxy_fault::proxy_fault(p, &e).await.map(|why| (p, why)),
+                None => None,
+            };
+            let (e, cooldown) = match fault {
+                Some((p, why)) => {
+                    let why = p.scrub(&format!("{why}: {} {p}", egress.key));
+                    let e = JobError {
+                        detail: format!("{why}; yt-dlp said: {}", e.detail),
+                        retry: Retry::Cooldown,
+                        ..JobError::new(ErrorCode::Network, Some(platform), "")
+                    };
+                    (e, proxy_fault::PROXY_DOWN_COOLDOWN)
+                }
                 None => (e, policy.cooldown),
             };
             if e.retry == Retry::Cooldown {
