@@ -31,12 +31,18 @@ min_interval_secs = 0.0
 jitter_secs = [0.0, 0.0]
 ";
 
-fn daemon_with(db: &TestDb, standin: &StandIn, toml: &str, extra: &[(&str, &str)]) -> Daemon {
+/// A daemon's options with this platforms file.
+fn options_with(standin: &StandIn, toml: &str) -> DaemonOptions {
     let mut o = DaemonOptions::new(&standin.script);
     o.extra_env.push((
         "XTRACT_PLATFORMS_FILE".into(),
         platforms_file(standin.dir.path(), toml),
     ));
+    o
+}
+
+fn daemon_with(db: &TestDb, standin: &StandIn, toml: &str, extra: &[(&str, &str)]) -> Daemon {
+    let mut o = options_with(standin, toml);
     for (k, v) in extra {
         o.extra_env.push((k.to_string(), v.to_string()));
     }
@@ -913,12 +919,8 @@ async fn three_proxy_egresses_start_twelve_tiktok_jobs_in_a_third_of_the_time() 
         ],
         "",
     );
-    let mut o = DaemonOptions::new(&standin.script);
+    let mut o = options_with(&standin, &toml);
     o.concurrency = 6;
-    o.extra_env.push((
-        "XTRACT_PLATFORMS_FILE".into(),
-        platforms_file(standin.dir.path(), &toml),
-    ));
     let _daemon = Daemon::start(&db.url, &o);
     let client = db.client().await;
     let ids = enqueue_tiktok(&client, 1, 12).await;
@@ -986,12 +988,8 @@ async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
         "cooldown_secs = 3600.0\n",
     );
     let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
-    let mut o = DaemonOptions::new(&standin.script);
+    let mut o = options_with(&standin, &toml);
     o.concurrency = 6;
-    o.extra_env.push((
-        "XTRACT_PLATFORMS_FILE".into(),
-        platforms_file(standin.dir.path(), &toml),
-    ));
     o.extra_env
         .push(("XTRACT_HEALTH_ADDR".into(), addr.clone()));
     let _daemon = Daemon::start(&db.url, &o);
@@ -1100,12 +1098,8 @@ async fn a_dead_proxy_pauses_its_egress_and_its_job_goes_out_through_another() {
     let closed = xtract::ops::localpg::free_port().unwrap();
     let dead = format!("http://carol:d34d-s3cret@127.0.0.1:{closed}");
     let toml = pool_toml(&[("dead", dead), ("live", live.url())], "");
-    let mut o = DaemonOptions::new(&standin.script);
+    let mut o = options_with(&standin, &toml);
     o.concurrency = 4;
-    o.extra_env.push((
-        "XTRACT_PLATFORMS_FILE".into(),
-        platforms_file(standin.dir.path(), &toml),
-    ));
     let daemon = Daemon::start(&db.url, &o);
     let client = db.client().await;
     let ids = enqueue_tiktok(&client, 200, 4).await;
