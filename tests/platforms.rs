@@ -517,11 +517,7 @@ async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
 async fn a_deferred_job_leaves_the_next_slot_free() {
     use xtract::domain::{Platform, PlatformPolicy};
     let db = TestDb::start().await;
-    let pool = xtract::db::DbTarget::parse(&db.url)
-        .unwrap()
-        .pool(2)
-        .unwrap();
-    let pacer = xtract::queue::Queue::new(pool, "worker", "test").pacer(uuid::Uuid::nil());
+    let pacer = xtract::queue::Queue::new(db.pool(2), "worker", "test").pacer(uuid::Uuid::nil());
     let max_wait = SECS(15);
     let policy = PlatformPolicy {
         min_interval: SECS(10),
@@ -1233,11 +1229,7 @@ async fn racing_reservations_never_share_a_slot_and_take_the_first_free_ones() {
     use xtract::domain::{Platform, PlatformPolicy};
     use xtract::queue::pacing::Turn;
     let db = TestDb::start().await;
-    let pool = xtract::db::DbTarget::parse(&db.url)
-        .unwrap()
-        .pool(8)
-        .unwrap();
-    let pacer = xtract::queue::Queue::new(pool, "nobody", "vm").pacer(uuid::Uuid::nil());
+    let pacer = xtract::queue::Queue::new(db.pool(8), "nobody", "vm").pacer(uuid::Uuid::nil());
     let policy = PlatformPolicy {
         min_interval: SECS(10),
         jitter: (SECS(0), SECS(0)),

@@ -1069,7 +1069,7 @@ async fn the_claim_skips_a_platform_only_while_all_its_egresses_are_paused() {
         platforms: ["tiktok", "tiktok", "other"].map(String::from).to_vec(),
         keys: ["a", "b", "vm"].map(String::from).to_vec(),
     };
-    let queue = xtract::queue::Queue::new(db_pool(&db), "claimer", "vm")
+    let queue = xtract::queue::Queue::new(db.pool(2), "claimer", "vm")
         .with_routes(xtract::live::Live::new(routes));
     let pause = |egress: &'static str, minutes: i32| {
         let client = &client;
@@ -1119,13 +1119,6 @@ async fn the_claim_skips_a_platform_only_while_all_its_egresses_are_paused() {
         (paused[0].0.as_str(), paused[0].1.as_str()),
         ("tiktok", "a")
     );
-}
-
-fn db_pool(db: &TestDb) -> deadpool_postgres::Pool {
-    xtract::db::DbTarget::parse(&db.url)
-        .unwrap()
-        .pool(2)
-        .unwrap()
 }
 
 /// People paste links without their scheme and with blanks around them;

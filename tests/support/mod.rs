@@ -131,6 +131,14 @@ impl TestDb {
         }
     }
 
+    /// A connection pool of `size` on this database, as the daemon has.
+    pub fn pool(&self, size: usize) -> deadpool_postgres::Pool {
+        xtract::db::DbTarget::parse(&self.url)
+            .expect("the test database's URL")
+            .pool(size)
+            .expect("a pool")
+    }
+
     pub async fn client(&self) -> Client {
         let (client, conn) = tokio_postgres::connect(&self.owner_url, NoTls)
             .await
