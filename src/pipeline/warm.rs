@@ -206,8 +206,8 @@ impl WarmYtdlp {
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match start(ytdlp, &python, &self.dir, generation).await {
-            Ok(h) => {
+        match start_helper(ytdlp, &python, &self.dir, generation).await {
+            Ok((h, _)) => {
                 let socket = h.socket.clone();
                 *state = State::Ready(Box::new(h));
                 Some(socket)
@@ -446,17 +446,6 @@ pub fn interpreter_of(ytdlp: &Path) -> Option<Vec<String>> {
     let mut command = vec![program];
     command.extend(rest);
     Some(command)
-}
-
-async fn start(
-    ytdlp: &Path,
-    python: &[String],
-    dir: &Path,
-    generation: u32,
-) -> Result<Helper, String> {
-    start_helper(ytdlp, python, dir, generation)
-        .await
-        .map(|(helper, _)| helper)
 }
 
 /// Starts a helper and waits until it is ready: the helper, and what it
