@@ -317,10 +317,8 @@ impl<S: AudioStore> MediaPipeline<S> {
         let (progress, writer) = progress_reporter(ctx);
         let mut last: Option<JobError> = None;
         let mut tried = 0;
-        for (i, s) in strategy::strategies(platform, &c.strategies)
-            .iter()
-            .enumerate()
-        {
+        let strategies = strategy::strategies(platform, &c.strategies);
+        for (i, s) in strategies.iter().enumerate() {
             if let Some(prev) = &last {
                 if !strategy::next_may_help(prev.code, s) {
                     continue;
@@ -458,6 +456,14 @@ impl<S: AudioStore> MediaPipeline<S> {
                 }
                 None => (e, policy.cooldown),
             };
+            // A login wall stands in front of logged-out requests only:
+            // the operator's signed-in session is worth its request before
+            // the platform is paused.
+            let signed_in_left = strategies[i + 1..].iter().any(|n| n.cookies.is_some());
+            if e.retry == Retry::Cooldown && e.code == ErrorCode::LoginRequired && signed_in_left {
+                last = Some(e);
+                continue;
+            }
             if e.retry == Retry::Cooldown {
                 // Every daemon on this egress holds off the platform; its
                 // other egresses go on.

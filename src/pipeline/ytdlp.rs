@@ -340,8 +340,7 @@ fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Downlo
         outcome.stderr.clone()
     };
     if stderr.contains("ERROR:") {
-        let d = classify::classify_ytdlp(&stderr);
-        return Err(JobError::new(d.code, Some(platform), d.detail));
+        return Err(classify::classify_ytdlp(&stderr).job_error(platform));
     }
     // No error of its own: a filter or the size limit turned the video down
     // (exit 0, or 101 for the breaking length filter), or every item of a
@@ -374,8 +373,7 @@ fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Downlo
         }
     }
     if !exited_well {
-        let d = classify::classify_ytdlp(&outcome.stderr);
-        return Err(JobError::new(d.code, Some(platform), d.detail));
+        return Err(classify::classify_ytdlp(&outcome.stderr).job_error(platform));
     }
     Err(JobError::internal(format!(
         "yt-dlp exited {} but wrote no file; output: {}",

@@ -111,7 +111,7 @@ impl Media {
 /// Serves `file` for `video` as a media host does: byte ranges, and the
 /// video's slow or hanging behaviour.
 pub(crate) fn serve(req: &Req, shared: &Shared, video: &str, file: &Path, answer: &str) -> Reply {
-    let behaviour = shared.peek(video);
+    let (behaviour, _) = shared.current(video);
     let bytes = Bytes::from(std::fs::read(file).expect("rehearsal media"));
     let total = bytes.len() as u64;
     // yt-dlp asks `Range: bytes=0-` (and YouTube's `&range=a-b` in the

@@ -117,6 +117,9 @@ pub enum Behaviour {
     /// Only a request carrying the platform's session cookie gets the
     /// video; others meet the login wall.
     NeedsCookie,
+    /// Instagram's post API answers an error (a retired GraphQL doc id);
+    /// the post page carries the post (yt-dlp's fallback path).
+    FallbackPage,
     /// Only a phone (an iPhone's User-Agent) gets formats; a desktop gets
     /// the page without them.
     PhoneOnly,
@@ -163,6 +166,11 @@ pub struct Seen {
     /// connection to a host, so a request that names no video (Instagram's
     /// session set-up) belongs to the video its connection asked for.
     pub conn: u64,
+    /// The stand-in's session cookie the request carried (or was given):
+    /// one yt-dlp run keeps one, so a request that names no video
+    /// (Instagram's session set-up) belongs to the video its session asked
+    /// for.
+    pub session: String,
 }
 
 impl Seen {
@@ -179,6 +187,7 @@ struct State {
     behaviours: HashMap<String, Behaviour>,
     /// Requests about each video so far.
     counts: HashMap<String, u32>,
+    redesigned: std::collections::HashSet<Site>,
     seen: Vec<Seen>,
 }
 
@@ -188,19 +197,33 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The behaviour of `video`, counting this request.
-    fn behaviour(&self, video: &str) -> (Behaviour, u32) {
+    /// The first request of an attempt about `video` (TikTok's page,
+    /// Instagram's API check, YouTube's watch page): counts the attempt and
+    /// says what the video does on it.
+    fn begin(&self, video: &str) -> (Behaviour, u32) {
         let mut s = self.state.lock().unwrap();
         let n = s.counts.entry(video.to_string()).or_default();
         *n += 1;
         let n = *n;
-        (s.behaviours.get(video).copied().unwrap_or(Behaviour::Ok), n)
+        (
+            s.behaviours.get(video).copied().unwrap_or(Behaviour::Ok),
+            n,
+        )
     }
 
-    /// The behaviour of `video`, without counting a request.
-    fn peek(&self, video: &str) -> Behaviour {
+    /// A later request of the same attempt: the behaviour and the attempt's
+    /// number, without counting.
+    fn current(&self, video: &str) -> (Behaviour, u32) {
         let s = self.state.lock().unwrap();
-        s.behaviours.get(video).copied().unwrap_or(Behaviour::Ok)
+        (
+            s.behaviours.get(video).copied().unwrap_or(Behaviour::Ok),
+            s.counts.get(video).copied().unwrap_or(0),
+        )
+    }
+
+    /// Whether `site` shipped a redesign (site-wide: see [`Rehearsal::redesign`]).
+    fn redesigned(&self, site: Site) -> bool {
+        self.state.lock().unwrap().redesigned.contains(&site)
     }
 
     fn record(&self, seen: Seen) {
@@ -232,7 +255,8 @@ impl Rehearsal {
         ONE.get_or_init(Rehearsal::start)
     }
 
-    fn start() -> Rehearsal {
+    /// A set of stand-ins of the caller's own (for site-wide changes).
+    pub fn start() -> Rehearsal {
         assert!(
             unsafe { libc::geteuid() } == 0,
             "the platform rehearsal runs as root: it needs a private mount namespace \
@@ -328,23 +352,37 @@ impl Rehearsal {
             .insert(video.to_string(), behaviour);
     }
 
+    /// `site` ships a redesign that breaks every page at once (Instagram's
+    /// session set-up loses its LSD token), or takes it back. Site-wide:
+    /// use a rehearsal of the test's own ([`Rehearsal::start`]), not the
+    /// shared one.
+    pub fn redesign(&self, site: Site, on: bool) {
+        let mut s = self.shared.state.lock().unwrap();
+        if on {
+            s.redesigned.insert(site);
+        } else {
+            s.redesigned.remove(&site);
+        }
+    }
+
     /// Every request so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.state.lock().unwrap().seen.clone()
     }
 
-    /// The requests about `video`: those that name it, and those on a
-    /// connection that did.
+    /// The requests about `video`: those that name it, and those of a
+    /// yt-dlp run (its session cookie) that did.
     pub fn seen_for(&self, video: &str) -> Vec<Seen> {
         let seen = self.seen();
-        let conns: std::collections::HashSet<u64> = seen
+        let sessions: std::collections::HashSet<String> = seen
             .iter()
             .filter(|s| s.video.as_deref() == Some(video))
-            .map(|s| s.conn)
+            .map(|s| s.session.clone())
             .collect();
         seen.into_iter()
             .filter(|s| {
-                s.video.as_deref() == Some(video) || (s.video.is_none() && conns.contains(&s.conn))
+                s.video.as_deref() == Some(video)
+                    || (s.video.is_none() && sessions.contains(&s.session))
             })
             .collect()
     }
@@ -402,10 +440,12 @@ impl Rehearsal {
 fn code(mut seed: u64, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // Never a leading 'A': it is a zero digit, which Instagram's shortcode
+    // → media id → shortcode round trip would drop.
     (0..len)
         .map(|i| {
             let k = (seed.rotate_left(i as u32 * 6) ^ (i as u64 * 7919)) % 64;
-            ALPHABET[k as usize] as char
+            ALPHABET[if i == 0 { k.max(1) } else { k } as usize] as char
         })
         .collect()
 }

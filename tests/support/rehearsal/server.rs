@@ -142,6 +142,9 @@ impl Reply {
     }
 }
 
+const SESSION_COOKIE: &str = "rehearsal_session";
+static SESSIONS: AtomicU64 = AtomicU64::new(1);
+
 /// Names of headers worth keeping in the record: what a bot detector
 /// reads beside the User-Agent.
 const TELLING: &[&str] = &[
@@ -258,8 +261,15 @@ async fn handle(
         client: peer.ip(),
         conn,
     };
+    // A cookie of the stand-in's own ties a process's requests together
+    // (yt-dlp keeps its cookie jar for the run; curl_cffi opens a new
+    // connection per request, so connections do not).
+    let (session, new_session) = match req.cookie(SESSION_COOKIE) {
+        Some(s) => (s.to_string(), false),
+        None => (format!("s{}", SESSIONS.fetch_add(1, Ordering::SeqCst)), true),
+    };
     let site = Site::of_host(&host);
-    let reply = match site {
+    let mut reply = match site {
         Some(Site::TikTok) => super::tiktok::handle(&req, shared),
         Some(Site::Instagram) => super::instagram::handle(&req, shared),
         Some(Site::YouTube) => super::youtube::handle(&req, shared),
@@ -285,7 +295,19 @@ async fn handle(
         answer: reply.answer.clone(),
         status: reply.status,
         conn: req.conn,
+        session: session.clone(),
     });
+    if new_session {
+        let domain: Vec<&str> = host.rsplitn(3, '.').take(2).collect();
+        reply.headers.push((
+            "set-cookie".into(),
+            format!(
+                "{SESSION_COOKIE}={session}; Domain=.{}.{}; Path=/",
+                domain.get(1).unwrap_or(&""),
+                domain.first().unwrap_or(&"")
+            ),
+        ));
+    }
     let mut response = Response::builder().status(reply.status);
     for (k, v) in &reply.headers {
         response = response.header(k, v);

@@ -101,7 +101,7 @@ fn page(req: &Req, shared: &Shared, route: &str) -> Reply {
     else {
         return Reply::status(404, "Not Found").answer("unknown page");
     };
-    let (behaviour, n) = shared.behaviour(&video);
+    let (behaviour, n) = shared.begin(&video);
     let webpage_url = format!("https://www.tiktok.com{route}");
     let login = || {
         Reply::redirect(&format!(
