@@ -70,6 +70,7 @@ const TABLES: &[Table] = &[
             col("audio_format", TEXT),
             col("audio_bitrate_kbps", INT),
             col("egress", TEXT),
+            col("media_extractor", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],

@@ -637,7 +637,12 @@ mod tests {
         .job_error(Platform::TikTok);
         assert_eq!(wall.code, LoginRequired);
         assert_eq!(wall.retry, Retry::Cooldown);
-        assert!(wall.message.starts_with("TikTok is showing this video only to signed-in viewers"), "{}", wall.message);
+        assert!(
+            wall.message
+                .starts_with("TikTok is showing this video only to signed-in viewers"),
+            "{}",
+            wall.message
+        );
         // A video that needs an account is a fact about the video.
         let members = classify_ytdlp("ERROR: [youtube] dQw4w9WgXcQ: Join this channel to get access to members-only content like this video, and other exclusive perks.")
             .job_error(Platform::YouTube);

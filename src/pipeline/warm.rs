@@ -207,7 +207,11 @@ impl WarmYtdlp {
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match start_helper(ytdlp, &python, &self.dir, generation).await {
-            Ok((h, _)) => {
+            Ok((h, ready)) => {
+                tracing::info!(
+                    "warm yt-dlp ready: {} loaded once, downloads run in its forked children",
+                    ready.version
+                );
                 let socket = h.socket.clone();
                 *state = State::Ready(Box::new(h));
                 Some(socket)

@@ -325,7 +325,8 @@ UPDATE processing_jobs
 SET media_id = $3,
     media_title = $4,
     media_uploader = $5,
-    media_duration_secs = $6
+    media_duration_secs = $6,
+    media_extractor = $7
 WHERE id = $1 AND locked_by = $2";
 
 /// Download progress, at most once a second. It renews the lease too:

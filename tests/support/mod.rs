@@ -709,6 +709,9 @@ pub struct DaemonOptions {
     pub grace_secs: f64,
     pub worker_id: String,
     pub extra_env: Vec<(String, String)>,
+    /// A program and arguments to run the daemon under (the platform
+    /// rehearsal's namespace: `Rehearsal::wrapper`); empty: none.
+    pub wrapper: Vec<String>,
 }
 
 impl DaemonOptions {
@@ -721,6 +724,7 @@ impl DaemonOptions {
             grace_secs: 10.0,
             worker_id: format!("test-{}", Uuid::new_v4().simple()),
             extra_env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -737,7 +741,16 @@ impl Daemon {
             .expect("temp dir");
         let log = dir.path().join("daemon.log");
         let t = tools();
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtract"));
+        let program = env!("CARGO_BIN_EXE_xtract");
+        let mut cmd = match opts.wrapper.split_first() {
+            // The wrapper ends by exec-ing the daemon: same pid.
+            Some((first, rest)) => {
+                let mut c = tokio::process::Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => tokio::process::Command::new(program),
+        };
         cmd.kill_on_drop(true);
         cmd.args(args)
             .current_dir(dir.path())

@@ -57,7 +57,13 @@ pub(crate) fn handle(req: &Req, shared: &Shared) -> Reply {
         let mut parts = route.trim_start_matches('/').rsplitn(3, '/');
         let (file, video) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         return match file {
-            "reel.mp4" => media::serve(req, shared, video, &shared.media.reel, "media: video_versions"),
+            "reel.mp4" => media::serve(
+                req,
+                shared,
+                video,
+                &shared.media.reel,
+                "media: video_versions",
+            ),
             "cover.jpg" => media::serve(
                 req,
                 shared,
@@ -72,11 +78,16 @@ pub(crate) fn handle(req: &Req, shared: &Shared) -> Reply {
         return home(shared);
     }
     if route.starts_with("/accounts/login") {
-        return Reply::html("<html><head><title>Login • Instagram</title></head><body></body></html>")
-            .answer("login page");
+        return Reply::html(
+            "<html><head><title>Login • Instagram</title></head><body></body></html>",
+        )
+        .answer("login page");
     }
     if route == "/api/v1/web/get_ruling_for_content/" {
-        let Some(video) = req.query("target_id").and_then(|pk| pk.parse().ok()).map(pk_to_code)
+        let Some(video) = req
+            .query("target_id")
+            .and_then(|pk| pk.parse().ok())
+            .map(pk_to_code)
         else {
             return Reply::status(400, "Bad Request").answer("ruling: no target_id");
         };
@@ -111,8 +122,10 @@ pub(crate) fn handle(req: &Req, shared: &Shared) -> Reply {
 /// wants to see.
 fn home(shared: &Shared) -> Reply {
     if shared.redesigned(super::Site::Instagram) {
-        return Reply::html("<!DOCTYPE html><html><head><title>Instagram</title></head><body></body></html>")
-            .answer("home: no LSD token (site-wide redesign)");
+        return Reply::html(
+            "<!DOCTYPE html><html><head><title>Instagram</title></head><body></body></html>",
+        )
+        .answer("home: no LSD token (site-wide redesign)");
     }
     Reply::html(
         "<!DOCTYPE html><html><head><title>Instagram</title>\
@@ -196,8 +209,10 @@ fn graphql(req: &Req, shared: &Shared, video: &str) -> Reply {
     );
     if walled(behaviour, n, req) || refused {
         // What Instagram answers a logged-out client it will not serve.
-        return Reply::json(&json!({"data": {"xig_polaris_media": null}, "extensions": {"is_final": true}}))
-            .about(video, "graphql: empty xig_polaris_media (logged out)");
+        return Reply::json(
+            &json!({"data": {"xig_polaris_media": null}, "extensions": {"is_final": true}}),
+        )
+        .about(video, "graphql: empty xig_polaris_media (logged out)");
     }
     match behaviour {
         Behaviour::Changed => Reply::json(&json!({
@@ -223,9 +238,18 @@ fn post_page(req: &Req, shared: &Shared, video: &str) -> Reply {
     if let Some(r) = pushback(req, behaviour, n, video, "post page") {
         return r;
     }
-    if matches!(behaviour, Behaviour::LoginWall | Behaviour::LoginWallFirst(_)) && walled(behaviour, n, req) {
-        return Reply::redirect("https://www.instagram.com/accounts/login/?next=%2Fp%2Frehearsal%2F")
-            .about(video, "post page: redirect to /accounts/login/ (login wall)");
+    if matches!(
+        behaviour,
+        Behaviour::LoginWall | Behaviour::LoginWallFirst(_)
+    ) && walled(behaviour, n, req)
+    {
+        return Reply::redirect(
+            "https://www.instagram.com/accounts/login/?next=%2Fp%2Frehearsal%2F",
+        )
+        .about(
+            video,
+            "post page: redirect to /accounts/login/ (login wall)",
+        );
     }
     let media = match behaviour {
         Behaviour::FallbackPage => Some(json!({"if_not_gated_logged_out": product(video)})),
@@ -233,8 +257,10 @@ fn post_page(req: &Req, shared: &Shared, video: &str) -> Reply {
         _ => None,
     };
     let Some(media) = media else {
-        return Reply::html("<!DOCTYPE html><html><head><title>Instagram</title></head><body></body></html>")
-            .about(video, "post page: no xig_polaris_media");
+        return Reply::html(
+            "<!DOCTYPE html><html><head><title>Instagram</title></head><body></body></html>",
+        )
+        .about(video, "post page: no xig_polaris_media");
     };
     let sjs = json!({"require": [["ScheduledServerJS", "handle", null, [{"__bbox": {"require": [
         ["RelayPrefetchedStreamCache", "next", [], [

@@ -25,6 +25,8 @@
 pub mod egress;
 mod instagram;
 mod media;
+pub mod rig;
+pub mod scenarios;
 mod server;
 mod tiktok;
 mod youtube;
@@ -205,10 +207,7 @@ impl Shared {
         let n = s.counts.entry(video.to_string()).or_default();
         *n += 1;
         let n = *n;
-        (
-            s.behaviours.get(video).copied().unwrap_or(Behaviour::Ok),
-            n,
-        )
+        (s.behaviours.get(video).copied().unwrap_or(Behaviour::Ok), n)
     }
 
     /// A later request of the same attempt: the behaviour and the attempt's

@@ -266,7 +266,10 @@ async fn handle(
     // connection per request, so connections do not).
     let (session, new_session) = match req.cookie(SESSION_COOKIE) {
         Some(s) => (s.to_string(), false),
-        None => (format!("s{}", SESSIONS.fetch_add(1, Ordering::SeqCst)), true),
+        None => (
+            format!("s{}", SESSIONS.fetch_add(1, Ordering::SeqCst)),
+            true,
+        ),
     };
     let site = Site::of_host(&host);
     let mut reply = match site {
