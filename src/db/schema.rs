@@ -112,6 +112,7 @@ const TABLES: &[Table] = &[
             col("paused_until", TIME),
             col("pause_reason", TEXT),
             col("updated_at", TIME),
+            col("last_request_at", TIME),
         ],
         privileges: &["SELECT", "INSERT", "UPDATE"],
     },

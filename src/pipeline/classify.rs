@@ -393,6 +393,22 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
         // installing deno fixes it; the user's video is fine.
         code = ErrorCode::ExtractorOutdated;
     }
+    if code == ErrorCode::NoFormats && warned_of_a_page_it_could_not_read(output) {
+        // "No video formats found!" after yt-dlp warned that the page had
+        // none of what it reads (YouTube's initial data and player response
+        // gone: a redesign, seen in the rehearsal). The video may well have
+        // formats; the extractor no longer finds them.
+        code = ErrorCode::ExtractorOutdated;
+    }
+    if code == ErrorCode::ExtractorOutdated
+        && lower.contains("failed to extract any player response")
+        && output.to_lowercase().contains("http error 429")
+    {
+        // YouTube answered every player request with 429 (yt-dlp warns of
+        // each, then gives up with a sentence that blames itself): a rate
+        // limit, seen in the rehearsal.
+        code = ErrorCode::RateLimited;
+    }
     if code == ErrorCode::UnsupportedUrl && names_a_platform_video(&block) {
         // Our URL rules know this link as one video of a platform, but
         // yt-dlp does not know the form: its extractor is behind the site
@@ -420,6 +436,16 @@ fn blames_its_youtube_kit(output: &str) -> bool {
     ]
     .iter()
     .any(|n| lower.contains(n))
+}
+
+/// The warnings yt-dlp prints when a page lacks the data its extractor
+/// reads (youtube/_video.py: "unable to extract yt initial data", "…initial
+/// player response"; common.py `_search_regex` with `fatal=False`).
+fn warned_of_a_page_it_could_not_read(output: &str) -> bool {
+    output.lines().any(|l| {
+        let l = l.to_lowercase();
+        l.starts_with("warning:") && l.contains("unable to extract")
+    })
 }
 
 /// `ERROR: 'formats'`: a KeyError escaping an extractor prints only the key.

@@ -317,6 +317,10 @@ impl<S: AudioStore> MediaPipeline<S> {
         let (progress, writer) = progress_reporter(ctx);
         let mut last: Option<JobError> = None;
         let mut tried = 0;
+        if c.warm_ytdlp && paced {
+            // Before the first turn is taken (see WarmYtdlp::ready).
+            self.warm.ready(&c.ytdlp).await;
+        }
         let strategies = strategy::strategies(platform, &c.strategies);
         for (i, s) in strategies.iter().enumerate() {
             if let Some(prev) = &last {
@@ -324,13 +328,22 @@ impl<S: AudioStore> MediaPipeline<S> {
                     continue;
                 }
             }
-            let egress = if paced {
+            let (egress, gate) = if paced {
                 let key = pacer
                     .wait_turn(platform, policy, &keys, c.pacing_max_wait, &ctx.cancel)
                     .await?;
-                c.egress.get(platform, &key).unwrap_or(machine)
+                // yt-dlp's first request waits for the platform's spacing
+                // (Pacer::go), not only its start.
+                let gate: warm::Gate = {
+                    let (pacer, key, interval) = (pacer.clone(), key.clone(), policy.min_interval);
+                    Arc::new(move || {
+                        let (pacer, key) = (pacer.clone(), key.clone());
+                        Box::pin(async move { pacer.go(platform, &key, interval).await })
+                    })
+                };
+                (c.egress.get(platform, &key).unwrap_or(machine), Some(gate))
             } else {
-                machine
+                (machine, None)
             };
             let run_dir = dir.join(format!("s{i}"));
             std::fs::create_dir_all(&run_dir)
@@ -396,6 +409,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 c.limits,
                 &ctx.cancel,
                 Some(progress.clone()),
+                gate,
             )
             .await;
             let e = match result {

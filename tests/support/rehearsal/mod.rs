@@ -41,6 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
 
+#[allow(unused_imports)]
 pub use media::{dominant_frequency, Media};
 
 /// Every name the stand-ins answer for: the sites and the hosts their
@@ -144,7 +145,11 @@ pub enum Behaviour {
 /// One request a stand-in received.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// When the request arrived (after the TLS handshake).
     pub at: Instant,
+    /// When its connection was accepted: the first the platform sees of
+    /// a request (curl_cffi opens a connection per request).
+    pub connected: Instant,
     pub wall: SystemTime,
     pub site: Option<Site>,
     /// The client's address: 127.0.0.1 for this machine's own, an egress

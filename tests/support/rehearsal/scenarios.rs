@@ -92,6 +92,12 @@ pub fn successes() -> Vec<Scenario> {
             NeedsCookie,
             "logged out: empty media; signed in: /api/v1/media/<pk>/info/",
         )),
+        ok(
+            YouTube,
+            "success",
+            Ok,
+            "watch page → tv_samsung and visionos player calls → itag 140 (plain URLs: no player JS, no PO token; web's SABR-only formats skipped)",
+        ),
     ]
 }
 
@@ -116,5 +122,15 @@ pub fn failures() -> Vec<Scenario> {
         fails(Instagram, "age", AgeRestricted, "age_restricted", "API check: 'Restricted Video' (18+)"),
         fails(Instagram, "changed", Changed, "login_required", "a post API under a new key ends in yt-dlp's 'empty media response', the same words as the wall: yt-dlp 2026.10.26 cannot tell them apart (the site-wide redesign row below can)"),
         fails(Instagram, "hang", HangMedia, "timeout", "media stops after 4 KB"),
+        fails(YouTube, "429", TooManyRequests, "rate_limited", "page and player calls: HTTP 429 ('Failed to extract any player response' after 429 warnings)"),
+        fails(YouTube, "bot-check", BotCheck, "bot_check", "playabilityStatus LOGIN_REQUIRED: 'Sign in to confirm you’re not a bot'"),
+        fails(YouTube, "removed", Removed, "unavailable", "playabilityStatus ERROR: 'This video has been removed by the uploader'"),
+        fails(YouTube, "private", Private, "private", "playabilityStatus LOGIN_REQUIRED: 'Private video'"),
+        fails(YouTube, "age", AgeRestricted, "age_restricted", "AGE_CHECK_REQUIRED, then web_embedded: 'Sign in to confirm your age'"),
+        fails(YouTube, "members", MembersOnly, "login_required", "'Join this channel to get access to members-only content'"),
+        fails(YouTube, "ip-blocked", IpBlocked, "rate_limited", "player responses about another video: 'Your IP is likely being blocked by Youtube'"),
+        fails(YouTube, "changed", Changed, "extractor_outdated", "no ytcfg, initial data or player response: 'No video formats found!' after 'unable to extract' warnings"),
+        ok(YouTube, "slow", SlowMedia, "media at ~32 KB/s: completes"),
+        fails(YouTube, "hang", HangMedia, "timeout", "media stops after 4 KB"),
     ]
 }

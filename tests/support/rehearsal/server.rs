@@ -185,6 +185,7 @@ pub(crate) async fn serve(listener: std::net::TcpListener, tls: Tls, shared: Arc
         let Ok((tcp, peer)) = listener.accept().await else {
             continue;
         };
+        let connected = Instant::now();
         let (acceptor, shared) = (acceptor.clone(), shared.clone());
         let conn = conns.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
@@ -193,7 +194,7 @@ pub(crate) async fn serve(listener: std::net::TcpListener, tls: Tls, shared: Arc
             };
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(req, peer, conn, &shared).await) }
+                async move { Ok::<_, Infallible>(handle(req, peer, (conn, connected), &shared).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -205,7 +206,7 @@ pub(crate) async fn serve(listener: std::net::TcpListener, tls: Tls, shared: Arc
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
-    conn: u64,
+    (conn, connected): (u64, Instant),
     shared: &Shared,
 ) -> Response<Body> {
     let at = Instant::now();
@@ -280,6 +281,7 @@ async fn handle(
     };
     shared.record(Seen {
         at,
+        connected,
         wall,
         site,
         client: req.client,
