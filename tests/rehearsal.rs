@@ -408,3 +408,160 @@ fn check_spacing(r: &Rehearsal, videos: &[(Site, String, Uuid)], exits: &[IpAddr
         }
     }
 }
+
+/// The platform's view of a pause: after the answer that pushed back (a
+/// 429, a login wall, a bot check) at `t0`, nothing from `client` to the
+/// platform until the pause (QUICK_PLATFORMS' 2 s) is over.
+fn assert_quiet_after_pushback(r: &Rehearsal, site: Site, client: IpAddr, video: &str) {
+    let seen = r.seen();
+    let pushed: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.site == Some(site) && s.client == client && s.video.as_deref() == Some(video))
+        .filter(|s| s.status == 429 || s.answer.contains("login") || s.answer.contains("bot check"))
+        .collect();
+    let t0 = pushed.iter().map(|s| s.at).max().unwrap_or_else(|| panic!("{video}: no pushback seen"));
+    let next = seen
+        .iter()
+        .filter(|s| s.site == Some(site) && s.client == client && s.connected > t0)
+        .map(|s| s.connected)
+        .min()
+        .unwrap_or_else(|| panic!("{video}: nothing after the pause"));
+    let quiet = (next - t0).as_secs_f64();
+    assert!(quiet >= 1.95, "{} asked again {quiet:.2}s after pushing back on {video}", site.name());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushback_pauses_the_platform_spends_no_attempt_and_the_job_completes_after() {
+    let r = Rehearsal::shared();
+    let rig = Rig::start(r, RigOptions { concurrency: 4, ..Default::default() }).await;
+    // A 429, Instagram's redirect to its login page, YouTube's bot check,
+    // and (after the 429's pause) TikTok's login wall.
+    let cases = [
+        (Site::TikTok, Behaviour::TooManyRequestsFirst(1)),
+        (Site::Instagram, Behaviour::LoginWallFirst(1)),
+        (Site::YouTube, Behaviour::LoginWallFirst(1)),
+    ];
+    let mut jobs = Vec::new();
+    for (site, behaviour) in cases {
+        let (url, video) = r.video(site, behaviour);
+        jobs.push((site, video, rig.job(&url).await));
+    }
+    // TikTok's login wall, after its rate limit (one pause at a time).
+    let (url, wall) = r.video(Site::TikTok, Behaviour::LoginWallFirst(1));
+    jobs.push((Site::TikTok, wall, rig.job(&url).await));
+    for (site, video, id) in &jobs {
+        let o = rig.finished(*id, SECS(90)).await;
+        assert_eq!(o.status, "completed", "{} {video}: {o:?}", site.name());
+        assert_eq!((o.pauses, o.attempts), (1, 1), "{} {video}: one pause, no attempt spent: {o:?}", site.name());
+        // The pause left its reason on the platform's pacing row meanwhile;
+        // the job's own last error is cleared by its success.
+        assert_quiet_after_pushback(r, *site, IpAddr::from(Ipv4Addr::LOCALHOST), video);
+        assert_no_identity(&r.seen_for(video));
+    }
+}
+
+/// With two egresses, a platform that limits one of them is paused there
+/// only: the job goes out through the other at once, and the limiting
+/// egress hears nothing more of that platform during its pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushback_on_one_egress_sends_the_job_through_another() {
+    use support::rehearsal::egress::EgressProxy;
+    let r = Rehearsal::shared();
+    let a = EgressProxy::start(r, Ipv4Addr::new(127, 0, 0, 21), "alice", "pw-a");
+    let b = EgressProxy::start(r, Ipv4Addr::new(127, 0, 0, 22), "bob", "pw-b");
+    // A long pause for TikTok (the first table of QUICK_PLATFORMS): the
+    // jobs cannot be waiting it out.
+    let quick = QUICK_PLATFORMS.replacen("cooldown_secs = 2.0", "cooldown_secs = 60.0", 1);
+    let platforms = format!(
+        "{quick}\n[egress.a]\nproxy = \"{}\"\n[egress.b]\nproxy = \"{}\"\n",
+        a.url(),
+        b.url()
+    );
+    let rig = Rig::start(r, RigOptions { platforms, ..Default::default() }).await;
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        let (url, video) = r.video(Site::TikTok, Behaviour::TooManyRequestsFrom(a.exit));
+        jobs.push((video, rig.job(&url).await));
+    }
+    for (video, id) in &jobs {
+        let o = rig.finished(*id, SECS(60)).await;
+        assert_eq!(o.status, "completed", "{video}: {o:?}");
+        assert_eq!(o.egress.as_deref(), Some("b"), "{video}: {o:?}");
+        assert_eq!(o.attempts, 1, "{video}: {o:?}");
+    }
+    // Egress a met the 429 once, then was left alone for TikTok.
+    let from_a: Vec<Seen> = r
+        .seen()
+        .into_iter()
+        .filter(|s| s.site == Some(Site::TikTok) && s.client == IpAddr::from(a.exit))
+        .filter(|s| jobs.iter().any(|(v, _)| s.video.as_deref() == Some(v.as_str())))
+        .collect();
+    assert_eq!(from_a.len(), 1, "{from_a:#?}");
+    assert_eq!(from_a[0].status, 429);
+}
+
+/// Every message yt-dlp's TikTok, Instagram and YouTube extractors, its
+/// extractor base class and its networking layer can end a download with
+/// (`scripts/ytdlp-error-sources`, read from the pinned yt-dlp's source),
+/// printed as yt-dlp prints it, gets a code of its own: none lands on
+/// `internal`, which is for xtract's own faults.
+#[test]
+fn every_message_the_extractors_can_end_with_gets_a_code() {
+    use xtract::pipeline::classify::classify_ytdlp;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ytdlp-error-sources");
+    let out = std::process::Command::new("python3").arg(&script).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    const BUG_REPORT: &str = "; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U";
+    let (mut checked, mut dynamic, mut internal) = (0, 0, Vec::new());
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let Some((site, rest)) = line.split_once("  ") else { continue };
+        let file = site.split(':').next().unwrap_or("");
+        let extractor = match file {
+            "extractor/tiktok.py" => "TikTok",
+            "extractor/instagram.py" => "Instagram",
+            f if f.starts_with("extractor/youtube/") => "youtube",
+            "extractor/common.py" => "youtube",
+            f if f.starts_with("networking/") => "TikTok",
+            _ => continue,
+        };
+        let (raiser, message) = rest.split_once("  ").unwrap_or((rest, ""));
+        // The message with its f-string holes filled in.
+        let mut text = String::new();
+        let mut hole = false;
+        for c in message.chars() {
+            match c {
+                '{' => hole = true,
+                '}' if hole => {
+                    hole = false;
+                    text.push_str("x");
+                }
+                _ if hole => {}
+                c => text.push(c),
+            }
+        }
+        if text.chars().filter(|c| c.is_alphabetic()).count() < 3 {
+            // All of it comes from elsewhere (the site's own words, a
+            // cause's): the table in tests/data/ytdlp-errors.toml has those.
+            dynamic += 1;
+            continue;
+        }
+        let expected = raiser.ends_with("expected") || raiser.starts_with("raise_") || raiser.starts_with("def ");
+        let body = if file.starts_with("networking/") {
+            format!("Unable to download webpage: {text}")
+        } else {
+            text.clone()
+        };
+        let printed = format!(
+            "ERROR: [{extractor}] 7106594312292453675: {body}{}",
+            if expected { "" } else { BUG_REPORT }
+        );
+        checked += 1;
+        let code = classify_ytdlp(&printed).code;
+        if code == xtract::domain::ErrorCode::Internal {
+            internal.push(format!("{site}  {raiser}  {text}"));
+        }
+    }
+    println!("{checked} messages classified, {dynamic} wholly dynamic");
+    assert!(checked > 40, "only {checked} messages: did the script's output change?");
+    assert!(internal.is_empty(), "these land on `internal`:\n{}", internal.join("\n"));
+}

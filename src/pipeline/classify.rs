@@ -187,6 +187,8 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             // tiktok.py: 10216 private post, 10222 private account (older
             // versions printed the bare status).
             "do not have permission to view",
+            // tiktok.py, a profile: the account or all its videos private.
+            "account is likely either private",
             "status code 10216",
             "status code 10222",
         ],
@@ -250,12 +252,18 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             "live event has ended",
             // tiktok.py: a status yt-dlp has no words for.
             "video not available, status code",
+            "does not have any videos posted",
         ],
     ),
     (ErrorCode::UnsupportedUrl, &["unsupported url"]),
     (
         ErrorCode::InvalidUrl,
-        &["is not a valid url", "invalid url"],
+        &[
+            "is not a valid url",
+            "invalid url",
+            // instagram.py: a story highlight link cut short.
+            "missing a highlight id",
+        ],
     ),
     (
         ErrorCode::NoFormats,
@@ -295,6 +303,16 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             "no impersonate target is available",
             // The site refuses the request yt-dlp builds.
             "http error 400",
+            // tiktok.py: its API paging went round in circles.
+            "different device_id",
+            "avoid an infinite loop",
+            // yt-dlp refuses options it was given (the platforms file's
+            // `ytdlp_args`, a feature yt-dlp dropped): not the user's link,
+            // and mended on the operator's side, as an upgrade is.
+            "invalid netrc machine",
+            "unsupported language code",
+            "login with oauth is no longer supported",
+            "no player clients have been requested",
             // Python errors escaping an extractor (YoutubeDL prints str(e)).
             "keyerror(",
             "typeerror(",
