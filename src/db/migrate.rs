@@ -133,6 +133,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/104_supabase_audio_choice.sql"),
         supabase_only: true,
     },
+    Migration {
+        version: 105,
+        name: "supabase: users choose the post's audio or its sound",
+        sql: include_str!("../../sql/105_supabase_audio_source.sql"),
+        supabase_only: true,
+    },
 ];
 
 /// Arbitrary, fixed: the key of the advisory lock migrators share.

@@ -71,6 +71,7 @@ const TABLES: &[Table] = &[
             col("audio_bitrate_kbps", INT),
             col("egress", TEXT),
             col("media_extractor", TEXT),
+            col("audio_source", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],

@@ -92,7 +92,7 @@ pub fn arguments(
             "--progress".into(),
             "--print".into(),
             format!(
-                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,thumbnail}})j"
+                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,thumbnail,track,artists}})j"
             ),
             "--print".into(),
             format!("after_move:{PATH_PREFIX}%(filepath)s"),

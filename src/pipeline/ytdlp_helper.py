@@ -171,7 +171,7 @@ def reporting_ydl(channel, gate=None):
             if self.what == 'info':
                 channel.send(info={k: info.get(k) for k in (
                     'id', 'title', 'duration', 'uploader', 'extractor_key',
-                    'thumbnail')})
+                    'thumbnail', 'track', 'artists')})
             else:
                 channel.send(file=info.get('filepath'))
             return [], info

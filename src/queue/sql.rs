@@ -7,7 +7,7 @@ macro_rules! job_columns {
         "j.id, j.user_id, j.original_url, j.attempts, j.platform,
          coalesce(j.created_at, j.run_after) AS created_at,
          extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8 AS waited_secs,
-         j.pauses, j.audio_format, j.audio_bitrate_kbps"
+         j.pauses, j.audio_format, j.audio_bitrate_kbps, j.audio_source"
     };
 }
 
@@ -307,7 +307,8 @@ WHERE id = $1 AND locked_by = $2";
 /// bitrate, made by another job: reusing it spares the platform a request.
 pub const FIND_REUSABLE_AUDIO: &str = "
 SELECT j.id, a.storage_path, a.filename, a.file_size::int8, a.duration, a.content_type,
-       j.media_id, j.media_title, j.media_uploader, j.media_duration_secs, a.thumbnail_url
+       j.media_id, j.media_title, j.media_uploader, j.media_duration_secs, a.thumbnail_url,
+       a.title, a.uploader
 FROM processing_jobs AS j
 JOIN audio_files AS a ON a.id = j.result_audio_file_id
 WHERE j.canonical_url = $1
@@ -315,6 +316,7 @@ WHERE j.canonical_url = $1
   AND j.id <> $2
   AND a.audio_format = $3
   AND a.audio_bitrate_kbps IS NOT DISTINCT FROM $4
+  AND j.audio_source = $5
   AND a.storage_path IS NOT NULL
 ORDER BY j.finished_at DESC
 LIMIT 1";

@@ -24,11 +24,11 @@
 
 pub mod egress;
 mod instagram;
-mod media;
+pub mod media;
 pub mod rig;
 pub mod scenarios;
 mod server;
-mod tiktok;
+pub mod tiktok;
 mod youtube;
 
 use std::collections::HashMap;
@@ -41,8 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tempfile::TempDir;
 
-#[allow(unused_imports)]
-pub use media::{dominant_frequency, Media};
+pub use media::Media;
 
 /// Every name the stand-ins answer for: the sites and the hosts their
 /// responses point at.

@@ -152,6 +152,27 @@ impl Rig {
         self.db.enqueue_as(&self.client, USER, url).await
     }
 
+    /// Adds a job that keeps the post's sound (`audio_source`).
+    pub async fn sound_job(&self, url: &str) -> Uuid {
+        self.client
+            .query_one(
+                "INSERT INTO processing_jobs (user_id, original_url, audio_source) VALUES ($1, $2, 'sound') RETURNING id",
+                &[&USER, &url],
+            )
+            .await
+            .expect("insert a sound job")
+            .get(0)
+    }
+
+    /// Adds the job a scenario describes.
+    pub async fn scenario_job(&self, s: &super::scenarios::Scenario, url: &str) -> Uuid {
+        if s.sound {
+            self.sound_job(url).await
+        } else {
+            self.job(url).await
+        }
+    }
+
     /// Waits until job `id` is completed, failed or cancelled.
     pub async fn finished(&self, id: Uuid, timeout: Duration) -> Outcome {
         eventually(&format!("job {id} to finish"), timeout, || async {

@@ -11,6 +11,8 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     /// Cookie files for the platforms (the cookies strategy is offered).
     pub cookies: bool,
+    /// The job asks for the post's sound (`audio_source = 'sound'`).
+    pub sound: bool,
     pub want_status: &'static str,
     pub want_code: Option<&'static str>,
     /// Which extractor path it exercises, or why it cannot go further.
@@ -23,6 +25,7 @@ const fn ok(site: Site, name: &'static str, behaviour: Behaviour, note: &'static
         name,
         behaviour,
         cookies: false,
+        sound: false,
         want_status: "completed",
         want_code: None,
         note,
@@ -41,6 +44,7 @@ const fn fails(
         name,
         behaviour,
         cookies: false,
+        sound: false,
         want_status: "failed",
         want_code: Some(code),
         note,
@@ -49,6 +53,10 @@ const fn fails(
 
 const fn with_cookies(s: Scenario) -> Scenario {
     Scenario { cookies: true, ..s }
+}
+
+const fn sound(s: Scenario) -> Scenario {
+    Scenario { sound: true, ..s }
 }
 
 /// Every platform's success paths.
@@ -62,6 +70,18 @@ pub fn successes() -> Vec<Scenario> {
             Ok,
             "web page → itemStruct → video.playAddr",
         ),
+        ok(
+            TikTok,
+            "post-with-song",
+            OkWithSound,
+            "a licensed sound beside the video: the post's own track is kept (format play, not audio)",
+        ),
+        sound(ok(
+            TikTok,
+            "sound",
+            OkWithSound,
+            "audio_source = sound: music.playUrl (format audio), the song's title and artist",
+        )),
         ok(
             TikTok,
             "phone",
@@ -109,6 +129,7 @@ pub fn failures() -> Vec<Scenario> {
         fails(TikTok, "429", TooManyRequests, "rate_limited", "page: HTTP 429; paused, then failed after XTRACT_MAX_PAUSES"),
         fails(TikTok, "login-wall", LoginWall, "login_required", "page redirects to /login; a wall: paused like a rate limit, then failed"),
         fails(TikTok, "private", Private, "private", "statusCode 10216"),
+        sound(fails(TikTok, "no-sound", Ok, "no_audio", "audio_source = sound for a post with an original sound: no format audio")),
         fails(TikTok, "removed", Removed, "unavailable", "statusCode 100004"),
         fails(TikTok, "ip-blocked", IpBlocked, "geo_blocked", "statusCode 10204: TikTok keeps the post from this address's region"),
         fails(TikTok, "changed", Changed, "extractor_outdated", "no rehydration data and no WAF challenge: 'Unexpected response from webpage request'"),
