@@ -321,7 +321,10 @@ impl Searcher {
         assert!(made.success(), "python3 -m venv");
         let python = venv.join("bin/python3");
         let purelib = std::process::Command::new(&python)
-            .args(["-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_path('purelib'))",
+            ])
             .output()
             .unwrap();
         let site = PathBuf::from(String::from_utf8(purelib.stdout).unwrap().trim());
@@ -345,10 +348,7 @@ impl Searcher {
         };
         let ytdlp = executable(
             "yt-dlp",
-            format!(
-                "#!{}\nfrom yt_dlp import main\nmain()\n",
-                python.display()
-            ),
+            format!("#!{}\nfrom yt_dlp import main\nmain()\n", python.display()),
         );
         let wrapper = |name: &str, real: &Path| {
             executable(
@@ -506,11 +506,7 @@ async fn the_processes_a_job_starts_find_none_of_the_daemons_secrets() {
         .batch_execute(&format!("ALTER ROLE xtract_worker PASSWORD '{password}'"))
         .await
         .unwrap();
-    let hba: String = owner
-        .query_one("SHOW hba_file", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let hba: String = owner.query_one("SHOW hba_file", &[]).await.unwrap().get(0);
     let rules = std::fs::read_to_string(&hba).unwrap();
     std::fs::write(
         &hba,
@@ -532,7 +528,10 @@ async fn the_processes_a_job_starts_find_none_of_the_daemons_secrets() {
     let storage = StorageDouble::start(false, None).await;
     let key = SECRET_KEY;
     let searcher = Searcher::new(
-        &[("the Storage key", key), ("the database password", &password)],
+        &[
+            ("the Storage key", key),
+            ("the database password", &password),
+        ],
         db.pg.port(),
         user,
     );
@@ -542,9 +541,18 @@ async fn the_processes_a_job_starts_find_none_of_the_daemons_secrets() {
         let mut env = vec![
             ("XTRACT_STORAGE".to_string(), "supabase".to_string()),
             ("SUPABASE_URL".into(), storage.url.clone()),
-            ("XTRACT_WORK_DIR".into(), searcher.work.display().to_string()),
-            ("XTRACT_FFMPEG".into(), searcher.ffmpeg.display().to_string()),
-            ("XTRACT_FFPROBE".into(), searcher.ffprobe.display().to_string()),
+            (
+                "XTRACT_WORK_DIR".into(),
+                searcher.work.display().to_string(),
+            ),
+            (
+                "XTRACT_FFMPEG".into(),
+                searcher.ffmpeg.display().to_string(),
+            ),
+            (
+                "XTRACT_FFPROBE".into(),
+                searcher.ffprobe.display().to_string(),
+            ),
             // Through ffmpeg (an AAC source into m4a is cut in-process).
             ("XTRACT_AUDIO_FORMAT".into(), "mp3".into()),
             // Every job downloads: none reuses the audio of the one before.
@@ -607,7 +615,12 @@ async fn the_processes_a_job_starts_find_none_of_the_daemons_secrets() {
             assert_eq!(who, expected, "{what}: {records:?}");
             for r in &records {
                 assert_eq!(r.uid, user.0, "{what}: {r:?}");
-                assert!(r.findings.is_empty(), "{what}: {} found {:?}", r.who, r.findings);
+                assert!(
+                    r.findings.is_empty(),
+                    "{what}: {} found {:?}",
+                    r.who,
+                    r.findings
+                );
                 // It looked at the daemon, and could not read it.
                 let daemon = r.ancestors.last().expect("ancestors");
                 assert_eq!(daemon.comm, "xtract", "{what}: {r:?}");
@@ -636,7 +649,12 @@ async fn the_processes_a_job_starts_find_none_of_the_daemons_secrets() {
             who.sort();
             assert_eq!(who, ["ffmpeg", "ffprobe", "version", "warm-up"], "{ran}");
             for r in &records {
-                assert!(r.findings.is_empty(), "doctor: {} found {:?}", r.who, r.findings);
+                assert!(
+                    r.findings.is_empty(),
+                    "doctor: {} found {:?}",
+                    r.who,
+                    r.findings
+                );
                 assert!(!r.ancestors.last().unwrap().environ, "{r:?}");
             }
         }
