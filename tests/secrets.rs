@@ -466,8 +466,8 @@ fn the_search_finds_what_is_planted(s: &Searcher, user: (u32, u32), key: &str, p
     let mut expected = vec![
         "the Storage key in its environment (KEY)",
         "the database password in its arguments",
-        "the database password in /proc/",
-        "the Storage key in /proc/",
+        "environ (sh)",
+        "cmdline (sh)",
         "in the file",
         "an open file:",
         "a connection to the database",
