@@ -8,7 +8,7 @@ use uuid::Uuid;
 use xtract::ops::cli::{self, CliError, Kind};
 use xtract::ops::config::{Config, ConfigError};
 use xtract::ops::jobs::JobsError;
-use xtract::ops::{commands, daemon, dev, doctor, jobs, logging, tools};
+use xtract::ops::{commands, daemon, dev, doctor, isolation, jobs, logging, tools};
 
 /// Turns social-media video links queued in Supabase into audio files.
 #[derive(Parser)]
@@ -118,6 +118,12 @@ struct ToolsPlace {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any secret is read: the processes jobs start run as our user,
+    // and must not read our environment or memory through /proc.
+    if let Err(e) = isolation::protect_process() {
+        eprintln!("xtract: cannot make the process non-dumpable (prctl): {e}");
+        return ExitCode::FAILURE;
+    }
     if let Some(path) = &cli.env_file {
         // One env-file mechanism: --env-file names the file XTRACT_ENV_FILE
         // would, so the start and every reload (SIGHUP) read the same one.
@@ -133,6 +139,13 @@ fn main() -> ExitCode {
         }
         std::env::set_var("XTRACT_ENV_FILE", path);
     }
+    let config = Config::from_env();
+    // The configuration holds the secrets now; the environment need not.
+    // Here, before the runtime starts its threads. (A doctor reporting a
+    // configuration mistake reads the environment again for its checks.)
+    if config.is_ok() {
+        isolation::forget_secret_variables();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -143,11 +156,11 @@ fn main() -> ExitCode {
     // The doctor reports a configuration mistake as one of its checks
     // instead of stopping at it.
     if let Command::Doctor = cli.command {
-        return runtime.block_on(doctor_command(Config::from_env()));
+        return runtime.block_on(doctor_command(config));
     }
     // Commands that run jobs need yt-dlp and ffmpeg; the others do not.
     let runs_jobs = matches!(cli.command, Command::Run { .. } | Command::Dev { .. });
-    let config = match Config::from_env().and_then(|c| {
+    let config = match config.and_then(|c| {
         if runs_jobs {
             c.require_tools()?;
         }

@@ -102,7 +102,7 @@ async fn make_demo_clip(ffmpeg: &Path, dir: &Path) -> Result<PathBuf, StartError
         return Ok(clip);
     }
     std::fs::create_dir_all(dir).map_err(|e| StartError(e.to_string()))?;
-    let status = tokio::process::Command::new(ffmpeg)
+    let status = crate::pipeline::child_env::command(ffmpeg)
         .args([
             "-hide_banner",
             "-loglevel",

@@ -157,7 +157,12 @@ impl Inputs {
         let program =
             |var: &str, name: &str| get(var).map(PathBuf::from).or_else(|| find_program(name));
         Inputs {
-            database_url: get("DATABASE_URL"),
+            // With the credential's password, as the configuration would.
+            database_url: super::config::database_url(&get)
+                .ok()
+                .flatten()
+                .map(|url| url.expose().to_string())
+                .or_else(|| get("DATABASE_URL")),
             ytdlp: program("XTRACT_YTDLP", "yt-dlp"),
             channel: get("XTRACT_YTDLP_CHANNEL")
                 .and_then(|c| c.parse().ok())

@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::pipeline::child_env;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPgError {
     #[error("PostgreSQL server programs (initdb, pg_ctl) were not found: install the `postgresql` package (Debian: apt-get install postgresql) or set XTRACT_PG_BIN to their folder")]
@@ -85,7 +87,7 @@ impl LocalPostgres {
     pub fn init(dir: &Path) -> Result<Self, LocalPgError> {
         let bin = find_bin()?;
         let run_as = if unsafe { libc::geteuid() } == 0 {
-            if Command::new("id")
+            if child_env::std_command("id")
                 .arg("-u")
                 .arg("postgres")
                 .stdout(Stdio::null())
@@ -263,11 +265,11 @@ impl LocalPostgres {
         let path = self.bin.join(program);
         let mut cmd = match self.run_as {
             Some(user) => {
-                let mut c = Command::new("runuser");
+                let mut c = child_env::std_command("runuser");
                 c.args(["-u", user, "--"]).arg(path);
                 c
             }
-            None => Command::new(path),
+            None => child_env::std_command(path),
         };
         cmd.stdin(Stdio::null());
         cmd
@@ -302,7 +304,7 @@ impl LocalPostgres {
             }
             p = dir.parent();
         }
-        let status = Command::new("chown")
+        let status = child_env::std_command("chown")
             .args(["-R", "postgres:"])
             .arg(&self.dir)
             .status()

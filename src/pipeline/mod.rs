@@ -1,8 +1,10 @@
 //! The media pipeline: from a link to a stored audio file. URL rules
 //! (`url_rules`), platform policy (`platform`), yt-dlp (`ytdlp`, kept loaded
 //! by `warm`), MP4 files read and cut in-process (`mp4`), ffmpeg
-//! (`ffmpeg`), and reading their failures (`classify`).
+//! (`ffmpeg`), and reading their failures (`classify`). Every program it
+//! starts gets an environment built from an allow-list (`child_env`).
 
+pub mod child_env;
 pub mod classify;
 pub mod egress;
 pub mod ffmpeg;

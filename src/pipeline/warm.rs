@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin};
 use tokio_util::sync::CancellationToken;
 
 use super::process::{self, RunError};
@@ -512,7 +512,9 @@ async fn start_helper(
     std::fs::write(&script, SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
     let socket = dir.join(format!("ytdlp-{generation}.sock"));
     let started = Instant::now();
-    let mut cmd = Command::new(&python[0]);
+    // What it forks inherits this environment: the allow-list's, with the
+    // mark of each download added by the child (ytdlp_helper.py).
+    let mut cmd = super::child_env::command(&python[0]);
     cmd.args(&python[1..])
         .arg(&script)
         .arg(&socket)

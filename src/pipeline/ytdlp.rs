@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::child_env;
 use super::classify;
 use super::process::{self, RunError};
 use super::warm::{self, Gate, WarmError, WarmYtdlp};
@@ -301,7 +301,7 @@ async fn run_cli(
     cancel: &CancellationToken,
     mut watch: impl FnMut(u64, Option<u64>) + Send,
 ) -> Result<Outcome, RunError> {
-    let mut cmd = Command::new(ytdlp);
+    let mut cmd = child_env::command(ytdlp);
     cmd.args(arguments(url, dir, format, limits, extra, Mode::Cli))
         .current_dir(dir)
         .env("PYTHONUNBUFFERED", "1");

@@ -26,6 +26,10 @@ JSON lines, one object each:
     {"file": "..."}       the final file
     {"exit": N}           last: the exit code the command line would have
 
+The helper runs with the environment the daemon gives every program it
+starts (an allow-list: src/pipeline/child_env.rs), and its children inherit
+it with their own mark added: none of the daemon's secrets is in it.
+
 The child dies with the helper, and the helper with the daemon; the daemon
 kills a child's group to cancel it. When its stdin closes the helper stops
 accepting and exits once its children are done; on SIGTERM it kills them.

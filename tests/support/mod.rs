@@ -712,6 +712,9 @@ pub struct DaemonOptions {
     /// A program and arguments to run the daemon under (the platform
     /// rehearsal's namespace: `Rehearsal::wrapper`); empty: none.
     pub wrapper: Vec<String>,
+    /// Run as this (uid, gid), as the unit's `User=` does (tests run as
+    /// root): the daemon's folder is handed to that user.
+    pub user: Option<(u32, u32)>,
 }
 
 impl DaemonOptions {
@@ -725,6 +728,7 @@ impl DaemonOptions {
             worker_id: format!("test-{}", Uuid::new_v4().simple()),
             extra_env: Vec::new(),
             wrapper: Vec::new(),
+            user: None,
         }
     }
 }
@@ -734,6 +738,8 @@ impl Daemon {
         Self::spawn(db_url, opts, &["run"])
     }
 
+    /// An empty `db_url` puts no DATABASE_URL in the environment (an env
+    /// file gives it).
     pub fn spawn(db_url: &str, opts: &DaemonOptions, args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("xtract-daemon-")
@@ -757,7 +763,6 @@ impl Daemon {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
-            .env("DATABASE_URL", db_url)
             .env("XTRACT_STORAGE", "local")
             .env("XTRACT_LOCAL_STORAGE_DIR", dir.path().join("audio"))
             .env("XTRACT_WORK_DIR", dir.path().join("work"))
@@ -775,8 +780,15 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file"))
             .stderr(std::fs::File::create(&log).expect("log file"));
+        if !db_url.is_empty() {
+            cmd.env("DATABASE_URL", db_url);
+        }
         for (k, v) in &opts.extra_env {
             cmd.env(k, v);
+        }
+        if let Some((uid, gid)) = opts.user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+            cmd.uid(uid).gid(gid);
         }
         let child = cmd.spawn().expect("start xtract");
         Daemon { child, dir, log }

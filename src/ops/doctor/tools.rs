@@ -15,7 +15,7 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs `program args…` and returns the first line of its output.
 async fn first_line(program: &Path, args: &[&str]) -> Result<String, String> {
-    let run = tokio::process::Command::new(program)
+    let run = crate::pipeline::child_env::command(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
