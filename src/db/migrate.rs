@@ -104,6 +104,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 20,
+        name: "platform health and yt-dlp builds",
+        sql: include_str!("../../sql/020_platform_health.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),

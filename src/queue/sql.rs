@@ -7,7 +7,7 @@ macro_rules! job_columns {
         "j.id, j.user_id, j.original_url, j.attempts, j.platform,
          coalesce(j.created_at, j.run_after) AS created_at,
          extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8 AS waited_secs,
-         j.pauses, j.audio_format, j.audio_bitrate_kbps, j.audio_source"
+         j.pauses, j.audio_format, j.audio_bitrate_kbps, j.audio_source, j.ytdlp_canary"
     };
 }
 
@@ -330,6 +330,19 @@ SET media_id = $3,
     media_duration_secs = $6,
     media_extractor = $7
 WHERE id = $1 AND locked_by = $2";
+
+/// A yt-dlp run of job `$1` on platform `$2` with build `$3` ended, ok
+/// (`$4`) or with error code `$5`: one row for the platform's health
+/// (ops/heal), and the job's row names the build (while worker `$6` holds
+/// it).
+pub const RECORD_RUN: &str = "
+WITH run AS (
+    INSERT INTO xtract.ytdlp_runs (platform, build, job_id, ok, error_code)
+    VALUES ($2, $3, $1, $4, $5)
+)
+UPDATE processing_jobs
+SET ytdlp_build = $3
+WHERE id = $1 AND locked_by = $6";
 
 /// A run's first request is about to go to platform `$1` through egress
 /// `$2`: it goes at the later of now and `$3` seconds after the latest one
