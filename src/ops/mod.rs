@@ -1,6 +1,7 @@
 //! Operations: configuration, the daemon's wiring and signals, commands for
-//! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`, `tools`), logging, and the local PostgreSQL
-//! used by `dev` and the tests.
+//! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`, `tools`), logging, the local PostgreSQL
+//! used by `dev` and the tests, and what the daemon does when a platform
+//! breaks (`heal`).
 
 pub mod cli;
 pub mod commands;
@@ -8,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod dev;
 pub mod doctor;
+pub mod heal;
 pub mod health;
 pub mod isolation;
 pub mod jobs;

@@ -107,8 +107,13 @@ pub async fn supervise(w: Watched, stop: CancellationToken) {
         } else {
             String::new()
         };
+        // A platform yt-dlp no longer reads (ops/heal), named.
+        let broken = match w.metrics.heal_summary() {
+            s if s.is_empty() => s,
+            s => format!("; {s}"),
+        };
         let status = format!(
-            "STATUS={} running, {} completed, {} failed{}{paused}",
+            "STATUS={} running, {} completed, {} failed{}{paused}{broken}",
             w.metrics.running.get(),
             w.metrics.completed_total(),
             w.metrics.failed_total(),

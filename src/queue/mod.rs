@@ -6,6 +6,7 @@ pub mod admin;
 pub mod completer;
 mod executor;
 pub mod handle;
+pub mod health;
 pub mod notifier;
 pub mod outcome;
 pub mod pacing;

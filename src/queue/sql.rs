@@ -600,3 +600,116 @@ WHERE id = ANY($1)";
 pub const DELETE_AUDIO_ROWS: &str = "
 DELETE FROM audio_files
 WHERE id = ANY($1)";
+
+// ---- Platform health (ops/heal) ----
+
+/// The latest `$3` runs of each (platform, build) pair in `$1`/`$2`,
+/// newest first: what a platform's health and a build's success rate are
+/// judged by.
+pub const HEAL_RUNS: &str = "
+SELECT q.platform, q.build, r.ok, r.error_code, r.at
+FROM unnest($1::text[], $2::text[]) AS q(platform, build)
+CROSS JOIN LATERAL (
+    SELECT id, ok, error_code, at
+    FROM xtract.ytdlp_runs AS r
+    WHERE r.platform = q.platform AND r.build = q.build
+    ORDER BY r.id DESC
+    LIMIT $3
+) AS r
+ORDER BY r.id DESC";
+
+/// Jobs of platform `$1` whose last run failed by the extractor's fault
+/// (codes `$2`) within the last `$3` seconds, waiting for a retry or
+/// failed, and held by nobody: newest first, what a canary runs on.
+pub const HEAL_FAILED_JOBS: &str = "
+SELECT id
+FROM processing_jobs
+WHERE platform = $1
+  AND status IN ('failed', 'pending')
+  AND locked_by IS NULL
+  AND error_code = ANY($2)
+  AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
+ORDER BY updated_at DESC
+LIMIT 5";
+
+/// A canary job's row: status, last error, and the build it is to run on.
+pub const HEAL_JOB: &str = "
+SELECT status, error_code, ytdlp_canary
+FROM processing_jobs
+WHERE id = $1";
+
+/// Job `$1` runs again, now, on build `$2`: a failed job goes back to
+/// pending (the update trigger gives it a fresh start), a waiting one is
+/// pulled forward; its old error goes, so that what it ends with is the new
+/// build's. The daemons are told.
+pub const HEAL_MARK_CANARY: &str = "
+WITH marked AS (
+    UPDATE processing_jobs
+    SET ytdlp_canary = $2,
+        status = 'pending',
+        run_after = now(),
+        error_code = NULL,
+        error_message = NULL,
+        error_detail = NULL
+    WHERE id = $1
+      AND status IN ('failed', 'pending')
+      AND locked_by IS NULL
+    RETURNING id
+)
+SELECT id, pg_notify('xtract_jobs', '') FROM marked";
+
+/// Job `$1` is no longer a canary.
+pub const HEAL_UNMARK_CANARY: &str = "
+UPDATE processing_jobs
+SET ytdlp_canary = NULL
+WHERE id = $1 AND ytdlp_canary IS NOT NULL";
+
+/// The platform `$1` works again: its jobs that the extractor failed
+/// (codes `$2`) within the last `$3` seconds run again, but `$4`. Failed
+/// ones go back to pending (the update trigger gives them a fresh start, and
+/// the app sees them pending again), waiting ones are pulled forward. The
+/// daemons are told. Returns how many of each.
+pub const HEAL_RETRY_FAILED: &str = "
+WITH failed AS (
+    UPDATE processing_jobs
+    SET status = 'pending'
+    WHERE platform = $1
+      AND status = 'failed'
+      AND error_code = ANY($2)
+      AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
+      AND id IS DISTINCT FROM $4
+    RETURNING id
+), waiting AS (
+    UPDATE processing_jobs
+    SET run_after = now()
+    WHERE platform = $1
+      AND status = 'pending'
+      AND locked_by IS NULL
+      AND error_code = ANY($2)
+      AND run_after > now()
+      AND id IS DISTINCT FROM $4
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM waiting), pg_notify('xtract_jobs', '')";
+
+/// What this machine's daemons concluded about platform `$1` (the
+/// dashboard's `xtract.platform_status` reads it).
+pub const HEAL_REPORT: &str = "
+INSERT INTO xtract.platform_health AS h
+    (platform, host, state, since, build, auto_heal, pinned, tried, tried_at, bad_builds, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+ON CONFLICT (platform, host) DO UPDATE
+SET state = excluded.state,
+    since = excluded.since,
+    build = excluded.build,
+    auto_heal = excluded.auto_heal,
+    pinned = excluded.pinned,
+    tried = excluded.tried,
+    tried_at = excluded.tried_at,
+    bad_builds = excluded.bad_builds,
+    updated_at = now()";
+
+/// Runs older than 30 days judge nothing any more.
+pub const HEAL_PRUNE_RUNS: &str = "
+DELETE FROM xtract.ytdlp_runs
+WHERE at < now() - interval '30 days'";

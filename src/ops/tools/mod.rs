@@ -160,7 +160,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ToolsError {
 /// `say` receives one line per step, for the person or the journal.
 pub async fn upgrade(
     o: &UpgradeOptions,
-    say: &mut dyn FnMut(&str),
+    say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Upgraded, ToolsError> {
     let layout = Layout::new(&o.dir);
     let _lock = layout.lock()?;
@@ -214,7 +214,7 @@ async fn ensure_built(
     resolved: &pip::Resolved,
     channel: Channel,
     kept: &str,
-    say: &mut dyn FnMut(&str),
+    say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ToolsError> {
     let name = resolved.name();
     let target = layout.venv_dir(&name);
@@ -274,8 +274,8 @@ pub enum Found {
 /// Holds the folder's lock: another upgrade running is `Busy`.
 pub async fn build_candidate(
     o: &CandidateOptions,
-    skip: &dyn Fn(&str) -> Option<String>,
-    say: &mut dyn FnMut(&str),
+    skip: &(dyn Fn(&str) -> Option<String> + Sync),
+    say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Found, ToolsError> {
     let layout = Layout::new(&o.dir);
     let _lock = layout.lock()?;
@@ -379,7 +379,11 @@ pub fn describe_platform(
         ));
     }
     if let Some(a) = &p.attempt {
-        lines.push(format!("{name}:   last upgrade {}: {}", time(&a.at), a.outcome));
+        lines.push(format!(
+            "{name}:   last upgrade {}: {}",
+            time(&a.at),
+            a.outcome
+        ));
     }
     for (build, why) in &p.bad {
         lines.push(format!("{name}:   never again {build}: {why}"));

@@ -98,9 +98,12 @@ pub struct Attempt {
     /// What happened, in a sentence (`building …`, `no newer build…`,
     /// `… failed its check: …`).
     pub outcome: String,
-    /// Still under way (a build, a canary).
+    /// A build still under way.
     #[serde(default)]
     pub running: bool,
+    /// No new attempt before this.
+    #[serde(default)]
+    pub next_try: Option<DateTime<Utc>>,
 }
 
 impl State {
@@ -137,10 +140,7 @@ impl PlatformState {
     /// The build serving the platform, `default` for one that follows
     /// `venv`.
     pub fn serving<'a>(&'a self, default: Option<&'a str>) -> Option<&'a str> {
-        self.pin
-            .as_deref()
-            .or(self.build.as_deref())
-            .or(default)
+        self.pin.as_deref().or(self.build.as_deref()).or(default)
     }
 }
 
@@ -216,8 +216,9 @@ pub(super) fn open_for_lock(path: &std::path::Path) -> Result<File, ToolsError> 
         .open(path);
     match write {
         Ok(f) => Ok(f),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => File::open(path)
-            .map_err(io(format!("cannot open {}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            File::open(path).map_err(io(format!("cannot open {}", path.display())))
+        }
         Err(e) => Err(io(format!("cannot open {}", path.display()))(e)),
     }
 }
