@@ -811,7 +811,11 @@ async fn a_broken_platform_heals_on_a_newer_build_that_serves_it_alone() {
     }
     for (video, id) in &tiktok {
         let o = off.finished(*id, SECS(60)).await;
-        assert_eq!(o.error_code.as_deref(), Some("extractor_outdated"), "{video}: {o:?}");
+        assert_eq!(
+            o.error_code.as_deref(),
+            Some("extractor_outdated"),
+            "{video}: {o:?}"
+        );
     }
     let reported = support::eventually("tiktok reported broken", SECS(30), || async {
         health(&off.client, "tiktok")
@@ -823,12 +827,13 @@ async fn a_broken_platform_heals_on_a_newer_build_that_serves_it_alone() {
     assert_eq!(reported.build.as_deref(), Some(t.pinned.as_str()));
     let log = off.daemon.log_text();
     assert_eq!(
-        log.matches("tiktok is broken: 2 of its last 2 jobs").count(),
+        log.matches("tiktok is broken: 2 of its last 2 jobs")
+            .count(),
         1,
         "said once: {log}"
     );
     assert!(log.contains("XTRACT_AUTO_HEAL=off: only reported"), "{log}");
-    assert_eq!(t.builds(), [t.pinned.clone()], "nothing built");
+    assert_eq!(t.builds(), std::slice::from_ref(&t.pinned), "nothing built");
 
     // Acting.
     let rig = Rig::start_on(r, off.into_db(), options("on")).await;
@@ -874,14 +879,9 @@ async fn a_broken_platform_heals_on_a_newer_build_that_serves_it_alone() {
     let mut o = support::DaemonOptions::new(&t.ytdlp());
     o.extra_env = env.clone();
     let dir = t.dir.path().display().to_string();
-    let up = support::xtract(
-        "",
-        &o,
-        &["tools", "upgrade", "--dir", &dir, "--no-reload"],
-    )
-    .await;
+    let up = support::xtract("", &o, &["tools", "upgrade", "--dir", &dir, "--no-reload"]).await;
     assert!(up.status.success(), "{up}");
-    assert!(up.stdout.contains(&format!("switched")), "{up}");
+    assert!(up.stdout.contains("switched"), "{up}");
     support::eventually("instagram on probation", SECS(30), || async {
         health(&rig.client, "instagram")
             .await
@@ -905,7 +905,7 @@ async fn a_broken_platform_heals_on_a_newer_build_that_serves_it_alone() {
     }
     let h = health(&rig.client, "instagram").await.unwrap();
     assert_eq!(h.build.as_deref(), Some(t.pinned.as_str()), "{h:?}");
-    assert_eq!(h.bad_builds, [nightly_build.clone()], "{h:?}");
+    assert_eq!(h.bad_builds, std::slice::from_ref(&nightly_build), "{h:?}");
     completes(&rig, youtube, SECS(60)).await;
     assert_eq!(
         build_of(&rig, youtube).await.as_deref(),
@@ -920,8 +920,12 @@ async fn a_broken_platform_heals_on_a_newer_build_that_serves_it_alone() {
     // `xtract tools status` says it too.
     let status = support::xtract("", &o, &["tools", "status", "--dir", &dir]).await;
     assert!(
-        status.stdout.contains(&format!("tiktok: healthy; runs {nightly_build}"))
-            && status.stdout.contains(&format!("instagram:   never again {nightly_build}")),
+        status
+            .stdout
+            .contains(&format!("tiktok: healthy; runs {nightly_build}"))
+            && status
+                .stdout
+                .contains(&format!("instagram:   never again {nightly_build}")),
         "{status}"
     );
 }

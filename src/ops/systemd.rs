@@ -23,6 +23,9 @@ pub fn notify(state: &str) {
     let Ok(socket) = UnixDatagram::unbound() else {
         return;
     };
+    // A hint must never hold the daemon up: a receiver that stopped reading
+    // (its queue full) loses it instead of blocking a runtime thread.
+    let _ = socket.set_nonblocking(true);
     let path = path.to_string_lossy().into_owned();
     let _ = if let Some(abstract_name) = path.strip_prefix('@') {
         send_abstract(&socket, abstract_name, state)

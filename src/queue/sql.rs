@@ -665,17 +665,19 @@ SET ytdlp_canary = NULL
 WHERE id = $1 AND ytdlp_canary IS NOT NULL";
 
 /// The platform `$1` works again: its jobs that the extractor failed
-/// (codes `$2`) within the last `$3` seconds run again, but `$4`. Failed
-/// ones go back to pending (the update trigger gives them a fresh start, and
-/// the app sees them pending again), waiting ones are pulled forward. The
-/// daemons are told. Returns how many of each.
+/// (codes `$2`), or that failed as a canary of a build that did not work
+/// (still marked), within the last `$3` seconds run again, but `$4`.
+/// Failed ones go back to pending (the update trigger gives them a fresh
+/// start, and the app sees them pending again), waiting ones are pulled
+/// forward. The daemons are told. Returns how many of each.
 pub const HEAL_RETRY_FAILED: &str = "
 WITH failed AS (
     UPDATE processing_jobs
-    SET status = 'pending'
+    SET status = 'pending',
+        ytdlp_canary = NULL
     WHERE platform = $1
       AND status = 'failed'
-      AND error_code = ANY($2)
+      AND (error_code = ANY($2) OR ytdlp_canary IS NOT NULL)
       AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
       AND id IS DISTINCT FROM $4
     RETURNING id

@@ -74,7 +74,10 @@ pub fn fake_ytdlp(dir: &Path, version: &str, fake: &Fake) {
     let module = YTDLP_MODULE
         .replace("@VERSION@", &printed_version(version))
         .replace("@BROKEN@", if fake.broken { "True" } else { "False" })
-        .replace("@PLATFORMS@", &serde_json::Value::Object(behaviour).to_string())
+        .replace(
+            "@PLATFORMS@",
+            &serde_json::Value::Object(behaviour).to_string(),
+        )
         .replace("@CLIP@", &clip);
     let mut files = serde_json::json!({"yt_dlp/__init__.py": module});
     if fake.escapes {
@@ -104,7 +107,10 @@ fn printed_version(version: &str) -> String {
 }
 
 /// The clip a fake build downloads for a platform's link (the check's).
-const CLIP: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/ops/tools/check.m4a"));
+const CLIP: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/ops/tools/check.m4a"
+));
 
 /// A fake `deno` whose `deno --version` prints `deno <version>`.
 pub fn deno(dir: &Path, version: &str) {
@@ -292,7 +298,8 @@ else:
     pack(info, version=arg["version"], patches=[tuple(p) for p in arg["patches"]])
 "#;
 
-    fn site_packages() -> PathBuf {
+    /// The site-packages of the project's .venv (the pinned yt-dlp's).
+    pub fn site_packages() -> PathBuf {
         let venv = super::super::tools()
             .ytdlp
             .parent()

@@ -353,6 +353,11 @@ fn judge_health(p: &mut PlatformState, serving: &str, f: &Facts, r: &Rules, out:
     if f.paused {
         return;
     }
+    if p.probation.as_ref().is_some_and(|pr| pr.build == serving) {
+        // A new build on probation is judged against the old one (and
+        // goes back when it does worse), not on its own.
+        return;
+    }
     let t = Tally::of(f.runs, serving, r.window, None);
     let broken = t.faults >= r.failures;
     match (&p.broken, broken) {
@@ -416,13 +421,14 @@ fn record_build(
     out: &mut Vec<Action>,
 ) {
     let name = f.platform;
-    // The interval counts from the attempt's start: one per interval.
+    // The interval counts from the attempt's end: never two attempts
+    // closer than that.
     let started = p.attempt.as_ref().map_or(f.now, |a| a.at);
     let attempt = |outcome: String, next: Duration| Attempt {
         at: started,
         outcome,
         running: false,
-        next_try: Some(after(started, next).max(f.now)),
+        next_try: Some(after(f.now, next)),
     };
     match built {
         Built::Found(Found::Build {
@@ -501,7 +507,7 @@ fn follow_canary(
         if let Some(a) = &mut p.attempt {
             a.outcome = text;
             a.running = false;
-            a.next_try = Some(after(a.at, r.interval).max(f.now));
+            a.next_try = Some(after(f.now, r.interval));
         }
     };
     let late = f.now > after(c.since, r.canary_deadline);
@@ -593,8 +599,9 @@ fn follow_canary(
         return;
     }
     match j.error_code.as_deref().and_then(ErrorCode::parse) {
+        // A canary that failed or hung keeps its mark: the job is retried
+        // with the others once the platform works again.
         Some(code) if code.blames_the_extractor() => {
-            out.push(Action::Unmark { job });
             p.bad.insert(
                 c.build.clone(),
                 format!(
@@ -613,7 +620,6 @@ fn follow_canary(
             out.push(Action::Count(Event::CanaryFailed));
         }
         Some(ErrorCode::Timeout) => {
-            out.push(Action::Unmark { job });
             give_up(
                 p,
                 out,
@@ -706,7 +712,9 @@ fn start_build(p: &mut PlatformState, serving: &str, f: &Facts, r: &Rules, out: 
     if !r.managed || p.broken.is_none() || p.canary.is_some() || p.probation.is_some() {
         return;
     }
-    if f.building_here {
+    if f.building_here || f.built.is_some() {
+        // Not in the tick that took a build's result: the next attempt
+        // counts its interval from there.
         return;
     }
     let due = match &p.attempt {

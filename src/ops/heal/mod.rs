@@ -330,6 +330,7 @@ impl Watcher {
         if let Some(l) = &layout {
             self.heal.builds.set(table(l, &state, default.as_deref()));
         }
+        tracing::debug!(target: "xtract::heal", ?actions, "decided");
         for (platform, list) in actions {
             for action in list {
                 self.carry_out(&s, platform, action).await;

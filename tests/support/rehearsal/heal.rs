@@ -75,11 +75,8 @@ impl HealTools {
         }
         std::fs::create_dir_all(dir.path().join("venvs")).unwrap();
         std::os::unix::fs::symlink(&venv, dir.path().join("venvs").join(&pinned)).unwrap();
-        std::os::unix::fs::symlink(
-            Path::new("venvs").join(&pinned),
-            dir.path().join("venv"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(Path::new("venvs").join(&pinned), dir.path().join("venv"))
+            .unwrap();
         let wheels = tempfile::tempdir().unwrap();
         wheels::real::deno(wheels.path());
         HealTools {

@@ -136,7 +136,9 @@ fn a_broken_platform_gets_one_upgrade_per_interval_and_says_so_once() {
     assert_eq!(said(&a).len(), 1, "{a:?}");
     assert!(said(&a)[0].contains("no newer yt-dlp to try"), "{a:?}");
     assert!(decide(&mut p, &facts(&list, 1000), &r).is_empty());
-    assert_eq!(builds(&decide(&mut p, &facts(&list, 3611), &r)), 1);
+    // The interval counts from the end of the attempt.
+    assert!(decide(&mut p, &facts(&list, 3611), &r).is_empty());
+    assert_eq!(builds(&decide(&mut p, &facts(&list, 3631), &r)), 1);
     // A failed build: said once, the same wait.
     let failed = Built::Failed("pip install failed: No space left on device".into());
     let mut f = facts(&list, 3700);
@@ -238,26 +240,28 @@ fn a_canary_that_fails_or_hangs_leaves_the_platform_where_it_was() {
         assert_eq!(p.bad.contains_key(X), bad, "{code}");
         assert_eq!(said(&a).len(), 1, "{code}: {a:?}");
         assert!(said(&a)[0].contains("stays on 2026.10.26-aaaa"), "{a:?}");
-        // The next upgrade waits for the interval from the first.
+        // The next upgrade waits for the interval from this one's end.
         assert_eq!(builds(&decide(&mut p, &facts(&list, 3000), &r)), 0);
         assert_eq!(
-            builds(&decide(&mut p, &facts(&list, 3611), &r)),
+            builds(&decide(&mut p, &facts(&list, 3641), &r)),
             1,
             "{code}"
         );
     }
     // A private video says nothing about the build: another job is taken.
-    let mut p = PlatformState::default();
-    p.broken = Some(Broken {
-        since: at(0),
-        why: "x".into(),
-    });
-    p.canary = Some(Canary {
-        build: X.into(),
-        job: Some(job),
-        since: at(0),
-        why: String::new(),
-    });
+    let mut p = PlatformState {
+        broken: Some(Broken {
+            since: at(0),
+            why: "x".into(),
+        }),
+        canary: Some(Canary {
+            build: X.into(),
+            job: Some(job),
+            since: at(0),
+            why: String::new(),
+        }),
+        ..Default::default()
+    };
     let mut f = facts(&list, 40);
     f.canary_job = Some(JobFacts {
         status: "failed".into(),
