@@ -1,9 +1,11 @@
-//! When a platform breaks (ops/heal), with fake yt-dlp builds that pip
+//! When a platform breaks (ops/heal). With fake yt-dlp builds that pip
 //! installs from wheels a local server offers (tests/support/wheels.rs): a
 //! build for which TikTok's links fail as an outdated extractor, and newer
-//! ones that fail in every way a build can, then one that works. Real pip,
-//! real virtualenvs, the real check, the real daemon; the platform rehearsal
-//! (tests/rehearsal.rs) does the same with real yt-dlp builds.
+//! ones that fail in every way a build can, then one that works. And in the
+//! platform rehearsal (tests/support/rehearsal) with real yt-dlp builds:
+//! the pinned one, and a nightly whose TikTok extractor reads TikTok's
+//! redesigned page. Real pip, real virtualenvs, the real check, the real
+//! daemon.
 
 mod support;
 
@@ -13,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use support::rehearsal::rig::QUICK_PLATFORMS;
+use support::rehearsal::rig::{Outcome, Rig, RigOptions, QUICK_PLATFORMS};
+use support::rehearsal::{Behaviour, Rehearsal, Site};
 use support::wheels::{self, Fake};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -232,6 +235,7 @@ fn sync_last(lines: &std::sync::Mutex<Vec<String>>) -> Option<String> {
         .cloned()
 }
 
+/// The build a job's latest run used.
 async fn build_of(client: &tokio_postgres::Client, id: Uuid) -> Option<String> {
     client
         .query_one(
@@ -595,6 +599,197 @@ async fn a_platform_stays_on_its_build_through_every_failed_upgrade_then_heals()
     let status = xtract("", &o, &["tools", "status", "--dir", &dir]).await;
     assert!(
         status.stdout.contains(&format!("runs {pinned} (pinned)")),
+        "{status}"
+    );
+}
+
+/// Waits until job `id` is completed (a job that fails first and is
+/// retried later passes through `failed`).
+async fn completes(rig: &Rig, id: Uuid, timeout: Duration) -> Outcome {
+    let waited = tokio::time::timeout(timeout, async {
+        loop {
+            if support::status(&rig.client, id).await == "completed" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let o = rig.outcome(id).await;
+    assert!(
+        waited.is_ok(),
+        "job {id} did not complete within {timeout:?}: {o:?}\n--- daemon log\n{}",
+        rig.daemon.log_text()
+    );
+    o
+}
+
+/// Through the platform rehearsal, the real daemon and real yt-dlp builds:
+/// TikTok ships a redesign that moves its data under a new script id
+/// (tests/support/rehearsal/tiktok.rs), so the pinned yt-dlp fails every
+/// TikTok job as an outdated extractor. A daemon with
+/// XTRACT_AUTO_HEAL=off only reports it; one with it on builds the newest
+/// nightly from the local wheel folder (one whose TikTok extractor reads
+/// the new page and whose Instagram extractor is broken), re-runs a failed
+/// TikTok job on it, and only then switches TikTok to it: the failed jobs
+/// complete, while Instagram and YouTube stay on the pinned build. When
+/// the daily upgrade later installs that nightly, Instagram and YouTube
+/// try it on probation: Instagram fails where the pinned build worked and
+/// goes back (the nightly is not used for it again), its jobs complete;
+/// YouTube keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_platform_heals_on_a_newer_build_that_serves_it_alone() {
+    use support::rehearsal::heal::{self, health, HealTools, FIXED_NIGHTLY};
+    // Stand-ins of its own: the redesign is site-wide, and its load stays
+    // out of the rehearsal's timing tests.
+    let r = &Rehearsal::start();
+    r.redesign(Site::TikTok, true);
+    let t = HealTools::on_the_pinned_yt_dlp();
+    let nightly = heal::fixed_nightly();
+    let mut env = t.pip_env(&[&nightly]);
+    env.extend([
+        ("XTRACT_HEAL_FAILURES".to_string(), "2".to_string()),
+        ("XTRACT_HEAL_WINDOW".to_string(), "5".to_string()),
+    ]);
+    let options = |auto: &str| RigOptions {
+        extra_env: env
+            .iter()
+            .cloned()
+            .chain([("XTRACT_AUTO_HEAL".to_string(), auto.to_string())])
+            .collect(),
+        ..Default::default()
+    };
+
+    // Only reported.
+    let off = Rig::start(r, options("off")).await;
+    let mut tiktok = Vec::new();
+    for _ in 0..2 {
+        let (url, video) = r.video(Site::TikTok, Behaviour::Ok);
+        tiktok.push((video, off.job(&url).await));
+    }
+    for (video, id) in &tiktok {
+        let o = off.finished(*id, SECS(60)).await;
+        assert_eq!(
+            o.error_code.as_deref(),
+            Some("extractor_outdated"),
+            "{video}: {o:?}"
+        );
+    }
+    let reported = support::eventually("tiktok reported broken", SECS(30), || async {
+        health(&off.client, "tiktok")
+            .await
+            .filter(|h| h.state == "broken")
+    })
+    .await;
+    assert!(!reported.auto_heal);
+    assert_eq!(reported.build.as_deref(), Some(t.pinned.as_str()));
+    let log = off.daemon.log_text();
+    assert_eq!(
+        log.matches("tiktok is broken: 2 of its last 2 jobs")
+            .count(),
+        1,
+        "said once: {log}"
+    );
+    assert!(log.contains("XTRACT_AUTO_HEAL=off: only reported"), "{log}");
+    assert_eq!(t.builds(), std::slice::from_ref(&t.pinned), "nothing built");
+
+    // Acting.
+    let rig = Rig::start_on(r, off.into_db(), options("on")).await;
+    let (url, _) = r.video(Site::Instagram, Behaviour::Ok);
+    let instagram = rig.job(&url).await;
+    let (url, _) = r.video(Site::YouTube, Behaviour::Ok);
+    let youtube = rig.job(&url).await;
+    for (video, id) in &tiktok {
+        let o = completes(&rig, *id, SECS(300)).await;
+        assert_eq!(o.extractor.as_deref(), Some("TikTok"), "{video}");
+        assert!(o.audio.is_some(), "{video}");
+        let build = build_of(&rig.client, *id).await.unwrap_or_default();
+        assert!(build.starts_with(FIXED_NIGHTLY), "{video} ran on {build}");
+    }
+    for id in [instagram, youtube] {
+        let o = completes(&rig, id, SECS(60)).await;
+        assert!(o.audio.is_some());
+        assert_eq!(
+            build_of(&rig.client, id).await.as_deref(),
+            Some(t.pinned.as_str())
+        );
+    }
+    let nightly_build = build_of(&rig.client, tiktok[0].1).await.unwrap();
+    let log = rig.daemon.log_text();
+    assert!(
+        log.contains(&format!("tiktok: trying {nightly_build} on job"))
+            && log.contains(&format!("tiktok switched to yt-dlp {nightly_build}")),
+        "{log}"
+    );
+    let h = support::eventually("tiktok healthy on the nightly", SECS(30), || async {
+        health(&rig.client, "tiktok")
+            .await
+            .filter(|h| h.state == "healthy")
+    })
+    .await;
+    assert_eq!(h.build.as_deref(), Some(nightly_build.as_str()));
+    let h = health(&rig.client, "instagram").await.unwrap();
+    assert_eq!(h.build.as_deref(), Some(t.pinned.as_str()));
+    // The nightly breaks Instagram, which does not run it.
+    let (url, _) = r.video(Site::Instagram, Behaviour::Ok);
+    let id = rig.job(&url).await;
+    completes(&rig, id, SECS(60)).await;
+    assert_eq!(
+        build_of(&rig.client, id).await.as_deref(),
+        Some(t.pinned.as_str())
+    );
+
+    // The daily upgrade installs the nightly as `venv`.
+    let mut o = support::DaemonOptions::new(&t.ytdlp());
+    o.extra_env = env.clone();
+    let dir = t.dir.path().display().to_string();
+    let up = support::xtract("", &o, &["tools", "upgrade", "--dir", &dir, "--no-reload"]).await;
+    assert!(up.status.success(), "{up}");
+    assert!(up.stdout.contains("switched"), "{up}");
+    support::eventually("instagram on probation", SECS(30), || async {
+        health(&rig.client, "instagram")
+            .await
+            .filter(|h| h.state == "probation")
+    })
+    .await;
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let (url, video) = r.video(Site::Instagram, Behaviour::Ok);
+        jobs.push((video, rig.job(&url).await));
+    }
+    let (url, _) = r.video(Site::YouTube, Behaviour::Ok);
+    let youtube = rig.job(&url).await;
+    for (video, id) in &jobs {
+        completes(&rig, *id, SECS(120)).await;
+        assert_eq!(
+            build_of(&rig.client, *id).await.as_deref(),
+            Some(t.pinned.as_str()),
+            "{video}: back on the pinned build"
+        );
+    }
+    let h = health(&rig.client, "instagram").await.unwrap();
+    assert_eq!(h.build.as_deref(), Some(t.pinned.as_str()), "{h:?}");
+    assert_eq!(h.bad_builds, std::slice::from_ref(&nightly_build), "{h:?}");
+    completes(&rig, youtube, SECS(60)).await;
+    assert_eq!(
+        build_of(&rig.client, youtube).await.as_deref(),
+        Some(nightly_build.as_str()),
+        "YouTube keeps the nightly"
+    );
+    let log = rig.daemon.log_text();
+    assert!(
+        log.contains(&format!("instagram went back to yt-dlp {}", t.pinned)),
+        "{log}"
+    );
+    // `xtract tools status` says it too.
+    let status = support::xtract("", &o, &["tools", "status", "--dir", &dir]).await;
+    assert!(
+        status
+            .stdout
+            .contains(&format!("tiktok: healthy; runs {nightly_build}"))
+            && status
+                .stdout
+                .contains(&format!("instagram:   never again {nightly_build}")),
         "{status}"
     );
 }
