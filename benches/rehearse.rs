@@ -129,8 +129,8 @@ async fn heal(r: &Rehearsal) -> Row {
     };
     // Every job completes, the ones that failed before the heal too.
     let mut outcomes = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
     for (_, id) in &jobs {
-        let deadline = std::time::Instant::now() + Duration::from_secs(300);
         let o = loop {
             let o = rig.outcome(*id).await;
             if o.status == "completed" || std::time::Instant::now() > deadline {

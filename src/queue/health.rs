@@ -105,7 +105,8 @@ impl Queue {
     }
 
     /// Retries the jobs of `platform` the extractor failed within
-    /// `window`, but `except`: (failed ones set back to pending, waiting
+    /// `window`, but `except`, and with `not_on` only those whose latest
+    /// run was on another build (failed ones set back to pending, waiting
     /// ones pulled forward).
     pub async fn heal_retry_failed(
         &self,
@@ -113,11 +114,15 @@ impl Queue {
         codes: &[&str],
         window: std::time::Duration,
         except: Option<Uuid>,
+        not_on: Option<&str>,
     ) -> Result<(i64, i64), DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::HEAL_RETRY_FAILED).await?;
         let row = client
-            .query_one(&stmt, &[&platform, &codes, &window.as_secs_f64(), &except])
+            .query_one(
+                &stmt,
+                &[&platform, &codes, &window.as_secs_f64(), &except, &not_on],
+            )
             .await?;
         Ok((row.get(0), row.get(1)))
     }

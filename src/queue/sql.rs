@@ -669,7 +669,9 @@ WHERE id = $1 AND ytdlp_canary IS NOT NULL";
 /// (still marked), within the last `$3` seconds run again, but `$4`.
 /// Failed ones go back to pending (the update trigger gives them a fresh
 /// start, and the app sees them pending again), waiting ones are pulled
-/// forward. The daemons are told. Returns how many of each.
+/// forward. With `$5`, only those whose latest run was on another build
+/// than `$5`: a job that started on the old build just before the switch
+/// fails after it. The daemons are told. Returns how many of each.
 pub const HEAL_RETRY_FAILED: &str = "
 WITH failed AS (
     UPDATE processing_jobs
@@ -680,6 +682,7 @@ WITH failed AS (
       AND (error_code = ANY($2) OR ytdlp_canary IS NOT NULL)
       AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
       AND id IS DISTINCT FROM $4
+      AND ($5::text IS NULL OR ytdlp_build <> $5)
     RETURNING id
 ), waiting AS (
     UPDATE processing_jobs
@@ -690,6 +693,7 @@ WITH failed AS (
       AND error_code = ANY($2)
       AND run_after > now()
       AND id IS DISTINCT FROM $4
+      AND ($5::text IS NULL OR ytdlp_build <> $5)
     RETURNING id
 )
 SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM waiting), pg_notify('xtract_jobs', '')";

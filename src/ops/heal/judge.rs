@@ -195,6 +195,9 @@ pub enum Action {
     Unmark { job: Uuid },
     /// Retry the jobs the extractor failed lately, but `except`.
     RetryFailed { except: Option<Uuid> },
+    /// Retry those the extractor failed on another build than `serving`
+    /// (jobs that started on the old build before a switch end after it).
+    RetryOlder { serving: String },
     /// For the metrics.
     Count(Event),
 }
@@ -288,6 +291,16 @@ pub fn decide(p: &mut PlatformState, f: &Facts, r: &Rules) -> Vec<Action> {
     follow_canary(p, &serving, f, r, &mut out);
     follow_probation(p, f, r, &mut out);
     start_build(p, &serving, f, r, &mut out);
+    // For a while after a switch, jobs that were running on the build it
+    // left may still fail by its fault: they run again on the new one.
+    let switched_lately = p.since.is_some_and(|t| f.now < after(t, r.canary_deadline));
+    if switched_lately && p.broken.is_none() && p.canary.is_none() {
+        if let Some(serving) = p.serving(f.default) {
+            out.push(Action::RetryOlder {
+                serving: serving.to_string(),
+            });
+        }
+    }
     out
 }
 

@@ -207,9 +207,24 @@ pub async fn run(heal: Heal, stop: CancellationToken) {
     };
     w.introduce();
     let ran = w.heal.builds.ran();
+    // A fault that lasts (a tools folder this user may not write) is said
+    // once, and again when it changes or ends.
+    let mut last_error: Option<String> = None;
     loop {
-        if let Err(e) = w.tick().await {
-            tracing::warn!(target: "xtract::heal", "could not look at the platforms' health: {e}");
+        match w.tick().await {
+            Ok(()) if last_error.is_some() => {
+                last_error = None;
+                tracing::info!(target: "xtract::heal", "the platforms' health is looked at again");
+            }
+            Ok(()) => {}
+            Err(e) if last_error.as_ref() != Some(&e) => {
+                tracing::warn!(
+                    target: "xtract::heal",
+                    "could not look at the platforms' health: {e} (the daemon's user must own the tools folder: scripts/install hands it over)"
+                );
+                last_error = Some(e);
+            }
+            Err(_) => {}
         }
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -289,8 +304,8 @@ impl Watcher {
             Some(l) => l.read_state().map_err(|e| e.to_string())?,
             None => self.memory.clone(),
         };
-        let gathered = self.gather(&s, &before, &default_name).await?;
         self.collect_build();
+        let gathered = self.gather(&s, &before, &default_name).await?;
         let built = std::mem::take(&mut self.built);
         let building_here = self.building.is_some();
         let now = Utc::now();
@@ -484,9 +499,26 @@ impl Watcher {
                     tracing::warn!(target: "xtract::heal", "could not unmark job {job}: {e}");
                 }
             }
+            Action::RetryOlder { serving } => {
+                match q
+                    .heal_retry_failed(name, &codes, s.retry_window, None, Some(&serving))
+                    .await
+                {
+                    Ok((0, 0)) => {}
+                    Ok((failed, waiting)) => tracing::info!(
+                        target: "xtract::heal",
+                        platform = name,
+                        "{name}: {} job(s) that failed on the build it left run again on {serving}",
+                        failed + waiting
+                    ),
+                    Err(e) => {
+                        tracing::warn!(target: "xtract::heal", "could not retry the {name} jobs that failed: {e}")
+                    }
+                }
+            }
             Action::RetryFailed { except } => {
                 match q
-                    .heal_retry_failed(name, &codes, s.retry_window, except)
+                    .heal_retry_failed(name, &codes, s.retry_window, except, None)
                     .await
                 {
                     Ok((0, 0)) => {}

@@ -290,7 +290,11 @@ fn a_build_that_does_worse_on_probation_is_rolled_back_and_not_used_again() {
     list.extend(runs(B, &[None, None, None, None], 0));
     let mut f = facts(&list, 30);
     f.default = Some(X);
-    assert!(decide(&mut p, &f, &r).is_empty());
+    // Nothing but the retry of jobs that failed on B around the switch.
+    assert_eq!(
+        decide(&mut p, &f, &r),
+        [Action::RetryOlder { serving: X.into() }]
+    );
     let mut list = runs(X, &[None, OUTDATED, OUTDATED], 20);
     list.extend(runs(B, &[None, None, None, None], 0));
     let mut f = facts(&list, 40);
