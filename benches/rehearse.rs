@@ -192,7 +192,7 @@ async fn heal(r: &Rehearsal) -> Row {
         outcome,
         requests,
         note: format!(
-            "first failure to first job completed again: {:.1} s (the build and its check: {build_secs}); {attempts_failed} user jobs failed meanwhile ({failed_for_good} for good), {completed} of {all} completed on the nightly; defaults: 3 of the last 10 jobs, nightly channel",
+            "first failure to first job completed again: {:.1} s (the build and its check: {build_secs}); {attempts_failed} users' jobs failed meanwhile ({failed_for_good} for good: the others waited for their retry), {completed} of {all} completed; defaults: 3 of the last 10 jobs, nightly channel, a TikTok link every 3 s",
             secs(first_failure, first_completed)
         ),
     }
