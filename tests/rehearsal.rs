@@ -682,7 +682,10 @@ async fn a_tiktok_job_keeps_what_the_post_sounds_like_and_the_sound_when_asked()
     );
     assert_eq!(post_row["uploader"], "rehearsal");
     assert_eq!(sound_row["title"], support::rehearsal::tiktok::SOUND_TITLE);
-    assert_eq!(sound_row["uploader"], support::rehearsal::tiktok::SOUND_ARTIST);
+    assert_eq!(
+        sound_row["uploader"],
+        support::rehearsal::tiktok::SOUND_ARTIST
+    );
     // Different audio of one link: the sound job did not reuse the post's.
     assert!(sound_row["reused_from_job_id"].is_null(), "{sound_row}");
     // The platform's view: the post's media for the first, the song for the
