@@ -70,6 +70,7 @@ const TABLES: &[Table] = &[
             col("audio_format", TEXT),
             col("audio_bitrate_kbps", INT),
             col("egress", TEXT),
+            col("submitted_via", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
@@ -138,6 +139,8 @@ const TRIGGERS: &[(&str, &str)] = &[
     ("public.processing_jobs", "processing_jobs_notify_update"),
     ("public.audio_files", "audio_files_touch_updated_at"),
     ("public.processing_jobs", "processing_jobs_check_choice"),
+    // The old-API endpoint's waits (019).
+    ("public.processing_jobs", "processing_jobs_notify_finished"),
 ];
 
 /// Functions in schema `xtract` (name, identity arguments).
@@ -152,6 +155,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("storage_bucket", ""),
     ("check_audio_choice", "format text, bitrate integer"),
     ("processing_jobs_check_choice", ""),
+    ("processing_jobs_notify_finished", ""),
 ];
 
 /// Every column of the tables named in `$1` (schema-qualified), with its type.

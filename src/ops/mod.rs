@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod compat;
 pub mod config;
 pub mod daemon;
 pub mod dev;
