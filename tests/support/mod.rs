@@ -5,6 +5,7 @@
 
 pub mod proxy_double;
 pub mod storage_double;
+pub mod supabase;
 pub mod wheels;
 
 use std::path::{Path, PathBuf};

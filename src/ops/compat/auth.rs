@@ -410,6 +410,7 @@ mod tests {
             jwks_url: None,
             jwt_secret: Some(Secret::new(SECRET)),
             trust_body_user: false,
+            client_timeout: Duration::from_secs(1),
         };
         Verifier::new(&settings).unwrap()
     }

@@ -26,8 +26,6 @@ use crate::queue::old_api::{Outcome, Refusal, SubmitError};
 /// The old request is two short strings: 16 KiB is plenty, and bounds
 /// what a client can make us hold.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// A body that has not arrived by then will not.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn extract_audio(
     State(shared): State<Arc<Shared>>,
@@ -49,7 +47,7 @@ pub(super) async fn extract_audio(
 }
 
 async fn answer_request(shared: &Shared, headers: &HeaderMap, body: Body) -> Response {
-    let bytes = match read_body(headers, body).await {
+    let bytes = match read_body(headers, body, shared.settings.client_timeout).await {
         Ok(bytes) => bytes,
         Err(refused) => return refused,
     };
@@ -152,8 +150,8 @@ async fn answer_request(shared: &Shared, headers: &HeaderMap, body: Body) -> Res
     wait_for(shared, submitted.id, permit).await
 }
 
-/// The body, at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+/// The body, at most [`MAX_BODY_BYTES`], within `timeout`.
+async fn read_body(headers: &HeaderMap, body: Body, timeout: Duration) -> Result<Bytes, Response> {
     let too_large = || answer::detail(StatusCode::PAYLOAD_TOO_LARGE, "The request is too large.");
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -163,7 +161,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
         return Err(too_large());
     }
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
-    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+    match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(_)) => Err(answer::detail(

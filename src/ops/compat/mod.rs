@@ -44,9 +44,6 @@ use crate::metrics::Metrics;
 use crate::queue::notifier::FinishedJobs;
 use crate::queue::old_api::OldApi;
 
-/// Headers must arrive within this, and an idle kept-alive connection is
-/// closed after it: a slow or silent client holds nothing for long.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request line and headers, at most (hyper's smallest buffer).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Connections the endpoint serves at once beyond the waiting requests:
@@ -152,6 +149,7 @@ pub async fn start(
         listener,
         app,
         connections,
+        settings.client_timeout,
         stops,
         tasks.tracker.clone(),
     ));
@@ -169,6 +167,7 @@ async fn serve(
     listener: TcpListener,
     app: Router,
     connections: Arc<Semaphore>,
+    client_timeout: Duration,
     stops: Stops,
     tracker: TaskTracker,
 ) {
@@ -208,7 +207,9 @@ async fn serve(
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                // Headers in time; an idle kept-alive connection is
+                // closed after it too: a silent client holds nothing long.
+                .header_read_timeout(client_timeout)
                 .max_buf_size(MAX_HEADER_BYTES);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);

@@ -28,6 +28,10 @@ pub struct CompatSettings {
     /// XTRACT_COMPAT_TRUST_BODY_USER: take `user_id` from the body without a
     /// token (an endpoint only the app's own backend can reach).
     pub trust_body_user: bool,
+    /// XTRACT_COMPAT_CLIENT_TIMEOUT_SECS: a request's headers, and then its
+    /// body, must arrive within this; an idle kept-alive connection is
+    /// closed after it.
+    pub client_timeout: Duration,
 }
 
 impl CompatSettings {
@@ -58,6 +62,13 @@ impl CompatSettings {
             256usize,
             |n| (1..=100_000).contains(n),
             "a whole number from 1 to 100000",
+        )?;
+        let client_timeout = parse(
+            get,
+            "XTRACT_COMPAT_CLIENT_TIMEOUT_SECS",
+            10.0,
+            |s: &f64| s.is_finite() && (0.1..=300.0).contains(s),
+            "a number of seconds from 0.1 to 300",
         )?;
         let trust_body_user = match get("XTRACT_COMPAT_TRUST_BODY_USER")
             .as_deref()
@@ -105,6 +116,7 @@ impl CompatSettings {
             jwks_url,
             jwt_secret,
             trust_body_user,
+            client_timeout: Duration::from_secs_f64(client_timeout),
         }))
     }
 }
@@ -151,6 +163,7 @@ mod tests {
         );
         assert_eq!(s.wait, Duration::from_secs(90));
         assert_eq!(s.max_waiting, 256);
+        assert_eq!(s.client_timeout, Duration::from_secs(10));
         assert!(!s.trust_body_user);
         let s = read(&[
             ("XTRACT_COMPAT_ADDR", "127.0.0.1:8000"),
@@ -169,6 +182,7 @@ mod tests {
             ("XTRACT_COMPAT_WAIT_SECS", "0"),
             ("XTRACT_COMPAT_WAIT_SECS", "NaN"),
             ("XTRACT_COMPAT_MAX_WAITING", "0"),
+            ("XTRACT_COMPAT_CLIENT_TIMEOUT_SECS", "0"),
             ("XTRACT_COMPAT_TRUST_BODY_USER", "maybe"),
             ("XTRACT_COMPAT_JWKS_URL", "ftp://x/keys"),
         ] {
