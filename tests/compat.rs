@@ -287,6 +287,7 @@ async fn old_clients_get_their_audio_and_every_bad_request_its_old_answer() {
 
     let mut on = DaemonOptions::new(&standin.script);
     on.concurrency = 4;
+    on.grace_secs = 1.0;
     for (k, v) in [
         ("XTRACT_COMPAT_ADDR", api_addr.as_str()),
         ("XTRACT_HEALTH_ADDR", &health_addr),
@@ -494,6 +495,26 @@ async fn old_clients_get_their_audio_and_every_bad_request_its_old_answer() {
         (answer.status, answer.body.as_str()),
         (400, r#"{"detail":"The link is empty."}"#)
     );
+
+    // Paths and methods the old service did not have: FastAPI's answers.
+    let http = reqwest::Client::new();
+    let get = http
+        .get(format!("http://{api_addr}/extract-audio"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    assert_eq!(
+        get.text().await.unwrap(),
+        r#"{"detail":"Method Not Allowed"}"#
+    );
+    let nope = http
+        .post(format!("http://{api_addr}/extract"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nope.status(), 404);
+    assert_eq!(nope.text().await.unwrap(), r#"{"detail":"Not Found"}"#);
 
     // --- Slow clients are let go: headers that never end (the connection
     // is closed), a body that never comes (408).
@@ -707,4 +728,36 @@ async fn old_clients_get_their_audio_and_every_bad_request_its_old_answer() {
     assert!(!off_daemon.log_text().contains("old service's API"));
     assert!(!metrics(&off_health).await.contains("old_api"));
     assert_eq!(keys.fetches(), 2);
+
+    // --- Stopping: no new requests; a waiting one is answered once the
+    // worker has drained, and its job stays for the next daemon.
+    let last = "http://127.0.0.1:9/block/last";
+    let waiting = hold(alice_b.clone(), last);
+    eventually("the last job", SECS(30), || async {
+        (!jobs_for(&owner, last).await.is_empty()).then_some(())
+    })
+    .await;
+    let mut daemon = daemon;
+    daemon.signal(libc::SIGTERM);
+    let answer = waiting.await.unwrap();
+    assert_eq!(
+        (
+            answer.status,
+            answer.body.as_str(),
+            answer.header("retry-after")
+        ),
+        (
+            503,
+            r#"{"detail":"The service is restarting. Please try again in a minute."}"#,
+            "30"
+        )
+    );
+    assert!(daemon.wait_exit(SECS(30)).await.success());
+    assert!(tokio::net::TcpStream::connect(&api_addr).await.is_err());
+    let job = &jobs_for(&owner, last).await[0];
+    assert!(
+        matches!(job["status"].as_str(), Some("pending" | "processing")),
+        "{job}"
+    );
+    standin.release("last");
 }
