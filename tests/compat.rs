@@ -760,4 +760,18 @@ async fn old_clients_get_their_audio_and_every_bad_request_its_old_answer() {
         "{job}"
     );
     standin.release("last");
+
+    // A database where the daemon may not insert under the users' limit:
+    // the endpoint is not started, and the daemon says why.
+    owner
+        .batch_execute("REVOKE EXECUTE ON FUNCTION xtract.may_enqueue(uuid) FROM xtract_worker")
+        .await
+        .unwrap();
+    let mut refused = Daemon::start(&db.url, &on);
+    assert!(!refused.wait_exit(SECS(60)).await.success());
+    let log = refused.log_text();
+    assert!(
+        log.contains("XTRACT_COMPAT_ADDR") && log.contains("xtract.may_enqueue"),
+        "{log}"
+    );
 }

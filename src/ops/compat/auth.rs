@@ -219,7 +219,6 @@ struct KeySet {
 struct Fetches {
     last_for_unknown_kid: Option<Instant>,
     last_failure: Option<Instant>,
-    count: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -312,7 +311,6 @@ impl Jwks {
             }
             fetches.last_for_unknown_kid = Some(now);
         }
-        fetches.count += 1;
         match self.fetch().await {
             Ok(keys) => {
                 tracing::debug!(url = %self.url, keys = keys.len(), "read the project's signing keys");
@@ -384,13 +382,6 @@ fn usable_keys(set: &JwkSet) -> HashMap<String, SigningKey> {
         }
     }
     keys
-}
-
-impl Jwks {
-    /// How many times the set was fetched (for the log and tests).
-    pub async fn fetch_count(&self) -> u64 {
-        self.fetches.lock().await.count
-    }
 }
 
 #[cfg(test)]
