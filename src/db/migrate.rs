@@ -98,6 +98,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 16,
+        name: "extractor and audio source",
+        sql: include_str!("../../sql/016_extractor_and_audio_source.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 19,
         name: "old service's HTTP API",
         sql: include_str!("../../sql/019_old_api.sql"),

@@ -70,6 +70,7 @@ const TABLES: &[Table] = &[
             col("audio_format", TEXT),
             col("audio_bitrate_kbps", INT),
             col("egress", TEXT),
+            col("media_extractor", TEXT),
             col("submitted_via", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
@@ -112,6 +113,7 @@ const TABLES: &[Table] = &[
             col("paused_until", TIME),
             col("pause_reason", TEXT),
             col("updated_at", TIME),
+            col("last_request_at", TIME),
         ],
         privileges: &["SELECT", "INSERT", "UPDATE"],
     },

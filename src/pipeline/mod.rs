@@ -317,22 +317,33 @@ impl<S: AudioStore> MediaPipeline<S> {
         let (progress, writer) = progress_reporter(ctx);
         let mut last: Option<JobError> = None;
         let mut tried = 0;
-        for (i, s) in strategy::strategies(platform, &c.strategies)
-            .iter()
-            .enumerate()
-        {
+        if c.warm_ytdlp && paced {
+            // Before the first turn is taken (see WarmYtdlp::ready).
+            self.warm.ready(&c.ytdlp).await;
+        }
+        let strategies = strategy::strategies(platform, &c.strategies);
+        for (i, s) in strategies.iter().enumerate() {
             if let Some(prev) = &last {
                 if !strategy::next_may_help(prev.code, s) {
                     continue;
                 }
             }
-            let egress = if paced {
+            let (egress, gate) = if paced {
                 let key = pacer
                     .wait_turn(platform, policy, &keys, c.pacing_max_wait, &ctx.cancel)
                     .await?;
-                c.egress.get(platform, &key).unwrap_or(machine)
+                // yt-dlp's first request waits for the platform's spacing
+                // (Pacer::go), not only its start.
+                let gate: warm::Gate = {
+                    let (pacer, key, interval) = (pacer.clone(), key.clone(), policy.min_interval);
+                    Arc::new(move || {
+                        let (pacer, key) = (pacer.clone(), key.clone());
+                        Box::pin(async move { pacer.go(platform, &key, interval).await })
+                    })
+                };
+                (c.egress.get(platform, &key).unwrap_or(machine), Some(gate))
             } else {
-                machine
+                (machine, None)
             };
             let run_dir = dir.join(format!("s{i}"));
             std::fs::create_dir_all(&run_dir)
@@ -398,6 +409,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 c.limits,
                 &ctx.cancel,
                 Some(progress.clone()),
+                gate,
             )
             .await;
             let e = match result {
@@ -458,6 +470,14 @@ impl<S: AudioStore> MediaPipeline<S> {
                 }
                 None => (e, policy.cooldown),
             };
+            // A login wall stands in front of logged-out requests only:
+            // the operator's signed-in session is worth its request before
+            // the platform is paused.
+            let signed_in_left = strategies[i + 1..].iter().any(|n| n.cookies.is_some());
+            if e.retry == Retry::Cooldown && e.code == ErrorCode::LoginRequired && signed_in_left {
+                last = Some(e);
+                continue;
+            }
             if e.retry == Retry::Cooldown {
                 // Every daemon on this egress holds off the platform; its
                 // other egresses go on.

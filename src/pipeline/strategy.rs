@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 
 use crate::domain::{ErrorCode, Platform};
 
+/// The User-Agent curl_cffi 0.17's `safari:ios` target sends (seen by the
+/// rehearsal's TikTok): the phone strategy sends it on the requests yt-dlp
+/// does not let it impersonate, so that every request names one phone.
+pub const IMPERSONATED_IPHONE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_7 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/27.0 Mobile/15E148 Safari/604.1";
+
 /// A phone's browser, for TikTok's last strategy.
 pub const MOBILE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
@@ -74,17 +79,29 @@ pub fn strategies(platform: Platform, options: &StrategyOptions) -> Vec<Strategy
         },
     ];
     if platform == Platform::TikTok {
-        // TikTok serves different formats to phones. With curl_cffi,
-        // yt-dlp's TikTok requests impersonate desktop Chrome on their own
-        // (see `base_args`): a phone's User-Agent alone would ride a Chrome
-        // handshake, the kind of mismatch bot detection looks for. So the
-        // phone is impersonated whole (Safari on iOS: its TLS and HTTP/2
-        // fingerprint and its own User-Agent, which yt-dlp then sends;
-        // checked with yt-dlp 2026.10.26 against a local server). Without
-        // curl_cffi, requests are plain Python ones and the old service's
-        // phone User-Agent is what there is.
+        // TikTok serves different formats to phones. Its extractor fetches
+        // the post's page impersonating a browser of its own choice
+        // (`impersonate=True`: desktop Chrome), whatever `--impersonate`
+        // says; `--impersonate` reaches only the requests the extractor
+        // leaves alone (the media and the thumbnail). Seen by the platform
+        // in the rehearsal (tests/rehearsal.rs): with `--impersonate
+        // safari:ios` alone, the page was asked for by Chrome on Windows
+        // and only the media by an iPhone. So the phone is impersonated
+        // where yt-dlp lets us (Safari on iOS, its TLS fingerprint), and
+        // its User-Agent, the very one that target sends, is added to every
+        // request, the page's included (yt-dlp keeps a User-Agent given
+        // with `--add-headers` on an impersonated request). The page
+        // request then pairs a phone's name with Chrome's handshake: the
+        // price of being a phone to the page at all. Without curl_cffi,
+        // requests are plain Python ones and the old service's phone
+        // User-Agent is what there is.
         let extra_args = if options.can_impersonate {
-            vec!["--impersonate".into(), "safari:ios".into()]
+            vec![
+                "--impersonate".into(),
+                "safari:ios".into(),
+                "--add-headers".into(),
+                format!("User-Agent:{IMPERSONATED_IPHONE_USER_AGENT}"),
+            ]
         } else {
             vec![
                 "--add-headers".into(),
@@ -185,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn tiktoks_phone_strategy_impersonates_the_phone_whole_when_it_can() {
+    fn tiktoks_phone_strategy_names_one_phone_on_every_request_when_it_can() {
         let phone = |can_impersonate| {
             let options = StrategyOptions {
                 can_impersonate,
@@ -197,7 +214,13 @@ mod tests {
                 .expect("a phone strategy for TikTok")
                 .extra_args
         };
-        assert_eq!(phone(true), ["--impersonate", "safari:ios"]);
+        let whole = phone(true);
+        assert_eq!(whole[..2], ["--impersonate", "safari:ios"]);
+        assert_eq!(whole[2], "--add-headers");
+        assert_eq!(
+            whole[3],
+            format!("User-Agent:{IMPERSONATED_IPHONE_USER_AGENT}")
+        );
         let plain = phone(false);
         assert_eq!(plain[0], "--add-headers");
         assert!(

@@ -348,6 +348,7 @@ impl Queue {
                 &m.title,
                 &m.uploader,
                 &m.duration,
+                &m.extractor_key,
             ],
         )
         .await

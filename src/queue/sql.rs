@@ -325,8 +325,24 @@ UPDATE processing_jobs
 SET media_id = $3,
     media_title = $4,
     media_uploader = $5,
-    media_duration_secs = $6
+    media_duration_secs = $6,
+    media_extractor = $7
 WHERE id = $1 AND locked_by = $2";
+
+/// A run's first request is about to go to platform `$1` through egress
+/// `$2`: it goes at the later of now and `$3` seconds after the latest one
+/// (`wait`, seconds from now), which becomes the latest. `paused`: the
+/// egress was paused for the platform since the turn was taken.
+pub const REQUEST_GOES: &str = "
+UPDATE xtract.platform_pacing
+SET last_request_at = CASE
+        WHEN paused_until > clock_timestamp() THEN last_request_at
+        ELSE greatest(clock_timestamp(), last_request_at + make_interval(secs => $3))
+    END
+WHERE platform = $1 AND egress_key = $2
+RETURNING extract(epoch FROM last_request_at - clock_timestamp())::float8 AS wait,
+          coalesce(paused_until > clock_timestamp(), false) AS paused,
+          extract(epoch FROM paused_until - clock_timestamp())::float8 AS paused_for";
 
 /// Download progress, at most once a second. It renews the lease too:
 /// every write of this row is an event to the app's Realtime subscription,

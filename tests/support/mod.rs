@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod proxy_double;
+pub mod rehearsal;
 pub mod storage_double;
 pub mod supabase;
 pub mod wheels;
@@ -237,23 +238,8 @@ pub fn media() -> &'static Media {
     MEDIA.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-media");
         std::fs::create_dir_all(&dir).expect("media dir");
-        let t = tools();
         let make = |name: &str, args: &[&str]| {
-            let out = dir.join(name);
-            if out.exists() {
-                return;
-            }
-            // Written under a unique name, then renamed: test binaries run
-            // side by side and must never see half a file.
-            let tmp = dir.join(format!(".{}.{}.{name}", std::process::id(), Uuid::new_v4()));
-            let status = Command::new(&t.ffmpeg)
-                .args(["-hide_banner", "-loglevel", "error", "-y"])
-                .args(args)
-                .arg(&tmp)
-                .status()
-                .expect("run ffmpeg");
-            assert!(status.success(), "ffmpeg could not make {name}");
-            std::fs::rename(&tmp, &out).expect("rename media");
+            make_media(&dir, name, args);
         };
         let sine = |secs: u32| format!("sine=frequency=440:duration={secs}");
         let video = |secs: u32| format!("testsrc=size=160x120:rate=10:duration={secs}");
@@ -361,6 +347,26 @@ pub fn media() -> &'static Media {
         }
         Media { dir }
     })
+}
+
+/// Makes `dir/name` with ffmpeg (`args` before the output) unless it is
+/// there already. Written under a unique name, then renamed: test binaries
+/// run side by side and must never see half a file.
+pub fn make_media(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    if out.exists() {
+        return out;
+    }
+    let tmp = dir.join(format!(".{}.{}.{name}", std::process::id(), Uuid::new_v4()));
+    let status = Command::new(&tools().ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(&tmp)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    std::fs::rename(&tmp, &out).expect("rename media");
+    out
 }
 
 /// A stand-in for yt-dlp, for links to platforms we cannot reach. It reads
@@ -704,6 +710,9 @@ pub struct DaemonOptions {
     pub grace_secs: f64,
     pub worker_id: String,
     pub extra_env: Vec<(String, String)>,
+    /// A program and arguments to run the daemon under (the platform
+    /// rehearsal's namespace: `Rehearsal::wrapper`); empty: none.
+    pub wrapper: Vec<String>,
 }
 
 impl DaemonOptions {
@@ -716,6 +725,7 @@ impl DaemonOptions {
             grace_secs: 10.0,
             worker_id: format!("test-{}", Uuid::new_v4().simple()),
             extra_env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -732,7 +742,16 @@ impl Daemon {
             .expect("temp dir");
         let log = dir.path().join("daemon.log");
         let t = tools();
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtract"));
+        let program = env!("CARGO_BIN_EXE_xtract");
+        let mut cmd = match opts.wrapper.split_first() {
+            // The wrapper ends by exec-ing the daemon: same pid.
+            Some((first, rest)) => {
+                let mut c = tokio::process::Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => tokio::process::Command::new(program),
+        };
         cmd.kill_on_drop(true);
         cmd.args(args)
             .current_dir(dir.path())

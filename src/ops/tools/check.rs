@@ -117,6 +117,7 @@ async fn extract_clip(ytdlp: &Path) -> Result<String, String> {
         limits,
         &cancel,
         None,
+        None,
     );
     // Dropping the download on timeout kills yt-dlp's process group.
     let got = tokio::time::timeout(STEP_TIMEOUT, download)
