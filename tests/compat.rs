@@ -268,6 +268,19 @@ fn listening_sockets(pid: i32) -> usize {
         .count()
 }
 
+/// A daemon's options with these settings, and the per-user limit every
+/// daemon of the test writes (2).
+fn options(standin: &StandIn, env: &[(&str, &str)]) -> DaemonOptions {
+    let mut options = DaemonOptions::new(&standin.script);
+    options
+        .extra_env
+        .push(("XTRACT_MAX_PENDING_PER_USER".into(), "2".into()));
+    for (k, v) in env {
+        options.extra_env.push((k.to_string(), v.to_string()));
+    }
+    options
+}
+
 async fn metrics(health: &str) -> String {
     reqwest::get(format!("http://{health}/metrics"))
         .await
@@ -285,43 +298,40 @@ async fn old_clients_get_their_audio_and_every_bad_request_its_old_answer() {
     let (api_addr, health_addr) = (addr(), addr());
     let (trusting_addr, off_health) = (addr(), addr());
 
-    let mut on = DaemonOptions::new(&standin.script);
+    let mut on = options(
+        &standin,
+        &[
+            ("XTRACT_COMPAT_ADDR", &api_addr),
+            ("XTRACT_HEALTH_ADDR", &health_addr),
+            // The JWKS is found under the project URL, as on Supabase.
+            ("SUPABASE_URL", &keys.base),
+            ("SUPABASE_JWT_SECRET", SECRET),
+            ("XTRACT_COMPAT_WAIT_SECS", &WAIT_SECS.to_string()),
+            ("XTRACT_COMPAT_MAX_WAITING", "3"),
+            ("XTRACT_COMPAT_CLIENT_TIMEOUT_SECS", "1"),
+        ],
+    );
     on.concurrency = 4;
     on.grace_secs = 1.0;
-    for (k, v) in [
-        ("XTRACT_COMPAT_ADDR", api_addr.as_str()),
-        ("XTRACT_HEALTH_ADDR", &health_addr),
-        // The JWKS is found under the project URL, as on Supabase.
-        ("SUPABASE_URL", &keys.base),
-        ("SUPABASE_JWT_SECRET", SECRET),
-        ("XTRACT_COMPAT_WAIT_SECS", &WAIT_SECS.to_string()),
-        ("XTRACT_COMPAT_MAX_WAITING", "3"),
-        ("XTRACT_COMPAT_CLIENT_TIMEOUT_SECS", "1"),
-        ("XTRACT_MAX_PENDING_PER_USER", "2"),
-    ] {
-        on.extra_env.push((k.into(), v.into()));
-    }
     let daemon = Daemon::start(&db.url, &on);
     // The app's own backend, naming users itself.
-    let mut trusting = DaemonOptions::new(&standin.script);
-    for (k, v) in [
-        ("XTRACT_COMPAT_ADDR", trusting_addr.as_str()),
-        ("XTRACT_COMPAT_TRUST_BODY_USER", "true"),
-        ("XTRACT_MAX_PENDING_PER_USER", "2"),
-    ] {
-        trusting.extra_env.push((k.into(), v.into()));
-    }
+    let trusting = options(
+        &standin,
+        &[
+            ("XTRACT_COMPAT_ADDR", &trusting_addr),
+            ("XTRACT_COMPAT_TRUST_BODY_USER", "true"),
+        ],
+    );
     let trusting_daemon = Daemon::start(&db.url, &trusting);
     // Off: everything it would need is there, except the address.
-    let mut off = DaemonOptions::new(&standin.script);
-    for (k, v) in [
-        ("XTRACT_HEALTH_ADDR", off_health.as_str()),
-        ("SUPABASE_URL", &keys.base),
-        ("SUPABASE_JWT_SECRET", SECRET),
-        ("XTRACT_MAX_PENDING_PER_USER", "2"),
-    ] {
-        off.extra_env.push((k.into(), v.into()));
-    }
+    let off = options(
+        &standin,
+        &[
+            ("XTRACT_HEALTH_ADDR", &off_health),
+            ("SUPABASE_URL", &keys.base),
+            ("SUPABASE_JWT_SECRET", SECRET),
+        ],
+    );
     let off_daemon = Daemon::start(&db.url, &off);
 
     let api = OldClient::new(&api_addr);
