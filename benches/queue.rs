@@ -75,6 +75,7 @@ fn start_workers(target: &DbTarget, n: usize, concurrency: usize, body: &Noop) -
             cancels: cancels.clone(),
             state: Arc::new(ListenerState::default()),
             ping_interval: Duration::from_secs(30),
+            finished: None,
         };
         let listener = CancellationToken::new();
         tasks.push(tokio::spawn(notifier.run(listener.clone())));

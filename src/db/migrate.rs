@@ -104,6 +104,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 19,
+        name: "old service's HTTP API",
+        sql: include_str!("../../sql/019_old_api.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),
@@ -137,6 +143,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 105,
         name: "supabase: users choose the post's audio or its sound",
         sql: include_str!("../../sql/105_supabase_audio_source.sql"),
+        supabase_only: true,
+    },
+    Migration {
+        version: 107,
+        name: "supabase: the old service's HTTP API",
+        sql: include_str!("../../sql/107_supabase_old_api.sql"),
         supabase_only: true,
     },
 ];

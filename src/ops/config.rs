@@ -100,6 +100,8 @@ pub struct Config {
     pub max_pending_per_user: i32,
     /// Where `/health` and `/metrics` are served (off when None).
     pub health_addr: Option<std::net::SocketAddr>,
+    /// The old service's HTTP API (XTRACT_COMPAT_ADDR; off when None).
+    pub compat: Option<crate::ops::compat::CompatSettings>,
     /// Delete finished jobs older than this many days (off when None).
     pub retention_days: Option<u32>,
     /// With retention: delete their audio rows and objects too.
@@ -408,6 +410,7 @@ impl Config {
                 |_| true,
                 "an address like 127.0.0.1:9464",
             )?,
+            compat: crate::ops::compat::CompatSettings::from_lookup(&get)?,
             retention_days: parse_opt(
                 &get,
                 "XTRACT_RETENTION_DAYS",

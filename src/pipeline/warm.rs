@@ -207,7 +207,7 @@ impl WarmYtdlp {
         {
             if failed == ytdlp
                 && *stamp == program
-                && until.map_or(true, |until| Instant::now() < until)
+                && until.is_none_or(|until| Instant::now() < until)
             {
                 return None;
             }

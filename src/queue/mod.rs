@@ -7,6 +7,7 @@ pub mod completer;
 mod executor;
 pub mod handle;
 pub mod notifier;
+pub mod old_api;
 pub mod outcome;
 pub mod pacing;
 mod rescuer;

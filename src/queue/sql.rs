@@ -587,3 +587,45 @@ WHERE id = ANY($1)";
 pub const DELETE_AUDIO_ROWS: &str = "
 DELETE FROM audio_files
 WHERE id = ANY($1)";
+
+// ---- the old service's HTTP API (ops/compat; sql/019, sql/107) ----
+
+/// Whether the database lets the daemon insert under the app's per-user
+/// limit: the insert policy's function exists (the Supabase layer, 100/101)
+/// and the daemon's role may call it (107).
+pub const OLD_API_SUPPORTED: &str = "
+SELECT to_regprocedure('xtract.may_enqueue(uuid)') IS NOT NULL,
+       coalesce(has_function_privilege(to_regprocedure('xtract.may_enqueue(uuid)'), 'EXECUTE'), false)";
+
+/// The user's claims for this transaction, as PostgREST sets them for an
+/// app's request: `auth.uid()` in the per-user limit is then that user.
+pub const OLD_API_CLAIMS: &str = "
+SELECT set_config('request.jwt.claims', $1, true)";
+
+/// A job as the app inserts it (`user_id`, `original_url`, `status` =
+/// pending) under the app's per-user limit, the insert policy's own check,
+/// and marked as the old API's. The insert trigger checks the link and
+/// sets the platform and the user's place in line, as for every insert.
+pub const OLD_API_INSERT: &str = "
+INSERT INTO processing_jobs (user_id, original_url, status, submitted_via)
+SELECT $1, $2, 'pending', 'old_api'
+WHERE xtract.may_enqueue($1)
+RETURNING id";
+
+/// The user's old-API job for this link that still waits or runs: the same
+/// request again (a retry after a 504) waits for it instead of adding one.
+pub const OLD_API_ACTIVE: &str = "
+SELECT id
+FROM processing_jobs
+WHERE user_id = $1
+  AND original_url = $2
+  AND submitted_via = 'old_api'
+  AND status IN ('pending', 'processing')
+ORDER BY created_at DESC
+LIMIT 1";
+
+/// What the old API answers from: the job's status and result.
+pub const OLD_API_OUTCOME: &str = "
+SELECT status, result_audio_file_id, error_code, error_message
+FROM processing_jobs
+WHERE id = $1";
