@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use uuid::Uuid;
 
 use xtract::ops::cli::{self, CliError, Kind};
@@ -117,7 +117,10 @@ struct ToolsPlace {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     // Before any secret is read: the processes jobs start run as our user,
     // and must not read our environment or memory through /proc.
     if let Err(e) = isolation::protect_process() {
@@ -183,14 +186,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// A command line clap refused, in the one-line style of every other
+/// failure (`xtract: what: why → what to do`, exit 2); `--help` and
+/// `--version` print as clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    // clap's own words up to its usage lines, on one line, unstyled.
+    let rendered = e.render().to_string();
+    let why = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let what = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().unwrap_or("").to_string(),
+        _ => "command line".to_string(),
+    };
+    // The subcommand's own help, when the line named one.
+    let command = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| Cli::command().find_subcommand(a).is_some());
+    let help = match command {
+        Some(c) => format!("see xtract {c} --help"),
+        None => "see xtract --help".to_string(),
+    };
+    let e = CliError::new(Kind::Usage, what, why).fix(help);
+    eprintln!("{e}");
+    e.kind.exit_code()
+}
+
 /// Prints the doctor's report; fails when a check failed.
 async fn doctor_command(config: Result<Config, ConfigError>) -> ExitCode {
     let report = doctor::check_all(config).await;
     print!("{report}");
-    if report.failed() {
-        Kind::Failed.exit_code()
-    } else {
-        ExitCode::SUCCESS
+    match report.failure_kind() {
+        Some(kind) => kind.exit_code(),
+        None => ExitCode::SUCCESS,
     }
 }
 
@@ -330,13 +372,34 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
                 format,
                 bitrate_kbps: bitrate,
             };
-            let (id, waited) = commands::enqueue_choosing(&database, &url, user, &choice, waiting)
-                .await
-                .map_err(|e| match e.sqlstate() {
-                    // The insert's own link check, or the per-user limit.
-                    Some("22023" | "P0001") => CliError::new(Kind::Usage, "enqueue", e.cause()),
-                    _ => CliError::db("enqueue", &e),
-                })?;
+            // With --wait, what happens to the job as it happens (stderr:
+            // stdout keeps the final row for scripts).
+            let follow = |row: &serde_json::Value| {
+                if !wait {
+                    return;
+                }
+                let status = row["status"].as_str().unwrap_or("?");
+                match row["progress_percent"].as_i64() {
+                    Some(p) if status == "processing" => {
+                        eprintln!(
+                            "enqueue: job {} is {status} ({p}%)",
+                            row["id"].as_str().unwrap_or("?")
+                        )
+                    }
+                    _ => eprintln!(
+                        "enqueue: job {} is {status}",
+                        row["id"].as_str().unwrap_or("?")
+                    ),
+                }
+            };
+            let (id, waited) =
+                commands::enqueue_following(&database, &url, user, &choice, waiting, follow)
+                    .await
+                    .map_err(|e| match e.sqlstate() {
+                        // The insert's own link check, or the per-user limit.
+                        Some("22023" | "P0001") => CliError::new(Kind::Usage, "enqueue", e.cause()),
+                        _ => CliError::db("enqueue", &e),
+                    })?;
             match waited {
                 None => println!("{id}"),
                 Some(w) => {

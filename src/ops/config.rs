@@ -546,15 +546,31 @@ fn plugin_list(v: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 pub fn find_program(name: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
+    // The project's own virtualenv first: in a checkout, `scripts/ensure-deps`
+    // put the pinned yt-dlp there, and a yt-dlp on PATH (a pyenv shim, a
+    // distribution's old package) would be another one, without the warm
+    // helper's Python. A service runs elsewhere, with XTRACT_YTDLP set.
+    let venv = PathBuf::from(".venv/bin").join(name);
+    if is_executable(&venv) {
+        return Some(venv.canonicalize().unwrap_or(venv));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
             .find(|p| is_executable(p))
-    });
-    on_path.or_else(|| {
-        let venv = PathBuf::from(".venv/bin").join(name);
-        is_executable(&venv).then(|| venv.canonicalize().unwrap_or(venv))
     })
+}
+
+/// Why `program` (as the configuration found it for `var`) is the one
+/// jobs run: said by `xtract doctor`.
+pub fn program_origin(var: &str, program: &Path) -> &'static str {
+    if std::env::var_os(var).is_some() {
+        "set by its variable"
+    } else if program.starts_with(std::env::current_dir().unwrap_or_default().join(".venv")) {
+        "this folder's .venv, ahead of PATH"
+    } else {
+        "the first on PATH"
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
