@@ -24,8 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon (needs DATABASE_URL; `xtract dev` runs it on a
-    /// throwaway local database).
+    /// Run the daemon (needs DATABASE_URL; `xtract dev` runs it on a local
+    /// development database).
     Run {
         /// Exit once no job is pending or processing.
         #[arg(long)]
@@ -53,8 +53,8 @@ enum Command {
         #[arg(long)]
         bitrate: Option<i32>,
     },
-    /// Local development: a throwaway PostgreSQL, local storage, the daemon
-    /// in the foreground.
+    /// Local development: a local PostgreSQL under .xtract-dev (kept between
+    /// runs), local storage, the daemon in the foreground.
     Dev {
         /// Serve a generated clip on 127.0.0.1, enqueue it, print the
         /// finished rows and exit.
@@ -70,6 +70,22 @@ enum Command {
     /// Keep yt-dlp fresh: upgrade, roll back, show what is installed.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Print a reference page generated from the code (docs/configuration.md,
+    /// docs/errors.md, docs/cli.md are these, checked by the tests).
+    Docs {
+        #[arg(value_enum)]
+        page: DocsPage,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DocsPage {
+    /// Every setting: docs/configuration.md.
+    Config,
+    /// Every error code: docs/errors.md.
+    Errors,
+    /// Every command and flag: docs/cli.md.
+    Cli,
 }
 
 #[derive(Subcommand)]
@@ -121,6 +137,18 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // Pages generated from the code: no configuration, no secrets.
+    if let Command::Docs { page } = cli.command {
+        print!(
+            "{}",
+            match page {
+                DocsPage::Config => xtract::ops::reference::configuration_page(),
+                DocsPage::Errors => xtract::ops::reference::errors_page(),
+                DocsPage::Cli => cli_page(),
+            }
+        );
+        return ExitCode::SUCCESS;
+    }
     // Before any secret is read: the processes jobs start run as our user,
     // and must not read our environment or memory through /proc.
     if let Err(e) = isolation::protect_process() {
@@ -184,6 +212,40 @@ fn main() -> ExitCode {
             e.kind.exit_code()
         }
     }
+}
+
+/// `docs/cli.md`: every command's `--help`, as clap prints it.
+fn cli_page() -> String {
+    fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {
+        let mut cmd = cmd.clone().bin_name(path.to_string());
+        let help = cmd.render_long_help().to_string();
+        out.push_str(&format!(
+            "## `{path}`\n\n```text\n{}\n```\n\n",
+            help.trim_end()
+        ));
+        let mut subs: Vec<clap::Command> = cmd.get_subcommands().cloned().collect();
+        for sub in &mut subs {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let name = format!("{path} {}", sub.get_name());
+            walk(sub, &name, out);
+        }
+    }
+    let mut out = String::from(
+        "# Command-line reference\n\n\
+         Every `xtract` command and flag, as its `--help` prints it. Generated \
+         from the code: run `xtract docs cli > docs/cli.md` after changing the \
+         command line (`tests/docs.rs` fails until then). Every command fails \
+         in one line, `xtract: what: why → what to do`, with an exit code by \
+         kind: 0 done; 1 the work failed (a job did not complete, a check \
+         failed); 2 a mistake in the command line, the configuration or the \
+         input; 3 a service could not be reached; 4 `enqueue --wait` timed out.\n\n",
+    );
+    let mut root = Cli::command();
+    root.build();
+    walk(&mut root, "xtract", &mut out);
+    out
 }
 
 /// A command line clap refused, in the one-line style of every other
@@ -331,6 +393,8 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
             });
         }
         Command::Tools(command) => return tools_command(command, &config).await,
+        // Answered before the configuration is read.
+        Command::Docs { .. } => {}
         Command::Migrate => {
             let url = database_url(&config, "migrate")?;
             let outcome = commands::migrate_with_outcome(&url)

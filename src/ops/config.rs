@@ -561,6 +561,15 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// `XTRACT_…` names in the environment (the env file's included: it was
+/// read into it) that no module reads, each with the nearest known name.
+pub fn unknown_settings() -> Vec<(String, Option<&'static str>)> {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    super::reference::unknown(names.iter().map(String::as_str))
+}
+
 /// Why `program` (as the configuration found it for `var`) is the one
 /// jobs run: said by `xtract doctor`.
 pub fn program_origin(var: &str, program: &Path) -> &'static str {

@@ -67,6 +67,10 @@ pub async fn run(
     // Every task of the daemon beside the worker loop runs on this tracker
     // and stops with this one token; the daemon waits for all of them.
     let tasks = Tasks::new();
+    // A misspelt setting is silently a default: say so, once.
+    for (name, nearest) in super::config::unknown_settings() {
+        tracing::warn!("{}", super::reference::unknown_sentence(&name, nearest));
+    }
     let result = start_and_serve(config, target, exit_when_idle, &tasks).await;
     tasks.stop().await;
     tracing::info!("xtract stopped");

@@ -245,6 +245,14 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
             format!("correct {} (see .env.example)", e.var),
         ),
     });
+    // A misspelt setting is silently a default: say so.
+    for (name, nearest) in super::config::unknown_settings() {
+        report.push(Check::warn(
+            "configuration",
+            super::reference::unknown_sentence(&name, nearest),
+            "correct or remove it in the environment or the env file",
+        ));
+    }
     for check in database::checks(inputs.database_url.as_deref()).await {
         report.push(check);
     }

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod localpg;
 pub mod logging;
 pub mod media_server;
+pub mod reference;
 pub mod retention;
 pub mod systemd;
 pub mod tools;
