@@ -647,6 +647,35 @@ async fn a_copy_respects_the_buckets_size_limit_like_an_upload() {
     assert!(double.object("audio-files/u2/j2.m4a").is_none());
 }
 
+/// An operator changes the bucket's limit while the daemon runs: a copy is
+/// judged by the limit as it is now, both ways (found against the real
+/// server: the limit read at start was used until a restart).
+#[tokio::test]
+async fn a_copy_is_checked_against_the_limit_as_it_is_now() {
+    // Lowered after start: the larger copy is refused, naming the new limit.
+    let double = StorageDouble::start(true, None).await;
+    let store = client(&double).await;
+    double.put_object("audio-files/u1/j1.m4a", vec![7; 4000]);
+    double.add_bucket("audio-files", true, Some(3000));
+    let e = store
+        .copy("u1/j1.m4a", "u2/j2.m4a", 4000)
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.retry), (ErrorCode::TooLarge, Retry::Never));
+    assert!(e.message.contains("3 KB"), "{}", e.message);
+    assert!(double.object("audio-files/u2/j2.m4a").is_none());
+
+    // Raised, then removed, after start: the copy goes through.
+    let double = StorageDouble::start(true, Some(3000)).await;
+    let store = client(&double).await;
+    double.put_object("audio-files/u1/j1.m4a", vec![7; 4000]);
+    double.add_bucket("audio-files", true, Some(5000));
+    store.copy("u1/j1.m4a", "u2/j2.m4a", 4000).await.unwrap();
+    double.add_bucket("audio-files", true, None);
+    store.copy("u1/j1.m4a", "u3/j3.m4a", 4000).await.unwrap();
+    assert!(double.object("audio-files/u3/j3.m4a").unwrap().data == vec![7; 4000]);
+}
+
 // ---- Resumable uploads as the real server behaves ----
 
 #[tokio::test]

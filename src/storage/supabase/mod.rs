@@ -23,7 +23,8 @@ pub use settings::SupabaseSettings;
 use super::{AudioStore, StoredObject};
 use crate::domain::JobError;
 
-/// What the bucket says about itself (read at start).
+/// What the bucket says about itself (read at start; its size limit again
+/// where it decides, as an operator may change it).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct BucketInfo {
     pub id: String,
@@ -311,8 +312,15 @@ impl AudioStore for SupabaseStorage {
             "destinationKey": to,
         });
         // Storage does not check the bucket's size limit on a copy; an
-        // upload of the same bytes would be refused, so is the copy.
-        if let Some(limit) = self.bucket.file_size_limit.filter(|l| size > *l) {
+        // upload of the same bytes would be refused, so is the copy. The
+        // limit is read now: an operator may have changed it since start,
+        // either way (copies are rare: one request more is cheap).
+        let limit = self
+            .read_bucket()
+            .await
+            .map_err(|e| e.into_job_error(self.bucket.file_size_limit))?
+            .file_size_limit;
+        if let Some(limit) = limit.filter(|l| size > *l) {
             return Err(StorageError::Status {
                 status: 413,
                 code: "EntityTooLarge".into(),
@@ -329,7 +337,7 @@ impl AudioStore for SupabaseStorage {
                 .json(&body)
         })
         .await
-        .map_err(|e| e.into_job_error(self.bucket.file_size_limit))?;
+        .map_err(|e| e.into_job_error(limit))?;
         Ok(StoredObject {
             path: to.to_string(),
             url: self.object_url(to),
