@@ -700,6 +700,37 @@ async fn a_resumable_upload_onto_an_existing_object_replaces_it() {
     assert!(patches.iter().all(|p| p.upsert), "x-upsert on every PATCH");
 }
 
+/// The real server builds a TUS Location from the request's host and
+/// forwarded headers, and with NODE_ENV=production always says https://:
+/// behind plain http every PATCH then failed on TLS. The Location's path
+/// is resolved against SUPABASE_URL; hosted Supabase's shape (the project
+/// URL itself) and a relative Location keep working.
+#[tokio::test]
+async fn a_tus_location_is_followed_on_the_configured_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "big.m4a", 7 * MB, 22);
+    let double = StorageDouble::start(true, None).await;
+    let https = double.url.replacen("http://", "https://", 1);
+    for location_base in [https.as_str(), "", double.url.as_str()] {
+        double.hand_out_locations_on(location_base);
+        let store = client(&double).await.with_tries(2);
+        let object = format!("u/{}.m4a", location_base.len());
+        store
+            .put(&object, &path, "audio/mp4")
+            .await
+            .unwrap_or_else(|e| panic!("Location on {location_base:?}: {}", e.detail));
+        assert!(
+            double
+                .object(&format!("audio-files/{object}"))
+                .unwrap()
+                .data
+                == data
+        );
+    }
+    let patches = double.log().iter().filter(|s| s.method == "PATCH").count();
+    assert_eq!(patches, 3 * 2, "two chunks per upload, none lost to TLS");
+}
+
 #[tokio::test]
 async fn already_exists_is_not_an_offset_disagreement() {
     let double = StorageDouble::start(true, None).await;

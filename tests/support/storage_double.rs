@@ -88,6 +88,8 @@ struct Inner {
     /// (method, path fragment, matching requests to let through first,
     /// fault).
     faults: VecDeque<(String, String, usize, Fault)>,
+    /// What TUS Locations start with instead of the double's own URL.
+    location_base: Option<String>,
 }
 
 #[derive(Clone)]
@@ -140,6 +142,13 @@ impl StorageDouble {
                 file_size_limit,
             },
         );
+    }
+
+    /// TUS Locations start with `base` (e.g. `https://…` from a server with
+    /// NODE_ENV=production behind plain http, or "" for a relative one)
+    /// instead of the double's URL (hosted Supabase's shape).
+    pub fn hand_out_locations_on(&self, base: &str) {
+        self.inner.lock().unwrap().location_base = Some(base.into());
     }
 
     pub fn fail_next(&self, method: &str, path_contains: &str, fault: Fault) {
@@ -447,6 +456,7 @@ async fn handle(
                     data: Vec::new(),
                 },
             );
+            let base = i.location_base.clone().unwrap_or(base);
             (
                 StatusCode::CREATED,
                 [("location", format!("{base}/storage/v1/upload/resumable/{id}")), ("tus-resumable", "1.0.0".into())],
