@@ -295,7 +295,7 @@ pub async fn check_storage(
                         "supabase bucket '{}' at {}: {e}",
                         settings.bucket, settings.url
                     ),
-                    e.advice().trim_start_matches(" — "),
+                    e.advice(),
                 ),
             },
         },

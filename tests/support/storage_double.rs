@@ -90,6 +90,8 @@ struct Inner {
     faults: VecDeque<(String, String, usize, Fault)>,
     /// What TUS Locations start with instead of the double's own URL.
     location_base: Option<String>,
+    /// An outage: every request gets this until it ends.
+    outage: Option<Fault>,
 }
 
 #[derive(Clone)]
@@ -149,6 +151,16 @@ impl StorageDouble {
     /// instead of the double's URL (hosted Supabase's shape).
     pub fn hand_out_locations_on(&self, base: &str) {
         self.inner.lock().unwrap().location_base = Some(base.into());
+    }
+
+    /// An outage begins: every request gets `fault` until `come_back`.
+    pub fn go_down(&self, fault: Fault) {
+        self.inner.lock().unwrap().outage = Some(fault);
+    }
+
+    /// The outage ends.
+    pub fn come_back(&self) {
+        self.inner.lock().unwrap().outage = None;
     }
 
     pub fn fail_next(&self, method: &str, path_contains: &str, fault: Fault) {
@@ -264,17 +276,21 @@ async fn handle(
     };
     let fault = {
         let mut i = inner.lock().unwrap();
-        let pos = i
-            .faults
-            .iter()
-            .position(|(m, p, _, _)| *m == method.as_str() && path.contains(p.as_str()));
-        match pos {
-            Some(p) if i.faults[p].2 > 0 => {
-                i.faults[p].2 -= 1;
-                None
+        if let Some(outage) = i.outage.clone() {
+            Some(outage)
+        } else {
+            let pos = i
+                .faults
+                .iter()
+                .position(|(m, p, _, _)| *m == method.as_str() && path.contains(p.as_str()));
+            match pos {
+                Some(p) if i.faults[p].2 > 0 => {
+                    i.faults[p].2 -= 1;
+                    None
+                }
+                Some(p) => i.faults.remove(p).map(|(_, _, _, f)| f),
+                None => None,
             }
-            Some(p) => i.faults.remove(p).map(|(_, _, _, f)| f),
-            None => None,
         }
     };
     let bytes = match fault {

@@ -87,18 +87,25 @@ impl StorageError {
             if !self.is_missing_bucket() && !matches!(code.as_str(), "NoSuchKey" | "NoSuchUpload"))
     }
 
-    /// What an operator does about it (after a dash), or nothing.
+    /// A mistake in the settings (the key, the URL, the bucket's name) or
+    /// the project (no such bucket): the operator's to correct; waiting
+    /// would not help.
+    pub fn is_configuration(&self) -> bool {
+        self.is_auth() || matches!(self, StorageError::WrongUrl(_)) || self.is_missing_bucket()
+    }
+
+    /// What an operator does about it (what follows "→"), or "".
     pub fn advice(&self) -> &'static str {
         if matches!(self, StorageError::PublicKey(_)) {
-            " — Dashboard → Project Settings → API Keys: the secret key (sb_secret_…) or the legacy service_role key"
+            "Dashboard → Project Settings → API Keys: the secret key (sb_secret_…) or the legacy service_role key"
         } else if self.is_auth() {
-            " — check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
+            "check SUPABASE_SERVICE_ROLE_KEY (the service role key, not the anon key)"
         } else if matches!(self, StorageError::WrongUrl(_)) {
-            " — set SUPABASE_URL to the project URL, https://<ref>.supabase.co, with no path"
+            "set SUPABASE_URL to the project URL, https://<ref>.supabase.co, with no path"
         } else if self.is_missing_bucket() {
-            " — create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
+            "create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
         } else if matches!(self, StorageError::Transport(_)) {
-            " — check SUPABASE_URL and the network"
+            "check SUPABASE_URL and the network"
         } else {
             ""
         }

@@ -60,7 +60,26 @@ impl std::fmt::Debug for SupabaseStorage {
 impl SupabaseStorage {
     /// Builds the client and reads the bucket: a wrong key, a wrong URL or
     /// a missing bucket is found here, at start, not on the first job.
+    /// Passing failures are retried a few times.
     pub async fn connect(settings: &SupabaseSettings) -> Result<Self, StorageError> {
+        let mut storage = Self::client(settings)?;
+        storage.bucket = storage.read_bucket().await?;
+        Ok(storage)
+    }
+
+    /// As `connect`, with one request and no retry: for a caller that
+    /// waits for Storage and says so itself (the daemon at start).
+    pub async fn connect_once(settings: &SupabaseSettings) -> Result<Self, StorageError> {
+        let mut storage = Self::client(settings)?;
+        let tries = std::mem::replace(&mut storage.tries, 1);
+        storage.bucket = storage.read_bucket().await?;
+        storage.tries = tries;
+        Ok(storage)
+    }
+
+    /// The client, before any request: refuses a public key or one that
+    /// cannot be a header.
+    fn client(settings: &SupabaseSettings) -> Result<Self, StorageError> {
         let key = settings.service_role_key.expose();
         let key_kind = KeyKind::of(key);
         if key_kind.is_public() {
@@ -89,7 +108,7 @@ impl SupabaseStorage {
         // The project URL has no path (the configuration refuses one).
         let mut base = settings.url.clone();
         base.set_path("/storage/v1");
-        let mut storage = SupabaseStorage {
+        Ok(SupabaseStorage {
             http,
             base,
             bucket: BucketInfo {
@@ -101,9 +120,7 @@ impl SupabaseStorage {
             background: tokio_util::task::TaskTracker::new(),
             threshold: settings.resumable_threshold,
             tries: 5,
-        };
-        storage.bucket = storage.read_bucket().await?;
-        Ok(storage)
+        })
     }
 
     /// Waits (at most `limit`) for requests still going out on behalf of
