@@ -518,6 +518,29 @@ async fn doctor_checks_the_supabase_key_and_bucket() {
     assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
 }
 
+/// Storage answering with a server error (an outage, a gateway in
+/// trouble): doctor's line says what to do after "→", not nothing (found
+/// against the real server: "→ " ended the line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_gives_advice_when_storage_answers_with_a_server_error() {
+    use support::*;
+    let double = StorageDouble::start(false, None).await;
+    double.go_down(Fault::Reply(503, "upstream connect error".into()));
+    let db = TestDb::start().await;
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    options.extra_env = vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), double.url.clone()),
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), KEY.into()),
+    ];
+    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    let line = ran.lines_starting("FAIL  storage").join("");
+    assert!(line.contains("503"), "{ran}");
+    let advice = line.rsplit_once(" → ").map(|(_, a)| a.trim()).unwrap_or("");
+    assert!(advice.len() > 20, "no advice after →: {line}");
+    assert!(advice.contains("again"), "{line}");
+}
+
 // ---- Supabase keys as they are in late 2026 ----
 
 #[tokio::test]

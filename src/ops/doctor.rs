@@ -81,7 +81,8 @@ impl fmt::Display for Check {
             self.name,
             self.found
         )?;
-        if let Some(fix) = &self.fix {
+        // No arrow before nothing.
+        if let Some(fix) = self.fix.as_ref().filter(|f| !f.is_empty()) {
             write!(f, " → {fix}")?;
         }
         Ok(())

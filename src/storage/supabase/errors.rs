@@ -106,6 +106,12 @@ impl StorageError {
             "create the bucket (Dashboard → Storage → New bucket) or set XTRACT_STORAGE_BUCKET"
         } else if matches!(self, StorageError::Transport(_)) {
             "check SUPABASE_URL and the network"
+        } else if matches!(self, StorageError::Status { status: 429, .. }) {
+            "Storage is limiting requests: try again in a minute"
+        } else if matches!(self, StorageError::Status { status, .. } if *status >= 500) {
+            "Storage is in trouble on its side: try again in a few minutes; hosted, see status.supabase.com; self-hosted, the logs of the Storage server and of its gateway"
+        } else if matches!(self, StorageError::Protocol(_)) {
+            "check that SUPABASE_URL leads to Supabase Storage (a proxy in between may change its replies)"
         } else {
             ""
         }
@@ -326,5 +332,13 @@ mod tests {
             (down.code, down.retry),
             (ErrorCode::Storage, Retry::Backoff)
         );
+    }
+
+    #[test]
+    fn server_errors_come_with_advice() {
+        for status in [500, 502, 503, 504, 429] {
+            let e = parse_error(status, "upstream connect error");
+            assert!(e.advice().contains("try again"), "{status}: {e}");
+        }
     }
 }
