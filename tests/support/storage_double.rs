@@ -153,6 +153,14 @@ impl StorageDouble {
         self.inner.lock().unwrap().location_base = Some(base.into());
     }
 
+    /// Drops the stored objects and the request log, so a long run (the
+    /// soak) does not hold every upload in memory.
+    pub fn forget(&self) {
+        let mut i = self.inner.lock().unwrap();
+        i.objects.clear();
+        i.log.clear();
+    }
+
     /// An outage begins: every request gets `fault` until `come_back`.
     pub fn go_down(&self, fault: Fault) {
         self.inner.lock().unwrap().outage = Some(fault);
