@@ -60,8 +60,11 @@ pub struct Sample {
     pub children: f64,
 }
 
+/// Reads one counter of a sample.
+pub type Counter = fn(&Sample) -> f64;
+
 /// The counters, by name, as the summary line orders them.
-pub const METRICS: [(&str, fn(&Sample) -> f64); 7] = [
+pub const METRICS: [(&str, Counter); 7] = [
     ("daemon rss", |s| s.daemon_rss_mb),
     ("helper rss", |s| s.helper_rss_mb),
     ("fds", |s| s.fds),
@@ -133,12 +136,12 @@ impl Report {
         }
     }
 
-    fn average(samples: &[Sample], f: fn(&Sample) -> f64) -> f64 {
+    fn average(samples: &[Sample], f: Counter) -> f64 {
         samples.iter().map(f).sum::<f64>() / samples.len().max(1) as f64
     }
 
     /// (first tenth's average, last tenth's average).
-    pub fn ends(&self, f: fn(&Sample) -> f64) -> (f64, f64) {
+    pub fn ends(&self, f: Counter) -> (f64, f64) {
         (
             Self::average(self.tenth(false), f),
             Self::average(self.tenth(true), f),
@@ -147,7 +150,7 @@ impl Report {
 
     /// Least-squares slope per 1,000 jobs finished, over the samples after
     /// the first tenth (the warm-up is not growth).
-    pub fn slope(&self, f: fn(&Sample) -> f64) -> f64 {
+    pub fn slope(&self, f: Counter) -> f64 {
         let skip = self.tenth(false).len();
         let points: Vec<(f64, f64)> = self.samples[skip..]
             .iter()
@@ -209,7 +212,7 @@ impl Report {
 
     /// The one line `scripts/soak` ends with.
     pub fn summary(&self) -> String {
-        let pair = |f: fn(&Sample) -> f64, decimals: usize| {
+        let pair = |f: Counter, decimals: usize| {
             let (a, b) = self.ends(f);
             format!("{a:.decimals$}->{b:.decimals$}")
         };
