@@ -394,9 +394,11 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(
-                std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(400)
-            ))]
+            #![proptest_config(ProptestConfig {
+                cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(400),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
 
             /// Any reply reads as a status, a code and a message of bounded
             /// length; the status is the body's when it names a real one,
