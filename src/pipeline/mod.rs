@@ -6,6 +6,7 @@
 pub mod classify;
 pub mod egress;
 pub mod ffmpeg;
+pub mod lines;
 pub mod mp4;
 pub mod process;
 pub mod process_tree;
