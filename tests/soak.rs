@@ -36,6 +36,7 @@ async fn a_few_hundred_jobs_leave_nothing_growing() {
         );
     }
     assert!(report.operator_retries > 0, "{summary}");
+    assert!(report.reused > 0, "no copy of earlier audio: {summary}");
     let problems = report.problems(&engine::LIMITS);
     assert!(problems.is_empty(), "{}\n{summary}", problems.join("\n"));
 }

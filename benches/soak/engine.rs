@@ -128,6 +128,8 @@ pub struct Report {
     pub outcomes: BTreeMap<String, i64>,
     pub operator_retries: usize,
     pub cancels: usize,
+    /// Jobs whose audio was a copy of an earlier job's.
+    pub reused: i64,
     pub elapsed: Duration,
 }
 
@@ -512,6 +514,14 @@ pub async fn run(options: &Options) -> Report {
         .iter()
         .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
         .collect();
+    let reused: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audio_files WHERE reused_from_job_id IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(Duration::from_secs(60)).await;
     assert!(status.success(), "{}", daemon.log_text());
@@ -521,6 +531,7 @@ pub async fn run(options: &Options) -> Report {
         outcomes,
         operator_retries: retried,
         cancels: cancelled,
+        reused,
         elapsed: started.elapsed(),
     }
 }

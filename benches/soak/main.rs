@@ -56,12 +56,13 @@ async fn main() -> ExitCode {
     );
     let report = engine::run(&options).await;
     println!(
-        "{} samples over {:.0} s ({:.1} jobs/s); {} cancels, {} operator retries",
+        "{} samples over {:.0} s ({:.1} jobs/s); {} cancels, {} operator retries, {} copies of earlier audio",
         report.samples.len(),
         report.elapsed.as_secs_f64(),
         jobs as f64 / report.elapsed.as_secs_f64(),
         report.cancels,
-        report.operator_retries
+        report.operator_retries,
+        report.reused
     );
     for (outcome, n) in &report.outcomes {
         println!("  {n:>6}  {outcome}");
