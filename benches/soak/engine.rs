@@ -130,6 +130,8 @@ pub struct Report {
     pub cancels: usize,
     /// Jobs whose audio was a copy of an earlier job's.
     pub reused: i64,
+    /// What the jobs that failed `internal` say (none is expected).
+    pub internal: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -522,6 +524,17 @@ pub async fn run(options: &Options) -> Report {
         .await
         .unwrap()
         .get(0);
+    let internal = client
+        .query(
+            "SELECT original_url || ': ' || coalesce(error_detail, '')
+             FROM processing_jobs WHERE error_code = 'internal' LIMIT 10",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(Duration::from_secs(60)).await;
     assert!(status.success(), "{}", daemon.log_text());
@@ -532,6 +545,7 @@ pub async fn run(options: &Options) -> Report {
         operator_retries: retried,
         cancels: cancelled,
         reused,
+        internal,
         elapsed: started.elapsed(),
     }
 }

@@ -67,6 +67,9 @@ async fn main() -> ExitCode {
     for (outcome, n) in &report.outcomes {
         println!("  {n:>6}  {outcome}");
     }
+    for detail in &report.internal {
+        println!("  internal: {detail}");
+    }
     print!("{}", report.table());
     let problems = report.problems(&engine::LIMITS);
     for p in &problems {
