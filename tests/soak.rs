@@ -12,12 +12,13 @@ mod engine;
 async fn a_few_hundred_jobs_leave_nothing_growing() {
     let report = engine::run(&engine::Options::new(300)).await;
     let summary = format!(
-        "{}\n{}{:?}, {} cancels in {:?}",
+        "{}\n{}{:?}, {} cancels in {:?}; internal: {:?}",
         report.summary(),
         report.table(),
         report.outcomes,
         report.cancels,
-        report.elapsed
+        report.elapsed,
+        report.internal
     );
     println!("{summary}");
     // Every outcome the run is made of happened.

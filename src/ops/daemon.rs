@@ -153,14 +153,21 @@ async fn start_and_serve(
             config.work_dir.display()
         ))
     })?;
-    let local = match config.storage {
-        StorageKind::Local => Some(LocalStorage::new(&config.local_storage_dir).map_err(|e| {
-            StartError(format!(
-                "XTRACT_LOCAL_STORAGE_DIR: cannot use {}: {e}",
-                config.local_storage_dir.display()
-            ))
-        })?),
-        StorageKind::Supabase => None,
+    let backend = match config.storage {
+        StorageKind::Local => {
+            Backend::Local(LocalStorage::new(&config.local_storage_dir).map_err(|e| {
+                StartError(format!(
+                    "XTRACT_LOCAL_STORAGE_DIR: cannot use {}: {e}",
+                    config.local_storage_dir.display()
+                ))
+            })?)
+        }
+        StorageKind::Supabase => Backend::Supabase(
+            config
+                .supabase
+                .clone()
+                .map_err(|e| RunError::Misconfigured(e.to_string()))?,
+        ),
     };
     let database = wait_for("the database", &mut signals, health.as_ref(), || {
         prepare_database(&target, config)
@@ -169,35 +176,20 @@ async fn start_and_serve(
     if database.is_none() {
         return Ok(());
     }
-    let supabase = match local {
-        Some(_) => None,
-        None => {
-            let settings = config
-                .supabase
-                .clone()
-                .map_err(|e| StartError(e.to_string()))?;
+    match backend {
+        Backend::Local(store) => {
+            tracing::info!("storing audio under {}", store.root().display());
+            let started = Started::new(signals, health, tasks);
+            Ok(serve(config, target, store, exit_when_idle, started).await?)
+        }
+        Backend::Supabase(settings) => {
             let reached = wait_for("Supabase Storage", &mut signals, health.as_ref(), || {
                 reach_storage(&settings)
             })
             .await?;
-            match reached {
-                Some(store) => Some(store),
-                None => return Ok(()),
-            }
-        }
-    };
-    let started = Started {
-        signals,
-        health,
-        tasks: tasks.clone(),
-    };
-    match (local, supabase) {
-        (Some(store), _) => {
-            tracing::info!("storing audio under {}", store.root().display());
-            Ok(serve(config, target, store, exit_when_idle, started).await?)
-        }
-        (None, None) => unreachable!("one storage backend or the other"),
-        (None, Some(store)) => {
+            let Some(store) = reached else {
+                return Ok(());
+            };
             tracing::info!(
                 bucket = %store.bucket().id,
                 public = store.bucket().public,
@@ -205,12 +197,20 @@ async fn start_and_serve(
                 "storing audio in Supabase Storage"
             );
             let background = store.clone();
+            let started = Started::new(signals, health, tasks);
             let result = serve(config, target, store, exit_when_idle, started).await;
             // Terminations of uploads that cancelled jobs left behind.
             background.finish(Duration::from_secs(10)).await;
             Ok(result?)
         }
     }
+}
+
+/// Where the audio goes, as configured; Supabase Storage is reached once
+/// the database is.
+enum Backend {
+    Local(LocalStorage),
+    Supabase(SupabaseSettings),
 }
 
 /// Reaches Supabase Storage and reads the bucket, once. Storage that cannot
@@ -244,6 +244,16 @@ pub struct Started {
     /// `/health` and `/metrics`, when configured.
     pub health: Option<Endpoint>,
     pub tasks: Tasks,
+}
+
+impl Started {
+    fn new(signals: Signals, health: Option<Endpoint>, tasks: &Tasks) -> Self {
+        Started {
+            signals,
+            health,
+            tasks: tasks.clone(),
+        }
+    }
 }
 
 /// Why a service (the database, Storage) is not ready for the daemon.
