@@ -115,8 +115,11 @@ pub const LIMITS: Limits = Limits {
     daemon_rss_mb: 8.0,
     helper_rss_mb: 8.0,
     fds: 6.0,
-    threads: 3.0,
-    connections: 2.0,
+    // tokio's blocking threads (files, name lookups) come and go with
+    // bursts of work, and idle out after 10 s: short runs moved 5 -> 7.
+    threads: 6.0,
+    // The pool opens connections as jobs need them, up to concurrency + 4.
+    connections: 4.0,
     work_files: 6.0,
     children: 2.0,
 };
