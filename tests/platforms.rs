@@ -191,7 +191,11 @@ async fn a_platform_without_audio_only_formats_falls_back_to_a_muxed_file() {
         "{}",
         args[0]
     );
-    assert!(args[1].contains("-f b/bv*+ba[format_id!=audio] "), "{}", args[1]);
+    assert!(
+        args[1].contains("-f b/bv*+ba[format_id!=audio] "),
+        "{}",
+        args[1]
+    );
 }
 
 /// `ytdlp_args` of a platform reach yt-dlp on every strategy of that
