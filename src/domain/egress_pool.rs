@@ -414,7 +414,7 @@ fn platform_list(at: &str, names: &[String]) -> Result<Vec<Platform>, String> {
         let p: Platform = name.parse().map_err(|e| format!("{at} platforms: {e}"))?;
         if p == Platform::Other {
             return Err(format!(
-                "{at} platforms: `other` links always leave from this machine through the egress guard (README, \"Egress pool\")"
+                "{at} platforms: `other` links always leave from this machine through the egress guard (docs/platforms.md, \"Egress pool\")"
             ));
         }
         if !list.contains(&p) {

@@ -441,6 +441,16 @@ impl Config {
     }
 }
 
+/// Whether a postgres URL carries a password (as the driver reads it).
+fn url_has_password(url: &str) -> bool {
+    url.trim()
+        .split('?')
+        .next()
+        .and_then(|base| base.parse::<tokio_postgres::Config>().ok())
+        .and_then(|c| c.get_password().map(|p| !p.is_empty()))
+        .unwrap_or(false)
+}
+
 /// The systemd credential that holds the database password
 /// (`$CREDENTIALS_DIRECTORY/database-password`).
 pub const DATABASE_PASSWORD_CREDENTIAL: &str = "database-password";
@@ -451,6 +461,14 @@ pub fn database_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secr
     let Some(url) = get("DATABASE_URL") else {
         return Ok(None);
     };
+    // Outside the service (root's shell: `migrate` as the tables' owner,
+    // say), a URL that carries its own password is the one meant: the
+    // credential store holds the daemon's role's password, for the daemon.
+    let in_service =
+        get(crate::settings::CREDENTIALS_DIRECTORY).is_some_and(|d| !d.trim().is_empty());
+    if !in_service && url_has_password(&url) {
+        return Ok(Some(Secret::new(url)));
+    }
     let Some(password) = credential(get, DATABASE_PASSWORD_CREDENTIAL)? else {
         return Ok(Some(Secret::new(url)));
     };

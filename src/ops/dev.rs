@@ -97,7 +97,7 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
              in another terminal, with DATABASE_URL as it printed,\n  \
              `target/release/xtract enqueue --wait --user <uuid> 'https://www.youtube.com/watch?v=…'`\n  \
              (needs internet)\n\
-             - your Supabase project: README, \"Deploying on a VM\" (scripts/install, migrate, doctor)"
+             - your Supabase project: docs/deploy.md (scripts/install, migrate, doctor)"
         );
         Ok(())
     } else {

@@ -269,6 +269,9 @@ request and TikTok's redirect to its login page are `login_required` with \
 again later; if it keeps failing, the video may be private.\": the cookies \
 strategy is tried first when there is one, then the platform is paused on \
 that egress as after a rate limit (no attempt spent).
+- **`too_long` and `too_large`** name the limit the video passed: \
+\"This video is too long: the limit is N minutes.\", \"…too large: the \
+limit is N MB.\" (or the bucket's own size limit).
 - **`extractor_outdated`** is yt-dlp blaming itself (its \"please report \
 this issue\" trailer, \"Unable to extract …\", a page it no longer reads): \
 fixed by upgrading yt-dlp, not by the user; the platform is not paused \
