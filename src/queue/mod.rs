@@ -10,7 +10,7 @@ pub mod notifier;
 pub mod outcome;
 pub mod pacing;
 mod rescuer;
-mod sql;
+pub mod sql;
 pub mod worker;
 mod writeback;
 
