@@ -35,7 +35,7 @@ pub async fn explain_claim(db: &Db) {
     let c = &db.client;
     c.batch_execute(&format!(
         "PREPARE bench_claim AS {}",
-        xtract::queue::sql::CLAIM
+        xtract::queue::sql::claim_up_to(4)
     ))
     .await
     .unwrap();
@@ -51,7 +51,7 @@ pub async fn explain_claim(db: &Db) {
         let rows = c
             .simple_query(
                 "BEGIN;
-                 EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_claim('bench', 4,
+                 EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_claim('bench',
                      ARRAY['instagram', 'tiktok', 'youtube', 'other'], ARRAY['vm', 'vm', 'vm', 'vm']);
                  ROLLBACK;",
             )

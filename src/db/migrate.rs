@@ -98,6 +98,18 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 17,
+        name: "queue at scale",
+        sql: include_str!("../../sql/017_queue_at_scale.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 18,
+        name: "horizon holders",
+        sql: include_str!("../../sql/018_horizon_holders.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),

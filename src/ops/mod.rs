@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dev;
 pub mod doctor;
 pub mod health;
+pub mod horizon;
 pub mod jobs;
 pub mod localpg;
 pub mod logging;
