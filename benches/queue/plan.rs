@@ -28,6 +28,61 @@ pub async fn claim_round_trips(db: &Db, label: &str) {
     );
 }
 
+/// Claiming one ready job, 100 times each way, alternating: as the daemon
+/// does (`Queue::claim`: its commit does not wait for the WAL flush), and
+/// the same prepared statement committed as any statement is (waiting for
+/// the flush, as graphile-worker's claim does). The difference is the
+/// disk's flush.
+pub async fn claim_one_ready(db: &Db) {
+    let queue = Queue::new(db.target.pool(1).unwrap(), "probe", "vm");
+    let sync = db.target.connect_simple().await.unwrap();
+    let stmt = sync
+        .prepare(&xtract::queue::sql::claim_up_to(4))
+        .await
+        .unwrap();
+    let routes = xtract::domain::EgressRoutes::single("vm");
+    let (mut flush_later, mut flush_now) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        db.client
+            .batch_execute(
+                "INSERT INTO processing_jobs (user_id, original_url)
+                 VALUES (gen_random_uuid(), 'https://www.tiktok.com/@plan/video/2')",
+            )
+            .await
+            .unwrap();
+        let t = Instant::now();
+        let n = if i % 2 == 0 {
+            queue.claim(4).await.unwrap().len()
+        } else {
+            sync.query(&stmt, &[&"probe", &routes.platforms, &routes.keys])
+                .await
+                .unwrap()
+                .len()
+        };
+        let took = t.elapsed();
+        assert_eq!(n, 1);
+        if i % 2 == 0 {
+            flush_later.push(took);
+        } else {
+            flush_now.push(took);
+        }
+    }
+    db.client
+        .batch_execute("DELETE FROM processing_jobs WHERE original_url = 'https://www.tiktok.com/@plan/video/2'")
+        .await
+        .unwrap();
+    println!(
+        "{:<40} {}",
+        "claim one job, commit not flushed",
+        Ms::of(&flush_later).summary()
+    );
+    println!(
+        "{:<40} {}",
+        "claim one job, commit flushed",
+        Ms::of(&flush_now).summary()
+    );
+}
+
 /// The claim's plan with one job ready, the seventh execution of the
 /// prepared statement (PostgreSQL decides after five whether to keep a
 /// generic plan), each in a rolled-back transaction.
