@@ -362,7 +362,10 @@ async fn history_section(s: &Settings, empty: &Db, history: &Db) {
         } else {
             "after the rounds"
         };
-        for (label, db) in [("empty table (+2,000 waiting)", empty), ("history", history)] {
+        for (label, db) in [
+            ("empty table (+2,000 waiting)", empty),
+            ("history", history),
+        ] {
             let dead = horizon::dead_rows(&db.client, "processing_jobs").await;
             for (view, ms, rows) in history::views(&db.client, 5).await {
                 println!(
@@ -445,8 +448,16 @@ async fn burst_section(pg: &LocalPostgres, node: Option<&mut Graphile>) {
     let mut client = target.connect_simple().await.unwrap();
     let users: Vec<i32> = (1..=100).collect();
     for (what, sql, params) in [
-        ("one user's 10,000 jobs, one statement", burst::ONE_USER, &[10_000][..]),
-        ("100 users' 10 jobs, a statement each", burst::TEN_OF_ONE_USER, &users[..]),
+        (
+            "one user's 10,000 jobs, one statement",
+            burst::ONE_USER,
+            &[10_000][..],
+        ),
+        (
+            "100 users' 10 jobs, a statement each",
+            burst::TEN_OF_ONE_USER,
+            &users[..],
+        ),
     ] {
         let (mut with, mut without) = (Vec::new(), Vec::new());
         let mut rows = 0;
