@@ -68,14 +68,6 @@ create trigger processing_jobs_notify_insert
     for each statement
     execute function xtract.processing_jobs_notify_inserted();
 
--- The audio choice (013) is checked only when a row makes one.
-drop trigger if exists processing_jobs_check_choice on public.processing_jobs;
-create trigger processing_jobs_check_choice
-    before insert or update of audio_format, audio_bitrate_kbps on public.processing_jobs
-    for each row
-    when (new.audio_format is not null or new.audio_bitrate_kbps is not null)
-    execute function xtract.processing_jobs_check_choice();
-
 -- 3. The dashboard views read what they show, not the whole history: on a
 -- table of a million finished jobs, queue_summary and recent_failures took
 -- 170-185 ms, and would take seconds at ten million.
