@@ -69,3 +69,70 @@ pub fn parse<T: FromStr>(
 ) -> Result<T, ConfigError> {
     Ok(parse_opt(get, var, check, expected)?.unwrap_or(default))
 }
+
+/// The variable naming systemd's credentials folder (`LoadCredential=`).
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// Where the unit loads its credentials from (`LoadCredential=NAME:xtract-NAME`
+/// searches these folders): read directly by commands run outside the
+/// service, from a shell as root (`xtract jobs`, `doctor`, `migrate`).
+const CREDSTORE: &[&str] = &["/etc/credstore", "/run/credstore", "/usr/lib/credstore"];
+
+/// The systemd credential `name`: the file of that name in
+/// `$CREDENTIALS_DIRECTORY` (in the service), else the unit's source file
+/// `xtract-<name>` in the credential store when this user may read it (a
+/// command run by root). Trimmed. None when there is no such file or it is
+/// empty (the unit skips a credential whose source is missing, and a
+/// placeholder may be empty): the environment may give the value instead.
+pub fn credential(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map(|text| {
+            Some(text.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .map(Secret::new)
+        })
+    };
+    if let Some(dir) = get(CREDENTIALS_DIRECTORY).filter(|d| !d.trim().is_empty()) {
+        let path = std::path::Path::new(dir.trim()).join(name);
+        return match read(&path) {
+            Ok(value) => Ok(value),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err(
+                CREDENTIALS_DIRECTORY,
+                format!("cannot read the credential {}: {e}", path.display()),
+            )),
+        };
+    }
+    // The store is root's: anyone else has the environment's values only.
+    for dir in CREDSTORE {
+        let path = std::path::Path::new(dir).join(format!("xtract-{name}"));
+        if let Ok(value) = read(&path) {
+            return Ok(value);
+        }
+    }
+    Ok(None)
+}
+
+/// One secret given two ways: by the environment (`var`) and by the
+/// credential `name`. Either will do; both are accepted only when they
+/// agree, so that a value left behind in an env file never silently wins
+/// over (or loses to) the credential that replaced it.
+pub fn one_secret(
+    var: &'static str,
+    from_env: Option<Secret>,
+    name: &str,
+    from_credential: Option<Secret>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (from_env, from_credential) {
+        (Some(a), Some(b)) if a != b => Err(err(
+            var,
+            format!(
+                "differs from the systemd credential {name}; give it one way (remove it from the environment or the env file)"
+            ),
+        )),
+        (a, b) => Ok(b.or(a)),
+    }
+}

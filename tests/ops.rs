@@ -1211,7 +1211,9 @@ async fn commands_fail_in_one_style_with_an_exit_code_per_kind() {
     )
     .await;
     assert_eq!(code(&ran), 2, "{ran}");
-    assert!(ran.stderr.contains("a user id is a UUID"), "{ran}");
+    let line = one_line(&ran, "xtract: --user: ");
+    assert!(line.contains("a user id is a UUID"), "{line}");
+    assert!(line.ends_with("→ see xtract enqueue --help"), "{line}");
 
     // A link the daemon would refuse is refused here, with its sentence,
     // and nothing is inserted.
@@ -1264,10 +1266,22 @@ async fn commands_fail_in_one_style_with_an_exit_code_per_kind() {
     )
     .await;
     assert_eq!(code(&ran), 4, "{ran}");
-    let line = one_line(&ran, "xtract: enqueue: job ");
-    assert!(line.contains("is still pending after 1 s"), "{line}");
     let row: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(row["status"], "pending");
+    // First the job's id and status, said at once, then the one failure
+    // line.
+    let id = row["id"].as_str().unwrap();
+    let lines: Vec<&str> = ran.stderr.trim_end().lines().collect();
+    assert_eq!(
+        lines[..lines.len() - 1],
+        [format!("enqueue: job {id} is pending")],
+        "{ran}"
+    );
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("xtract: enqueue: job ") && last.contains("is still pending after 1 s"),
+        "{ran}"
+    );
 
     // An unknown platform is a mistake, not an empty list.
     let ran = xtract(&db.url, &opts, &["jobs", "--platform", "facebook"]).await;
@@ -1285,6 +1299,10 @@ async fn commands_fail_in_one_style_with_an_exit_code_per_kind() {
     assert!(line.contains("→ check DATABASE_URL"), "{line}");
     let ran = xtract(&dead, &opts, &["migrate"]).await;
     assert_eq!(code(&ran), 3, "{ran}");
+    // The doctor too: its report says which check, its exit what kind.
+    let ran = xtract(&dead, &opts, &["doctor"]).await;
+    assert_eq!(code(&ran), 3, "{ran}");
+    assert!(ran.lines_starting("FAIL  database").len() == 1, "{ran}");
 
     // A configuration mistake: exit 2, whatever the command.
     let mut bad = options();

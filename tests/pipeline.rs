@@ -370,7 +370,9 @@ async fn a_retried_job_leaves_only_its_final_format_behind() {
 
 /// A yt-dlp extractor plugin that answers like yt-dlp's Instagram extractor
 /// on a post with several media: a playlist whose photo items have no
-/// formats. Loaded by the real yt-dlp from PYTHONPATH.
+/// formats. Loaded by the real yt-dlp from its plugin folder under HOME
+/// (`~/.config/yt-dlp/plugins/`): HOME is one of the few variables the
+/// programs of a job get (pipeline/child_env.rs), PYTHONPATH is not.
 const CAROUSEL_PLUGIN: &str = r#"
 from yt_dlp.extractor.common import InfoExtractor
 
@@ -398,21 +400,21 @@ class XtractTestCarouselIE(InfoExtractor):
 /// there (exit 101 from --max-downloads): one job, one file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_yt_dlp_gives_the_first_video_of_a_post_with_several_items() {
-    let plugins = tempfile::tempdir().unwrap();
-    let dir = plugins.path().join("yt_dlp_plugins/extractor");
+    let home = tempfile::tempdir().unwrap();
+    let dir = home
+        .path()
+        .join(".config/yt-dlp/plugins/xtract-test/yt_dlp_plugins/extractor");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("xtract_test_carousel.py"), CAROUSEL_PLUGIN).unwrap();
-    let pythonpath = plugins.path().display().to_string();
-    let (row, audio, daemon) =
-        run_one("carousel/photo-video-video", &[("PYTHONPATH", &pythonpath)]).await;
+    let home = home.path().display().to_string();
+    let (row, audio, daemon) = run_one("carousel/photo-video-video", &[("HOME", &home)]).await;
     assert_eq!(row["status"], "completed", "{row}\n{}", daemon.log_text());
     assert_eq!(row["media_title"], "item 2", "{row}");
     let audio = audio.expect("an audio_files row");
     assert_eq!(probe_codec(&stored_file(&daemon, &audio)), "aac");
 
     // Photos only: no video to take the audio from, said once.
-    let (row, audio, _daemon) =
-        run_one("carousel/photo-photo", &[("PYTHONPATH", &pythonpath)]).await;
+    let (row, audio, _daemon) = run_one("carousel/photo-photo", &[("HOME", &home)]).await;
     assert_eq!(row["status"], "failed", "{row}");
     assert_eq!(row["error_code"], "no_formats", "{row}");
     assert!(

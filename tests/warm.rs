@@ -60,6 +60,7 @@ async fn download_with(
         LIMITS,
         &CancellationToken::new(),
         None,
+        None,
     )
     .await?;
     Ok((std::fs::read(&d.path).unwrap(), d.meta))

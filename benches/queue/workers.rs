@@ -108,6 +108,7 @@ pub fn start(
             cancels: cancels.clone(),
             state: Arc::new(ListenerState::default()),
             ping_interval: Duration::from_secs(30),
+            finished: None,
         };
         let listener = CancellationToken::new();
         tasks.push(tokio::spawn(notifier.run(listener.clone())));

@@ -98,6 +98,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 16,
+        name: "extractor and audio source",
+        sql: include_str!("../../sql/016_extractor_and_audio_source.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 17,
         name: "queue at scale",
         sql: include_str!("../../sql/017_queue_at_scale.sql"),
@@ -107,6 +113,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 18,
         name: "horizon holders",
         sql: include_str!("../../sql/018_horizon_holders.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 19,
+        name: "old service's HTTP API",
+        sql: include_str!("../../sql/019_old_api.sql"),
         supabase_only: false,
     },
     Migration {
@@ -137,6 +149,18 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 104,
         name: "supabase: users choose the audio",
         sql: include_str!("../../sql/104_supabase_audio_choice.sql"),
+        supabase_only: true,
+    },
+    Migration {
+        version: 105,
+        name: "supabase: users choose the post's audio or its sound",
+        sql: include_str!("../../sql/105_supabase_audio_source.sql"),
+        supabase_only: true,
+    },
+    Migration {
+        version: 107,
+        name: "supabase: the old service's HTTP API",
+        sql: include_str!("../../sql/107_supabase_old_api.sql"),
         supabase_only: true,
     },
 ];

@@ -70,6 +70,9 @@ const TABLES: &[Table] = &[
             col("audio_format", TEXT),
             col("audio_bitrate_kbps", INT),
             col("egress", TEXT),
+            col("media_extractor", TEXT),
+            col("audio_source", TEXT),
+            col("submitted_via", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
@@ -111,6 +114,7 @@ const TABLES: &[Table] = &[
             col("paused_until", TIME),
             col("pause_reason", TEXT),
             col("updated_at", TIME),
+            col("last_request_at", TIME),
         ],
         privileges: &["SELECT", "INSERT", "UPDATE"],
     },
@@ -138,6 +142,8 @@ const TRIGGERS: &[(&str, &str)] = &[
     ("public.processing_jobs", "processing_jobs_notify_update"),
     ("public.audio_files", "audio_files_touch_updated_at"),
     ("public.processing_jobs", "processing_jobs_check_choice"),
+    // The old-API endpoint's waits (019).
+    ("public.processing_jobs", "processing_jobs_notify_finished"),
 ];
 
 /// Functions in schema `xtract` (name, identity arguments).
@@ -154,6 +160,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("storage_bucket", ""),
     ("check_audio_choice", "format text, bitrate integer"),
     ("processing_jobs_check_choice", ""),
+    ("processing_jobs_notify_finished", ""),
 ];
 
 /// Every column of the tables named in `$1` (schema-qualified), with its type.

@@ -62,7 +62,7 @@ impl Egress {
     pub fn serves(&self, platform: Platform) -> bool {
         self.platforms
             .as_ref()
-            .map_or(true, |list| list.contains(&platform))
+            .is_none_or(|list| list.contains(&platform))
     }
 
     /// `res1 (http://user:***@10.0.0.5:3128)`, `direct (vm1)`: for people.

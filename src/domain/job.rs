@@ -24,6 +24,8 @@ pub struct Job {
     pub audio_format: Option<String>,
     /// The user's choice of bitrate (kb/s), for encoded formats.
     pub audio_bitrate_kbps: Option<i32>,
+    /// The post's own audio, or its sound (TikTok).
+    pub audio_source: super::media::AudioSource,
     /// The egress this attempt's latest request went out through, once
     /// the run is over (the worker sets it from the job's pacer, for the
     /// metrics); None before, and when no request left.
@@ -63,6 +65,9 @@ pub struct ReusableAudio {
     pub duration_secs: Option<f64>,
     pub content_type: Option<String>,
     pub thumbnail_url: Option<String>,
+    /// The title and artist the earlier audio row carries.
+    pub title: Option<String>,
+    pub uploader: Option<String>,
     /// What yt-dlp said about the video back then.
     pub media: MediaMeta,
 }

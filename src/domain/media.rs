@@ -40,6 +40,36 @@ impl AudioFormat {
     }
 }
 
+/// Which audio of a post a job keeps (`processing_jobs.audio_source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AudioSource {
+    /// The audio as heard in the post: the video's own track (the
+    /// creator's voice over the song, a dance's count).
+    #[default]
+    Post,
+    /// The post's *sound*: the song TikTok names beside the post
+    /// (`music.playUrl`), without the voice over it.
+    Sound,
+}
+
+impl AudioSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioSource::Post => "post",
+            AudioSource::Sound => "sound",
+        }
+    }
+
+    /// The stored value; anything but `sound` (the insert refuses other
+    /// words) is the post's audio.
+    pub fn from_column(value: Option<&str>) -> AudioSource {
+        match value {
+            Some("sound") => AudioSource::Sound,
+            _ => AudioSource::Post,
+        }
+    }
+}
+
 /// Media facts yt-dlp gives before it downloads.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct MediaMeta {
@@ -50,4 +80,28 @@ pub struct MediaMeta {
     pub extractor_key: Option<String>,
     /// The video's thumbnail at the platform.
     pub thumbnail: Option<String>,
+    /// The post's sound, where the platform names one (TikTok's `music`).
+    #[serde(default)]
+    pub track: Option<String>,
+    #[serde(default)]
+    pub artists: Option<Vec<String>>,
+}
+
+impl MediaMeta {
+    /// The title and artist the audio carries: the video's, or for a
+    /// job that keeps the sound, the song's as the page names it.
+    pub fn labels(&self, source: AudioSource) -> (Option<String>, Option<String>) {
+        let artists = self
+            .artists
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .map(|a| a.join(", "));
+        match source {
+            AudioSource::Sound => (
+                self.track.clone().or_else(|| self.title.clone()),
+                artists.or_else(|| self.uploader.clone()),
+            ),
+            AudioSource::Post => (self.title.clone(), self.uploader.clone()),
+        }
+    }
 }

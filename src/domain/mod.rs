@@ -14,5 +14,5 @@ pub mod ytdlp_args;
 pub use egress_pool::{Egress, EgressPool, EgressRoutes, ProxyUrl};
 pub use error::{ErrorCode, JobError, Retry};
 pub use job::{AudioRow, Job, ReusableAudio};
-pub use media::{AudioFormat, MediaMeta};
+pub use media::{AudioFormat, AudioSource, MediaMeta};
 pub use platform::{Platform, PlatformPolicy, PlatformTable};

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::domain::platform::read_document;
 use crate::domain::{AudioFormat, EgressPool, PlatformTable};
 use crate::pipeline::PipelineConfig;
+use crate::settings::{credential, one_secret};
 use crate::settings::{err, parse, parse_opt};
 pub use crate::settings::{ConfigError, Secret};
 pub use crate::storage::supabase::SupabaseSettings;
@@ -99,6 +100,8 @@ pub struct Config {
     pub max_pending_per_user: i32,
     /// Where `/health` and `/metrics` are served (off when None).
     pub health_addr: Option<std::net::SocketAddr>,
+    /// The old service's HTTP API (XTRACT_COMPAT_ADDR; off when None).
+    pub compat: Option<crate::ops::compat::CompatSettings>,
     /// Delete finished jobs older than this many days (off when None).
     pub retention_days: Option<u32>,
     /// With retention: delete their audio rows and objects too.
@@ -165,7 +168,9 @@ impl Config {
     /// The configuration again, for SIGHUP: the process environment with the
     /// file named by XTRACT_ENV_FILE (or `.env`) read anew on top, since
     /// systemd reads its EnvironmentFile only at start. The worker's name
-    /// stays.
+    /// stays, and so do the connections' settings: the database and storage
+    /// are not connected again, and their secrets, read once at start, are
+    /// no longer in the environment (ops/isolation.rs).
     pub fn reload(&self) -> Result<Config, ConfigError> {
         let file = std::env::var("XTRACT_ENV_FILE").unwrap_or_else(|_| ".env".into());
         let mut from_file = std::collections::HashMap::new();
@@ -180,6 +185,8 @@ impl Config {
         let mut config =
             Self::from_lookup(|k| from_file.get(k).cloned().or_else(|| std::env::var(k).ok()))?;
         config.worker_id = self.worker_id.clone();
+        config.database_url = self.database_url.clone();
+        config.supabase = self.supabase.clone();
         Ok(config)
     }
 
@@ -352,7 +359,7 @@ impl Config {
         };
 
         let config = Config {
-            database_url: get("DATABASE_URL").map(Secret::new),
+            database_url: database_url(&get)?,
             storage,
             local_storage_dir: PathBuf::from(
                 get("XTRACT_LOCAL_STORAGE_DIR").unwrap_or_else(|| "./audio".into()),
@@ -406,6 +413,7 @@ impl Config {
                 |_| true,
                 "an address like 127.0.0.1:9464",
             )?,
+            compat: crate::ops::compat::CompatSettings::from_lookup(&get)?,
             retention_days: parse_opt(
                 &get,
                 "XTRACT_RETENTION_DAYS",
@@ -435,6 +443,63 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The systemd credential that holds the database password
+/// (`$CREDENTIALS_DIRECTORY/database-password`).
+pub const DATABASE_PASSWORD_CREDENTIAL: &str = "database-password";
+
+/// DATABASE_URL, with the password of the credential `database-password`
+/// when systemd gives one (the env file then keeps a URL without it).
+pub fn database_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secret>, ConfigError> {
+    let Some(url) = get("DATABASE_URL") else {
+        return Ok(None);
+    };
+    let Some(password) = credential(get, DATABASE_PASSWORD_CREDENTIAL)? else {
+        return Ok(Some(Secret::new(url)));
+    };
+    let reason = |why: &str| {
+        crate::settings::err(
+            "DATABASE_URL",
+            format!(
+                "cannot take the password of the credential {DATABASE_PASSWORD_CREDENTIAL}: {why}"
+            ),
+        )
+    };
+    let url = url.trim();
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(reason("DATABASE_URL is not a postgres:// URL"));
+    }
+    let mut parsed = url::Url::parse(url).map_err(|e| reason(&e.to_string()))?;
+    // A password in the URL too: fine if it is the same one (see one_secret).
+    // As the driver reads it (percent-decoded); the query may hold
+    // parameters only DbTarget knows, and never the password.
+    let in_url = url
+        .split('?')
+        .next()
+        .and_then(|base| base.parse::<tokio_postgres::Config>().ok())
+        .and_then(|c| {
+            c.get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        })
+        .filter(|p| !p.is_empty())
+        .map(Secret::new);
+    let password = one_secret(
+        "DATABASE_URL",
+        in_url,
+        DATABASE_PASSWORD_CREDENTIAL,
+        Some(password),
+    )?
+    .expect("the credential is there");
+    if parsed.username().is_empty() {
+        return Err(reason(
+            "DATABASE_URL names no user (postgres://USER@host/db)",
+        ));
+    }
+    parsed
+        .set_password(Some(password.expose()))
+        .map_err(|_| reason("this URL cannot carry a password"))?;
+    Ok(Some(Secret::new(parsed.to_string())))
 }
 
 /// `host:pid`, unique enough among daemons and readable in the dashboard.
@@ -485,15 +550,40 @@ fn plugin_list(v: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 pub fn find_program(name: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
+    // The project's own virtualenv first: in a checkout, `scripts/ensure-deps`
+    // put the pinned yt-dlp there, and a yt-dlp on PATH (a pyenv shim, a
+    // distribution's old package) would be another one, without the warm
+    // helper's Python. A service runs elsewhere, with XTRACT_YTDLP set.
+    let venv = PathBuf::from(".venv/bin").join(name);
+    if is_executable(&venv) {
+        return Some(venv.canonicalize().unwrap_or(venv));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
             .find(|p| is_executable(p))
-    });
-    on_path.or_else(|| {
-        let venv = PathBuf::from(".venv/bin").join(name);
-        is_executable(&venv).then(|| venv.canonicalize().unwrap_or(venv))
     })
+}
+
+/// `XTRACT_…` names in the environment (the env file's included: it was
+/// read into it) that no module reads, each with the nearest known name.
+pub fn unknown_settings() -> Vec<(String, Option<&'static str>)> {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    super::reference::unknown(names.iter().map(String::as_str))
+}
+
+/// Why `program` (as the configuration found it for `var`) is the one
+/// jobs run: said by `xtract doctor`.
+pub fn program_origin(var: &str, program: &Path) -> &'static str {
+    if std::env::var_os(var).is_some() {
+        "set by its variable"
+    } else if program.starts_with(std::env::current_dir().unwrap_or_default().join(".venv")) {
+        "this folder's .venv, ahead of PATH"
+    } else {
+        "the first on PATH"
+    }
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -679,6 +769,97 @@ mod tests {
             e.reason.contains("[egress.res1]") && !e.reason.contains("hunter2"),
             "{e}"
         );
+    }
+
+    /// A folder of systemd credentials holding `files`.
+    fn credentials(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_database_password_comes_from_its_credential() {
+        let creds = credentials(&[("database-password", "p@ss/w:rd%\n")]);
+        let dir = creds.path().display().to_string();
+        let c = config(&[
+            (
+                "DATABASE_URL",
+                "postgres://xtract_worker@db.example:5432/postgres?sslmode=require",
+            ),
+            ("CREDENTIALS_DIRECTORY", &dir),
+        ])
+        .unwrap();
+        let url = c.database_url.unwrap();
+        let base = url.expose().split('?').next().unwrap();
+        let parsed: tokio_postgres::Config = base.parse().unwrap();
+        assert_eq!(parsed.get_password(), Some(&b"p@ss/w:rd%"[..]));
+        assert_eq!(parsed.get_user(), Some("xtract_worker"));
+        assert!(
+            url.expose().ends_with("/postgres?sslmode=require"),
+            "{url:?}"
+        );
+        // The URL's own password may stay if it is the same one; another
+        // one is refused rather than one of them silently winning.
+        let same = config(&[
+            (
+                "DATABASE_URL",
+                "postgres://xtract_worker:p%40ss%2Fw%3Ard%25@db.example/postgres",
+            ),
+            ("CREDENTIALS_DIRECTORY", &dir),
+        ]);
+        assert!(same.is_ok(), "{same:?}");
+        let e = config(&[
+            (
+                "DATABASE_URL",
+                "postgres://xtract_worker:old@db.example/postgres",
+            ),
+            ("CREDENTIALS_DIRECTORY", &dir),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+        assert!(
+            e.reason.contains("database-password") && !e.reason.contains("old"),
+            "{e}"
+        );
+        // Without the credential the URL is taken as it is.
+        let c = config(&[("DATABASE_URL", "postgres://u:pw@h/db")]).unwrap();
+        assert_eq!(c.database_url.unwrap().expose(), "postgres://u:pw@h/db");
+    }
+
+    #[test]
+    fn the_storage_key_comes_from_its_credential_or_the_environment() {
+        let supabase = |extra: &[(&str, &str)]| {
+            let mut pairs = vec![("SUPABASE_URL", "https://abc.supabase.co")];
+            pairs.extend_from_slice(extra);
+            config(&pairs).unwrap().supabase
+        };
+        let creds = credentials(&[("supabase-service-key", "sb_secret_fromcred\n")]);
+        let dir = creds.path().display().to_string();
+        let s = supabase(&[("CREDENTIALS_DIRECTORY", &dir)]).unwrap();
+        assert_eq!(s.service_role_key.expose(), "sb_secret_fromcred");
+        let s = supabase(&[("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_fromenv")]).unwrap();
+        assert_eq!(s.service_role_key.expose(), "sb_secret_fromenv");
+        let e = supabase(&[
+            ("CREDENTIALS_DIRECTORY", &dir),
+            ("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_fromenv"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "SUPABASE_SERVICE_ROLE_KEY");
+        assert!(!e.reason.contains("sb_secret"), "{e}");
+        // An empty credential (a placeholder) leaves the environment's key.
+        let empty = credentials(&[("supabase-service-key", "\n")]);
+        let dir = empty.path().display().to_string();
+        let s = supabase(&[
+            ("CREDENTIALS_DIRECTORY", &dir),
+            ("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_fromenv"),
+        ])
+        .unwrap();
+        assert_eq!(s.service_role_key.expose(), "sb_secret_fromenv");
+        let e = supabase(&[("CREDENTIALS_DIRECTORY", &dir)]).unwrap_err();
+        assert!(e.reason.contains("supabase-service-key"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::compat;
 use super::config::{Config, StorageKind};
 use super::health::{Endpoint, HealthState};
 use super::retention::{self, RetentionSettings};
@@ -23,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::MediaPipeline;
 use crate::queue::admin;
 use crate::queue::notifier::{
-    listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
+    listen_works, CancelRegistry, FinishedJobs, ListenError, ListenerState, Notifier, POOLER_ADVICE,
 };
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings};
 use crate::queue::Queue;
@@ -66,6 +67,10 @@ pub async fn run(
     // Every task of the daemon beside the worker loop runs on this tracker
     // and stops with this one token; the daemon waits for all of them.
     let tasks = Tasks::new();
+    // A misspelt setting is silently a default: say so, once.
+    for (name, nearest) in super::config::unknown_settings() {
+        tracing::warn!("{}", super::reference::unknown_sentence(&name, nearest));
+    }
     let result = start_and_serve(config, target, exit_when_idle, &tasks).await;
     tasks.stop().await;
     tracing::info!("xtract stopped");
@@ -238,7 +243,7 @@ async fn wait_for_database(
         if let Some(health) = health {
             health.waiting(&status);
         }
-        if !said.is_some_and(|t| t.elapsed() < SAY_WAITING_EVERY) {
+        if said.is_none_or(|t| t.elapsed() >= SAY_WAITING_EVERY) {
             tracing::warn!(
                 "{status}; trying again with backoff (waited {:.0}s so far)",
                 since.elapsed().as_secs_f64()
@@ -377,7 +382,10 @@ async fn serve<S: AudioStore + Clone>(
         health,
         tasks,
     } = started;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(match config.compat {
+        Some(_) => Metrics::new().with_old_api(),
+        None => Metrics::new(),
+    });
     // Retention runs beside the worker with a connection of its own.
     if let Some(days) = config.retention_days {
         let pool = target.pool(1).map_err(|e| StartError(e.to_string()))?;
@@ -509,17 +517,38 @@ pub async fn run_worker<P: Processor>(
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());
+    // The old-API endpoint's requests wait for their jobs to finish.
+    let finished = config.compat.as_ref().map(|_| FinishedJobs::default());
     let notifier = Notifier {
-        target,
+        target: target.clone(),
         wake: wake.clone(),
         cancels: cancels.clone(),
         state: listener_state.clone(),
         ping_interval: config.poll_interval,
+        finished: finished.clone(),
     };
     // The listener outlives the claiming: running jobs still hear cancels
     // while they drain. It stops with the other tasks, after the worker.
     let stop_tasks = tasks.stop.child_token();
     tasks.tracker.spawn(notifier.run(stop_tasks.clone()));
+    if let (Some(settings), Some(finished)) = (&config.compat, finished) {
+        // New requests stop with the claiming; waiting ones are answered
+        // once the worker has drained (their jobs may finish meanwhile).
+        let stops = compat::Stops {
+            accepting: shutdown.stop_claiming.clone(),
+            waiting: stop_tasks.clone(),
+        };
+        compat::start(
+            config,
+            settings,
+            &target,
+            finished,
+            metrics.clone(),
+            stops,
+            tasks,
+        )
+        .await?;
+    }
     tracing::info!(
         worker = %config.worker_id,
         concurrency = settings.concurrency,

@@ -41,15 +41,25 @@ pub struct Check {
     pub found: String,
     /// What to do about a warning or failure.
     pub fix: Option<String>,
+    /// A failure to reach a service (the database, Storage), not a wrong
+    /// setup: `xtract doctor` then exits 3, as every command does.
+    pub unreachable: bool,
 }
 
 impl Check {
+    /// Marks a failure as a service that could not be reached.
+    pub fn unreachable(mut self) -> Self {
+        self.unreachable = true;
+        self
+    }
+
     pub fn ok(name: &'static str, found: impl Into<String>) -> Self {
         Check {
             level: Level::Ok,
             name,
             found: found.into(),
             fix: None,
+            unreachable: false,
         }
     }
 
@@ -59,6 +69,7 @@ impl Check {
             name,
             found: found.into(),
             fix: Some(fix.into()),
+            unreachable: false,
         }
     }
 
@@ -68,6 +79,7 @@ impl Check {
             name,
             found: found.into(),
             fix: Some(fix.into()),
+            unreachable: false,
         }
     }
 }
@@ -109,6 +121,19 @@ impl Report {
 
     pub fn failed(&self) -> bool {
         self.checks.iter().any(|c| c.level == Level::Fail)
+    }
+
+    /// How `xtract doctor` exits: None when nothing failed; a service that
+    /// could not be reached is a 3, as for every command (cli.rs); any
+    /// other failure a 1.
+    pub fn failure_kind(&self) -> Option<super::cli::Kind> {
+        let mut failed = self.checks.iter().filter(|c| c.level == Level::Fail);
+        let first = failed.next()?;
+        if first.unreachable && failed.all(|c| c.unreachable) {
+            Some(super::cli::Kind::Unavailable)
+        } else {
+            Some(super::cli::Kind::Failed)
+        }
     }
 }
 
@@ -160,7 +185,12 @@ impl Inputs {
         let program =
             |var: &str, name: &str| get(var).map(PathBuf::from).or_else(|| find_program(name));
         Inputs {
-            database_url: get("DATABASE_URL"),
+            // With the credential's password, as the configuration would.
+            database_url: super::config::database_url(&get)
+                .ok()
+                .flatten()
+                .map(|url| url.expose().to_string())
+                .or_else(|| get("DATABASE_URL")),
             ytdlp: program("XTRACT_YTDLP", "yt-dlp"),
             channel: get("XTRACT_YTDLP_CHANNEL")
                 .and_then(|c| c.parse().ok())
@@ -223,6 +253,14 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
             format!("correct {} (see .env.example)", e.var),
         ),
     });
+    // A misspelt setting is silently a default: say so.
+    for (name, nearest) in super::config::unknown_settings() {
+        report.push(Check::warn(
+            "configuration",
+            super::reference::unknown_sentence(&name, nearest),
+            "correct or remove it in the environment or the env file",
+        ));
+    }
     for check in database::checks(inputs.database_url.as_deref(), inputs.horizon_warn).await {
         report.push(check);
     }

@@ -7,6 +7,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::pipeline::child_env;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LocalPgError {
     #[error("PostgreSQL server programs (initdb, pg_ctl) were not found: install the `postgresql` package (Debian: apt-get install postgresql) or set XTRACT_PG_BIN to their folder")]
@@ -85,7 +87,7 @@ impl LocalPostgres {
     pub fn init(dir: &Path) -> Result<Self, LocalPgError> {
         let bin = find_bin()?;
         let run_as = if unsafe { libc::geteuid() } == 0 {
-            if Command::new("id")
+            if child_env::std_command("id")
                 .arg("-u")
                 .arg("postgres")
                 .stdout(Stdio::null())
@@ -140,6 +142,11 @@ impl LocalPostgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Starts on `port` instead of a free one picked at start.
+    pub fn use_port(&mut self, port: u16) {
+        self.port = port;
     }
 
     /// Starts the server on a free port. `fast`: no fsync (tests).
@@ -252,9 +259,19 @@ impl LocalPostgres {
             .await
             .map_err(|e| failed("connecting to the local server", e.to_string()))?;
         tokio::spawn(conn);
+        // Asked first: `IF EXISTS` on a missing one sends a NOTICE ("does not
+        // exist, skipping") that the demo's log shows as if it were a fault.
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| failed("listing databases", e.to_string()))?
+            .is_some();
+        if !exists {
+            return Ok(());
+        }
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            .batch_execute(&format!("DROP DATABASE {quoted} WITH (FORCE)"))
             .await
             .map_err(|e| failed("dropping the database", e.to_string()))
     }
@@ -263,11 +280,11 @@ impl LocalPostgres {
         let path = self.bin.join(program);
         let mut cmd = match self.run_as {
             Some(user) => {
-                let mut c = Command::new("runuser");
+                let mut c = child_env::std_command("runuser");
                 c.args(["-u", user, "--"]).arg(path);
                 c
             }
-            None => Command::new(path),
+            None => child_env::std_command(path),
         };
         cmd.stdin(Stdio::null());
         cmd
@@ -302,7 +319,7 @@ impl LocalPostgres {
             }
             p = dir.parent();
         }
-        let status = Command::new("chown")
+        let status = child_env::std_command("chown")
             .args(["-R", "postgres:"])
             .arg(&self.dir)
             .status()

@@ -32,7 +32,7 @@
 //!    row passes, keeping the specific codes above the catch-alls.
 
 use super::url_rules;
-use crate::domain::{ErrorCode, Platform};
+use crate::domain::{ErrorCode, JobError, Platform, Retry};
 
 /// What the output says went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,51 @@ pub struct Diagnosis {
     pub code: ErrorCode,
     /// The error block, trimmed of yt-dlp's bug-report boilerplate.
     pub detail: String,
+    /// The platform put a login wall in front of a logged-out client
+    /// (`LOGIN_WALLS`): pushback, like a rate limit, not a fact about the
+    /// video.
+    pub wall: bool,
 }
+
+impl Diagnosis {
+    fn new(code: ErrorCode, detail: String) -> Diagnosis {
+        Diagnosis {
+            code,
+            detail,
+            wall: false,
+        }
+    }
+
+    /// The job's error. A login wall pauses the platform on its egress
+    /// without spending the job's attempt, as a rate limit does
+    /// (`XTRACT_MAX_PAUSES` bounds how often one job can meet it), and says
+    /// so in words that do not call a public video private.
+    pub fn job_error(self, platform: Platform) -> JobError {
+        let error = JobError::new(self.code, Some(platform), self.detail);
+        if !self.wall {
+            return error;
+        }
+        error.with_retry(Retry::Cooldown).with_message(format!(
+            "{} is showing this video only to signed-in viewers right now. \
+             Please try again later; if it keeps failing, the video may be private.",
+            platform.display_name()
+        ))
+    }
+}
+
+/// A login wall in front of a logged-out client, as opposed to a video
+/// that needs an account (members-only, a private account): Instagram's
+/// "empty media response" to a logged-out request (June 2026: every
+/// logged-out request for weeks; a request too many from one address at
+/// other times) and TikTok's redirect to `/login`. Both come and go with
+/// the platform's mood toward an address, so they pause the platform on
+/// that egress like a rate limit instead of failing the job. Instagram's
+/// redirect of the post page to the login page says "exceeded the
+/// rate-limit" and is `rate_limited` itself.
+const LOGIN_WALLS: &[&str] = &[
+    "empty media response",
+    "requiring login for access to this content",
+];
 
 /// Ordered: a more specific reason must come before a general one that
 /// would also match (a bot check mentions cookies; an age gate says "sign
@@ -68,11 +112,7 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             "content isn't available, try again later",
             "content isn’t available, try again later",
             "your ip is likely being blocked",
-            "ip address is blocked",
             "redirected to the login page",
-            // tiktok.py: what yt-dlp now words as "Your IP address is
-            // blocked"; older versions printed the bare status.
-            "status code 10204",
         ],
     ),
     (
@@ -90,6 +130,12 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             "use a vpn or a proxy",
             // common.py __check_blocked: the network we download from.
             "access to this webpage has been blocked",
+            // tiktok.py, status 10204: a post TikTok keeps from viewers in
+            // the address's region (older versions printed the bare
+            // status). Not a rate limit: other posts from the same address
+            // keep working, so the platform must not pause for it.
+            "ip address is blocked from accessing this post",
+            "status code 10204",
         ],
     ),
     (
@@ -141,6 +187,8 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             // tiktok.py: 10216 private post, 10222 private account (older
             // versions printed the bare status).
             "do not have permission to view",
+            // tiktok.py, a profile: the account or all its videos private.
+            "account is likely either private",
             "status code 10216",
             "status code 10222",
         ],
@@ -204,12 +252,18 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             "live event has ended",
             // tiktok.py: a status yt-dlp has no words for.
             "video not available, status code",
+            "does not have any videos posted",
         ],
     ),
     (ErrorCode::UnsupportedUrl, &["unsupported url"]),
     (
         ErrorCode::InvalidUrl,
-        &["is not a valid url", "invalid url"],
+        &[
+            "is not a valid url",
+            "invalid url",
+            // instagram.py: a story highlight link cut short.
+            "missing a highlight id",
+        ],
     ),
     (
         ErrorCode::NoFormats,
@@ -249,6 +303,16 @@ const YTDLP_RULES: &[(ErrorCode, &[&str])] = &[
             "no impersonate target is available",
             // The site refuses the request yt-dlp builds.
             "http error 400",
+            // tiktok.py: its API paging went round in circles.
+            "different device_id",
+            "avoid an infinite loop",
+            // yt-dlp refuses options it was given (the platforms file's
+            // `ytdlp_args`, a feature yt-dlp dropped): not the user's link,
+            // and mended on the operator's side, as an upgrade is.
+            "invalid netrc machine",
+            "unsupported language code",
+            "login with oauth is no longer supported",
+            "no player clients have been requested",
             // Python errors escaping an extractor (YoutubeDL prints str(e)).
             "keyerror(",
             "typeerror(",
@@ -329,10 +393,7 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
             .map(str::trim)
             .rfind(|l| !l.is_empty() && !l.starts_with("WARNING:"))
             .unwrap_or("yt-dlp failed without saying why");
-        return Diagnosis {
-            code: ErrorCode::Internal,
-            detail: clip(last),
-        };
+        return Diagnosis::new(ErrorCode::Internal, clip(last));
     };
     let lower = block.to_lowercase();
     let mut code = YTDLP_RULES
@@ -350,6 +411,22 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
         // installing deno fixes it; the user's video is fine.
         code = ErrorCode::ExtractorOutdated;
     }
+    if code == ErrorCode::NoFormats && warned_of_a_page_it_could_not_read(output) {
+        // "No video formats found!" after yt-dlp warned that the page had
+        // none of what it reads (YouTube's initial data and player response
+        // gone: a redesign, seen in the rehearsal). The video may well have
+        // formats; the extractor no longer finds them.
+        code = ErrorCode::ExtractorOutdated;
+    }
+    if code == ErrorCode::ExtractorOutdated
+        && lower.contains("failed to extract any player response")
+        && output.to_lowercase().contains("http error 429")
+    {
+        // YouTube answered every player request with 429 (yt-dlp warns of
+        // each, then gives up with a sentence that blames itself): a rate
+        // limit, seen in the rehearsal.
+        code = ErrorCode::RateLimited;
+    }
     if code == ErrorCode::UnsupportedUrl && names_a_platform_video(&block) {
         // Our URL rules know this link as one video of a platform, but
         // yt-dlp does not know the form: its extractor is behind the site
@@ -361,6 +438,7 @@ pub fn classify_ytdlp(output: &str) -> Diagnosis {
     Diagnosis {
         code,
         detail: clip(&strip_boilerplate(&block)),
+        wall: code == ErrorCode::LoginRequired && LOGIN_WALLS.iter().any(|n| lower.contains(n)),
     }
 }
 
@@ -376,6 +454,16 @@ fn blames_its_youtube_kit(output: &str) -> bool {
     ]
     .iter()
     .any(|n| lower.contains(n))
+}
+
+/// The warnings yt-dlp prints when a page lacks the data its extractor
+/// reads (youtube/_video.py: "unable to extract yt initial data", "…initial
+/// player response"; common.py `_search_regex` with `fatal=False`).
+fn warned_of_a_page_it_could_not_read(output: &str) -> bool {
+    output.lines().any(|l| {
+        let l = l.to_lowercase();
+        l.starts_with("warning:") && l.contains("unable to extract")
+    })
 }
 
 /// `ERROR: 'formats'`: a KeyError escaping an extractor prints only the key.
@@ -428,10 +516,7 @@ pub fn filter_rejection(output: &str) -> Option<Diagnosis> {
     } else {
         ErrorCode::LiveNotStarted
     };
-    Some(Diagnosis {
-        code,
-        detail: clip(line),
-    })
+    Some(Diagnosis::new(code, clip(line)))
 }
 
 /// Reads ffmpeg's or ffprobe's stderr. A file that cannot be decoded is
@@ -469,14 +554,14 @@ pub fn classify_ffmpeg(stderr: &str) -> Diagnosis {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" | ");
-    Diagnosis {
+    Diagnosis::new(
         code,
-        detail: clip(if detail.is_empty() {
+        clip(if detail.is_empty() {
             "ffmpeg failed without saying why"
         } else {
             &detail
         }),
-    }
+    )
 }
 
 /// The last `ERROR:` line and the lines that continue it (multi-line geo
@@ -546,6 +631,9 @@ mod tests {
         source: String,
         output: String,
         code: String,
+        /// A login wall: the platform pauses instead of the job failing.
+        #[serde(default)]
+        wall: bool,
     }
 
     #[derive(serde::Deserialize)]
@@ -569,10 +657,10 @@ mod tests {
             let want = ErrorCode::parse(&row.code)
                 .unwrap_or_else(|| panic!("unknown code {:?} ({})", row.code, row.source));
             let got = classify_ytdlp(&row.output);
-            if got.code != want {
+            if got.code != want || got.wall != row.wall {
                 wrong.push(format!(
-                    "{}\n  {}\n  want {want}, got {}",
-                    row.source, row.output, got.code
+                    "{}\n  {}\n  want {want} (wall: {}), got {} (wall: {})",
+                    row.source, row.output, row.wall, got.code, got.wall
                 ));
             }
         }
@@ -583,6 +671,26 @@ mod tests {
             table.len(),
             wrong.join("\n")
         );
+    }
+
+    #[test]
+    fn a_login_wall_pauses_the_platform_and_says_so_without_calling_the_video_private() {
+        let wall = classify_ytdlp(
+            "ERROR: [TikTok] 7106594312292453675: TikTok is requiring login for access to this content. Use --cookies-from-browser or --cookies for the authentication.",
+        )
+        .job_error(Platform::TikTok);
+        assert_eq!(wall.code, LoginRequired);
+        assert_eq!(wall.retry, Retry::Cooldown);
+        assert!(
+            wall.message
+                .starts_with("TikTok is showing this video only to signed-in viewers"),
+            "{}",
+            wall.message
+        );
+        // A video that needs an account is a fact about the video.
+        let members = classify_ytdlp("ERROR: [youtube] dQw4w9WgXcQ: Join this channel to get access to members-only content like this video, and other exclusive perks.")
+            .job_error(Platform::YouTube);
+        assert_eq!((members.code, members.retry), (LoginRequired, Retry::Never));
     }
 
     #[test]

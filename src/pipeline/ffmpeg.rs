@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use super::classify;
@@ -138,7 +137,7 @@ pub async fn probe(
     file: &Path,
     cancel: &CancellationToken,
 ) -> Result<Probe, JobError> {
-    let mut cmd = Command::new(ffprobe);
+    let mut cmd = super::child_env::command(ffprobe);
     cmd.args(["-v", "error", "-of", "json", "-show_entries"])
         .arg("format=format_name,duration:stream=index,codec_type,codec_name")
         .arg(file);
@@ -224,7 +223,7 @@ pub async fn extract(
             Err(e) => tracing::debug!("copying the audio track in-process: {e}"),
         }
     }
-    let mut cmd = Command::new(ffmpeg);
+    let mut cmd = super::child_env::command(ffmpeg);
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i"])
         .arg(source);
     if let Some(picture) = cover {

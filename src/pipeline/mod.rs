@@ -1,8 +1,10 @@
 //! The media pipeline: from a link to a stored audio file. URL rules
 //! (`url_rules`), platform policy (`platform`), yt-dlp (`ytdlp`, kept loaded
 //! by `warm`), MP4 files read and cut in-process (`mp4`), ffmpeg
-//! (`ffmpeg`), and reading their failures (`classify`).
+//! (`ffmpeg`), and reading their failures (`classify`). Every program it
+//! starts gets an environment built from an allow-list (`child_env`).
 
+pub mod child_env;
 pub mod classify;
 pub mod egress;
 pub mod ffmpeg;
@@ -21,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    AudioFormat, AudioRow, ErrorCode, Job, JobError, MediaMeta, Platform, PlatformTable, Retry,
+    AudioFormat, AudioRow, AudioSource, ErrorCode, Job, JobError, MediaMeta, Platform,
+    PlatformTable, Retry,
 };
 use crate::live::Live;
 use crate::queue::worker::{JobContext, JobReport, Processor};
@@ -124,7 +127,9 @@ impl<S: AudioStore> MediaPipeline<S> {
                     self.run_dir.path().display()
                 ))
             })?;
-        let download = self.download(c, link, dir.path(), ctx).await?;
+        let download = self
+            .download(c, link, job.audio_source, dir.path(), ctx)
+            .await?;
         record_media(ctx, &download.meta).await;
         let cancel = &ctx.cancel;
         let size = download.path.metadata().map(|m| m.len()).unwrap_or(0);
@@ -143,9 +148,11 @@ impl<S: AudioStore> MediaPipeline<S> {
         }
         let (format, bitrate) = audio_choice(c, job);
         let cover = thumbnail_beside(&download.path);
+        // The song's title and artist for its sound, the post's otherwise.
+        let (title, artist) = download.meta.labels(job.audio_source);
         let tags = ffmpeg::Tags {
-            title: download.meta.title.as_deref(),
-            artist: download.meta.uploader.as_deref(),
+            title: title.as_deref(),
+            artist: artist.as_deref(),
             cover: cover.as_deref(),
         };
         let audio = ffmpeg::extract(
@@ -178,7 +185,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             .put(&path, &audio.path, audio.plan.content_type)
             .await?;
         Ok(AudioRow {
-            filename: file_name(download.meta.title.as_deref(), job, audio.plan.ext),
+            filename: file_name(title.as_deref(), job, audio.plan.ext),
             file_url: stored.url,
             file_size: stored.size as i64,
             duration_secs: duration,
@@ -187,8 +194,8 @@ impl<S: AudioStore> MediaPipeline<S> {
             audio_format: format.as_str().to_string(),
             audio_bitrate_kbps: bitrate.map(|b| b as i32),
             reused_from_job_id: None,
-            title: download.meta.title.clone(),
-            uploader: download.meta.uploader.clone(),
+            title,
+            uploader: artist,
             platform: Some(link.platform.as_str().to_string()),
             source_url: Some(job.original_url.clone()),
             thumbnail_url: download.meta.thumbnail.clone(),
@@ -211,7 +218,7 @@ impl<S: AudioStore> MediaPipeline<S> {
         let bitrate = bitrate.map(|b| b as i32);
         let earlier = match ctx
             .job
-            .find_reusable_audio(&link.canonical, format, bitrate)
+            .find_reusable_audio(&link.canonical, format, bitrate, job.audio_source)
             .await
         {
             Ok(Some(found)) => found,
@@ -256,8 +263,8 @@ impl<S: AudioStore> MediaPipeline<S> {
             audio_format: format.to_string(),
             audio_bitrate_kbps: bitrate,
             reused_from_job_id: Some(earlier.job_id),
-            title: earlier.media.title.clone(),
-            uploader: earlier.media.uploader.clone(),
+            title: earlier.title.or(earlier.media.title.clone()),
+            uploader: earlier.uploader.or(earlier.media.uploader.clone()),
             platform: Some(link.platform.as_str().to_string()),
             source_url: Some(job.original_url.clone()),
             thumbnail_url: earlier.thumbnail_url,
@@ -291,6 +298,7 @@ impl<S: AudioStore> MediaPipeline<S> {
         &self,
         c: &PipelineConfig,
         link: &JobUrl,
+        source: AudioSource,
         dir: &Path,
         ctx: &JobContext,
     ) -> Result<ytdlp::Download, JobError> {
@@ -317,22 +325,33 @@ impl<S: AudioStore> MediaPipeline<S> {
         let (progress, writer) = progress_reporter(ctx);
         let mut last: Option<JobError> = None;
         let mut tried = 0;
-        for (i, s) in strategy::strategies(platform, &c.strategies)
-            .iter()
-            .enumerate()
-        {
+        if c.warm_ytdlp && paced {
+            // Before the first turn is taken (see WarmYtdlp::ready).
+            self.warm.ready(&c.ytdlp).await;
+        }
+        let strategies = strategy::strategies(platform, &c.strategies, source);
+        for (i, s) in strategies.iter().enumerate() {
             if let Some(prev) = &last {
                 if !strategy::next_may_help(prev.code, s) {
                     continue;
                 }
             }
-            let egress = if paced {
+            let (egress, gate) = if paced {
                 let key = pacer
                     .wait_turn(platform, policy, &keys, c.pacing_max_wait, &ctx.cancel)
                     .await?;
-                c.egress.get(platform, &key).unwrap_or(machine)
+                // yt-dlp's first request waits for the platform's spacing
+                // (Pacer::go), not only its start.
+                let gate: warm::Gate = {
+                    let (pacer, key, interval) = (pacer.clone(), key.clone(), policy.min_interval);
+                    Arc::new(move || {
+                        let (pacer, key) = (pacer.clone(), key.clone());
+                        Box::pin(async move { pacer.go(platform, &key, interval).await })
+                    })
+                };
+                (c.egress.get(platform, &key).unwrap_or(machine), Some(gate))
             } else {
-                machine
+                (machine, None)
             };
             let run_dir = dir.join(format!("s{i}"));
             std::fs::create_dir_all(&run_dir)
@@ -398,6 +417,7 @@ impl<S: AudioStore> MediaPipeline<S> {
                 c.limits,
                 &ctx.cancel,
                 Some(progress.clone()),
+                gate,
             )
             .await;
             let e = match result {
@@ -458,6 +478,14 @@ impl<S: AudioStore> MediaPipeline<S> {
                 }
                 None => (e, policy.cooldown),
             };
+            // A login wall stands in front of logged-out requests only:
+            // the operator's signed-in session is worth its request before
+            // the platform is paused.
+            let signed_in_left = strategies[i + 1..].iter().any(|n| n.cookies.is_some());
+            if e.retry == Retry::Cooldown && e.code == ErrorCode::LoginRequired && signed_in_left {
+                last = Some(e);
+                continue;
+            }
             if e.retry == Retry::Cooldown {
                 // Every daemon on this egress holds off the platform; its
                 // other egresses go on.
@@ -483,8 +511,17 @@ impl<S: AudioStore> MediaPipeline<S> {
             }
             last = Some(e);
         }
-        let last =
+        let mut last =
             last.unwrap_or_else(|| JobError::internal("no download strategy for this platform"));
+        if source == AudioSource::Sound && last.code == ErrorCode::NoFormats {
+            // yt-dlp found the post but no format `audio`: the post names no
+            // sound of its own. Not the post's audio instead: the user asked
+            // for the song.
+            last = JobError::new(ErrorCode::NoAudio, Some(platform), last.detail).with_message(
+                "This post has no separate sound to download. Ask for the post's audio instead.",
+            );
+            return Err(last);
+        }
         if tried > 1 {
             let message = format!("All download strategies failed: {}", last.message);
             Err(last.with_message(message))
@@ -493,6 +530,11 @@ impl<S: AudioStore> MediaPipeline<S> {
         }
     }
 }
+
+/// What a job that asks for the sound of a post that is not TikTok's hears
+/// (the insert refuses it with the same words: sql/016).
+const SOUND_ONLY_ON_TIKTOK: &str =
+    "Only TikTok posts have a separate sound to download; for this link, ask for the post's audio.";
 
 /// The job's format and bitrate: the user's choice at insert (checked by
 /// the database), else the daemon's default format and no bitrate.
@@ -603,6 +645,17 @@ impl<S: AudioStore> Processor for MediaPipeline<S> {
             url_rules::check_resolved_host(&link, &policy)
                 .await
                 .map_err(url_error)?;
+            if job.audio_source == AudioSource::Sound && platform != Platform::TikTok {
+                // The insert refuses these (sql/016); a row written
+                // around it still gets a clear answer, not the video's
+                // audio under the song's name.
+                return Err(JobError::new(
+                    ErrorCode::NoAudio,
+                    Some(platform),
+                    format!("audio_source 'sound' asked for a {platform} link"),
+                )
+                .with_message(SOUND_ONLY_ON_TIKTOK));
+            }
             if c.dedup {
                 if let Some(audio) = self.reuse(&c, job, &link, ctx).await? {
                     return Ok(audio);

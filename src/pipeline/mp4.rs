@@ -421,7 +421,7 @@ fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
     let chunks = chunks(stbl)?;
     if chunks
         .iter()
-        .any(|(at, len)| at.checked_add(*len).map_or(true, |end| end > file_len))
+        .any(|(at, len)| at.checked_add(*len).is_none_or(|end| end > file_len))
     {
         return None;
     }

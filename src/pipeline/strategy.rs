@@ -5,7 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::domain::{ErrorCode, Platform};
+use crate::domain::{AudioSource, ErrorCode, Platform};
+
+/// The User-Agent curl_cffi 0.17's `safari:ios` target sends (seen by the
+/// rehearsal's TikTok): the phone strategy sends it on the requests yt-dlp
+/// does not let it impersonate, so that every request names one phone.
+pub const IMPERSONATED_IPHONE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_7 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/27.0 Mobile/15E148 Safari/604.1";
 
 /// A phone's browser, for TikTok's last strategy.
 pub const MOBILE_USER_AGENT: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
@@ -37,6 +42,30 @@ const AUDIO_FIRST: &str = "ba[ext=m4a]/ba/b";
 /// The best file with audio, merged from parts if need be.
 const BEST_WITH_AUDIO: &str = "b/bv*+ba/ba";
 
+/// TikTok names a post's *sound* beside the post (`music.playUrl`), and
+/// yt-dlp offers it as an audio-only format of its own, `format_id`
+/// `audio` (tiktok.py `_extract_web_formats`), which `ba` would take: for a
+/// post set to a licensed song, the bare song instead of what the post
+/// sounds like (the creator's voice over it). The post's audio is the
+/// video's own track, so `ba` here leaves that format out; in practice
+/// TikTok has no other audio-only format, and the muxed file is taken.
+const TIKTOK_POST_AUDIO_FIRST: &str = "ba[format_id!=audio][ext=m4a]/ba[format_id!=audio]/b";
+const TIKTOK_POST_BEST_WITH_AUDIO: &str = "b/bv*+ba[format_id!=audio]";
+/// The sound alone: that format and nothing else.
+const TIKTOK_SOUND: &str = "audio";
+
+/// The `-f` selector for a strategy's kind of format, for this platform
+/// and the job's choice of audio.
+fn format(best_with_audio: bool, platform: Platform, source: AudioSource) -> &'static str {
+    match (platform, source, best_with_audio) {
+        (Platform::TikTok, AudioSource::Sound, _) => TIKTOK_SOUND,
+        (Platform::TikTok, AudioSource::Post, false) => TIKTOK_POST_AUDIO_FIRST,
+        (Platform::TikTok, AudioSource::Post, true) => TIKTOK_POST_BEST_WITH_AUDIO,
+        (_, _, false) => AUDIO_FIRST,
+        (_, _, true) => BEST_WITH_AUDIO,
+    }
+}
+
 /// Options every strategy starts from. None, on purpose:
 ///
 /// The old service sent Instagram a phone's User-Agent (Safari on iOS) and
@@ -57,34 +86,54 @@ fn base_args() -> Vec<String> {
     Vec::new()
 }
 
-pub fn strategies(platform: Platform, options: &StrategyOptions) -> Vec<Strategy> {
+pub fn strategies(
+    platform: Platform,
+    options: &StrategyOptions,
+    source: AudioSource,
+) -> Vec<Strategy> {
     let base = base_args();
-    let mut list = vec![
-        Strategy {
-            name: "audio-only",
-            format: AUDIO_FIRST,
-            extra_args: base.clone(),
-            cookies: None,
-        },
-        Strategy {
+    let audio_first = format(false, platform, source);
+    let best_with_audio = format(true, platform, source);
+    let mut list = vec![Strategy {
+        name: "audio-only",
+        format: audio_first,
+        extra_args: base.clone(),
+        cookies: None,
+    }];
+    // The sound is one format: asking again for "the best with audio"
+    // would ask for the same.
+    if best_with_audio != audio_first {
+        list.push(Strategy {
             name: "best-with-audio",
-            format: BEST_WITH_AUDIO,
+            format: best_with_audio,
             extra_args: base.clone(),
             cookies: None,
-        },
-    ];
+        });
+    }
     if platform == Platform::TikTok {
-        // TikTok serves different formats to phones. With curl_cffi,
-        // yt-dlp's TikTok requests impersonate desktop Chrome on their own
-        // (see `base_args`): a phone's User-Agent alone would ride a Chrome
-        // handshake, the kind of mismatch bot detection looks for. So the
-        // phone is impersonated whole (Safari on iOS: its TLS and HTTP/2
-        // fingerprint and its own User-Agent, which yt-dlp then sends;
-        // checked with yt-dlp 2026.10.26 against a local server). Without
-        // curl_cffi, requests are plain Python ones and the old service's
-        // phone User-Agent is what there is.
+        // TikTok serves different formats to phones. Its extractor fetches
+        // the post's page impersonating a browser of its own choice
+        // (`impersonate=True`: desktop Chrome), whatever `--impersonate`
+        // says; `--impersonate` reaches only the requests the extractor
+        // leaves alone (the media and the thumbnail). Seen by the platform
+        // in the rehearsal (tests/rehearsal.rs): with `--impersonate
+        // safari:ios` alone, the page was asked for by Chrome on Windows
+        // and only the media by an iPhone. So the phone is impersonated
+        // where yt-dlp lets us (Safari on iOS, its TLS fingerprint), and
+        // its User-Agent, the very one that target sends, is added to every
+        // request, the page's included (yt-dlp keeps a User-Agent given
+        // with `--add-headers` on an impersonated request). The page
+        // request then pairs a phone's name with Chrome's handshake: the
+        // price of being a phone to the page at all. Without curl_cffi,
+        // requests are plain Python ones and the old service's phone
+        // User-Agent is what there is.
         let extra_args = if options.can_impersonate {
-            vec!["--impersonate".into(), "safari:ios".into()]
+            vec![
+                "--impersonate".into(),
+                "safari:ios".into(),
+                "--add-headers".into(),
+                format!("User-Agent:{IMPERSONATED_IPHONE_USER_AGENT}"),
+            ]
         } else {
             vec![
                 "--add-headers".into(),
@@ -93,7 +142,7 @@ pub fn strategies(platform: Platform, options: &StrategyOptions) -> Vec<Strategy
         };
         list.push(Strategy {
             name: "mobile",
-            format: BEST_WITH_AUDIO,
+            format: best_with_audio,
             extra_args,
             cookies: None,
         });
@@ -103,7 +152,7 @@ pub fn strategies(platform: Platform, options: &StrategyOptions) -> Vec<Strategy
         args.extend(["--impersonate".to_string(), target.clone()]);
         list.push(Strategy {
             name: "impersonate",
-            format: AUDIO_FIRST,
+            format: audio_first,
             extra_args: args,
             cookies: None,
         });
@@ -111,7 +160,7 @@ pub fn strategies(platform: Platform, options: &StrategyOptions) -> Vec<Strategy
     if let Some(file) = cookie_file(options.cookies_dir.as_deref(), platform) {
         list.push(Strategy {
             name: "cookies",
-            format: AUDIO_FIRST,
+            format: audio_first,
             extra_args: base,
             cookies: Some(file),
         });
@@ -151,7 +200,11 @@ mod tests {
 
     #[test]
     fn instagram_gets_no_user_agent_that_would_contradict_impersonation() {
-        for s in strategies(Platform::Instagram, &StrategyOptions::default()) {
+        for s in strategies(
+            Platform::Instagram,
+            &StrategyOptions::default(),
+            AudioSource::Post,
+        ) {
             assert!(
                 !s.extra_args.iter().any(|a| a.contains("User-Agent")),
                 "{}: {:?}",
@@ -159,7 +212,11 @@ mod tests {
                 s.extra_args
             );
         }
-        let yt = strategies(Platform::YouTube, &StrategyOptions::default());
+        let yt = strategies(
+            Platform::YouTube,
+            &StrategyOptions::default(),
+            AudioSource::Post,
+        );
         assert!(yt[0].extra_args.is_empty());
         assert_eq!(yt[0].format, "ba[ext=m4a]/ba/b");
     }
@@ -177,27 +234,33 @@ mod tests {
             impersonate: Some("safari:ios".into()),
             can_impersonate: false,
         };
-        let yt = strategies(Platform::YouTube, &options);
+        let yt = strategies(Platform::YouTube, &options, AudioSource::Post);
         assert_eq!(yt.last().unwrap().name, "cookies");
         assert!(yt.iter().any(|s| s.name == "impersonate"));
-        let tt = strategies(Platform::TikTok, &options);
+        let tt = strategies(Platform::TikTok, &options, AudioSource::Post);
         assert!(tt.iter().all(|s| s.cookies.is_none()), "no tiktok.txt");
     }
 
     #[test]
-    fn tiktoks_phone_strategy_impersonates_the_phone_whole_when_it_can() {
+    fn tiktoks_phone_strategy_names_one_phone_on_every_request_when_it_can() {
         let phone = |can_impersonate| {
             let options = StrategyOptions {
                 can_impersonate,
                 ..Default::default()
             };
-            strategies(Platform::TikTok, &options)
+            strategies(Platform::TikTok, &options, AudioSource::Post)
                 .into_iter()
                 .find(|s| s.name == "mobile")
                 .expect("a phone strategy for TikTok")
                 .extra_args
         };
-        assert_eq!(phone(true), ["--impersonate", "safari:ios"]);
+        let whole = phone(true);
+        assert_eq!(whole[..2], ["--impersonate", "safari:ios"]);
+        assert_eq!(whole[2], "--add-headers");
+        assert_eq!(
+            whole[3],
+            format!("User-Agent:{IMPERSONATED_IPHONE_USER_AGENT}")
+        );
         let plain = phone(false);
         assert_eq!(plain[0], "--add-headers");
         assert!(
@@ -210,13 +273,39 @@ mod tests {
                 can_impersonate: true,
                 ..Default::default()
             };
-            assert!(strategies(p, &options).iter().all(|s| s.name != "mobile"));
+            assert!(strategies(p, &options, AudioSource::Post)
+                .iter()
+                .all(|s| s.name != "mobile"));
         }
     }
 
     #[test]
+    fn a_tiktok_post_keeps_its_own_audio_and_a_sound_job_takes_only_the_sound() {
+        let options = StrategyOptions::default();
+        let post = strategies(Platform::TikTok, &options, AudioSource::Post);
+        for s in &post {
+            // Every `ba` leaves the sound's format out.
+            let bare_ba = s
+                .format
+                .split(['/', '+'])
+                .any(|atom| atom.starts_with("ba") && !atom.contains("[format_id!=audio]"));
+            assert!(!bare_ba, "{}: {}", s.name, s.format);
+        }
+        let sound = strategies(Platform::TikTok, &options, AudioSource::Sound);
+        assert!(sound.iter().all(|s| s.format == "audio"), "{sound:?}");
+        assert!(sound.iter().all(|s| s.name != "best-with-audio"));
+        // Elsewhere the post's audio is what `ba` finds.
+        let yt = strategies(Platform::YouTube, &options, AudioSource::Post);
+        assert_eq!(yt[0].format, "ba[ext=m4a]/ba/b");
+    }
+
+    #[test]
     fn only_cookies_get_past_a_login_wall() {
-        let yt = strategies(Platform::YouTube, &StrategyOptions::default());
+        let yt = strategies(
+            Platform::YouTube,
+            &StrategyOptions::default(),
+            AudioSource::Post,
+        );
         assert!(!next_may_help(ErrorCode::LoginRequired, &yt[1]));
         assert!(next_may_help(ErrorCode::NoFormats, &yt[1]));
         assert!(!next_may_help(ErrorCode::Private, &yt[1]));

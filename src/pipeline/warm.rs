@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin};
 use tokio_util::sync::CancellationToken;
 
 use super::process::{self, RunError};
@@ -56,7 +56,17 @@ pub enum Event {
     File(PathBuf),
     /// Last: the exit code yt-dlp's command line would have had.
     Exit(i32),
+    /// yt-dlp waits at its first request for the daemon's go (`Gate`).
+    Gate(String),
 }
+
+/// Holds yt-dlp's first request to the site until the platform's turn
+/// (`Pacer::go`); an error gives the run up before any request.
+pub type Gate = std::sync::Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Result<(), crate::domain::JobError>>
+        + Send
+        + Sync,
+>;
 
 /// What a warm run produced: the command line's output, and what the
 /// helper reported besides.
@@ -79,6 +89,9 @@ pub enum WarmError {
     Unavailable,
     #[error(transparent)]
     Run(#[from] RunError),
+    /// The gate gave the run up before its first request.
+    #[error("{0}")]
+    Gate(crate::domain::JobError),
 }
 
 /// Identifies an installed yt-dlp: when its program or its package changes
@@ -153,6 +166,15 @@ impl WarmYtdlp {
         }
     }
 
+    /// Starts the helper for `ytdlp` if it is not running, and waits until
+    /// it is ready (or known to be unavailable). A job calls it before it
+    /// takes its turn with the platform: a turn taken while the helper
+    /// starts would be spent waiting, and the jobs whose turns came
+    /// meanwhile would all reach the platform at once when it is ready.
+    pub async fn ready(&self, ytdlp: &Path) -> bool {
+        self.socket(ytdlp).await.is_some()
+    }
+
     /// The socket of a helper running for `ytdlp`, started or restarted as
     /// needed; None when the command line has to do.
     async fn socket(&self, ytdlp: &Path) -> Option<PathBuf> {
@@ -185,7 +207,7 @@ impl WarmYtdlp {
         {
             if failed == ytdlp
                 && *stamp == program
-                && until.map_or(true, |until| Instant::now() < until)
+                && until.is_none_or(|until| Instant::now() < until)
             {
                 return None;
             }
@@ -207,7 +229,11 @@ impl WarmYtdlp {
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match start_helper(ytdlp, &python, &self.dir, generation).await {
-            Ok((h, _)) => {
+            Ok((h, ready)) => {
+                tracing::info!(
+                    "warm yt-dlp ready: {} loaded once, downloads run in its forked children",
+                    ready.version
+                );
                 let socket = h.socket.clone();
                 *state = State::Ready(Box::new(h));
                 Some(socket)
@@ -250,6 +276,7 @@ impl WarmYtdlp {
         argv: &[String],
         cwd: &Path,
         cancel: &CancellationToken,
+        gate: Option<&Gate>,
         mut on_event: impl FnMut(&Event) + Send,
     ) -> Result<Finished, WarmError> {
         // A helper that died a moment ago may not look dead yet: if it
@@ -274,7 +301,12 @@ impl WarmYtdlp {
         let (mut stream, socket) = reached.ok_or(WarmError::Unavailable)?;
         // The download's own mark, as a spawned yt-dlp's (process_tree.rs).
         let mark = process_tree::new_mark();
-        let request = serde_json::json!({ "argv": argv, "cwd": cwd, "mark": mark });
+        let request = serde_json::json!({
+            "argv": argv,
+            "cwd": cwd,
+            "mark": mark,
+            "gate": gate.is_some(),
+        });
         let mut line = serde_json::to_vec(&request).expect("a request is JSON");
         line.push(b'\n');
         let io = |source| RunError::Io {
@@ -292,7 +324,9 @@ impl WarmYtdlp {
         let mut guard: Option<ProcessTree> = None;
         let mut finished = Finished::default();
         let mut exit = None;
-        let mut lines = BufReader::new(stream).lines();
+        let (reader, mut writer) = stream.into_split();
+        let mut lines = BufReader::new(reader).lines();
+        let mut refused = None;
         let work = async {
             while let Some(line) = lines.next_line().await.map_err(io)? {
                 let event: Event = match serde_json::from_str(&line) {
@@ -313,6 +347,21 @@ impl WarmYtdlp {
                     Event::Info(v) => finished.infos.push(v),
                     Event::File(p) => finished.file = Some(p),
                     Event::Exit(code) => exit = Some(code),
+                    Event::Gate(_) => {
+                        let go = match gate {
+                            Some(gate) => gate().await,
+                            None => Ok(()),
+                        };
+                        match go {
+                            Ok(()) => writer.write_all(b"{\"go\": true}\n").await.map_err(io)?,
+                            Err(e) => {
+                                // Closing our side ends the child before
+                                // its first request.
+                                refused = Some(e);
+                                break;
+                            }
+                        }
+                    }
                 }
             }
             Ok::<_, RunError>(())
@@ -322,6 +371,9 @@ impl WarmYtdlp {
             _ = cancel.cancelled() => return Err(RunError::Cancelled("yt-dlp".into()).into()),
         }
         drop(guard);
+        if let Some(e) = refused {
+            return Err(WarmError::Gate(e));
+        }
         match exit {
             Some(code) => {
                 finished.exit = code;
@@ -460,7 +512,9 @@ async fn start_helper(
     std::fs::write(&script, SCRIPT).map_err(|e| format!("writing {}: {e}", script.display()))?;
     let socket = dir.join(format!("ytdlp-{generation}.sock"));
     let started = Instant::now();
-    let mut cmd = Command::new(&python[0]);
+    // What it forks inherits this environment: the allow-list's, with the
+    // mark of each download added by the child (ytdlp_helper.py).
+    let mut cmd = super::child_env::command(&python[0]);
     cmd.args(&python[1..])
         .arg(&script)
         .arg(&socket)

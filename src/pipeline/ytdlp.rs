@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::child_env;
 use super::classify;
 use super::process::{self, RunError};
-use super::warm::{self, WarmError, WarmYtdlp};
+use super::warm::{self, Gate, WarmError, WarmYtdlp};
 use crate::domain::{ErrorCode, JobError, MediaMeta, Platform};
 
 #[derive(Debug)]
@@ -92,7 +92,7 @@ pub fn arguments(
             "--progress".into(),
             "--print".into(),
             format!(
-                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,thumbnail}})j"
+                "video:{META_PREFIX}%(.{{id,title,duration,uploader,extractor_key,thumbnail,track,artists}})j"
             ),
             "--print".into(),
             format!("after_move:{PATH_PREFIX}%(filepath)s"),
@@ -216,6 +216,7 @@ pub async fn download(
     limits: Limits,
     cancel: &CancellationToken,
     progress: Option<ProgressFn>,
+    gate: Option<Gate>,
 ) -> Result<Download, JobError> {
     // Over the size limit during the download: stop it ourselves.
     let too_big = CancellationToken::new();
@@ -249,7 +250,10 @@ pub async fn download(
                 watch(*done as u64, total.map(|t| t as u64));
             }
         };
-        match warm.run(ytdlp, &argv, dir, &run_cancel, on_event).await {
+        match warm
+            .run(ytdlp, &argv, dir, &run_cancel, gate.as_ref(), on_event)
+            .await
+        {
             Ok(f) => {
                 outcome = Some(Outcome {
                     exit: Some(f.exit),
@@ -265,13 +269,22 @@ pub async fn download(
             }
             Err(WarmError::Unavailable) => {}
             Err(WarmError::Run(e)) => return Err(stopped(e)),
+            Err(WarmError::Gate(e)) => return Err(e),
         }
     }
     let outcome = match outcome {
         Some(o) => o,
-        None => run_cli(ytdlp, url, dir, format, extra, limits, &run_cancel, watch)
-            .await
-            .map_err(stopped)?,
+        None => {
+            // The command line cannot be held at its first request: its
+            // turn is taken as it starts (its first request follows after
+            // Python's start-up).
+            if let Some(gate) = &gate {
+                gate().await?;
+            }
+            run_cli(ytdlp, url, dir, format, extra, limits, &run_cancel, watch)
+                .await
+                .map_err(stopped)?
+        }
     };
     finish(outcome, platform, limits)
 }
@@ -288,7 +301,7 @@ async fn run_cli(
     cancel: &CancellationToken,
     mut watch: impl FnMut(u64, Option<u64>) + Send,
 ) -> Result<Outcome, RunError> {
-    let mut cmd = Command::new(ytdlp);
+    let mut cmd = child_env::command(ytdlp);
     cmd.args(arguments(url, dir, format, limits, extra, Mode::Cli))
         .current_dir(dir)
         .env("PYTHONUNBUFFERED", "1");
@@ -340,8 +353,7 @@ fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Downlo
         outcome.stderr.clone()
     };
     if stderr.contains("ERROR:") {
-        let d = classify::classify_ytdlp(&stderr);
-        return Err(JobError::new(d.code, Some(platform), d.detail));
+        return Err(classify::classify_ytdlp(&stderr).job_error(platform));
     }
     // No error of its own: a filter or the size limit turned the video down
     // (exit 0, or 101 for the breaking length filter), or every item of a
@@ -374,8 +386,7 @@ fn finish(outcome: Outcome, platform: Platform, limits: Limits) -> Result<Downlo
         }
     }
     if !exited_well {
-        let d = classify::classify_ytdlp(&outcome.stderr);
-        return Err(JobError::new(d.code, Some(platform), d.detail));
+        return Err(classify::classify_ytdlp(&outcome.stderr).job_error(platform));
     }
     Err(JobError::internal(format!(
         "yt-dlp exited {} but wrote no file; output: {}",

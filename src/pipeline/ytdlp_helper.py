@@ -14,12 +14,21 @@ yt-dlp's own command-line entry point with those arguments and answers with
 JSON lines, one object each:
 
     {"pid": N}            first: the child leads process group N
+    {"gate": "waiting"}   with "gate": true in the request: yt-dlp is about
+                          to send its first request to the site; the child
+                          waits for the daemon's {"go": true} line (the
+                          platform's turn), or exits if the connection
+                          closes
     {"out": "..."}        a line yt-dlp wrote on stdout
     {"err": "..."}        a line yt-dlp wrote on stderr (warnings, errors)
     {"progress": [done, total]}   bytes downloaded, total or null
     {"info": {...}}       the video's facts, before its download
     {"file": "..."}       the final file
     {"exit": N}           last: the exit code the command line would have
+
+The helper runs with the environment the daemon gives every program it
+starts (an allow-list: src/pipeline/child_env.rs), and its children inherit
+it with their own mark added: none of the daemon's secrets is in it.
 
 The child dies with the helper, and the helper with the daemon; the daemon
 kills a child's group to cancel it. When its stdin closes the helper stops
@@ -132,9 +141,28 @@ class Lines:
         return True
 
 
-def reporting_ydl(channel):
+def gate_on(channel, conn):
+    """Holds the caller until the daemon says go: the platform's turn is
+    taken for yt-dlp's first request itself, not for the moment the child
+    was forked (what comes between, parsing options and setting up, varies
+    with the machine's load, and would crowd two jobs' first requests)."""
+
+    def wait():
+        channel.send(gate='waiting')
+        answer = b''
+        while not answer.endswith(b'\n'):
+            data = conn.recv(4096)
+            if not data:
+                # The daemon gave up the run (cancelled, or the platform was
+                # paused meanwhile): no request goes out.
+                os._exit(1)
+            answer += data
+    return wait
+
+
+def reporting_ydl(channel, gate=None):
     """YoutubeDL that also reports progress, the video's facts and the final
-    file on the channel."""
+    file on the channel, and holds its first request at `gate`."""
     from yt_dlp import YoutubeDL
     from yt_dlp.postprocessor.common import PostProcessor
 
@@ -147,7 +175,7 @@ def reporting_ydl(channel):
             if self.what == 'info':
                 channel.send(info={k: info.get(k) for k in (
                     'id', 'title', 'duration', 'uploader', 'extractor_key',
-                    'thumbnail')})
+                    'thumbnail', 'track', 'artists')})
             else:
                 channel.send(file=info.get('filepath'))
             return [], info
@@ -159,12 +187,21 @@ def reporting_ydl(channel):
             total = d.get('total_bytes') or d.get('total_bytes_estimate')
             channel.send(progress=[d.get('downloaded_bytes') or 0, total])
 
+    pending_gate = [gate] if gate else []
+
     class ReportingYoutubeDL(YoutubeDL):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.add_progress_hook(progress)
             self.add_post_processor(Report(self, 'info'), when='video')
             self.add_post_processor(Report(self, 'file'), when='after_move')
+
+        def urlopen(self, req):
+            # Every request yt-dlp makes (extractors and downloaders) goes
+            # through here; the first one waits for the platform's turn.
+            if pending_gate:
+                pending_gate.pop()()
+            return super().urlopen(req)
 
     return ReportingYoutubeDL
 
@@ -211,7 +248,8 @@ def child(conn, listener, request):
     out, err = Lines(channel, 'out'), Lines(channel, 'err')
     sys.stdout, sys.stderr = out, err
     import yt_dlp
-    yt_dlp.YoutubeDL = reporting_ydl(channel)
+    gate = gate_on(channel, conn) if request.get('gate') else None
+    yt_dlp.YoutubeDL = reporting_ydl(channel, gate)
     code = run_cli(request['argv'])
     out.close()
     err.close()

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::executor::LastWrite;
 use super::Queue;
 use crate::db::DbError;
-use crate::domain::{MediaMeta, ReusableAudio};
+use crate::domain::{AudioSource, MediaMeta, ReusableAudio};
 
 #[derive(Clone)]
 pub struct JobHandle {
@@ -52,9 +52,16 @@ impl JobHandle {
         canonical_url: &str,
         audio_format: &str,
         audio_bitrate_kbps: Option<i32>,
+        audio_source: AudioSource,
     ) -> Result<Option<ReusableAudio>, DbError> {
         self.queue
-            .find_reusable_audio(self.id, canonical_url, audio_format, audio_bitrate_kbps)
+            .find_reusable_audio(
+                self.id,
+                canonical_url,
+                audio_format,
+                audio_bitrate_kbps,
+                audio_source,
+            )
             .await
     }
 }

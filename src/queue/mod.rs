@@ -7,6 +7,7 @@ pub mod completer;
 mod executor;
 pub mod handle;
 pub mod notifier;
+pub mod old_api;
 pub mod outcome;
 pub mod pacing;
 mod rescuer;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 
 use crate::db::DbError;
 use crate::domain::egress_pool::EgressRoutes;
-use crate::domain::{AudioRow, Job, JobError, MediaMeta, ReusableAudio};
+use crate::domain::{AudioRow, AudioSource, Job, JobError, MediaMeta, ReusableAudio};
 use crate::live::Live;
 
 /// A job from a row of `job_columns!` (sql.rs), read by name.
@@ -39,6 +40,7 @@ fn job_from_row(r: &tokio_postgres::Row) -> Job {
         pauses: r.get("pauses"),
         audio_format: r.get("audio_format"),
         audio_bitrate_kbps: r.get("audio_bitrate_kbps"),
+        audio_source: AudioSource::from_column(r.get::<_, Option<&str>>("audio_source")),
         egress: None,
     }
 }
@@ -306,13 +308,20 @@ impl Queue {
         canonical_url: &str,
         audio_format: &str,
         audio_bitrate_kbps: Option<i32>,
+        audio_source: AudioSource,
     ) -> Result<Option<ReusableAudio>, DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::FIND_REUSABLE_AUDIO).await?;
         let row = client
             .query_opt(
                 &stmt,
-                &[&canonical_url, &job_id, &audio_format, &audio_bitrate_kbps],
+                &[
+                    &canonical_url,
+                    &job_id,
+                    &audio_format,
+                    &audio_bitrate_kbps,
+                    &audio_source.as_str(),
+                ],
             )
             .await?;
         Ok(row.map(|r| ReusableAudio {
@@ -323,13 +332,15 @@ impl Queue {
             duration_secs: r.get(4),
             content_type: r.get(5),
             thumbnail_url: r.get(10),
+            title: r.get(11),
+            uploader: r.get(12),
             media: MediaMeta {
                 id: r.get(6),
                 title: r.get(7),
                 uploader: r.get(8),
                 duration: r.get(9),
-                extractor_key: None,
                 thumbnail: r.get(10),
+                ..MediaMeta::default()
             },
         }))
     }
@@ -357,6 +368,7 @@ impl Queue {
                 &m.title,
                 &m.uploader,
                 &m.duration,
+                &m.extractor_key,
             ],
         )
         .await

@@ -26,6 +26,8 @@ pub const POOLER_ADVICE: &str =
     "Supabase's transaction pooler (port 6543) cannot deliver LISTEN/NOTIFY; \
 use the direct connection db.<ref>.supabase.co:5432 or the session pooler on port 5432";
 pub const CANCEL_CHANNEL: &str = "xtract_cancel";
+/// A job of the old API finished (sql/019): its id.
+pub const FINISHED_CHANNEL: &str = "xtract_finished";
 
 /// Running jobs by id, so a cancel notification can reach the right one.
 #[derive(Clone, Default)]
@@ -57,6 +59,74 @@ impl CancelRegistry {
     }
 }
 
+/// Jobs someone waits to see finish (the old-API endpoint's requests), by
+/// id. A notification on [`FINISHED_CHANNEL`] wakes that job's watchers; a
+/// (re)connect of the listener wakes them all, since what finished while it
+/// was deaf was never announced: each watcher reads its row again.
+#[derive(Clone, Default)]
+pub struct FinishedJobs(Arc<Mutex<HashMap<Uuid, Vec<Arc<Notify>>>>>);
+
+/// One watcher of one job; it stops watching when dropped.
+pub struct FinishWatch {
+    id: Uuid,
+    notify: Arc<Notify>,
+    jobs: FinishedJobs,
+}
+
+impl FinishedJobs {
+    /// Watches `id` from now on: a finish announced after this call is
+    /// not missed, even before [`FinishWatch::changed`] is awaited. Read the
+    /// job's row after this, then wait.
+    pub fn watch(&self, id: Uuid) -> FinishWatch {
+        let notify = Arc::new(Notify::new());
+        lock(&self.0).entry(id).or_default().push(notify.clone());
+        FinishWatch {
+            id,
+            notify,
+            jobs: self.clone(),
+        }
+    }
+
+    /// How many watchers there are (each a request held open).
+    pub fn watchers(&self) -> usize {
+        lock(&self.0).values().map(Vec::len).sum()
+    }
+
+    fn finished(&self, id: Uuid) {
+        if let Some(watchers) = lock(&self.0).get(&id) {
+            for w in watchers {
+                w.notify_one();
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        for w in lock(&self.0).values().flatten() {
+            w.notify_one();
+        }
+    }
+}
+
+impl FinishWatch {
+    /// Returns once the job may have finished (announced, or the listener
+    /// reconnected): read its row again.
+    pub async fn changed(&self) {
+        self.notify.notified().await
+    }
+}
+
+impl Drop for FinishWatch {
+    fn drop(&mut self) {
+        let mut jobs = lock(&self.jobs.0);
+        if let Some(watchers) = jobs.get_mut(&self.id) {
+            watchers.retain(|w| !Arc::ptr_eq(w, &self.notify));
+            if watchers.is_empty() {
+                jobs.remove(&self.id);
+            }
+        }
+    }
+}
+
 /// What the rest of the daemon can see of the listener.
 #[derive(Default)]
 pub struct ListenerState {
@@ -71,6 +141,9 @@ pub struct Notifier {
     pub state: Arc<ListenerState>,
     /// How often to check the connection is still alive when it is quiet.
     pub ping_interval: Duration,
+    /// With the old-API endpoint on: the jobs its requests wait for (one
+    /// more channel on the same connection). None: not listened to.
+    pub finished: Option<FinishedJobs>,
 }
 
 impl Notifier {
@@ -110,13 +183,18 @@ impl Notifier {
     async fn session(&self, stop: &CancellationToken) -> Result<(), DbError> {
         let (client, connection) = self.target.connect().await?;
         let (mut rx, _driver) = drive(connection, Some(self.wake.clone()));
-        client
-            .batch_execute(&format!("LISTEN {JOBS_CHANNEL}; LISTEN {CANCEL_CHANNEL};"))
-            .await?;
+        let mut listen = format!("LISTEN {JOBS_CHANNEL}; LISTEN {CANCEL_CHANNEL};");
+        if self.finished.is_some() {
+            listen.push_str(&format!(" LISTEN {FINISHED_CHANNEL};"));
+        }
+        client.batch_execute(&listen).await?;
         self.state.alive.store(true, Ordering::SeqCst);
         tracing::info!("listening for jobs on channel {JOBS_CHANNEL}");
-        // Anything inserted while we were not listening.
+        // Anything inserted, or finished, while we were not listening.
         self.wake.notify_one();
+        if let Some(finished) = &self.finished {
+            finished.wake_all();
+        }
 
         let mut ping = tokio::time::interval(self.ping_interval);
         ping.tick().await;
@@ -128,6 +206,11 @@ impl Notifier {
                             if self.cancels.cancel(id) {
                                 tracing::info!(job_id = %id, "operator cancelled the job");
                             }
+                        }
+                    }
+                    Some(Ok(n)) if n.channel() == FINISHED_CHANNEL => {
+                        if let (Some(finished), Ok(id)) = (&self.finished, n.payload().parse::<Uuid>()) {
+                            finished.finished(id);
                         }
                     }
                     Some(Ok(_)) => self.wake.notify_one(),

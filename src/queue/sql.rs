@@ -8,7 +8,7 @@ macro_rules! job_columns {
         "j.id, j.user_id, j.original_url, j.attempts, j.platform,
          coalesce(j.created_at, j.run_after) AS created_at,
          extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8 AS waited_secs,
-         j.pauses, j.audio_format, j.audio_bitrate_kbps"
+         j.pauses, j.audio_format, j.audio_bitrate_kbps, j.audio_source"
     };
 }
 
@@ -337,7 +337,8 @@ WHERE id = $1 AND locked_by = $2";
 /// bitrate, made by another job: reusing it spares the platform a request.
 pub const FIND_REUSABLE_AUDIO: &str = "
 SELECT j.id, a.storage_path, a.filename, a.file_size::int8, a.duration, a.content_type,
-       j.media_id, j.media_title, j.media_uploader, j.media_duration_secs, a.thumbnail_url
+       j.media_id, j.media_title, j.media_uploader, j.media_duration_secs, a.thumbnail_url,
+       a.title, a.uploader
 FROM processing_jobs AS j
 JOIN audio_files AS a ON a.id = j.result_audio_file_id
 WHERE j.canonical_url = $1
@@ -345,6 +346,7 @@ WHERE j.canonical_url = $1
   AND j.id <> $2
   AND a.audio_format = $3
   AND a.audio_bitrate_kbps IS NOT DISTINCT FROM $4
+  AND j.audio_source = $5
   AND a.storage_path IS NOT NULL
 ORDER BY j.finished_at DESC
 LIMIT 1";
@@ -355,8 +357,24 @@ UPDATE processing_jobs
 SET media_id = $3,
     media_title = $4,
     media_uploader = $5,
-    media_duration_secs = $6
+    media_duration_secs = $6,
+    media_extractor = $7
 WHERE id = $1 AND locked_by = $2";
+
+/// A run's first request is about to go to platform `$1` through egress
+/// `$2`: it goes at the later of now and `$3` seconds after the latest one
+/// (`wait`, seconds from now), which becomes the latest. `paused`: the
+/// egress was paused for the platform since the turn was taken.
+pub const REQUEST_GOES: &str = "
+UPDATE xtract.platform_pacing
+SET last_request_at = CASE
+        WHEN paused_until > clock_timestamp() THEN last_request_at
+        ELSE greatest(clock_timestamp(), last_request_at + make_interval(secs => $3))
+    END
+WHERE platform = $1 AND egress_key = $2
+RETURNING extract(epoch FROM last_request_at - clock_timestamp())::float8 AS wait,
+          coalesce(paused_until > clock_timestamp(), false) AS paused,
+          extract(epoch FROM paused_until - clock_timestamp())::float8 AS paused_for";
 
 /// Download progress, at most once a second. It renews the lease too:
 /// every write of this row is an event to the app's Realtime subscription,
@@ -614,3 +632,45 @@ WHERE id = ANY($1)";
 pub const DELETE_AUDIO_ROWS: &str = "
 DELETE FROM audio_files
 WHERE id = ANY($1)";
+
+// ---- the old service's HTTP API (ops/compat; sql/019, sql/107) ----
+
+/// Whether the database lets the daemon insert under the app's per-user
+/// limit: the insert policy's function exists (the Supabase layer, 100/101)
+/// and the daemon's role may call it (107).
+pub const OLD_API_SUPPORTED: &str = "
+SELECT to_regprocedure('xtract.may_enqueue(uuid)') IS NOT NULL,
+       coalesce(has_function_privilege(to_regprocedure('xtract.may_enqueue(uuid)'), 'EXECUTE'), false)";
+
+/// The user's claims for this transaction, as PostgREST sets them for an
+/// app's request: `auth.uid()` in the per-user limit is then that user.
+pub const OLD_API_CLAIMS: &str = "
+SELECT set_config('request.jwt.claims', $1, true)";
+
+/// A job as the app inserts it (`user_id`, `original_url`, `status` =
+/// pending) under the app's per-user limit, the insert policy's own check,
+/// and marked as the old API's. The insert trigger checks the link and
+/// sets the platform and the user's place in line, as for every insert.
+pub const OLD_API_INSERT: &str = "
+INSERT INTO processing_jobs (user_id, original_url, status, submitted_via)
+SELECT $1, $2, 'pending', 'old_api'
+WHERE xtract.may_enqueue($1)
+RETURNING id";
+
+/// The user's old-API job for this link that still waits or runs: the same
+/// request again (a retry after a 504) waits for it instead of adding one.
+pub const OLD_API_ACTIVE: &str = "
+SELECT id
+FROM processing_jobs
+WHERE user_id = $1
+  AND original_url = $2
+  AND submitted_via = 'old_api'
+  AND status IN ('pending', 'processing')
+ORDER BY created_at DESC
+LIMIT 1";
+
+/// What the old API answers from: the job's status and result.
+pub const OLD_API_OUTCOME: &str = "
+SELECT status, result_audio_file_id, error_code, error_message
+FROM processing_jobs
+WHERE id = $1";

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod proxy_double;
+pub mod rehearsal;
 pub mod storage_double;
+pub mod supabase;
 pub mod wheels;
 
 use std::path::{Path, PathBuf};
@@ -236,23 +238,8 @@ pub fn media() -> &'static Media {
     MEDIA.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-media");
         std::fs::create_dir_all(&dir).expect("media dir");
-        let t = tools();
         let make = |name: &str, args: &[&str]| {
-            let out = dir.join(name);
-            if out.exists() {
-                return;
-            }
-            // Written under a unique name, then renamed: test binaries run
-            // side by side and must never see half a file.
-            let tmp = dir.join(format!(".{}.{}.{name}", std::process::id(), Uuid::new_v4()));
-            let status = Command::new(&t.ffmpeg)
-                .args(["-hide_banner", "-loglevel", "error", "-y"])
-                .args(args)
-                .arg(&tmp)
-                .status()
-                .expect("run ffmpeg");
-            assert!(status.success(), "ffmpeg could not make {name}");
-            std::fs::rename(&tmp, &out).expect("rename media");
+            make_media(&dir, name, args);
         };
         let sine = |secs: u32| format!("sine=frequency=440:duration={secs}");
         let video = |secs: u32| format!("testsrc=size=160x120:rate=10:duration={secs}");
@@ -360,6 +347,26 @@ pub fn media() -> &'static Media {
         }
         Media { dir }
     })
+}
+
+/// Makes `dir/name` with ffmpeg (`args` before the output) unless it is
+/// there already. Written under a unique name, then renamed: test binaries
+/// run side by side and must never see half a file.
+pub fn make_media(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    if out.exists() {
+        return out;
+    }
+    let tmp = dir.join(format!(".{}.{}.{name}", std::process::id(), Uuid::new_v4()));
+    let status = Command::new(&tools().ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(&tmp)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {name}");
+    std::fs::rename(&tmp, &out).expect("rename media");
+    out
 }
 
 /// A stand-in for yt-dlp, for links to platforms we cannot reach. It reads
@@ -703,6 +710,12 @@ pub struct DaemonOptions {
     pub grace_secs: f64,
     pub worker_id: String,
     pub extra_env: Vec<(String, String)>,
+    /// A program and arguments to run the daemon under (the platform
+    /// rehearsal's namespace: `Rehearsal::wrapper`); empty: none.
+    pub wrapper: Vec<String>,
+    /// Run as this (uid, gid), as the unit's `User=` does (tests run as
+    /// root): the daemon's folder is handed to that user.
+    pub user: Option<(u32, u32)>,
 }
 
 impl DaemonOptions {
@@ -715,6 +728,8 @@ impl DaemonOptions {
             grace_secs: 10.0,
             worker_id: format!("test-{}", Uuid::new_v4().simple()),
             extra_env: Vec::new(),
+            wrapper: Vec::new(),
+            user: None,
         }
     }
 }
@@ -724,6 +739,8 @@ impl Daemon {
         Self::spawn(db_url, opts, &["run"])
     }
 
+    /// An empty `db_url` puts no DATABASE_URL in the environment (an env
+    /// file gives it).
     pub fn spawn(db_url: &str, opts: &DaemonOptions, args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("xtract-daemon-")
@@ -731,14 +748,22 @@ impl Daemon {
             .expect("temp dir");
         let log = dir.path().join("daemon.log");
         let t = tools();
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_xtract"));
+        let program = env!("CARGO_BIN_EXE_xtract");
+        let mut cmd = match opts.wrapper.split_first() {
+            // The wrapper ends by exec-ing the daemon: same pid.
+            Some((first, rest)) => {
+                let mut c = tokio::process::Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => tokio::process::Command::new(program),
+        };
         cmd.kill_on_drop(true);
         cmd.args(args)
             .current_dir(dir.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
-            .env("DATABASE_URL", db_url)
             .env("XTRACT_STORAGE", "local")
             .env("XTRACT_LOCAL_STORAGE_DIR", dir.path().join("audio"))
             .env("XTRACT_WORK_DIR", dir.path().join("work"))
@@ -756,8 +781,15 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("stdout file"))
             .stderr(std::fs::File::create(&log).expect("log file"));
+        if !db_url.is_empty() {
+            cmd.env("DATABASE_URL", db_url);
+        }
         for (k, v) in &opts.extra_env {
             cmd.env(k, v);
+        }
+        if let Some((uid, gid)) = opts.user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+            cmd.uid(uid).gid(gid);
         }
         let child = cmd.spawn().expect("start xtract");
         Daemon { child, dir, log }

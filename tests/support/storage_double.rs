@@ -389,7 +389,7 @@ async fn handle(
             let to = format!("{bucket}/{}", req["destinationKey"].as_str().unwrap_or_default());
             match i.objects.get(&from).cloned() {
                 None => error("404", "NoSuchKey", "Object not found"),
-                Some(_) if i.objects.contains_key(&to) && !header(&headers, "x-upsert").is_some_and(|v| v == "true") => {
+                Some(_) if i.objects.contains_key(&to) && header(&headers, "x-upsert").is_none_or(|v| v != "true") => {
                     error("409", "KeyAlreadyExists", "The resource already exists")
                 }
                 Some(o) => {

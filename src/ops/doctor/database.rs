@@ -65,14 +65,22 @@ pub(super) async fn checks(url: Option<&str>, horizon_warn: Duration) -> Vec<Che
     let client = match target.connect_simple().await {
         Ok(c) => c,
         Err(e) => {
-            let mut out = vec![Check::fail(
+            let check = Check::fail(
                 "database",
                 format!(
                     "cannot connect to {shown}: {} (LISTEN and migrations not checked)",
                     e.cause()
                 ),
                 connect_fix(&e),
-            )];
+            );
+            // No answer at all (down, a firewall, a wrong host), as opposed
+            // to one that refused us (a password, a role).
+            let check = if crate::db::is_connection_error(&e) {
+                check.unreachable()
+            } else {
+                check
+            };
+            let mut out = vec![check];
             if uses_transaction_pooler(&target) {
                 out.push(Check::warn(
                     "listen",

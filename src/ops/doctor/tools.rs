@@ -15,7 +15,7 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs `program args…` and returns the first line of its output.
 async fn first_line(program: &Path, args: &[&str]) -> Result<String, String> {
-    let run = tokio::process::Command::new(program)
+    let run = crate::pipeline::child_env::command(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -111,7 +111,11 @@ pub async fn check_ytdlp(program: Option<&Path>, today: NaiveDate, channel: Chan
 /// older than 3 days means the upgrade is not running; a stable release is
 /// about monthly.
 fn judge_ytdlp(program: &Path, version: &str, today: NaiveDate, channel: Channel) -> Check {
-    let found = format!("{version} ({})", program.display());
+    let found = format!(
+        "{version} ({}: {})",
+        program.display(),
+        crate::ops::config::program_origin("XTRACT_YTDLP", program)
+    );
     let limit = channel.max_age_days();
     match ytdlp_release_date(version) {
         None => Check::warn(

@@ -26,7 +26,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 const IMPORTS: &[(&str, &str)] = &[("curl_cffi", "curl_cffi"), ("yt_dlp_ejs", "yt_dlp_ejs")];
 
 async fn first_line(program: &Path, args: &[&str]) -> Result<String, String> {
-    let run = tokio::process::Command::new(program)
+    let run = crate::pipeline::child_env::command(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -116,6 +116,7 @@ async fn extract_clip(ytdlp: &Path) -> Result<String, String> {
         Platform::Other,
         limits,
         &cancel,
+        None,
         None,
     );
     // Dropping the download on timeout kills yt-dlp's process group.

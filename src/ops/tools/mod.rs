@@ -246,7 +246,7 @@ pub async fn reload_daemons() -> String {
         return "systemd is not running here: nothing reloaded (new jobs use the new yt-dlp anyway)"
             .into();
     }
-    let out = tokio::process::Command::new("systemctl")
+    let out = crate::pipeline::child_env::command("systemctl")
         .args(["try-reload-or-restart", "xtract.service"])
         .stdin(std::process::Stdio::null())
         .output()
@@ -266,7 +266,7 @@ pub async fn reload_daemons() -> String {
 pub async fn describe_ytdlp(program: &Path) -> String {
     let version = tokio::time::timeout(
         std::time::Duration::from_secs(20),
-        tokio::process::Command::new(program)
+        crate::pipeline::child_env::command(program)
             .arg("--version")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::layout::Layout;
 use super::{io, ToolsError};
+use crate::pipeline::child_env;
 
 /// pip downloads deno (about 40 MB); a slow mirror gets this long.
 const PIP_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -106,7 +107,7 @@ impl Resolved {
 
 /// Runs `python args…`; pip's last error lines on failure.
 async fn run(python: &Path, args: &[String], what: &str) -> Result<(), ToolsError> {
-    let child = tokio::process::Command::new(python)
+    let child = child_env::package_index_command(python)
         .args(args)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -147,7 +148,7 @@ const REPORT_PIP: (u32, u32) = (22, 2);
 
 /// The (major, minor) version of `python`'s pip.
 async fn pip_version(python: &Path) -> Option<(u32, u32)> {
-    let out = tokio::process::Command::new(python)
+    let out = child_env::package_index_command(python)
         .args(["-m", "pip", "--version"])
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)

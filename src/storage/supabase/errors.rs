@@ -153,7 +153,7 @@ pub fn human_size(bytes: u64) -> String {
     for (unit, decimal, binary) in UNITS {
         if bytes >= decimal {
             for base in [decimal, binary] {
-                if bytes % base == 0 {
+                if bytes.is_multiple_of(base) {
                     return format!("{} {unit}", bytes / base);
                 }
             }

@@ -1,7 +1,10 @@
 //! Supabase Storage's settings (XTRACT_STORAGE=supabase), read here, by the
 //! backend that uses them.
 
-use crate::settings::{err, parse, ConfigError, Secret};
+use crate::settings::{credential, err, one_secret, parse, ConfigError, Secret};
+
+/// The systemd credential that holds the key (`$CREDENTIALS_DIRECTORY/supabase-service-key`).
+pub const SERVICE_KEY_CREDENTIAL: &str = "supabase-service-key";
 
 /// Supabase Storage (XTRACT_STORAGE=supabase).
 #[derive(Debug, Clone)]
@@ -36,29 +39,38 @@ impl SupabaseSettings {
                 ),
             ));
         }
-        let key = match (
+        let from_env = match (
             get("SUPABASE_SERVICE_ROLE_KEY"),
             get("SUPABASE_SERVICE_ROLE_KEY_FILE"),
         ) {
-            (Some(k), _) => k.trim().to_string(),
-            // systemd credentials (LoadCredential=) arrive as a file.
-            (None, Some(path)) => std::fs::read_to_string(path.trim())
-                .map_err(|e| {
-                    err(
-                        "SUPABASE_SERVICE_ROLE_KEY_FILE",
-                        format!("cannot read {path}: {e}"),
-                    )
-                })?
-                .trim()
-                .to_string(),
-            (None, None) => {
-                return Err(err(
-                    "SUPABASE_SERVICE_ROLE_KEY",
-                    "not set (or set SUPABASE_SERVICE_ROLE_KEY_FILE)",
-                ))
-            }
+            (Some(k), _) => Some(k),
+            // A file of the operator's choosing (a secrets mount).
+            (None, Some(path)) => Some(std::fs::read_to_string(path.trim()).map_err(|e| {
+                err(
+                    "SUPABASE_SERVICE_ROLE_KEY_FILE",
+                    format!("cannot read {path}: {e}"),
+                )
+            })?),
+            (None, None) => None,
         };
-        if key.is_empty() {
+        let from_env = from_env.map(|k| Secret::new(k.trim()));
+        // systemd's credential (LoadCredential=), the unit's way.
+        let from_credential = credential(get, SERVICE_KEY_CREDENTIAL)?;
+        let key = one_secret(
+            "SUPABASE_SERVICE_ROLE_KEY",
+            from_env,
+            SERVICE_KEY_CREDENTIAL,
+            from_credential,
+        )?
+        .ok_or_else(|| {
+            err(
+                "SUPABASE_SERVICE_ROLE_KEY",
+                format!(
+                    "not set (or set SUPABASE_SERVICE_ROLE_KEY_FILE, or give the systemd credential {SERVICE_KEY_CREDENTIAL})"
+                ),
+            )
+        })?;
+        if key.expose().is_empty() {
             return Err(err("SUPABASE_SERVICE_ROLE_KEY", "is empty"));
         }
         let threshold_mb = parse(
@@ -70,7 +82,7 @@ impl SupabaseSettings {
         )?;
         Ok(SupabaseSettings {
             url,
-            service_role_key: Secret::new(key),
+            service_role_key: key,
             bucket: get("XTRACT_STORAGE_BUCKET").unwrap_or_else(|| "audio-files".into()),
             resumable_threshold: (threshold_mb * 1024.0 * 1024.0) as u64,
         })
