@@ -375,7 +375,10 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
             let url = database_url(&config, "run")?;
             daemon::run(&config, &url, exit_when_idle)
                 .await
-                .map_err(|e| CliError::new(Kind::Failed, "run", e.0))?
+                .map_err(|e| match e {
+                    daemon::RunError::Start(e) => CliError::new(Kind::Failed, "run", e.0),
+                    daemon::RunError::Misconfigured(m) => CliError::new(Kind::Usage, "run", m),
+                })?
         }
         Command::Dev { demo } => dev::dev(config, demo)
             .await

@@ -122,6 +122,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 22,
+        name: "platform guess reads hosts as the daemon",
+        sql: include_str!("../../sql/022_platform_guess_reads_hosts_as_the_daemon.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),

@@ -55,7 +55,7 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
     config.storage = StorageKind::Local;
     eprintln!("database: {url}");
     if !demo {
-        return daemon::run(&config, &url, false).await;
+        return Ok(daemon::run(&config, &url, false).await?);
     }
     // The demo clip is served from 127.0.0.1.
     config.allow_private_urls = true;

@@ -93,7 +93,8 @@ impl fmt::Display for Check {
             self.name,
             self.found
         )?;
-        if let Some(fix) = &self.fix {
+        // No arrow before nothing.
+        if let Some(fix) = self.fix.as_ref().filter(|f| !f.is_empty()) {
             write!(f, " → {fix}")?;
         }
         Ok(())
@@ -341,7 +342,7 @@ pub async fn check_storage(
                         "supabase bucket '{}' at {}: {e}",
                         settings.bucket, settings.url
                     ),
-                    e.advice().trim_start_matches(" — "),
+                    e.advice(),
                 ),
             },
         },
