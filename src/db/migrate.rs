@@ -104,6 +104,18 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 17,
+        name: "queue at scale",
+        sql: include_str!("../../sql/017_queue_at_scale.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 18,
+        name: "horizon holders",
+        sql: include_str!("../../sql/018_horizon_holders.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 19,
         name: "old service's HTTP API",
         sql: include_str!("../../sql/019_old_api.sql"),

@@ -154,6 +154,8 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("processing_jobs_before_insert", ""),
     ("processing_jobs_before_update", ""),
     ("processing_jobs_notify", ""),
+    ("processing_jobs_notify_inserted", ""),
+    ("horizon_holders", ""),
     ("touch_updated_at", ""),
     ("storage_bucket", ""),
     ("check_audio_choice", "format text, bitrate integer"),

@@ -106,6 +106,9 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// With retention: delete their audio rows and objects too.
     pub retention_audio: bool,
+    /// A session holding a snapshot this long is named in the log and by
+    /// `doctor` (XTRACT_HORIZON_WARN_SECS).
+    pub horizon_warn: Duration,
 }
 
 impl Config {
@@ -418,6 +421,7 @@ impl Config {
                 "a whole number of days from 1",
             )?,
             retention_audio: flag("XTRACT_RETENTION_AUDIO")?,
+            horizon_warn: secs("XTRACT_HORIZON_WARN_SECS", 300.0, 0.0)?,
             dedup: match get("XTRACT_DEDUP") {
                 None => true,
                 Some(_) => flag("XTRACT_DEDUP")?,

@@ -472,6 +472,14 @@ async fn serve<S: AudioStore + Clone>(
             tasks.stop.clone(),
         ));
     }
+    // Names a session that keeps the queue's dead row versions from being
+    // removed (once each, as a warning), with a connection of its own.
+    let horizon_pool = target.pool(1).map_err(|e| StartError(e.to_string()))?;
+    tasks.tracker.spawn(super::horizon::watch(
+        horizon_pool,
+        config.horizon_warn,
+        tasks.stop.clone(),
+    ));
     let pipeline_config = Live::new(pipeline_of(config));
     let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(

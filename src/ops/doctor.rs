@@ -162,6 +162,8 @@ struct Inputs {
     local_storage_dir: PathBuf,
     /// None when the configuration could not be read at all.
     supabase: Option<Result<SupabaseSettings, ConfigError>>,
+    /// XTRACT_HORIZON_WARN_SECS: how long a snapshot may be held unnamed.
+    horizon_warn: std::time::Duration,
 }
 
 impl Inputs {
@@ -175,6 +177,7 @@ impl Inputs {
             storage: Some(c.storage),
             local_storage_dir: c.local_storage_dir.clone(),
             supabase: Some(c.supabase.clone()),
+            horizon_warn: c.horizon_warn,
         }
     }
 
@@ -204,6 +207,11 @@ impl Inputs {
                 get("XTRACT_LOCAL_STORAGE_DIR").unwrap_or_else(|| "./audio".into()),
             ),
             supabase: None,
+            horizon_warn: get("XTRACT_HORIZON_WARN_SECS")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(std::time::Duration::from_secs_f64)
+                .unwrap_or(std::time::Duration::from_secs(300)),
         }
     }
 }
@@ -254,7 +262,7 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
             "correct or remove it in the environment or the env file",
         ));
     }
-    for check in database::checks(inputs.database_url.as_deref()).await {
+    for check in database::checks(inputs.database_url.as_deref(), inputs.horizon_warn).await {
         report.push(check);
     }
     report.push(tools::check_ytdlp(inputs.ytdlp.as_deref(), today(), inputs.channel).await);

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dev;
 pub mod doctor;
 pub mod health;
+pub mod horizon;
 pub mod isolation;
 pub mod jobs;
 pub mod localpg;

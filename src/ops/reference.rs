@@ -84,6 +84,7 @@ pub const SETTINGS: &[Setting] = &[
     s("XTRACT_WORKER_ID", "host:pid", CONFIG, "This daemon's name in `processing_jobs.locked_by`."),
     s("XTRACT_RETENTION_DAYS", "", CONFIG, "Delete completed, failed and cancelled jobs older than this many days (hourly, in batches); off when unset."),
     s("XTRACT_RETENTION_AUDIO", "false", CONFIG, "With retention, also delete their audio rows and files."),
+    s("XTRACT_HORIZON_WARN_SECS", "300", CONFIG, "A session (or prepared transaction, or replication slot) holding a snapshot this long, which keeps every dead row version of processing_jobs, is named in the log (once) and by `xtract doctor`, with the statement that ends it."),
     // Operations.
     s("XTRACT_HEALTH_ADDR", "", CONFIG, "Serve GET /health and GET /metrics on this address (off unless set)."),
     s("XTRACT_LOG_FORMAT", "human", CONFIG, "Logs: human (compact lines; no timestamps under journald) or json."),

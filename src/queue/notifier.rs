@@ -182,7 +182,7 @@ impl Notifier {
     /// One connection's life: LISTEN, then dispatch until it breaks.
     async fn session(&self, stop: &CancellationToken) -> Result<(), DbError> {
         let (client, connection) = self.target.connect().await?;
-        let (mut rx, _driver) = drive(connection);
+        let (mut rx, _driver) = drive(connection, Some(self.wake.clone()));
         let mut listen = format!("LISTEN {JOBS_CHANNEL}; LISTEN {CANCEL_CHANNEL};");
         if self.finished.is_some() {
             listen.push_str(&format!(" LISTEN {FINISHED_CHANNEL};"));
@@ -234,13 +234,17 @@ impl Notifier {
 
 /// Drives a connection (which must be polled for the client's own queries
 /// to complete, and yields the notifications): each notification, or the
-/// error that ended the connection, arrives on the receiver. The driver
-/// task ends when the returned guard is dropped.
+/// error that ended the connection, arrives on the receiver, except those
+/// of the jobs channel when `jobs` is given: they wake the worker loop from
+/// the driver itself, one task hop less between a NOTIFY and the claim
+/// (every pickup waits for it). The driver task ends when the returned
+/// guard is dropped.
 fn drive(
     mut connection: tokio_postgres::Connection<
         tokio_postgres::Socket,
         postgres_native_tls::TlsStream<tokio_postgres::Socket>,
     >,
+    jobs: Option<Arc<Notify>>,
 ) -> (
     mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, tokio_postgres::Error>>,
     AbortOnDrop,
@@ -250,7 +254,13 @@ fn drive(
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             let sent = match message {
-                Ok(AsyncMessage::Notification(n)) => tx.send(Ok(n)),
+                Ok(AsyncMessage::Notification(n)) => match &jobs {
+                    Some(wake) if n.channel() == JOBS_CHANNEL => {
+                        wake.notify_one();
+                        Ok(())
+                    }
+                    _ => tx.send(Ok(n)),
+                },
                 Ok(_) => Ok(()),
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -293,7 +303,7 @@ pub async fn listen_works(target: &DbTarget) -> Result<Duration, ListenError> {
     let token = Uuid::new_v4().to_string();
 
     let (listener, connection) = target.connect().await.map_err(ListenError::Connect)?;
-    let (mut rx, _driver) = drive(connection);
+    let (mut rx, _driver) = drive(connection, None);
     listener
         .batch_execute(&format!("LISTEN {channel}"))
         .await
