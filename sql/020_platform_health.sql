@@ -65,18 +65,24 @@ comment on table xtract.platform_health is
 grant select, insert, delete on xtract.ytdlp_runs to xtract_worker;
 grant select, insert, update on xtract.platform_health to xtract_worker;
 
--- Per platform and egress, as before (014), and now per platform: healthy
--- or broken since when, which yt-dlp build serves it, what was tried. With
--- several machines, the row of a machine that finds it broken comes first.
+-- Per platform and egress, as before (017: the waiting jobs counted once per
+-- platform), and now per platform: healthy or broken since when, which
+-- yt-dlp build serves it, what was tried. With several machines, the row of
+-- a machine that finds it broken comes first.
 create or replace view xtract.platform_status as
+with waiting as (
+    select platform, count(*) as jobs
+    from public.processing_jobs
+    where status = 'pending'
+    group by platform
+)
 select
     p.platform,
     p.egress_key as egress,
     case when p.paused_until > now() then p.paused_until end as paused_until,
     case when p.paused_until > now() then p.pause_reason end as pause_reason,
     greatest(p.next_request_at, coalesce(p.paused_until, now()), now()) as next_free_slot,
-    (select count(*) from public.processing_jobs as j
-     where j.platform = p.platform and j.status = 'pending') as jobs_waiting,
+    coalesce(w.jobs, 0) as jobs_waiting,
     case
         when p.paused_until > now()
             then 'Paused after the platform pushed back through this egress; its jobs go out through the platform''s other egresses meanwhile, and wait only while all are paused. Clear paused_until in xtract.platform_pacing to resume early.'
@@ -95,6 +101,7 @@ select
     h.bad_builds as ytdlp_bad_builds,
     h.host as health_host
 from xtract.platform_pacing as p
+left join waiting as w on w.platform = p.platform
 left join lateral (
     select *
     from xtract.platform_health as ph
@@ -104,7 +111,7 @@ left join lateral (
 ) as h on true;
 
 comment on view xtract.platform_status is
-    'Per platform and egress: the pause (until, why), the next free request slot, the last change; per platform: health (healthy, broken, canary, probation, pinned) since when, the yt-dlp build, what xtract tried last and why.';
+    'Per platform and egress: the pause (until, why), the next free request slot, and the last change (a row of an egress nobody uses any more stops changing). jobs_waiting counts the platform''s waiting jobs, whatever egress serves them. Per platform: health (healthy, broken, canary, probation, pinned) since health_since, the yt-dlp build, what xtract tried last and why (heal_tried).';
 
 -- Only the dashboard's roles read them.
 revoke all on xtract.platform_status, xtract.ytdlp_runs, xtract.platform_health from public;

@@ -404,7 +404,7 @@ fn check_spacing(r: &Rehearsal, videos: &[(Site, String, Uuid)], exits: &[IpAddr
         }
         // A job asks more than once (page, API calls, media, thumbnail):
         // per-job pacing spaces the jobs' first requests, and the rest of a
-        // job's follow at once (README: "Platform rehearsal").
+        // job's follow at once (docs/development.md, "The platform rehearsal").
         for video in &v {
             assert!(r.seen_for(video).len() >= 3, "{video}");
         }

@@ -6,6 +6,7 @@
 pub mod proxy_double;
 pub mod rehearsal;
 pub mod storage_double;
+pub mod supabase;
 pub mod wheels;
 
 use std::path::{Path, PathBuf};

@@ -56,7 +56,7 @@ impl Tally {
         let mut t = Tally::default();
         for run in runs
             .iter()
-            .filter(|r| r.build == build && since.map_or(true, |s| r.at >= s))
+            .filter(|r| r.build == build && since.is_none_or(|s| r.at >= s))
             .take(window as usize)
         {
             t.runs += 1;
@@ -235,9 +235,9 @@ fn say(out: &mut Vec<Action>, warn: bool, text: String) {
 
 fn secs(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 3600 && s % 3600 == 0 {
+    if s >= 3600 && s.is_multiple_of(3600) {
         format!("{} h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
@@ -733,7 +733,7 @@ fn start_build(p: &mut PlatformState, serving: &str, f: &Facts, r: &Rules, out: 
     let due = match &p.attempt {
         None => true,
         Some(a) if a.running => f.now > after(a.at, r.build_stale),
-        Some(a) => a.next_try.map_or(true, |t| f.now >= t),
+        Some(a) => a.next_try.is_none_or(|t| f.now >= t),
     };
     if !due {
         return;
