@@ -10,6 +10,7 @@
 //! mount namespace and port 443):
 //!
 //!     scripts/rehearse            # cargo bench --bench rehearse
+//!     scripts/rehearse heal       # TikTok breaks and heals (issue 21) alone
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -67,6 +68,136 @@ fn extractor(o: &Outcome) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Issue 21: TikTok ships a redesign (every page moves its data under a
+/// new script id), the pinned yt-dlp fails TikTok's jobs, and a nightly
+/// that reads the new page waits in a local wheel folder. Users keep adding
+/// TikTok links (one every 3 s) with the default heal settings (3 of the
+/// last 10 jobs; upgrade at once on the nightly channel; a canary on a
+/// failed job) and TikTok's default attempts; the row completes when every
+/// one of them has. Its detail: seconds from the first failure to the first
+/// job completed again, the build's own share of it, and how many users'
+/// jobs failed meanwhile.
+async fn heal(r: &Rehearsal) -> Row {
+    use support::rehearsal::heal::{fixed_nightly, HealTools};
+    r.redesign(Site::TikTok, true);
+    let t = HealTools::on_the_pinned_yt_dlp();
+    let nightly = fixed_nightly();
+    // The rehearsal's pacing, with TikTok's default attempts: a job that
+    // fails by the extractor waits for a retry instead of failing for good.
+    let platforms = support::rehearsal::rig::QUICK_PLATFORMS.replacen("max_attempts = 1\n", "", 1);
+    let rig = Rig::start(
+        r,
+        RigOptions {
+            platforms,
+            extra_env: t.pip_env(&[&nightly]),
+            ..Default::default()
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut jobs = Vec::new();
+    let mut build: (Option<String>, Option<String>) = (None, None);
+    let first_completed = loop {
+        let (url, video) = r.video(Site::TikTok, Behaviour::Ok);
+        jobs.push((video, rig.job(&url).await));
+        // Meanwhile: when the build started and when it was ready.
+        let state = t.state();
+        let tiktok = &state["platforms"]["tiktok"];
+        if let Some(at) = tiktok["attempt"]["at"].as_str() {
+            build.0.get_or_insert(at.to_string());
+        }
+        if let Some(at) = tiktok["canary"]["since"].as_str() {
+            build.1.get_or_insert(at.to_string());
+        }
+        let done: Option<chrono::DateTime<chrono::Utc>> = rig
+            .client
+            .query_one(
+                "SELECT min(finished_at) FROM processing_jobs WHERE platform = 'tiktok' AND status = 'completed'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if let Some(done) = done {
+            break done;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "TikTok did not heal within 10 minutes\n{}",
+            rig.daemon.log_text()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    };
+    // Every job completes, the ones that failed before the heal too.
+    let mut outcomes = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    for (_, id) in &jobs {
+        let o = loop {
+            let o = rig.outcome(*id).await;
+            if o.status == "completed" || std::time::Instant::now() > deadline {
+                break o;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        outcomes.push(o);
+    }
+    let first_failure: chrono::DateTime<chrono::Utc> = rig
+        .client
+        .query_one(
+            "SELECT min(at) FROM xtract.ytdlp_runs WHERE platform = 'tiktok' AND NOT ok",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Users' jobs that ended an attempt failed before the heal, and those
+    // that ended failed for good.
+    let (attempts_failed, failed_for_good): (i64, i64) = {
+        let row = rig
+            .client
+            .query_one(
+                "SELECT count(DISTINCT job_id), count(DISTINCT job_id) FILTER (WHERE j.status = 'failed')
+                 FROM xtract.ytdlp_runs AS r JOIN processing_jobs AS j ON j.id = r.job_id
+                 WHERE r.platform = 'tiktok' AND NOT r.ok AND r.at < $1",
+                &[&first_completed],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let secs = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {
+        (b - a).num_milliseconds() as f64 / 1000.0
+    };
+    let build_secs = match (&build.0, &build.1) {
+        (Some(a), Some(b)) => match (a.parse(), b.parse()) {
+            (Ok(a), Ok(b)) => format!("{:.1} s", secs(a, b)),
+            _ => "?".into(),
+        },
+        _ => "not seen".into(),
+    };
+    let completed = outcomes.iter().filter(|o| o.status == "completed").count();
+    let all = outcomes.len();
+    let outcome = outcomes
+        .iter()
+        .find(|o| o.status != "completed")
+        .cloned()
+        .unwrap_or_else(|| outcomes[0].clone());
+    let requests = jobs.iter().map(|(v, _)| r.seen_for(v).len()).sum();
+    r.redesign(Site::TikTok, false);
+    Row {
+        site: Site::TikTok,
+        name: "heal".into(),
+        want_status: "completed",
+        want_code: None,
+        outcome,
+        requests,
+        note: format!(
+            "first failure to first job completed again: {:.1} s (the build and its check: {build_secs}); {attempts_failed} users' jobs failed meanwhile ({failed_for_good} for good: the others waited for their retry), {completed} of {all} completed; defaults: 3 of the last 10 jobs, nightly channel, a TikTok link every 3 s",
+            secs(first_failure, first_completed)
+        ),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -77,6 +208,14 @@ async fn main() {
     }
     let r = Rehearsal::start();
     let mut rows = Vec::new();
+    // `scripts/rehearse heal`: that row alone.
+    let only_heal = std::env::args().skip(1).any(|a| a == "heal");
+    if only_heal {
+        eprintln!("rehearse: TikTok breaks and heals");
+        rows.push(heal(&r).await);
+        print_table(&rows);
+        return;
+    }
     // Failures fail after one attempt and one pause, so the table shows
     // the code a user ends with.
     let quick = || RigOptions {
@@ -154,9 +293,17 @@ async fn main() {
         r.redesign(Site::Instagram, false);
     }
 
+    eprintln!("rehearse: TikTok breaks and heals");
+    rows.push(heal(&r).await);
+
+    print_table(&rows);
+}
+
+/// Prints the table; exits 1 when a row is not as its scenario expects.
+fn print_table(rows: &[Row]) {
     println!("platform\tscenario\tstatus\terror_code\textractor\trequests\tdetail");
     let mut wrong = 0;
-    for row in &rows {
+    for row in rows {
         let o = &row.outcome;
         let code = o.error_code.as_deref();
         let ok = o.status == row.want_status

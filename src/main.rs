@@ -117,10 +117,28 @@ enum ToolsCommand {
         #[arg(long)]
         no_reload: bool,
     },
-    /// List the virtualenvs: in use, previous, rolled back.
+    /// List the virtualenvs (in use, previous, rolled back) and, per
+    /// platform, the build that serves it, whether it is broken and since
+    /// when, and what was tried.
     Status {
         #[command(flatten)]
         place: ToolsPlace,
+    },
+    /// Pin a platform to a build (a virtualenv `tools status` lists): it
+    /// runs that build, and nothing is done about it automatically. `--none`
+    /// unpins it.
+    Pin {
+        #[command(flatten)]
+        place: ToolsPlace,
+        /// tiktok, instagram or youtube.
+        #[arg(value_parser = cli::platform)]
+        platform: String,
+        /// The build's name (venvs/<name>).
+        #[arg(required_unless_present = "none", conflicts_with = "none")]
+        build: Option<String>,
+        /// Unpin: the daemons choose its build again.
+        #[arg(long)]
+        none: bool,
     },
 }
 
@@ -306,6 +324,17 @@ async fn tools_command(command: ToolsCommand, config: &Config) -> Result<ExitCod
             for line in tools::status(&place.dir).map_err(|e| failed("status", e.to_string()))? {
                 println!("{line}");
             }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ToolsCommand::Pin {
+            place,
+            platform,
+            build,
+            none: _,
+        } => {
+            let said = tools::pin(&place.dir, &platform, build.as_deref())
+                .map_err(|e| failed("pin", e.to_string()))?;
+            println!("{said}");
             return Ok(ExitCode::SUCCESS);
         }
         ToolsCommand::Rollback { place, no_reload } => {

@@ -41,6 +41,21 @@ pub struct OutcomeLabels {
     pub egress: String,
 }
 
+/// A platform and a yt-dlp build.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub platform: String,
+    pub build: String,
+}
+
+/// A platform and what happened to it (ops/heal: `broke`, `switched`,
+/// `rolled_back`, `upgrade_failed`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HealLabels {
+    pub platform: String,
+    pub event: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: String,
@@ -90,6 +105,14 @@ pub struct Metrics {
     pub platform_pauses: Family<EgressLabels, Counter>,
     pub retention_deleted: Family<RetentionLabel, Counter>,
     pub extractor_outdated: Family<PlatformLabel, Counter>,
+    /// 1 while yt-dlp fails a platform (ops/heal).
+    pub platform_broken: Family<PlatformLabel, Gauge>,
+    /// 1 for the yt-dlp build serving each platform.
+    pub platform_build: Family<BuildLabels, Gauge>,
+    pub heal_events: Family<HealLabels, Counter>,
+    /// One line on the platforms that are broken, for systemd's status
+    /// line (empty when none is). Not exported.
+    heal_summary: std::sync::Mutex<String>,
     /// All completed and failed jobs, whatever their labels (the `egress`
     /// label takes any name, so the families cannot be summed by listing
     /// their label sets). Not exported: `/health` and systemd read them.
@@ -136,6 +159,10 @@ impl Metrics {
             platform_pauses: Family::default(),
             retention_deleted: Family::default(),
             extractor_outdated: Family::default(),
+            platform_broken: Family::default(),
+            platform_build: Family::default(),
+            heal_events: Family::default(),
+            heal_summary: std::sync::Mutex::new(String::new()),
             old_api: None,
         };
         registry.register(
@@ -213,7 +240,31 @@ impl Metrics {
             "Job attempts that failed because yt-dlp no longer understands the site (error_code extractor_outdated): upgrade yt-dlp",
             m.extractor_outdated.clone(),
         );
+        registry.register(
+            "platform_broken",
+            "1 while yt-dlp fails a platform: N of its last M jobs failed because the extractor no longer reads the site (XTRACT_HEAL_FAILURES, XTRACT_HEAL_WINDOW)",
+            m.platform_broken.clone(),
+        );
+        registry.register(
+            "platform_ytdlp_build",
+            "1 for the yt-dlp build (virtualenv) that serves each platform on this machine",
+            m.platform_build.clone(),
+        );
+        registry.register(
+            "platform_heal_events",
+            "What happened to a platform's yt-dlp: broke, recovered, switched, nothing_newer, upgrade_failed, canary_failed, canary_hung, rolled_back",
+            m.heal_events.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// The line systemd's status shows about broken platforms.
+    pub fn set_heal_summary(&self, line: String) {
+        *crate::sync::lock(&self.heal_summary) = line;
+    }
+
+    pub fn heal_summary(&self) -> String {
+        crate::sync::lock(&self.heal_summary).clone()
     }
 
     /// Adds the old API's metrics (the endpoint is on).

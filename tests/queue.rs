@@ -1268,7 +1268,16 @@ async fn the_dashboard_views_keep_their_columns_and_count_finished_jobs_over_a_d
             "next_free_slot",
             "jobs_waiting",
             "hint",
-            "last_change"
+            "last_change",
+            // Per platform, its yt-dlp's health (020, docs/platforms.md).
+            "health",
+            "health_since",
+            "ytdlp_build",
+            "heal_tried",
+            "heal_tried_at",
+            "ytdlp_pinned",
+            "ytdlp_bad_builds",
+            "health_host"
         ]
     );
 

@@ -229,6 +229,42 @@ async fn an_upgraded_yt_dlp_gets_a_new_helper_and_the_old_one_leaves() {
     .await;
 }
 
+/// Platforms may run different yt-dlp builds (pipeline/builds.rs): each
+/// build in use keeps a helper of its own, so jobs alternating between two
+/// builds do not restart one helper over and over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_builds_in_use_keep_a_helper_each() {
+    let server = MediaServer::start(&media().dir).await.unwrap();
+    let script = std::fs::read(&tools().ytdlp).unwrap();
+    let bins = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let programs: Vec<std::path::PathBuf> = bins
+        .iter()
+        .map(|b| {
+            let program = b.path().join("yt-dlp");
+            std::fs::write(&program, &script).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+            program
+        })
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let warm = WarmYtdlp::new(work.path());
+    let clip = server.url("clip.mp4");
+    for program in &programs {
+        download(program, Some(&warm), &clip).await.unwrap();
+    }
+    let first = warm.helper_pids().await;
+    assert_eq!(first.len(), 2, "{first:?}");
+    for program in programs.iter().rev() {
+        download(program, Some(&warm), &clip).await.unwrap();
+    }
+    let mut again = warm.helper_pids().await;
+    let mut first = first;
+    first.sort();
+    again.sort();
+    assert_eq!(again, first, "the same helpers served again");
+}
+
 /// Serves `body` for any path; each response stops halfway until released.
 struct HeldServer {
     addr: std::net::SocketAddr,

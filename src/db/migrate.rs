@@ -122,6 +122,12 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 20,
+        name: "platform health and yt-dlp builds",
+        sql: include_str!("../../sql/020_platform_health.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 22,
         name: "platform guess reads hosts as the daemon",
         sql: include_str!("../../sql/022_platform_guess_reads_hosts_as_the_daemon.sql"),

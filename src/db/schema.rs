@@ -73,6 +73,8 @@ const TABLES: &[Table] = &[
             col("media_extractor", TEXT),
             col("audio_source", TEXT),
             col("submitted_via", TEXT),
+            col("ytdlp_build", TEXT),
+            col("ytdlp_canary", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
@@ -119,6 +121,36 @@ const TABLES: &[Table] = &[
         privileges: &["SELECT", "INSERT", "UPDATE"],
     },
     Table {
+        name: "xtract.ytdlp_runs",
+        columns: &[
+            col("at", TIME),
+            col("platform", TEXT),
+            col("build", TEXT),
+            col("job_id", UUID),
+            col("ok", &["boolean"]),
+            col("error_code", TEXT),
+        ],
+        // DELETE: runs older than 30 days go (ops/heal).
+        privileges: &["SELECT", "INSERT", "DELETE"],
+    },
+    Table {
+        name: "xtract.platform_health",
+        columns: &[
+            col("platform", TEXT),
+            col("host", TEXT),
+            col("state", TEXT),
+            col("since", TIME),
+            col("build", TEXT),
+            col("auto_heal", &["boolean"]),
+            col("pinned", TEXT),
+            col("tried", TEXT),
+            col("tried_at", TIME),
+            col("bad_builds", &["text[]"]),
+            col("updated_at", TIME),
+        ],
+        privileges: &["SELECT", "INSERT", "UPDATE"],
+    },
+    Table {
         name: "xtract.settings",
         columns: &[
             col("max_pending_per_user", INT),
@@ -132,6 +164,7 @@ const TABLES: &[Table] = &[
 const UNIQUE_KEYS: &[(&str, &[&str])] = &[
     ("public.audio_files", &["job_id"]),
     ("xtract.platform_pacing", &["platform", "egress_key"]),
+    ("xtract.platform_health", &["platform", "host"]),
 ];
 
 /// Triggers the queue relies on: (table, trigger).

@@ -172,6 +172,29 @@ impl ErrorCode {
         }
     }
 
+    /// Whether a yt-dlp run that failed this way counts against the build
+    /// that ran it (ops/heal): the extractor no longer reads the site, or
+    /// reads it wrong. Not facts about the video (private, removed,
+    /// geo-blocked, too long), not the platform pushing back (rate limits,
+    /// login walls, bot checks), not the network or a hung download: no
+    /// other yt-dlp would do better on those.
+    pub fn blames_the_extractor(self) -> bool {
+        matches!(
+            self,
+            Self::ExtractorOutdated | Self::NoFormats | Self::HttpForbidden
+        )
+    }
+
+    /// The codes [`ErrorCode::blames_the_extractor`] accepts, by name (for
+    /// the database).
+    pub fn extractor_faults() -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|c| c.blames_the_extractor())
+            .map(Self::as_str)
+            .collect()
+    }
+
     /// What helps, in a sentence for operators: the dashboard's
     /// `xtract.operator_advice` (sql/012) says the same, word for word
     /// (`tests/docs.rs` checks), and docs/errors.md lists it.
@@ -381,6 +404,26 @@ mod tests {
         }
         assert_eq!(ErrorCode::Network.retry(), Retry::Backoff);
         assert_eq!(ErrorCode::DrmProtected.retry(), Retry::Never);
+    }
+
+    #[test]
+    fn only_the_extractors_own_faults_count_against_a_build() {
+        assert_eq!(
+            ErrorCode::extractor_faults(),
+            ["no_formats", "http_forbidden", "extractor_outdated"]
+        );
+        for code in [
+            ErrorCode::Private,
+            ErrorCode::Unavailable,
+            ErrorCode::GeoBlocked,
+            ErrorCode::RateLimited,
+            ErrorCode::LoginRequired,
+            ErrorCode::BotCheck,
+            ErrorCode::Network,
+            ErrorCode::Timeout,
+        ] {
+            assert!(!code.blames_the_extractor(), "{code}");
+        }
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct Job {
     /// the run is over (the worker sets it from the job's pacer, for the
     /// metrics); None before, and when no request left.
     pub egress: Option<String>,
+    /// A new yt-dlp build this job is re-run on before its platform
+    /// switches to it (ops/heal): set on a job that failed on the
+    /// platform's build.
+    pub ytdlp_canary: Option<String>,
 }
 
 /// The `audio_files` row a finished job writes.

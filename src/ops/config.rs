@@ -109,6 +109,33 @@ pub struct Config {
     /// A session holding a snapshot this long is named in the log and by
     /// `doctor` (XTRACT_HORIZON_WARN_SECS).
     pub horizon_warn: Duration,
+    /// When a platform breaks (ops/heal): see [`HealConfig`].
+    pub heal: HealConfig,
+}
+
+/// When a platform breaks (ops/heal): how it is noticed and what is done.
+#[derive(Debug, Clone)]
+pub struct HealConfig {
+    /// XTRACT_AUTO_HEAL: upgrade, try and switch on its own (on), or only
+    /// report (off).
+    pub auto: bool,
+    /// XTRACT_TOOLS_DIR: the tools folder (`xtract tools --dir`); None:
+    /// the one XTRACT_YTDLP is in, when it is `<dir>/venv/bin/yt-dlp`.
+    pub tools_dir: Option<PathBuf>,
+    /// XTRACT_TOOLS_PYTHON: the Python that builds virtualenvs.
+    pub python: PathBuf,
+    /// XTRACT_HEAL_FAILURES (N): failures by the extractor among a
+    /// platform's last M jobs that make it broken.
+    pub failures: u32,
+    /// XTRACT_HEAL_WINDOW (M); also the window of the success rates a new
+    /// build is compared by.
+    pub window: u32,
+    /// XTRACT_HEAL_INTERVAL_SECS: at most one upgrade per platform this
+    /// often.
+    pub interval: Duration,
+    /// XTRACT_HEAL_RETRY_WINDOW_SECS: jobs an outdated extractor failed
+    /// this recently are retried when their platform works again.
+    pub retry_window: Duration,
 }
 
 impl Config {
@@ -428,7 +455,39 @@ impl Config {
             },
             warm_ytdlp,
             ytdlp_cache_dir,
+            heal: HealConfig {
+                auto: match get("XTRACT_AUTO_HEAL") {
+                    None => true,
+                    Some(_) => flag("XTRACT_AUTO_HEAL")?,
+                },
+                tools_dir: get("XTRACT_TOOLS_DIR").map(PathBuf::from),
+                python: get("XTRACT_TOOLS_PYTHON")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("python3")),
+                failures: parse(
+                    &get,
+                    "XTRACT_HEAL_FAILURES",
+                    3u32,
+                    |n| (1..=1000).contains(n),
+                    "a whole number from 1 to 1000",
+                )?,
+                window: parse(
+                    &get,
+                    "XTRACT_HEAL_WINDOW",
+                    10u32,
+                    |n| (1..=1000).contains(n),
+                    "a whole number from 1 to 1000",
+                )?,
+                interval: secs("XTRACT_HEAL_INTERVAL_SECS", 3600.0, 1.0)?,
+                retry_window: secs("XTRACT_HEAL_RETRY_WINDOW_SECS", 86400.0, 0.0)?,
+            },
         };
+        if config.heal.window < config.heal.failures {
+            return Err(err(
+                "XTRACT_HEAL_WINDOW",
+                "must not be less than XTRACT_HEAL_FAILURES (N failures of the last M jobs)",
+            ));
+        }
         if config.retention_audio && config.retention_days.is_none() {
             return Err(err(
                 "XTRACT_RETENTION_AUDIO",
@@ -528,7 +587,7 @@ fn default_worker_id() -> String {
 /// From gethostname(2): the unit's `ProcSubset=pid` hides
 /// /proc/sys/kernel/hostname, and every VM would be called "host", sharing
 /// one egress key.
-fn hostname() -> String {
+pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; the result is cut at NUL.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
@@ -657,6 +716,35 @@ mod tests {
         assert!(c.ytdlp_plugins.is_empty());
         assert!(c.warm_ytdlp);
         assert_eq!(c.ytdlp_cache_dir, Some(c.work_dir.join("ytdlp-cache")));
+    }
+
+    #[test]
+    fn platform_health_settings_are_read_and_checked() {
+        let c = config(&[]).unwrap();
+        assert!(c.heal.auto);
+        assert_eq!((c.heal.failures, c.heal.window), (3, 10));
+        assert_eq!(c.heal.interval, Duration::from_secs(3600));
+        assert_eq!(c.heal.retry_window, Duration::from_secs(86400));
+        assert_eq!(c.heal.tools_dir, None);
+        let c = config(&[
+            ("XTRACT_AUTO_HEAL", "off"),
+            ("XTRACT_HEAL_FAILURES", "2"),
+            ("XTRACT_HEAL_WINDOW", "5"),
+            ("XTRACT_TOOLS_DIR", "/srv/tools"),
+        ])
+        .unwrap();
+        assert!(!c.heal.auto);
+        assert_eq!((c.heal.failures, c.heal.window), (2, 5));
+        assert_eq!(c.heal.tools_dir, Some(PathBuf::from("/srv/tools")));
+        for (var, value) in [
+            ("XTRACT_AUTO_HEAL", "sometimes"),
+            ("XTRACT_HEAL_FAILURES", "0"),
+            ("XTRACT_HEAL_INTERVAL_SECS", "0"),
+        ] {
+            assert_eq!(config(&[(var, value)]).unwrap_err().var, var, "{var}");
+        }
+        let e = config(&[("XTRACT_HEAL_FAILURES", "5"), ("XTRACT_HEAL_WINDOW", "4")]).unwrap_err();
+        assert_eq!(e.var, "XTRACT_HEAL_WINDOW");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::compat;
 use super::config::{Config, StorageKind};
+use super::heal;
 use super::health::{Endpoint, HealthState};
 use super::retention::{self, RetentionSettings};
 use super::systemd;
@@ -21,6 +22,7 @@ use crate::db::{is_connection_error, migrate, schema, DbTarget};
 use crate::domain::EgressRoutes;
 use crate::live::Live;
 use crate::metrics::Metrics;
+use crate::pipeline::builds::Builds;
 use crate::pipeline::MediaPipeline;
 use crate::queue::admin;
 use crate::queue::notifier::{
@@ -481,16 +483,39 @@ async fn serve<S: AudioStore + Clone>(
         tasks.stop.clone(),
     ));
     let pipeline_config = Live::new(pipeline_of(config));
-    let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
-        StartError(format!(
-            "XTRACT_WORK_DIR: cannot use {}: {e}",
-            config.work_dir.display()
-        ))
-    })?;
+    // Which yt-dlp build serves each platform: the heal task decides
+    // (ops/heal), from the first job on.
+    let heal_settings = Live::new(heal_of(config, &pipeline_config.get()));
+    let builds = Builds::new();
+    builds.set(heal::initial_table(&heal_settings.get()));
+    let pipeline = MediaPipeline::new(pipeline_config.clone(), store)
+        .map_err(|e| {
+            StartError(format!(
+                "XTRACT_WORK_DIR: cannot use {}: {e}",
+                config.work_dir.display()
+            ))
+        })?
+        .with_builds(builds.clone());
     let settings = WorkerSettings::from_config(config, exit_when_idle);
     let platforms = settings.platforms.clone();
     let routes = Live::new(config.egress.routes());
     log_egresses(config);
+    {
+        // Its own connections: a slow build or report never holds up a job.
+        let pool = target.pool(2).map_err(|e| StartError(e.to_string()))?;
+        let queue =
+            Queue::new(pool, &config.worker_id, &config.egress_key).with_routes(routes.clone());
+        tasks.tracker.spawn(heal::run(
+            heal::Heal {
+                settings: heal_settings.clone(),
+                queue,
+                builds,
+                metrics: metrics.clone(),
+                host: crate::ops::config::hostname(),
+            },
+            tasks.stop.clone(),
+        ));
+    }
     let running_config = config.clone();
     let reload_routes = routes.clone();
     // SIGHUP: the platform table, the egress pool and the pipeline's limits
@@ -498,7 +523,9 @@ async fn serve<S: AudioStore + Clone>(
     // started with (their egress included).
     let reload = move || match running_config.reload() {
         Ok(new) => {
-            pipeline_config.set(pipeline_of(&new));
+            let pipeline = pipeline_of(&new);
+            heal_settings.set(heal_of(&new, &pipeline));
+            pipeline_config.set(pipeline);
             platforms.set(new.platforms.clone());
             reload_routes.set(new.egress.routes());
             tracing::info!("configuration reloaded");
@@ -540,6 +567,11 @@ fn log_ytdlp(program: std::path::PathBuf) {
     tokio::spawn(async move {
         tracing::info!("{}", crate::ops::tools::describe_ytdlp(&program).await);
     });
+}
+
+/// The settings of platform health (ops/heal).
+fn heal_of(config: &Config, pipeline: &crate::pipeline::PipelineConfig) -> heal::HealSettings {
+    heal::HealSettings::from_config(config, pipeline.strategies.can_impersonate)
 }
 
 /// The pipeline's settings, with what the installed yt-dlp can do (read

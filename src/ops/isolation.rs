@@ -10,7 +10,7 @@
 //! that no later reader of the environment (a library, a child started by
 //! anything but `pipeline::child_env`) finds them.
 //!
-//! What stays open to a child is listed in the README ("Security notes"):
+//! What stays open to a child is listed in docs/deploy.md ("Security notes"):
 //! it runs as the same user, with the same network and files.
 
 use std::io;

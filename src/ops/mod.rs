@@ -1,7 +1,8 @@
 //! Operations: configuration, the daemon's wiring and signals, commands for
 //! people (`migrate`, `enqueue`, `dev`, `doctor`, `jobs`, `tools`), logging, and the local PostgreSQL
 //! used by `dev` and the tests; the old service's HTTP API for apps that
-//! still call it (`compat`, off unless XTRACT_COMPAT_ADDR is set).
+//! still call it (`compat`, off unless XTRACT_COMPAT_ADDR is set); what the
+//! daemon does when a platform breaks (`heal`).
 
 pub mod cli;
 pub mod commands;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod dev;
 pub mod doctor;
+pub mod heal;
 pub mod health;
 pub mod horizon;
 pub mod isolation;

@@ -64,6 +64,14 @@ pub const SETTINGS: &[Setting] = &[
     s("XTRACT_YTDLP_CACHE_DIR", "ytdlp-cache in XTRACT_WORK_DIR", CONFIG, "yt-dlp's cache (YouTube's player code and tokens), kept between jobs; `off`: no cache."),
     s("XTRACT_YTDLP_CHANNEL", "nightly", CONFIG, "The yt-dlp releases `xtract tools upgrade` installs: nightly or stable."),
     s("XTRACT_YTDLP_PLUGINS", "", CONFIG, "pip packages installed beside yt-dlp by the upgrade (plugins such as a PO token provider), separated by spaces or commas."),
+    // When a platform breaks (docs/platforms.md, "When a platform breaks").
+    s("XTRACT_AUTO_HEAL", "on", CONFIG, "When a platform breaks, build the newest yt-dlp of the channel, try it on one of the platform's failed jobs and switch only that platform to it; roll a new build back where it does worse (`on`), or only report it (`off`: log, dashboard, /metrics, systemd's status line)."),
+    s("XTRACT_HEAL_FAILURES", "3", CONFIG, "A platform is broken when this many of its last XTRACT_HEAL_WINDOW jobs failed because yt-dlp could not read the site (not private, removed, rate-limited, a login wall or a bot check)."),
+    s("XTRACT_HEAL_WINDOW", "10", CONFIG, "The jobs that judgement looks at; also the window a new build's success is compared with the old one's over."),
+    s("XTRACT_HEAL_INTERVAL_SECS", "3600", CONFIG, "At most one upgrade per platform this often (counted from the end of the last one)."),
+    s("XTRACT_HEAL_RETRY_WINDOW_SECS", "86400", CONFIG, "Jobs the outdated extractor failed this recently are set back to pending when their platform works again."),
+    s("XTRACT_TOOLS_DIR", "the folder XTRACT_YTDLP is in, when it is <dir>/venv/bin/yt-dlp", CONFIG, "The tools folder (`xtract tools --dir`) the daemon builds new yt-dlp in; it must be the daemon user's. None: broken platforms are only reported."),
+    s("XTRACT_TOOLS_PYTHON", "python3", CONFIG, "The Python that builds virtualenvs."),
     s("XTRACT_WORK_DIR", "the system's temporary folder/xtract", CONFIG, "Temporary files of running jobs (removed after each job)."),
     // Platforms.
     s("XTRACT_PLATFORMS_FILE", "", CONFIG, "TOML file overriding the per-platform table (pacing, attempts, pauses, ytdlp_args, enabled, max_runtime_secs) and holding an egress pool ([egress.NAME] proxies)."),

@@ -23,6 +23,9 @@ pub fn notify(state: &str) {
     let Ok(socket) = UnixDatagram::unbound() else {
         return;
     };
+    // A hint must never hold the daemon up: a receiver that stopped reading
+    // (its queue full) loses it instead of blocking a runtime thread.
+    let _ = socket.set_nonblocking(true);
     let path = path.to_string_lossy().into_owned();
     let _ = if let Some(abstract_name) = path.strip_prefix('@') {
         send_abstract(&socket, abstract_name, state)
@@ -107,8 +110,13 @@ pub async fn supervise(w: Watched, stop: CancellationToken) {
         } else {
             String::new()
         };
+        // A platform yt-dlp no longer reads (ops/heal), named.
+        let broken = match w.metrics.heal_summary() {
+            s if s.is_empty() => s,
+            s => format!("; {s}"),
+        };
         let status = format!(
-            "STATUS={} running, {} completed, {} failed{}{paused}",
+            "STATUS={} running, {} completed, {} failed{}{paused}{broken}",
             w.metrics.running.get(),
             w.metrics.completed_total(),
             w.metrics.failed_total(),

@@ -3,7 +3,9 @@
 //! by `warm`), MP4 files read and cut in-process (`mp4`), ffmpeg
 //! (`ffmpeg`), and reading their failures (`classify`). Every program it
 //! starts gets an environment built from an allow-list (`child_env`).
+//! Which yt-dlp build a job runs depends on its platform (`builds`).
 
+pub mod builds;
 pub mod child_env;
 pub mod classify;
 pub mod egress;
@@ -81,6 +83,8 @@ pub struct MediaPipeline<S> {
     _sweeper: AbortOnDrop,
     /// yt-dlp kept loaded (see warm.rs).
     warm: warm::WarmYtdlp,
+    /// Which yt-dlp build serves each platform (see builds.rs).
+    builds: builds::Builds,
 }
 
 impl<S: AudioStore> MediaPipeline<S> {
@@ -107,7 +111,57 @@ impl<S: AudioStore> MediaPipeline<S> {
             run_dir,
             _sweeper: sweeper,
             warm,
+            builds: builds::Builds::new(),
         })
+    }
+
+    /// Runs each platform's jobs on the builds `builds` names (ops/heal
+    /// keeps it up to date); without it, every job runs XTRACT_YTDLP.
+    pub fn with_builds(mut self, builds: builds::Builds) -> Self {
+        self.builds = builds;
+        self
+    }
+
+    /// The yt-dlp build for `job`, a link of `platform`.
+    fn build_for(&self, c: &PipelineConfig, job: &Job, platform: Platform) -> Arc<builds::Build> {
+        self.builds
+            .get()
+            .choose(platform, job.ytdlp_canary.as_deref())
+            .unwrap_or_else(|| {
+                Arc::new(builds::Build::program(
+                    &c.ytdlp,
+                    c.strategies.can_impersonate,
+                ))
+            })
+    }
+
+    /// Records what yt-dlp did for the platform's health (ops/heal): one
+    /// row per run that reached a platform. Not a turn that never came (a
+    /// deferral), not a local link, not `other` (the generic extractor
+    /// reads any page: no build is better at it).
+    async fn record_run(
+        &self,
+        ctx: &JobContext,
+        link: &JobUrl,
+        build: &builds::Build,
+        result: &Result<ytdlp::Download, JobError>,
+    ) {
+        if link.platform == Platform::Other || is_local(link) {
+            return;
+        }
+        let code = match result {
+            Ok(_) => None,
+            Err(e) if e.retry == Retry::Defer => return,
+            Err(e) => Some(e.code.as_str()),
+        };
+        if let Err(e) = ctx
+            .job
+            .record_run(link.platform.as_str(), &build.name, code)
+            .await
+        {
+            tracing::debug!("could not record the yt-dlp run: {e}");
+        }
+        self.builds.ran().notify_one();
     }
 
     /// Download, extract, store. The job's temporary directory is removed
@@ -128,9 +182,12 @@ impl<S: AudioStore> MediaPipeline<S> {
                     self.run_dir.path().display()
                 ))
             })?;
+        let build = self.build_for(c, job, link.platform);
         let download = self
-            .download(c, link, job.audio_source, dir.path(), ctx)
-            .await?;
+            .download(c, link, job.audio_source, dir.path(), ctx, &build)
+            .await;
+        self.record_run(ctx, link, &build, &download).await;
+        let download = download?;
         record_media(ctx, &download.meta).await;
         let cancel = &ctx.cancel;
         let size = download.path.metadata().map(|m| m.len()).unwrap_or(0);
@@ -302,6 +359,7 @@ impl<S: AudioStore> MediaPipeline<S> {
         source: AudioSource,
         dir: &Path,
         ctx: &JobContext,
+        build: &builds::Build,
     ) -> Result<ytdlp::Download, JobError> {
         let platform = link.platform;
         let policy = c.platforms.get(platform);
@@ -328,9 +386,14 @@ impl<S: AudioStore> MediaPipeline<S> {
         let mut tried = 0;
         if c.warm_ytdlp && paced {
             // Before the first turn is taken (see WarmYtdlp::ready).
-            self.warm.ready(&c.ytdlp).await;
+            self.warm.ready(&build.program).await;
         }
-        let strategies = strategy::strategies(platform, &c.strategies, source);
+        // What the build can do decides the strategies (impersonation).
+        let options = strategy::StrategyOptions {
+            can_impersonate: build.can_impersonate,
+            ..c.strategies.clone()
+        };
+        let strategies = strategy::strategies(platform, &options, source);
         for (i, s) in strategies.iter().enumerate() {
             if let Some(prev) = &last {
                 if !strategy::next_may_help(prev.code, s) {
@@ -408,7 +471,7 @@ impl<S: AudioStore> MediaPipeline<S> {
             }
             tried += 1;
             let result = ytdlp::download(
-                &c.ytdlp,
+                &build.program,
                 c.warm_ytdlp.then_some(&self.warm),
                 link.for_ytdlp(),
                 &run_dir,

@@ -13,7 +13,9 @@
 //! started with the Python of the yt-dlp installation (its script's
 //! shebang), restarted when it dies or yt-dlp is upgraded, and when there
 //! is no such Python (a standalone yt-dlp binary) or the helper will not
-//! start, jobs run the command line as before.
+//! start, jobs run the command line as before. Platforms may run different
+//! yt-dlp builds (pipeline/builds.rs): each build in use gets a helper of
+//! its own, at most [`MAX_HELPERS`].
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -149,10 +151,24 @@ enum State {
     },
 }
 
-/// The daemon's warm yt-dlp helper, started on first use.
+/// At most this many helpers at once: one per yt-dlp build in use. Platforms
+/// may run different builds (pipeline/builds.rs); a daemon has seldom more
+/// than two in use (the platforms' build and a new one being tried), and
+/// each helper holds ~60 MB.
+pub const MAX_HELPERS: usize = 3;
+
+/// One yt-dlp program's helper.
+struct Slot {
+    ytdlp: PathBuf,
+    state: std::sync::Arc<tokio::sync::Mutex<State>>,
+    used: Instant,
+}
+
+/// The daemon's warm yt-dlp helpers, one per yt-dlp program in use, each
+/// started on first use.
 pub struct WarmYtdlp {
     dir: PathBuf,
-    state: tokio::sync::Mutex<State>,
+    slots: std::sync::Mutex<Vec<Slot>>,
     generation: std::sync::atomic::AtomicU32,
 }
 
@@ -162,9 +178,51 @@ impl WarmYtdlp {
     pub fn new(dir: &Path) -> Self {
         WarmYtdlp {
             dir: dir.to_path_buf(),
-            state: tokio::sync::Mutex::new(State::Stopped),
+            slots: std::sync::Mutex::new(Vec::new()),
             generation: Default::default(),
         }
+    }
+
+    /// The state of `ytdlp`'s helper. A program not seen yet gets a slot;
+    /// beyond [`MAX_HELPERS`], the helper used least recently is retired
+    /// (it finishes what it runs, as after an upgrade).
+    fn slot(&self, ytdlp: &Path) -> std::sync::Arc<tokio::sync::Mutex<State>> {
+        let mut slots = crate::sync::lock(&self.slots);
+        if let Some(slot) = slots.iter_mut().find(|s| s.ytdlp == ytdlp) {
+            slot.used = Instant::now();
+            return slot.state.clone();
+        }
+        while slots.len() >= MAX_HELPERS {
+            let oldest = (0..slots.len())
+                .min_by_key(|i| slots[*i].used)
+                .expect("not empty");
+            let old = slots.remove(oldest);
+            tracing::info!(
+                "more than {MAX_HELPERS} yt-dlp builds in use: retiring the warm helper of {}",
+                old.ytdlp.display()
+            );
+            tokio::spawn(async move {
+                let mut state = old.state.lock().await;
+                if let State::Ready(h) = std::mem::replace(&mut *state, State::Stopped) {
+                    retire(h);
+                }
+            });
+        }
+        let state = std::sync::Arc::new(tokio::sync::Mutex::new(State::Stopped));
+        slots.push(Slot {
+            ytdlp: ytdlp.to_path_buf(),
+            state: state.clone(),
+            used: Instant::now(),
+        });
+        state
+    }
+
+    /// Every slot's state, for the look-ups by socket.
+    fn states(&self) -> Vec<std::sync::Arc<tokio::sync::Mutex<State>>> {
+        crate::sync::lock(&self.slots)
+            .iter()
+            .map(|s| s.state.clone())
+            .collect()
     }
 
     /// Starts the helper for `ytdlp` if it is not running, and waits until
@@ -179,7 +237,8 @@ impl WarmYtdlp {
     /// The socket of a helper running for `ytdlp`, started or restarted as
     /// needed; None when the command line has to do.
     async fn socket(&self, ytdlp: &Path) -> Option<PathBuf> {
-        let mut state = self.state.lock().await;
+        let slot = self.slot(ytdlp);
+        let mut state = slot.lock().await;
         if let State::Ready(h) = &mut *state {
             let alive = matches!(h.child.try_wait(), Ok(None));
             let same = h.ytdlp == ytdlp
@@ -250,21 +309,47 @@ impl WarmYtdlp {
         }
     }
 
-    /// The helper's process id, while one runs (tests look at it).
+    /// The process id of the helper used last, while one runs (tests look
+    /// at it).
     pub async fn helper_pid(&self) -> Option<u32> {
-        match &*self.state.lock().await {
+        let newest = crate::sync::lock(&self.slots)
+            .iter()
+            .max_by_key(|s| s.used)
+            .map(|s| s.state.clone())?;
+        let state = newest.lock().await;
+        match &*state {
             State::Ready(h) => h.child.id(),
             _ => None,
         }
     }
 
+    /// The process ids of every running helper, by yt-dlp program.
+    pub async fn helper_pids(&self) -> Vec<(PathBuf, u32)> {
+        let slots: Vec<(PathBuf, std::sync::Arc<tokio::sync::Mutex<State>>)> =
+            crate::sync::lock(&self.slots)
+                .iter()
+                .map(|s| (s.ytdlp.clone(), s.state.clone()))
+                .collect();
+        let mut pids = Vec::new();
+        for (ytdlp, state) in slots {
+            if let State::Ready(h) = &*state.lock().await {
+                if let Some(pid) = h.child.id() {
+                    pids.push((ytdlp, pid));
+                }
+            }
+        }
+        pids
+    }
+
     /// Forgets a helper whose socket failed, so that the next run starts
     /// another.
     async fn lost(&self, socket: &Path) {
-        let mut state = self.state.lock().await;
-        if matches!(&*state, State::Ready(h) if h.socket == socket) {
-            if let State::Ready(old) = std::mem::replace(&mut *state, State::Stopped) {
-                retire(old);
+        for slot in self.states() {
+            let mut state = slot.lock().await;
+            if matches!(&*state, State::Ready(h) if h.socket == socket) {
+                if let State::Ready(old) = std::mem::replace(&mut *state, State::Stopped) {
+                    retire(old);
+                }
             }
         }
     }
@@ -393,23 +478,31 @@ impl WarmYtdlp {
     }
 
     async fn lost_if_dead(&self, socket: &Path) {
-        let mut state = self.state.lock().await;
-        if let State::Ready(h) = &mut *state {
-            if h.socket == socket && !matches!(h.child.try_wait(), Ok(None)) {
-                tracing::warn!("the warm yt-dlp helper stopped");
-                *state = State::Stopped;
+        for slot in self.states() {
+            let mut state = slot.lock().await;
+            if let State::Ready(h) = &mut *state {
+                if h.socket == socket && !matches!(h.child.try_wait(), Ok(None)) {
+                    tracing::warn!("the warm yt-dlp helper stopped");
+                    *state = State::Stopped;
+                }
             }
         }
     }
 }
 
 impl Drop for WarmYtdlp {
-    /// The helper goes with the pipeline: told to stop (it kills and reaps
+    /// The helpers go with the pipeline: told to stop (each kills and reaps
     /// its children), then reaped, so no process outlives the daemon and
     /// their CPU time is the daemon's.
     fn drop(&mut self) {
-        if let State::Ready(h) = std::mem::replace(self.state.get_mut(), State::Stopped) {
-            stop(h.child);
+        let slots = std::mem::take(self.slots.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for slot in slots {
+            // Nobody else holds it any more: the pipeline is going.
+            if let Ok(mut state) = slot.state.try_lock() {
+                if let State::Ready(h) = std::mem::replace(&mut *state, State::Stopped) {
+                    stop(h.child);
+                }
+            }
         }
     }
 }

@@ -37,6 +37,21 @@ impl JobHandle {
         self.queue.set_media(self.id, meta).await
     }
 
+    /// A yt-dlp run of this job on `platform` with build `build` ended: ok
+    /// (`error_code` None) or with that code. The platform's health and the
+    /// build's success rate are judged by these (ops/heal); the job's row
+    /// names the build.
+    pub async fn record_run(
+        &self,
+        platform: &str,
+        build: &str,
+        error_code: Option<&str>,
+    ) -> Result<(), DbError> {
+        self.queue
+            .record_run(self.id, platform, build, error_code)
+            .await
+    }
+
     /// Download progress, 0-100; it renews the job's lease too.
     pub async fn progress(&self, percent: i16) -> Result<(), DbError> {
         if self.queue.set_progress(self.id, percent).await? {

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod completer;
 mod executor;
 pub mod handle;
+pub mod health;
 pub mod notifier;
 pub mod old_api;
 pub mod outcome;
@@ -42,6 +43,7 @@ fn job_from_row(r: &tokio_postgres::Row) -> Job {
         audio_bitrate_kbps: r.get("audio_bitrate_kbps"),
         audio_source: AudioSource::from_column(r.get::<_, Option<&str>>("audio_source")),
         egress: None,
+        ytdlp_canary: r.get("ytdlp_canary"),
     }
 }
 
@@ -369,6 +371,27 @@ impl Queue {
                 &m.uploader,
                 &m.duration,
                 &m.extractor_key,
+            ],
+        )
+        .await
+    }
+
+    pub(crate) async fn record_run(
+        &self,
+        id: Uuid,
+        platform: &str,
+        build: &str,
+        error_code: Option<&str>,
+    ) -> Result<(), DbError> {
+        self.execute(
+            sql::RECORD_RUN,
+            &[
+                &id,
+                &platform,
+                &build,
+                &error_code.is_none(),
+                &error_code,
+                &&*self.worker_id,
             ],
         )
         .await

@@ -8,7 +8,7 @@ macro_rules! job_columns {
         "j.id, j.user_id, j.original_url, j.attempts, j.platform,
          coalesce(j.created_at, j.run_after) AS created_at,
          extract(epoch FROM now() - greatest(j.created_at, j.run_after))::float8 AS waited_secs,
-         j.pauses, j.audio_format, j.audio_bitrate_kbps, j.audio_source"
+         j.pauses, j.audio_format, j.audio_bitrate_kbps, j.audio_source, j.ytdlp_canary"
     };
 }
 
@@ -32,7 +32,7 @@ macro_rules! job_columns {
 /// planned this statement afresh on every claim (0.2-0.5 ms, more than
 /// running it); with the number in the text, the prepared statement keeps
 /// one plan per limit after its fifth run, and a claim costs its execution
-/// alone (see README, "Benchmarks"). A daemon uses at most its concurrency
+/// alone (see docs/benchmarks.md). A daemon uses at most its concurrency
 /// of these texts, one prepared statement each per connection.
 const CLAIM: &str = concat!(
     "
@@ -361,6 +361,19 @@ SET media_id = $3,
     media_extractor = $7
 WHERE id = $1 AND locked_by = $2";
 
+/// A yt-dlp run of job `$1` on platform `$2` with build `$3` ended, ok
+/// (`$4`) or with error code `$5`: one row for the platform's health
+/// (ops/heal), and the job's row names the build (while worker `$6` holds
+/// it).
+pub const RECORD_RUN: &str = "
+WITH run AS (
+    INSERT INTO xtract.ytdlp_runs (platform, build, job_id, ok, error_code)
+    VALUES ($2, $3, $1, $4, $5)
+)
+UPDATE processing_jobs
+SET ytdlp_build = $3
+WHERE id = $1 AND locked_by = $6";
+
 /// A run's first request is about to go to platform `$1` through egress
 /// `$2`: it goes at the later of now and `$3` seconds after the latest one
 /// (`wait`, seconds from now), which becomes the latest. `paused`: the
@@ -632,6 +645,125 @@ WHERE id = ANY($1)";
 pub const DELETE_AUDIO_ROWS: &str = "
 DELETE FROM audio_files
 WHERE id = ANY($1)";
+
+// ---- Platform health (ops/heal) ----
+
+/// The latest `$3` runs of each (platform, build) pair in `$1`/`$2`,
+/// newest first: what a platform's health and a build's success rate are
+/// judged by.
+pub const HEAL_RUNS: &str = "
+SELECT q.platform, q.build, r.ok, r.error_code, r.at
+FROM unnest($1::text[], $2::text[]) AS q(platform, build)
+CROSS JOIN LATERAL (
+    SELECT id, ok, error_code, at
+    FROM xtract.ytdlp_runs AS r
+    WHERE r.platform = q.platform AND r.build = q.build
+    ORDER BY r.id DESC
+    LIMIT $3
+) AS r
+ORDER BY r.id DESC";
+
+/// Jobs of platform `$1` whose last run failed by the extractor's fault
+/// (codes `$2`) within the last `$3` seconds, waiting for a retry or
+/// failed, and held by nobody: newest first, what a canary runs on.
+pub const HEAL_FAILED_JOBS: &str = "
+SELECT id
+FROM processing_jobs
+WHERE platform = $1
+  AND status IN ('failed', 'pending')
+  AND locked_by IS NULL
+  AND error_code = ANY($2)
+  AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
+ORDER BY updated_at DESC
+LIMIT 5";
+
+/// A canary job's row: status, last error, and the build it is to run on.
+pub const HEAL_JOB: &str = "
+SELECT status, error_code, ytdlp_canary
+FROM processing_jobs
+WHERE id = $1";
+
+/// Job `$1` runs again, now, on build `$2`: a failed job goes back to
+/// pending (the update trigger gives it a fresh start), a waiting one is
+/// pulled forward; its old error goes, so that what it ends with is the new
+/// build's. The daemons are told.
+pub const HEAL_MARK_CANARY: &str = "
+WITH marked AS (
+    UPDATE processing_jobs
+    SET ytdlp_canary = $2,
+        status = 'pending',
+        run_after = now(),
+        error_code = NULL,
+        error_message = NULL,
+        error_detail = NULL
+    WHERE id = $1
+      AND status IN ('failed', 'pending')
+      AND locked_by IS NULL
+    RETURNING id
+)
+SELECT id, pg_notify('xtract_jobs', '') FROM marked";
+
+/// Job `$1` is no longer a canary.
+pub const HEAL_UNMARK_CANARY: &str = "
+UPDATE processing_jobs
+SET ytdlp_canary = NULL
+WHERE id = $1 AND ytdlp_canary IS NOT NULL";
+
+/// The platform `$1` works again: its jobs that the extractor failed
+/// (codes `$2`), or that failed as a canary of a build that did not work
+/// (still marked), within the last `$3` seconds run again, but `$4`.
+/// Failed ones go back to pending (the update trigger gives them a fresh
+/// start, and the app sees them pending again), waiting ones are pulled
+/// forward. With `$5`, only those whose latest run was on another build
+/// than `$5`: a job that started on the old build just before the switch
+/// fails after it. The daemons are told. Returns how many of each.
+pub const HEAL_RETRY_FAILED: &str = "
+WITH failed AS (
+    UPDATE processing_jobs
+    SET status = 'pending',
+        ytdlp_canary = NULL
+    WHERE platform = $1
+      AND status = 'failed'
+      AND (error_code = ANY($2) OR ytdlp_canary IS NOT NULL)
+      AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
+      AND id IS DISTINCT FROM $4
+      AND ($5::text IS NULL OR ytdlp_build <> $5)
+    RETURNING id
+), waiting AS (
+    UPDATE processing_jobs
+    SET run_after = now()
+    WHERE platform = $1
+      AND status = 'pending'
+      AND locked_by IS NULL
+      AND error_code = ANY($2)
+      AND run_after > now()
+      AND id IS DISTINCT FROM $4
+      AND ($5::text IS NULL OR ytdlp_build <> $5)
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM waiting), pg_notify('xtract_jobs', '')";
+
+/// What this machine's daemons concluded about platform `$1` (the
+/// dashboard's `xtract.platform_status` reads it).
+pub const HEAL_REPORT: &str = "
+INSERT INTO xtract.platform_health AS h
+    (platform, host, state, since, build, auto_heal, pinned, tried, tried_at, bad_builds, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+ON CONFLICT (platform, host) DO UPDATE
+SET state = excluded.state,
+    since = excluded.since,
+    build = excluded.build,
+    auto_heal = excluded.auto_heal,
+    pinned = excluded.pinned,
+    tried = excluded.tried,
+    tried_at = excluded.tried_at,
+    bad_builds = excluded.bad_builds,
+    updated_at = now()";
+
+/// Runs older than 30 days judge nothing any more.
+pub const HEAL_PRUNE_RUNS: &str = "
+DELETE FROM xtract.ytdlp_runs
+WHERE at < now() - interval '30 days'";
 
 // ---- the old service's HTTP API (ops/compat; sql/019, sql/107) ----
 

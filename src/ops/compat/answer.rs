@@ -3,7 +3,7 @@
 //! FastAPI's `{"detail": "<message>"}`, a validation error as FastAPI's 422
 //! list. JSON as FastAPI writes it: compact, keys in the model's order.
 //!
-//! A failed job's status follows what failed (README, "Replacing the old
+//! A failed job's status follows what failed (docs/deploy.md, "Replacing the old
 //! service"): the platform pushing back is 429 (the old "Instagram Rate
 //! Limit Reached"); a fact about the video or the link is 400 (private,
 //! deleted, too long: asking again gives the same answer); the platform or
@@ -72,7 +72,7 @@ pub fn invalid(problems: &[Problem]) -> Response {
 
 /// A job still running at the bound: 504, as a proxy in front of the old
 /// service answered a request that took too long, and `Retry-After`. The
-/// job goes on; the same request again waits for it (README).
+/// job goes on; the same request again waits for it (docs/deploy.md).
 pub fn still_running(job_id: Uuid) -> Response {
     let mut response = detail(
         StatusCode::GATEWAY_TIMEOUT,

@@ -32,6 +32,11 @@ impl Layout {
         }
     }
 
+    /// The tools folder itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn venvs(&self) -> PathBuf {
         self.dir.join("venvs")
     }
@@ -53,17 +58,12 @@ impl Layout {
         std::fs::create_dir_all(self.venvs())
             .map_err(io(format!("cannot create {}", self.venvs().display())))?;
         let path = self.dir.join(".upgrade.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io(format!("cannot open {}", path.display())))?;
+        let file = super::platforms::open_for_lock(&path)?;
         // SAFETY: flock on a descriptor we own; released when it is closed.
         let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if r != 0 {
             return Err(ToolsError::Busy(format!(
-                "another `xtract tools` command is working in {} (lock {})",
+                "another upgrade is working in {} (lock {})",
                 self.dir.display(),
                 path.display()
             )));
@@ -143,7 +143,10 @@ impl Layout {
 
     /// Removes a virtualenv that is neither in use nor the previous one.
     pub fn remove_venv(&self, name: &str) -> Result<(), ToolsError> {
-        if self.current()?.as_deref() == Some(name) || self.previous().as_deref() == Some(name) {
+        if self.current()?.as_deref() == Some(name)
+            || self.previous().as_deref() == Some(name)
+            || self.read_state()?.builds_in_use().iter().any(|b| b == name)
+        {
             return Err(ToolsError::Layout(format!(
                 "venvs/{name} is in use or kept for rollback; not removing it"
             )));
@@ -221,14 +224,17 @@ impl Layout {
         Ok((previous, current))
     }
 
-    /// Removes every virtualenv but the one in use and the previous one,
-    /// and anything a crashed run left behind. Returns what it removed.
+    /// Removes every virtualenv but the one in use, the previous one and
+    /// those the platforms' state names (platforms.rs), and anything a
+    /// crashed run left behind. Returns what it removed.
     ///
     /// A job started on a virtualenv two upgrades old would lose its files;
     /// with a daily timer that needs a download running for more than a
     /// day, which XTRACT_MAX_DURATION_SECS (3 h) rules out.
     pub fn prune(&self) -> Result<Vec<String>, ToolsError> {
-        let keep = [self.current()?, self.previous()];
+        // And whatever serves a platform, or is being tried on one.
+        let mut keep = vec![self.current()?, self.previous()];
+        keep.extend(self.read_state()?.builds_in_use().into_iter().map(Some));
         let mut removed = Vec::new();
         let entries = std::fs::read_dir(self.venvs())
             .map_err(io(format!("cannot read {}", self.venvs().display())))?;

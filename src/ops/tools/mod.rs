@@ -19,10 +19,17 @@
 //! the new yt-dlp with its next job, and no job ever sees half an upgrade.
 //! A virtualenv cannot be moved (pip writes its absolute path into the
 //! scripts), which is why the folders are named before they are built.
+//!
+//! Platforms may run different builds (`platforms.json`, see platforms.rs):
+//! the daemons build a new one when a platform breaks ([`build_candidate`]:
+//! the same resolution, build and check, without switching `venv`) and
+//! decide which serves which platform (ops/heal); `venv` stays what the
+//! upgrade installed, which the platforms try on probation.
 
 mod check;
 mod layout;
 mod pip;
+pub mod platforms;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -153,7 +160,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ToolsError {
 /// `say` receives one line per step, for the person or the journal.
 pub async fn upgrade(
     o: &UpgradeOptions,
-    say: &mut dyn FnMut(&str),
+    say: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Upgraded, ToolsError> {
     let layout = Layout::new(&o.dir);
     let _lock = layout.lock()?;
@@ -170,7 +177,6 @@ pub async fn upgrade(
         say(&format!("{name} is in use and current"));
         return Ok(Upgraded::Current { name });
     }
-    let target = layout.venv_dir(&name);
     if let Some(when) = layout.rolled_back(&name) {
         if !o.force {
             let current = current.unwrap_or_else(|| "nothing".into());
@@ -181,26 +187,8 @@ pub async fn upgrade(
         }
         layout.clear_rolled_back(&name)?;
     }
-    if !layout.is_complete(&name) {
-        layout.remove_venv(&name)?;
-        say(&format!("building {}", target.display()));
-        pip::build(&o.python, &target, &resolved).await?;
-    } else {
-        say(&format!(
-            "{} was built before; checking it again",
-            target.display()
-        ));
-    }
     let kept = current.clone().unwrap_or_else(|| "nothing".into());
-    match check::check(&target).await {
-        Ok(report) => say(&format!("check passed: {report}")),
-        Err(reason) => {
-            // A broken build is not kept: the next run builds it afresh.
-            let _ = layout.remove_venv(&name);
-            return Err(ToolsError::CheckFailed { name, kept, reason });
-        }
-    }
-    layout.mark_complete(&name, &resolved, o.channel)?;
+    ensure_built(&layout, &o.python, &resolved, o.channel, &kept, say).await?;
     let previous = layout.switch_to(&name)?;
     say(&format!(
         "switched {} -> venvs/{name}{}",
@@ -214,6 +202,110 @@ pub async fn upgrade(
         say(&format!("removed venvs/{removed}"));
     }
     Ok(Upgraded::Switched { name, previous })
+}
+
+/// Builds and checks the virtualenv of `resolved` unless it was built and
+/// checked before (then it is checked again). A build that fails, or fails
+/// its check, is removed at once: it would only take space (a full disk is
+/// one way a build fails). `kept`: what stays in use if it fails.
+async fn ensure_built(
+    layout: &Layout,
+    python: &Path,
+    resolved: &pip::Resolved,
+    channel: Channel,
+    kept: &str,
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), ToolsError> {
+    let name = resolved.name();
+    let target = layout.venv_dir(&name);
+    if !layout.is_complete(&name) {
+        layout.remove_venv(&name)?;
+        say(&format!("building {}", target.display()));
+        if let Err(e) = pip::build(python, &target, resolved).await {
+            let _ = layout.remove_venv(&name);
+            return Err(e);
+        }
+    } else {
+        say(&format!(
+            "{} was built before; checking it again",
+            target.display()
+        ));
+    }
+    match check::check(&target).await {
+        Ok(report) => say(&format!("check passed: {report}")),
+        Err(reason) => {
+            // A broken build is not kept: the next run builds it afresh.
+            let _ = layout.remove_venv(&name);
+            return Err(ToolsError::CheckFailed {
+                name,
+                kept: kept.to_string(),
+                reason,
+            });
+        }
+    }
+    layout.mark_complete(&name, resolved, channel)
+}
+
+/// What [`build_candidate`] is asked to do: as [`UpgradeOptions`], for one
+/// platform whose build no longer works.
+#[derive(Debug, Clone)]
+pub struct CandidateOptions {
+    pub dir: PathBuf,
+    /// The configured channel; on `stable` with nothing new, nightly too.
+    pub channel: Channel,
+    pub plugins: Vec<String>,
+    pub python: PathBuf,
+}
+
+/// What [`build_candidate`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A checked build to try: its name, and on which channel it was found.
+    Build { name: String, channel: Channel },
+    /// Every channel looked at offers what `skip` refused: what was seen.
+    NothingNewer(String),
+}
+
+/// Resolves the newest yt-dlp of the configured channel (and, on `stable`
+/// when that offers nothing `skip` accepts, of `nightly`), and builds and
+/// checks it, as `upgrade` does, without switching `venv`: the daemons
+/// decide which platform it serves. `skip` says why a build is not worth
+/// trying (it is what serves the platform, or did worse there), or None.
+/// Holds the folder's lock: another upgrade running is `Busy`.
+pub async fn build_candidate(
+    o: &CandidateOptions,
+    skip: &(dyn Fn(&str) -> Option<String> + Sync),
+    say: &mut (dyn FnMut(&str) + Send),
+) -> Result<Found, ToolsError> {
+    let layout = Layout::new(&o.dir);
+    let _lock = layout.lock()?;
+    let mut channels = vec![o.channel];
+    if o.channel == Channel::Stable {
+        channels.push(Channel::Nightly);
+    }
+    let mut seen = Vec::new();
+    for channel in channels {
+        let requirements = requirements(channel, &o.plugins);
+        say(&format!(
+            "resolving {} (channel {channel})",
+            requirements.join(" ")
+        ));
+        let resolved = pip::resolve(&layout, &o.python, &requirements).await?;
+        let name = resolved.name();
+        let why_not = skip(&name).or_else(|| {
+            layout
+                .rolled_back(&name)
+                .map(|when| format!("rolled back {when}"))
+        });
+        if let Some(why) = why_not {
+            seen.push(format!("{channel} offers {name} ({why})"));
+            continue;
+        }
+        let kept = layout.current()?.unwrap_or_else(|| "nothing".into());
+        ensure_built(&layout, &o.python, &resolved, channel, &kept, say).await?;
+        return Ok(Found::Build { name, channel });
+    }
+    Ok(Found::NothingNewer(seen.join("; ")))
 }
 
 /// Goes back to the previous virtualenv and marks the one left as rolled
@@ -230,9 +322,98 @@ pub fn rollback(dir: &Path, say: &mut dyn FnMut(&str)) -> Result<String, ToolsEr
     Ok(back_to)
 }
 
-/// One line per virtualenv: which one is in use, which is the previous.
+/// One line per virtualenv (which one is in use, which is the previous),
+/// then one per platform: the build that serves it, whether it is broken
+/// and since when, what was tried last and what is under way.
 pub fn status(dir: &Path) -> Result<Vec<String>, ToolsError> {
-    Layout::new(dir).describe()
+    let layout = Layout::new(dir);
+    let mut lines = layout.describe()?;
+    let state = layout.read_state()?;
+    let default = layout.current()?;
+    for (name, p) in &state.platforms {
+        lines.extend(describe_platform(name, p, default.as_deref()));
+    }
+    Ok(lines)
+}
+
+/// What `status` says of one platform.
+pub fn describe_platform(
+    name: &str,
+    p: &platforms::PlatformState,
+    default: Option<&str>,
+) -> Vec<String> {
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let serving = p.serving(default).unwrap_or("nothing");
+    let health = match &p.broken {
+        Some(b) => format!("broken since {} ({})", time(&b.since), b.why),
+        None => "healthy".to_string(),
+    };
+    let how = match (&p.pin, &p.build) {
+        (Some(_), _) => "pinned".to_string(),
+        (None, Some(_)) => "its own build".to_string(),
+        (None, None) => "follows venv".to_string(),
+    };
+    let mut lines = vec![format!("{name}: {health}; runs {serving} ({how})")];
+    if let Some(why) = &p.why {
+        let since = p.since.as_ref().map(time).unwrap_or_default();
+        lines.push(format!("{name}:   since {since}: {why}"));
+    }
+    if let Some(c) = &p.canary {
+        let job = c
+            .job
+            .map(|j| format!("job {j}"))
+            .unwrap_or_else(|| "a failed job".into());
+        lines.push(format!(
+            "{name}:   trying {} on {job} since {} ({})",
+            c.build,
+            time(&c.since),
+            c.why
+        ));
+    }
+    if let Some(pr) = &p.probation {
+        lines.push(format!(
+            "{name}:   on probation since {}: {} goes back to {} if it does worse",
+            time(&pr.since),
+            pr.build,
+            pr.previous
+        ));
+    }
+    if let Some(a) = &p.attempt {
+        lines.push(format!(
+            "{name}:   last upgrade {}: {}",
+            time(&a.at),
+            a.outcome
+        ));
+    }
+    for (build, why) in &p.bad {
+        lines.push(format!("{name}:   never again {build}: {why}"));
+    }
+    lines
+}
+
+/// Pins `platform` to the build `build` (a virtualenv under `dir` that
+/// passed its check), or unpins it (None): a pinned platform runs that
+/// build, and nothing is done about it automatically.
+pub fn pin(dir: &Path, platform: &str, build: Option<&str>) -> Result<String, ToolsError> {
+    let layout = Layout::new(dir);
+    if let Some(name) = build {
+        if !layout.is_complete(name) {
+            return Err(ToolsError::Layout(format!(
+                "there is no checked build venvs/{name} in {} (xtract tools status lists them)",
+                dir.display()
+            )));
+        }
+    }
+    layout.edit_state(|s| {
+        let p = s.platform_mut(platform);
+        p.pin = build.map(String::from);
+        match build {
+            Some(name) => format!(
+                "{platform} runs venvs/{name} from its next job; nothing is done about it automatically until `xtract tools pin {platform} --none`"
+            ),
+            None => format!("{platform} is no longer pinned: it runs what the daemons choose"),
+        }
+    })
 }
 
 /// After a switch, tells the daemons. New jobs already use the new yt-dlp

@@ -186,7 +186,7 @@ impl SupabaseStorage {
     }
 
     /// Where the app reads the object: public URL for a public bucket, the
-    /// authenticated URL otherwise (see README: signed URLs).
+    /// authenticated URL otherwise (see docs/frontend.md: signed URLs).
     fn object_url(&self, path: &str) -> String {
         let kind = if self.bucket.public {
             "public"

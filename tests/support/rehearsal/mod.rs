@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod egress;
+pub mod heal;
 mod instagram;
 pub mod media;
 pub mod rig;
@@ -132,8 +133,9 @@ pub enum Behaviour {
     BotCheck,
     AgeRestricted,
     MembersOnly,
-    /// The page no longer holds the data the extractor looks for (a
-    /// redesign).
+    /// The page no longer holds the data where the extractor looks for it
+    /// (a redesign; TikTok moves it under a new script id, which a patched
+    /// extractor can read: tiktok.rs).
     Changed,
     /// The media trickles out (about 30 KB/s).
     SlowMedia,
@@ -356,7 +358,8 @@ impl Rehearsal {
     }
 
     /// `site` ships a redesign that breaks every page at once (Instagram's
-    /// session set-up loses its LSD token), or takes it back. Site-wide:
+    /// session set-up loses its LSD token; TikTok's data moves under a new
+    /// script id), or takes it back. Site-wide:
     /// use a rehearsal of the test's own ([`Rehearsal::start`]), not the
     /// shared one.
     pub fn redesign(&self, site: Site, on: bool) {

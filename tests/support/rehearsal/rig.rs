@@ -217,4 +217,11 @@ impl Rig {
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
+
+    /// Stops the daemon and keeps the database, for the next daemon.
+    pub fn into_db(self) -> TestDb {
+        let Rig { db, daemon, .. } = self;
+        drop(daemon);
+        db
+    }
 }

@@ -132,7 +132,7 @@ pub fn failures() -> Vec<Scenario> {
         sound(fails(TikTok, "no-sound", Ok, "no_audio", "audio_source = sound for a post with an original sound: no format audio")),
         fails(TikTok, "removed", Removed, "unavailable", "statusCode 100004"),
         fails(TikTok, "ip-blocked", IpBlocked, "geo_blocked", "statusCode 10204: TikTok keeps the post from this address's region"),
-        fails(TikTok, "changed", Changed, "extractor_outdated", "no rehydration data and no WAF challenge: 'Unexpected response from webpage request'"),
+        fails(TikTok, "changed", Changed, "extractor_outdated", "rehydration data under a new script id, no WAF challenge: 'Unexpected response from webpage request'"),
         ok(TikTok, "slow", SlowMedia, "media at ~32 KB/s: completes"),
         fails(TikTok, "hang", HangMedia, "timeout", "media stops after 4 KB: the platform's max_runtime_secs stops the job"),
         fails(Instagram, "429", TooManyRequests, "rate_limited", "API check, GraphQL and the post page: HTTP 429"),

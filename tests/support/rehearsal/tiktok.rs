@@ -15,6 +15,13 @@
 //! no challenge either: what a redesign looks like. A redirect to `/login`
 //! is "TikTok is requiring login for access to this content".
 //!
+//! The redesign ([`Behaviour::Changed`], or every page after
+//! `Rehearsal::redesign(Site::TikTok, true)`) keeps the data and moves it:
+//! the same JSON under `<script id="__UNIVERSAL_DATA_FOR_REHYDRATION_V2__">`.
+//! yt-dlp 2026.10.26 cannot read it; a yt-dlp whose `_get_universal_data`
+//! looks for the new id too (the patched nightly of tests/heal, what a fix
+//! upstream would be) can.
+//!
 //! Formats come from `_extract_web_formats`: `video.playAddr` (format
 //! `play`), `video.downloadAddr` (`download`, watermarked) and
 //! `music.playUrl` (format `audio`, the post's *sound*, audio only); URLs on
@@ -102,6 +109,8 @@ fn page(req: &Req, shared: &Shared, route: &str) -> Reply {
         return Reply::status(404, "Not Found").answer("unknown page");
     };
     let (behaviour, n) = shared.begin(&video);
+    // A site-wide redesign changes every page, whatever the video does.
+    let redesigned = shared.redesigned(super::Site::TikTok) || behaviour == Behaviour::Changed;
     let webpage_url = format!("https://www.tiktok.com{route}");
     let login = || {
         Reply::redirect(&format!(
@@ -128,19 +137,6 @@ fn page(req: &Req, shared: &Shared, route: &str) -> Reply {
             None,
             "page: statusCode 10204 (blocked for this address)",
         ),
-        Behaviour::Changed => {
-            // A redesign: the rehydration script is gone, and the page is no
-            // WAF challenge either.
-            return Reply::html(
-                "<!DOCTYPE html><html><head><title>TikTok</title></head><body>\
-                 <div id=\"app\"></div><script id=\"__NEXT_STATE__\" type=\"application/json\">\
-                 {\"props\":{}}</script></body></html>",
-            )
-            .about(
-                &video,
-                "page: no __UNIVERSAL_DATA_FOR_REHYDRATION__ (redesign)",
-            );
-        }
         Behaviour::PhoneOnly if !req.is_phone() => (
             0,
             Some(item(&video, false, false)),
@@ -167,6 +163,19 @@ fn page(req: &Req, shared: &Shared, route: &str) -> Reply {
             "webapp.video-detail": detail,
         }
     });
+    if redesigned {
+        // The same data under a new script id, and no WAF challenge.
+        return Reply::html(format!(
+            "<!DOCTYPE html><html><head><title>TikTok</title></head><body><div id=\"app\"></div>\
+             <script id=\"__UNIVERSAL_DATA_FOR_REHYDRATION_V2__\" type=\"application/json\">{data}</script>\
+             </body></html>"
+        ))
+        .header("set-cookie", "tt_chain_token=rehearsal; Domain=.tiktok.com; Path=/")
+        .about(
+            &video,
+            "page: __UNIVERSAL_DATA_FOR_REHYDRATION_V2__ instead of __UNIVERSAL_DATA_FOR_REHYDRATION__ (redesign)",
+        );
+    }
     Reply::html(format!(
         "<!DOCTYPE html><html><head><title>TikTok - Make Your Day</title></head><body>\
          <script id=\"__UNIVERSAL_DATA_FOR_REHYDRATION__\" type=\"application/json\">{data}</script>\
