@@ -5,6 +5,8 @@
 
 pub mod proxy_double;
 pub mod rehearsal;
+pub mod row_log;
+pub mod stage;
 pub mod storage_double;
 pub mod wheels;
 
@@ -17,6 +19,8 @@ use tempfile::TempDir;
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 use xtract::ops::localpg::LocalPostgres;
+
+pub use stage::Stage;
 
 pub const USER: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
 
@@ -701,6 +705,7 @@ pub struct Daemon {
     pub log: PathBuf,
 }
 
+#[derive(Clone)]
 pub struct DaemonOptions {
     pub ytdlp: PathBuf,
     pub concurrency: usize,
