@@ -39,7 +39,7 @@ pub struct Stage {
 #[derive(Default)]
 pub struct StageBuilder {
     unmigrated: bool,
-    real_ytdlp: bool,
+    ytdlp: Option<PathBuf>,
     platforms: Option<String>,
     concurrency: Option<usize>,
     poll_secs: Option<f64>,
@@ -75,6 +75,11 @@ impl Stage {
     /// `xtract <args>` with the stage's options, run to its end.
     pub async fn xtract(&self, args: &[&str]) -> Ran {
         xtract(&self.db.url, &self.options, args).await
+    }
+
+    /// A new client, after the database was restarted.
+    pub async fn reconnect(&mut self) {
+        self.client = self.db.client().await;
     }
 
     /// Inserts a job for `url` as a frontend would.
@@ -148,8 +153,13 @@ impl StageBuilder {
     }
 
     /// Daemons run the pinned, real yt-dlp instead of the stand-in.
-    pub fn real_ytdlp(mut self) -> Self {
-        self.real_ytdlp = true;
+    pub fn real_ytdlp(self) -> Self {
+        self.ytdlp(&tools().ytdlp)
+    }
+
+    /// Daemons run this program as yt-dlp.
+    pub fn ytdlp(mut self, program: &std::path::Path) -> Self {
+        self.ytdlp = Some(program.to_path_buf());
         self
     }
 
@@ -199,12 +209,8 @@ impl StageBuilder {
         };
         let standin = StandIn::new();
         let client = db.client().await;
-        let ytdlp = if self.real_ytdlp {
-            tools().ytdlp.clone()
-        } else {
-            standin.script.clone()
-        };
-        let mut options = DaemonOptions::new(&ytdlp);
+        let ytdlp = self.ytdlp.as_ref().unwrap_or(&standin.script);
+        let mut options = DaemonOptions::new(ytdlp);
         if let Some(toml) = &self.platforms {
             let file = standin.path("platforms.toml");
             std::fs::write(&file, toml).expect("write the platform file");
