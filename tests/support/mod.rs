@@ -20,6 +20,7 @@ use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 use xtract::ops::localpg::LocalPostgres;
 
+#[allow(unused_imports)]
 pub use stage::Stage;
 
 pub const USER: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
