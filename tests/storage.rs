@@ -126,7 +126,64 @@ async fn a_retried_job_overwrites_its_own_object() {
     assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
 }
 
-fn tus_steps(double: &StorageDouble) -> Vec<(String, Option<u64>)> {
+/// A Storage double (bucket `audio-files`), a client of it, and a file of
+/// `len` bytes to upload as `u/j.m4a`: what the upload tests start from.
+struct Upload {
+    double: StorageDouble,
+    store: SupabaseStorage,
+    path: PathBuf,
+    data: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Upload {
+    async fn of(len: usize, seed: u8) -> Upload {
+        let double = StorageDouble::start(true, None).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (path, data) = file(&dir, "a.m4a", len, seed);
+        let store = client(&double).await;
+        Upload {
+            double,
+            store,
+            path,
+            data,
+            _dir: dir,
+        }
+    }
+
+    async fn put(&self) -> Result<xtract::storage::StoredObject, xtract::domain::JobError> {
+        self.store.put("u/j.m4a", &self.path, "audio/mp4").await
+    }
+
+    /// The object holds the file, byte for byte.
+    fn landed(&self) -> bool {
+        self.double
+            .object("audio-files/u/j.m4a")
+            .is_some_and(|o| o.data == self.data)
+    }
+
+    /// How many `method` requests the double saw.
+    fn requests(&self, method: &str) -> usize {
+        self.double
+            .log()
+            .iter()
+            .filter(|s| s.method == method)
+            .count()
+    }
+}
+
+/// A TUS step: PATCH at an offset, or HEAD.
+type Step = (String, Option<u64>);
+
+fn patch(offset: u64) -> Step {
+    ("PATCH".into(), Some(offset))
+}
+
+fn head() -> Step {
+    ("HEAD".into(), None)
+}
+
+fn tus_steps(double: &StorageDouble) -> Vec<Step> {
     double
         .log()
         .iter()
@@ -137,25 +194,18 @@ fn tus_steps(double: &StorageDouble) -> Vec<(String, Option<u64>)> {
 
 #[tokio::test]
 async fn a_chunk_that_fails_halfway_resumes_from_the_servers_offset() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "big.m4a", 15 * MB, 5);
-    let store = client(&double).await;
+    let up = Upload::of(15 * MB, 5).await;
     // The second chunk's connection drops mid-body.
-    double.fail_nth("PATCH", "/upload/resumable/", 1, Fault::Drop);
-    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+    up.double
+        .fail_nth("PATCH", "/upload/resumable/", 1, Fault::Drop);
+    up.put().await.unwrap();
 
-    assert!(
-        double.object("audio-files/u/j.m4a").unwrap().data == data,
-        "bytes differ"
-    );
+    assert!(up.landed(), "bytes differ");
     // The server kept what arrived of the cut-off chunk (as the real one
     // does): the upload goes on from its offset, in 6 MiB chunks from there.
     let c = CHUNK as u64;
-    let patch = |o| ("PATCH".to_string(), Some(o));
-    let head = ("HEAD".to_string(), None);
-    let steps = tus_steps(&double);
-    assert_eq!(steps[..3], [patch(0), patch(c), head], "{steps:?}");
+    let steps = tus_steps(&up.double);
+    assert_eq!(steps[..3], [patch(0), patch(c), head()], "{steps:?}");
     let resumed = steps[3].1.unwrap();
     assert!(c < resumed && resumed < 2 * c, "{steps:?}");
     assert_eq!(
@@ -163,19 +213,13 @@ async fn a_chunk_that_fails_halfway_resumes_from_the_servers_offset() {
         [patch(resumed), patch(resumed + c)],
         "{steps:?}"
     );
-    assert_eq!(
-        double.log().iter().filter(|s| s.method == "POST").count(),
-        1,
-        "never started over"
-    );
+    assert_eq!(up.requests("POST"), 1, "never started over");
 }
 
 #[tokio::test]
 async fn an_upload_the_server_forgot_is_started_again_once() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "big.m4a", 15 * MB, 9);
-    let store = client(&double).await;
+    let up = Upload::of(15 * MB, 9).await;
+    let double = &up.double;
     // The upload URL expires after the first chunk.
     double.fail_nth(
         "PATCH",
@@ -183,23 +227,15 @@ async fn an_upload_the_server_forgot_is_started_again_once() {
         1,
         Fault::Reply(404, "Not Found".into()),
     );
-    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+    up.put().await.unwrap();
 
-    assert!(
-        double.object("audio-files/u/j.m4a").unwrap().data == data,
-        "bytes differ"
-    );
+    assert!(up.landed(), "bytes differ");
     let c = CHUNK as u64;
-    let patch = |o| ("PATCH".to_string(), Some(o));
     assert_eq!(
-        tus_steps(&double),
+        tus_steps(double),
         vec![patch(0), patch(c), patch(0), patch(c), patch(2 * c)]
     );
-    assert_eq!(
-        double.log().iter().filter(|s| s.method == "POST").count(),
-        2,
-        "one new upload"
-    );
+    assert_eq!(up.requests("POST"), 2, "one new upload");
 
     // Forgotten twice: the job's error, not an endless loop, and not a
     // "bucket does not exist" message.
@@ -215,44 +251,38 @@ async fn an_upload_the_server_forgot_is_started_again_once() {
         0,
         Fault::Reply(404, "Not Found".into()),
     );
-    let err = store.put("u/k.m4a", &path, "audio/mp4").await.unwrap_err();
+    let err = up
+        .store
+        .put("u/k.m4a", &up.path, "audio/mp4")
+        .await
+        .unwrap_err();
     assert_eq!(err.code, xtract::domain::ErrorCode::Storage);
     assert!(!err.message.contains("bucket"), "{}", err.message);
 }
 
 #[tokio::test]
 async fn an_offset_the_server_disagrees_with_is_mended_by_asking_it() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "big.m4a", 13 * MB, 12);
-    let store = client(&double).await;
+    let up = Upload::of(13 * MB, 12).await;
     // The first chunk is "accepted" but not kept: the next PATCH gets 409.
-    double.fail_next(
+    up.double.fail_next(
         "PATCH",
         "/upload/resumable/",
         Fault::Reply(204, String::new()),
     );
-    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
+    up.put().await.unwrap();
 
-    assert!(
-        double.object("audio-files/u/j.m4a").unwrap().data == data,
-        "bytes differ"
-    );
+    assert!(up.landed(), "bytes differ");
     let c = CHUNK as u64;
-    let patch = |o| ("PATCH".to_string(), Some(o));
-    let head = ("HEAD".to_string(), None);
     assert_eq!(
-        tus_steps(&double),
-        vec![patch(0), patch(c), head, patch(0), patch(c), patch(2 * c)]
+        tus_steps(&up.double),
+        vec![patch(0), patch(c), head(), patch(0), patch(c), patch(2 * c)]
     );
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_then_succeed() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "a.m4a", 5000, 6);
-    let store = client(&double).await;
+    let up = Upload::of(5000, 6).await;
+    let double = &up.double;
     double.fail_next(
         "POST",
         "/object/",
@@ -268,40 +298,38 @@ async fn server_errors_are_retried_then_succeed() {
         "/object/",
         Fault::Reply(429, r#"{"statusCode":"429","message":"slow down"}"#.into()),
     );
-    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
-    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
-    assert_eq!(
-        double.log().iter().filter(|s| s.method == "POST").count(),
-        4
-    );
+    up.put().await.unwrap();
+    assert!(up.landed());
+    assert_eq!(up.requests("POST"), 4);
 }
 
 #[tokio::test]
 async fn a_connection_dropped_mid_body_is_retried() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "a.m4a", 2 * MB, 7);
-    let store = client(&double).await;
-    double.fail_next("POST", "/object/", Fault::Drop);
-    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap();
-    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
+    let up = Upload::of(2 * MB, 7).await;
+    up.double.fail_next("POST", "/object/", Fault::Drop);
+    up.put().await.unwrap();
+    assert!(up.landed());
+    // The drop happened (the first request), and one retry followed.
+    assert_eq!(up.requests("POST"), 2, "{:?}", up.double.log());
 }
 
 #[tokio::test]
 async fn persistent_server_errors_become_a_retryable_storage_error() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, _) = file(&dir, "a.m4a", 1000, 8);
-    let store = client(&double).await.with_tries(2);
+    let up = Upload::of(1000, 8).await;
     for _ in 0..2 {
-        double.fail_next(
+        up.double.fail_next(
             "POST",
             "/object/",
             Fault::Reply(500, r#"{"statusCode":"500","message":"internal"}"#.into()),
         );
     }
-    let e = store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+    let store = client(&up.double).await.with_tries(2);
+    let e = store
+        .put("u/j.m4a", &up.path, "audio/mp4")
+        .await
+        .unwrap_err();
     assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Backoff));
+    assert_eq!(up.requests("POST"), 2, "both tries were made");
 }
 
 #[tokio::test]
@@ -870,4 +898,54 @@ async fn a_resumable_job_retried_after_completion_uploads_again() {
         .unwrap()
         .get(0);
     assert_eq!(bucket, "podcasts");
+}
+
+/// The double is as strict as the real server's TUS handler (@tus/server):
+/// a request without `Tus-Resumable` is refused with 412, a PATCH that is
+/// not an offset stream with 400. (The client sends both on every TUS
+/// request: every resumable test above would fail without them.)
+#[tokio::test]
+async fn the_double_refuses_tus_requests_without_the_protocol_header() {
+    let double = StorageDouble::start(true, None).await;
+    use base64::Engine;
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    let create = |tus: Option<&str>| {
+        let mut r = reqwest::Client::new()
+            .post(format!("{}/storage/v1/upload/resumable", double.url))
+            .header("apikey", KEY)
+            .header("authorization", format!("Bearer {KEY}"))
+            .header("upload-length", "10")
+            .header(
+                "upload-metadata",
+                format!(
+                    "bucketName {},objectName {}",
+                    b64("audio-files"),
+                    b64("u/j.m4a")
+                ),
+            );
+        if let Some(v) = tus {
+            r = r.header("tus-resumable", v);
+        }
+        r.send()
+    };
+    let refused = create(None).await.unwrap();
+    assert_eq!(refused.status(), 412);
+    assert_eq!(refused.text().await.unwrap(), "Tus-Resumable Required\n");
+    assert_eq!(create(Some("0.2.2")).await.unwrap().status(), 400);
+    let created = create(Some("1.0.0")).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    let chunk = reqwest::Client::new()
+        .patch(location)
+        .header("apikey", KEY)
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/octet-stream")
+        .body(vec![0u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chunk.status(), 400);
+    assert_eq!(chunk.text().await.unwrap(), "Invalid content-type\n");
 }
