@@ -417,6 +417,10 @@ pub fn make_media(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 ///
 /// Every call appends the URL to `calls.log`, `<epoch secs> <url>` to
 /// `times.log` and its arguments to `args.log`.
+///
+/// Like yt-dlp, it refuses an option it does not know, or one without its
+/// value, with yt-dlp's usage error and exit code 2; it knows
+/// [`STANDIN_OPTIONS`].
 pub struct StandIn {
     pub dir: TempDir,
     pub script: PathBuf,
@@ -430,9 +434,14 @@ impl StandIn {
             .expect("temp dir");
         let script = dir.path().join("yt-dlp");
         let media = media().dir.join("tiny.m4a");
+        let options: String = STANDIN_OPTIONS
+            .iter()
+            .map(|(name, value)| format!("[{name}]={} ", u8::from(*value)))
+            .collect();
         let body = STANDIN_SCRIPT
             .replace("@DIR@", &dir.path().display().to_string())
-            .replace("@MEDIA@", &media.display().to_string());
+            .replace("@MEDIA@", &media.display().to_string())
+            .replace("@OPTIONS@", options.trim_end());
         std::fs::write(&script, body).expect("write stand-in");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -531,6 +540,70 @@ impl StandIn {
     }
 }
 
+/// The options the stand-in yt-dlp accepts, and whether a value follows
+/// each: every option xtract passes (ytdlp.rs `arguments`, the strategies,
+/// the pipeline's own) and every one a platform file may add (the allow
+/// list in domain/ytdlp_args.rs), as yt-dlp spells them.
+/// tests/pipeline.rs checks each against the real yt-dlp's `--help`.
+pub const STANDIN_OPTIONS: &[(&str, bool)] = &[
+    // ytdlp.rs, arguments()
+    ("--ignore-config", false),
+    ("--no-quiet", false),
+    ("--no-playlist", false),
+    ("--no-mtime", false),
+    ("--write-thumbnail", false),
+    ("--socket-timeout", true),
+    ("--retries", true),
+    ("--fragment-retries", true),
+    ("--newline", false),
+    ("--progress", false),
+    ("--no-progress", false),
+    ("--print", true),
+    ("--progress-template", true),
+    ("-f", true),
+    ("-o", true),
+    ("--match-filters", true),
+    ("--break-match-filters", true),
+    ("--max-downloads", true),
+    ("--max-filesize", true),
+    // the pipeline (pipeline/mod.rs) and private_options()
+    ("--ffmpeg-location", true),
+    ("--playlist-items", true),
+    ("--cache-dir", true),
+    ("--no-cache-dir", false),
+    ("--config-locations", true),
+    ("--proxy", true),
+    // strategies (strategy.rs)
+    ("--cookies", true),
+    ("--impersonate", true),
+    ("--add-headers", true),
+    // what a platform file may add (ytdlp_args.rs ALLOWED)
+    ("--extractor-args", true),
+    ("--js-runtimes", true),
+    ("--source-address", true),
+    ("--force-ipv4", false),
+    ("-4", false),
+    ("--force-ipv6", false),
+    ("-6", false),
+    ("--xff", true),
+    ("--sleep-requests", true),
+    ("--sleep-interval", true),
+    ("--min-sleep-interval", true),
+    ("--max-sleep-interval", true),
+    ("--limit-rate", true),
+    ("-r", true),
+    ("--throttled-rate", true),
+    ("--http-chunk-size", true),
+    ("--concurrent-fragments", true),
+    ("-N", true),
+    ("--extractor-retries", true),
+    ("--retry-sleep", true),
+    ("--format-sort", true),
+    ("-S", true),
+    ("--verbose", false),
+    ("-v", false),
+];
+
 const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
 # Stand-in for yt-dlp (see tests/support/mod.rs).
 dir='@DIR@'; media='@MEDIA@'
@@ -539,6 +612,21 @@ dir='@DIR@'; media='@MEDIA@'
 out=''; url=''; format=''; cookies=''; prints=(); progress=''; thumb=''
 items_spec=''; max_downloads=''; break_filter=''; conf=''; proxy=''
 printf '%s\n' "$*" >> "$dir/args.log"
+# The options it knows, 1 where a value follows (STANDIN_OPTIONS); any
+# other is refused as yt-dlp refuses it, before anything else is done.
+declare -A takes=(@OPTIONS@)
+usage_error() { printf 'Usage: yt-dlp [OPTIONS] URL [URL...]\n\nyt-dlp: error: %s\n' "$1" >&2; exit 2; }
+for ((i = 1; i <= $#; i++)); do
+  a="${!i}"
+  case "$a" in
+    --) break;;
+    -*) n="${a%%=*}"
+        [[ -v takes[$n] ]] || usage_error "no such option: $n"
+        if [ "${takes[$n]}" = 1 ] && [ "$n" = "$a" ]; then
+          i=$((i + 1)); [ "$i" -le $# ] || usage_error "$n option requires 1 argument"
+        fi;;
+  esac
+done
 while [ $# -gt 0 ]; do
   case "$1" in
     -o) out="$2"; shift 2;;
