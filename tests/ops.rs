@@ -701,10 +701,7 @@ async fn jobs_cancel_stops_a_job_a_daemon_is_running() {
 
     let ran = xtract(&db.url, &options(), &["jobs", "cancel", &id.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
-    eventually("the download to be killed", SECS(10), || async {
-        (!process_alive(ytdlp_pid)).then_some(())
-    })
-    .await;
+    wait_ended("the download to be killed", &[ytdlp_pid]).await;
     eventually("the worker to let go of the job", SECS(10), || async {
         job(&client, id).await["locked_by"].is_null().then_some(())
     })

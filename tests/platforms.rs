@@ -1095,13 +1095,7 @@ async fn a_reload_adds_and_removes_egresses_and_running_jobs_keep_theirs() {
 
     std::fs::write(s.platforms_file(), pool_toml(&[("new", new.url())], "")).unwrap();
     daemon.signal(libc::SIGHUP);
-    eventually("the reload", SECS(30), || async {
-        daemon
-            .log_text()
-            .contains("configuration reloaded")
-            .then_some(())
-    })
-    .await;
+    daemon.wait_for_log("configuration reloaded").await;
     let later = s.enqueue("https://www.tiktok.com/@a/video/9002").await;
     s.wait(later, "completed").await;
     assert_eq!(s.job(later).await["egress"], "new");

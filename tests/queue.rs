@@ -114,10 +114,7 @@ async fn killed_worker_job_is_finished_by_another() {
     first.signal(libc::SIGKILL);
     first.wait_exit(SECS(10)).await;
     // The orphaned download dies with its daemon.
-    eventually("the killed daemon's yt-dlp to die", SECS(10), || async {
-        (!process_alive(ytdlp_pid)).then_some(())
-    })
-    .await;
+    wait_ended("the killed daemon's yt-dlp to die", &[ytdlp_pid]).await;
     assert_eq!(s.status(id).await, "processing", "nobody has noticed yet");
 
     s.standin.release("k");
@@ -188,17 +185,9 @@ async fn postgres_restart_mid_job_loses_nothing() {
     // The job finishes while the database is down: its result must wait.
     s.db.pg.stop(false).unwrap();
     s.standin.release("r");
-    eventually(
-        "the daemon to hold the finished result",
-        SECS(30),
-        || async {
-            daemon
-                .log_text()
-                .contains("cannot write the job's outcome yet")
-                .then_some(())
-        },
-    )
-    .await;
+    daemon
+        .wait_for_log("cannot write the job's outcome yet")
+        .await;
     s.db.pg.start(true).unwrap();
 
     s.reconnect().await;
@@ -248,10 +237,7 @@ async fn operator_cancel_stops_a_running_job() {
     operator_sets_status(&s.client, id, "cancelled")
         .await
         .unwrap();
-    eventually("the download to be killed", SECS(5), || async {
-        (!process_alive(ytdlp_pid)).then_some(())
-    })
-    .await;
+    wait_ended("the download to be killed", &[ytdlp_pid]).await;
     eventually("the worker to let go of the job", SECS(5), || async {
         s.job(id).await["locked_by"].is_null().then_some(())
     })
@@ -290,10 +276,7 @@ async fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
     s.standin.blocked_pid("grace").await;
 
     daemon.signal(libc::SIGTERM);
-    eventually("the daemon to stop claiming", SECS(10), || async {
-        daemon.log_text().contains("shutting down").then_some(())
-    })
-    .await;
+    daemon.wait_for_log("shutting down").await;
     // Not claimed: a job inserted after SIGTERM waits for another daemon.
     let later = s.enqueue("http://127.0.0.1:9/ok/later").await;
     s.standin.release("grace");
@@ -445,13 +428,7 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
     )
     .unwrap();
     daemon.signal(libc::SIGHUP);
-    eventually("the reload", SECS(10), || async {
-        daemon
-            .log_text()
-            .contains("configuration reloaded")
-            .then_some(())
-    })
-    .await;
+    daemon.wait_for_log("configuration reloaded").await;
     let after = s.enqueue("http://127.0.0.1:9/fail/after").await;
     s.wait(after, "failed").await;
     assert_eq!(s.job(after).await["attempts"], 2);
@@ -521,10 +498,7 @@ async fn secrets_never_reach_a_log_line() {
     drop(client);
     // Connection errors are logged at length: they must not carry the URL.
     db.pg.stop(false).unwrap();
-    eventually("the daemon to notice", SECS(30), || async {
-        daemon.log_text().contains("reconnecting").then_some(())
-    })
-    .await;
+    daemon.wait_for_log("reconnecting").await;
     db.pg.start(true).unwrap();
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_exit(SECS(30)).await.success());

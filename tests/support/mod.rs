@@ -903,6 +903,16 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (up to a minute) until the log says `text`.
+    pub async fn wait_for_log(&self, text: &str) {
+        eventually(
+            &format!("the daemon to log {text:?}"),
+            Duration::from_secs(60),
+            || async { self.log_text().contains(text).then_some(()) },
+        )
+        .await
+    }
+
     /// Waits for the process to exit; panics with its log after `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         match tokio::time::timeout(timeout, self.child.wait()).await {
@@ -939,6 +949,14 @@ pub fn process_alive(pid: i32) -> bool {
             .starts_with('Z'),
         Err(_) => false,
     }
+}
+
+/// Waits (up to a minute) until every process of `pids` has ended.
+pub async fn wait_ended(what: &str, pids: &[i32]) {
+    eventually(what, Duration::from_secs(60), || async {
+        pids.iter().all(|pid| !process_alive(*pid)).then_some(())
+    })
+    .await
 }
 
 /// What a one-shot command printed, and how it exited.
