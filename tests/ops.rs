@@ -432,6 +432,7 @@ async fn dev_demo_takes_a_job_to_completed_from_an_empty_folder() {
 /// One job in each state (two failed), and a paused platform.
 struct Fixture {
     db: TestDb,
+    client: tokio_postgres::Client,
     pending: Uuid,
     processing: Uuid,
     completed: Uuid,
@@ -510,6 +511,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     Fixture {
         db,
+        client,
         pending,
         processing,
         completed,
@@ -611,7 +613,7 @@ async fn jobs_show_prints_every_column_and_the_audio_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_retry_sets_a_failed_job_pending_from_attempt_zero() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
 
     let ran = jobs(&f, &["retry", &f.failed_instagram.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
@@ -652,7 +654,7 @@ async fn jobs_retry_sets_a_failed_job_pending_from_attempt_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_retry_all_failed_takes_only_the_named_platform() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
 
     let ran = jobs(&f, &["retry", "--all-failed", "--platform", "tiktok"]).await;
     assert!(ran.status.success(), "{ran}");
@@ -674,7 +676,7 @@ async fn jobs_retry_all_failed_takes_only_the_named_platform() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_cancel_cancels_pending_jobs_and_refuses_finished_ones() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
 
     let ran = jobs(&f, &["cancel", &f.pending.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
@@ -692,21 +694,18 @@ async fn jobs_cancel_cancels_pending_jobs_and_refuses_finished_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_cancel_stops_a_job_a_daemon_is_running() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/op").await;
-    let ytdlp_pid = standin.blocked_pid("op").await;
+    let (s, daemon) = Stage::new().start().await;
+    let id = s.enqueue("http://127.0.0.1:9/block/op").await;
+    let ytdlp_pid = s.standin.blocked_pid("op").await;
 
-    let ran = xtract(&db.url, &options(), &["jobs", "cancel", &id.to_string()]).await;
+    let ran = s.xtract(&["jobs", "cancel", &id.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
     wait_ended("the download to be killed", &[ytdlp_pid]).await;
     eventually("the worker to let go of the job", SECS(10), || async {
-        job(&client, id).await["locked_by"].is_null().then_some(())
+        s.job(id).await["locked_by"].is_null().then_some(())
     })
     .await;
-    assert_eq!(status(&client, id).await, "cancelled");
+    assert_eq!(s.status(id).await, "cancelled");
     assert!(daemon.log_text().contains("operator cancelled the job"));
 }
 
@@ -849,7 +848,7 @@ fn install_dry_run_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_views_say_what_waits_what_failed_and_what_is_paused() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
     // Nothing has started the waiting job for ten minutes.
     client
         .execute(
@@ -978,6 +977,29 @@ async fn retention_deletes_old_finished_jobs_and_with_audio_their_files() {
     let old_failed = add("failed", 40).await;
     let old_waiting = add("pending", 40).await;
     let recent_done = add("completed", 3).await;
+    // More old finished jobs than a batch holds (200), older still, so
+    // they go first: the deletions come in batches, each its own
+    // statement (recorded below).
+    client
+        .execute(
+            "INSERT INTO processing_jobs (user_id, original_url, status, finished_at, created_at)
+             SELECT $1, 'https://youtu.be/aaaaaaaaaaa', 'failed',
+                    now() - interval '50 days', now() - interval '50 days'
+             FROM generate_series(1, 450)",
+            &[&USER],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE deleted_batches (seq bigserial, jobs bigint);
+             CREATE FUNCTION log_batch() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+             BEGIN INSERT INTO deleted_batches (jobs) SELECT count(*) FROM gone; RETURN NULL; END $$;
+             CREATE TRIGGER log_batch AFTER DELETE ON processing_jobs
+                 REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION log_batch();",
+        )
+        .await
+        .unwrap();
     // Nothing to run: the waiting job is held back.
     client
         .execute(
@@ -1035,6 +1057,17 @@ async fn retention_deletes_old_finished_jobs_and_with_audio_their_files() {
     assert!(exists(old_waiting).await && exists(recent_done).await);
     assert_eq!(audio_rows().await, 2);
     assert!(audio_dir.join(format!("{USER}/{old_done}.m4a")).exists());
+    let batches: Vec<i64> = client
+        .query(
+            "SELECT jobs FROM deleted_batches WHERE jobs > 0 ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(batches, [200, 200, 52], "452 old jobs in batches of 200");
 
     // With audio: another old completed job goes with its row and file.
     let old_done2 = add("completed", 35).await;
