@@ -128,33 +128,28 @@ async fn an_outage_longer_than_the_lease_takes_no_job_from_its_daemon() {
 async fn the_reaper_counts_the_lease_from_the_database_start_and_spares_held_jobs() {
     let mut db = TestDb::start().await;
     let client = db.client().await;
-    let id = db
-        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
-        .await;
-    client
-        .execute(
-            "UPDATE processing_jobs
-             SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
-             WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    // A job worker `gone` took an hour ago, and never beat since.
+    let held_by_gone = |url: &'static str| {
+        let (db, client) = (&db, &client);
+        async move {
+            let id = db.enqueue(client, url).await;
+            client
+                .execute(
+                    "UPDATE processing_jobs
+                     SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
+                     WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let id = held_by_gone("https://www.youtube.com/watch?v=dQw4w9WgXcQ").await;
     // Set back to pending by an operator while `gone` ran it, and `gone`
     // died before letting go: the job waits for nobody for ever, unless the
     // reaper lets go for it.
-    let retried = db
-        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcR")
-        .await;
-    client
-        .execute(
-            "UPDATE processing_jobs
-             SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
-             WHERE id = $1",
-            &[&retried],
-        )
-        .await
-        .unwrap();
+    let retried = held_by_gone("https://www.youtube.com/watch?v=dQw4w9WgXcR").await;
     operator_sets_status(&client, retried, "pending")
         .await
         .unwrap();
@@ -238,11 +233,7 @@ async fn a_daemon_started_before_its_database_waits_for_it_and_then_works() {
     let bare_url = format!("{}/bare", db.url.rsplit_once('/').unwrap().0);
     let mut bare = Daemon::start(&bare_url, &DaemonOptions::new(&standin.script));
     assert_eq!(bare.wait_exit(SECS(30)).await.code(), Some(1));
-    assert!(
-        bare.log_text().contains("xtract migrate"),
-        "{}",
-        bare.log_text()
-    );
+    bare.assert_logged("xtract migrate");
 
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
@@ -328,21 +319,14 @@ async fn a_hung_download_is_stopped_at_its_time_limit_with_all_its_processes() {
     assert_eq!(row["error_code"], "timeout", "{row}");
     assert_eq!(row["attempts"], 2, "{row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("took too long"),
+        text_of(&row, "error_message").contains("took too long"),
         "{row}"
     );
     assert_eq!(s.standin.calls().len(), 2);
     let children = s.standin.children("hung");
     assert_eq!(children.len(), 4, "two per run");
     wait_ended("every process of the job to end", &children).await;
-    assert!(
-        daemon.log_text().contains("time limit"),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.assert_logged("time limit");
 }
 
 /// `kill -9` of a daemon: yt-dlp dies with it, but what yt-dlp started
@@ -376,11 +360,7 @@ async fn processes_a_killed_daemon_left_behind_are_ended_by_the_next_one() {
     let next = s.daemon_as("next");
     wait_ended("the next daemon to end the strays", &children).await;
     s.wait(id, "completed").await;
-    assert!(
-        next.log_text().contains("left by a daemon"),
-        "{}",
-        next.log_text()
-    );
+    next.assert_logged("left by a daemon");
 }
 
 // ---- 5. operator edits while a job runs ----
@@ -391,12 +371,9 @@ async fn processes_a_killed_daemon_left_behind_are_ended_by_the_next_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setting_a_running_job_to_pending_stops_it_then_runs_it_once_afresh() {
     let (s, _daemon) = Stage::new().start().await;
-    let id = s.enqueue("http://127.0.0.1:9/block/again").await;
-    let first = s.standin.blocked_pid("again").await;
+    let (id, first) = s.blocked_job("again").await;
 
-    operator_sets_status(&s.client, id, "pending")
-        .await
-        .unwrap();
+    s.operator_sets(id, "pending").await;
     wait_ended("the first run to be stopped", &[first]).await;
     eventually("the second run", SECS(10), || async {
         (s.standin.calls().len() == 2).then_some(())
@@ -451,10 +428,7 @@ async fn a_write_back_the_database_refuses_fails_the_job_and_removes_its_audio()
     let row = s.job(id).await;
     assert_eq!(row["error_code"], "internal", "{row}");
     assert!(
-        row["error_detail"]
-            .as_str()
-            .unwrap()
-            .contains("test_refuses_audio"),
+        text_of(&row, "error_detail").contains("test_refuses_audio"),
         "{row}"
     );
     assert!(row["locked_by"].is_null());
@@ -515,46 +489,26 @@ fn capture_log() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
 /// runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_job_body_fails_that_job_and_the_worker_goes_on() {
-    use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    use xtract::queue::worker::{Shutdown, WorkerSettings};
     let log = capture_log();
     let db = TestDb::start().await;
     let client = db.client().await;
     let boom = db
         .enqueue(&client, "https://www.youtube.com/watch?v=boomboom123")
         .await;
-    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
-    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "fragile", "test");
     let settings = WorkerSettings {
-        concurrency: 1,
         poll_interval: Duration::from_millis(200),
-        lease: SECS(30),
         heartbeat_interval: Duration::from_millis(100),
-        shutdown_grace: SECS(5),
-        retry_base: SECS(1),
-        retry_max: SECS(10),
-        job_timeout: SECS(1800),
-        max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
-        exit_when_idle: false,
+        ..in_process::settings()
     };
-    let worker = Worker::new(
-        queue,
-        Fragile,
-        settings,
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let worker = in_process::worker(&db, "fragile", Fragile, settings);
     let shutdown = Shutdown::default();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     wait_status(&client, boom, "failed", SECS(20)).await;
     let row = job(&client, boom).await;
     assert_eq!(row["error_code"], "internal", "{row}");
     assert!(
-        row["error_detail"]
-            .as_str()
-            .unwrap()
-            .contains("the body fell over"),
+        text_of(&row, "error_detail").contains("the body fell over"),
         "{row}"
     );
     assert_eq!(row["attempts"], 1, "a bug is not retried: {row}");
@@ -719,8 +673,7 @@ async fn the_download_pass_is_never_on_a_command_line() {
     use std::os::unix::fs::PermissionsExt;
     let (s, _daemon) = Stage::new().start().await;
     // Local links are `other`: their downloads go through the guard.
-    let id = s.enqueue("http://127.0.0.1:9/block/secretive").await;
-    let pid = s.standin.blocked_pid("secretive").await;
+    let (id, pid) = s.blocked_job("secretive").await;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
@@ -863,16 +816,14 @@ async fn chaos(c: Chaos) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let completed: std::collections::BTreeSet<String> = client
-        .query(
-            "SELECT id::text FROM processing_jobs WHERE status = 'completed'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let completed: std::collections::BTreeSet<String> = column(
+        client,
+        "SELECT id::text FROM processing_jobs WHERE status = 'completed'",
+        &[],
+    )
+    .await
+    .into_iter()
+    .collect();
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM audio_files),

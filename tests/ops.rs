@@ -695,8 +695,7 @@ async fn jobs_cancel_cancels_pending_jobs_and_refuses_finished_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_cancel_stops_a_job_a_daemon_is_running() {
     let (s, daemon) = Stage::new().start().await;
-    let id = s.enqueue("http://127.0.0.1:9/block/op").await;
-    let ytdlp_pid = s.standin.blocked_pid("op").await;
+    let (id, ytdlp_pid) = s.blocked_job("op").await;
 
     let ran = s.xtract(&["jobs", "cancel", &id.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
@@ -706,7 +705,7 @@ async fn jobs_cancel_stops_a_job_a_daemon_is_running() {
     })
     .await;
     assert_eq!(s.status(id).await, "cancelled");
-    assert!(daemon.log_text().contains("operator cancelled the job"));
+    daemon.assert_logged("operator cancelled the job");
 }
 
 // ---- scripts/install ----
@@ -1049,24 +1048,16 @@ async fn retention_deletes_old_finished_jobs_and_with_audio_their_files() {
     .await;
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(SECS(30)).await;
-    assert!(
-        daemon.log_text().contains("retention: deleted"),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.assert_logged("retention: deleted");
     assert!(exists(old_waiting).await && exists(recent_done).await);
     assert_eq!(audio_rows().await, 2);
     assert!(audio_dir.join(format!("{USER}/{old_done}.m4a")).exists());
-    let batches: Vec<i64> = client
-        .query(
-            "SELECT jobs FROM deleted_batches WHERE jobs > 0 ORDER BY seq",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let batches: Vec<i64> = column(
+        &client,
+        "SELECT jobs FROM deleted_batches WHERE jobs > 0 ORDER BY seq",
+        &[],
+    )
+    .await;
     assert_eq!(batches, [200, 200, 52], "452 old jobs in batches of 200");
 
     // With audio: another old completed job goes with its row and file.

@@ -160,7 +160,7 @@ async fn a_missing_video_fails_with_not_found() {
     assert_eq!(row["status"], "failed");
     assert_eq!(row["error_code"], "not_found");
     assert_eq!(row["attempts"], 1);
-    assert!(row["error_detail"].as_str().unwrap().contains("404"));
+    assert!(text_of(&row, "error_detail").contains("404"));
     assert!(audio.is_none());
 }
 
@@ -197,10 +197,7 @@ async fn a_file_over_the_size_limit_fails_with_too_large() {
     let (row, audio, daemon) = run_one("big.mp4", &[("XTRACT_MAX_FILESIZE_MB", "1")]).await;
     assert_eq!(row["status"], "failed", "{row}");
     assert_eq!(row["error_code"], "too_large", "{row}");
-    assert!(
-        row["error_message"].as_str().unwrap().contains("1 MB"),
-        "{row}"
-    );
+    assert!(text_of(&row, "error_message").contains("1 MB"), "{row}");
     assert!(audio.is_none());
     assert!(leftover_files(&daemon.work_dir()).is_empty());
 }
@@ -219,10 +216,7 @@ async fn a_link_to_an_unsupported_site_fails_at_once_with_a_clear_message() {
     let row = job(&client, id).await;
     assert_eq!(row["status"], "failed");
     assert_eq!(row["error_code"], "unsupported_url");
-    assert!(row["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("not supported"));
+    assert!(text_of(&row, "error_message").contains("not supported"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,10 +235,7 @@ async fn a_download_that_grows_past_the_limit_is_stopped_midway() {
     wait_status(&client, id, "failed", SECS(30)).await;
     let row = job(&client, id).await;
     assert_eq!(row["error_code"], "too_large");
-    assert!(
-        row["error_message"].as_str().unwrap().contains("1 MB"),
-        "{row}"
-    );
+    assert!(text_of(&row, "error_message").contains("1 MB"), "{row}");
     assert!(!process_alive(pid), "the download was stopped");
 }
 
@@ -274,16 +265,7 @@ async fn the_egress_guard_stops_a_redirect_into_the_private_network() {
 
     let server = MediaServer::start(&media().dir).await.unwrap();
     let clip = server.url("clip.mp4");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let redirector = listener.local_addr().unwrap();
-    let forbidden = clip.replace("127.0.0.1", "127.0.0.2");
-    tokio::spawn(async move {
-        let app = axum::Router::new().fallback(move || {
-            let to = forbidden.clone();
-            async move { axum::response::Redirect::temporary(&to) }
-        });
-        axum::serve(listener, app).await.unwrap();
-    });
+    let redirector = redirector(clip.replace("127.0.0.1", "127.0.0.2")).await;
     let guard =
         EgressGuard::start(Arc::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST))).unwrap();
 
@@ -444,10 +426,7 @@ async fn the_real_yt_dlp_gives_the_first_video_of_a_post_with_several_items() {
     assert_eq!(row["status"], "failed", "{row}");
     assert_eq!(row["error_code"], "no_formats", "{row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("only photos"),
+        text_of(&row, "error_message").contains("only photos"),
         "{row}"
     );
     assert!(audio.is_none());

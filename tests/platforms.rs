@@ -80,9 +80,7 @@ async fn a_rate_limited_platform_pauses_without_spending_attempts_while_others_f
     );
     let toml = format!("{toml}min_interval_secs = 0.0\njitter_secs = [0.0, 0.0]\n");
     let (s, _daemon) = Stage::new().platforms(&toml).start().await;
-    s.standin.set_kind("1001", "fail");
-    s.standin.set_error(
-        "1001",
+    s.standin.fails_with("1001",
         "WARNING: [TikTok] 1001: retrying\nERROR: [TikTok] 1001: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)\n",
     );
 
@@ -102,16 +100,13 @@ async fn a_rate_limited_platform_pauses_without_spending_attempts_while_others_f
     assert_eq!(row["status"], "pending");
     assert_eq!(row["attempts"], 0, "a platform pause spends no attempt");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("TikTok is limiting"),
+        text_of(&row, "error_message").contains("TikTok is limiting"),
         "{row}"
     );
     let waits = s.secs_until_run(limited).await;
     assert!(
         waits > 3500.0,
-        "runs again after the cooldown, not {waits}s"
+        "runs again in {waits}s, not after the cooldown"
     );
     // The other TikTok job was not started (it would have gone before the
     // YouTube one, which was inserted later).
@@ -204,8 +199,7 @@ async fn a_platform_file_with_an_option_that_runs_commands_stops_the_daemon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_strategy_fails_the_user_is_told_so() {
     let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
-    s.standin.set_kind("2002", "fail");
-    s.standin.set_error(
+    s.standin.fails_with(
         "2002",
         "ERROR: unable to download video data: HTTP Error 403: Forbidden\n",
     );
@@ -213,10 +207,7 @@ async fn when_every_strategy_fails_the_user_is_told_so() {
     s.wait(id, "failed").await;
     let row = s.job(id).await;
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .starts_with("All download strategies failed"),
+        text_of(&row, "error_message").starts_with("All download strategies failed"),
         "{row}"
     );
     assert_eq!(row["error_code"], "http_forbidden");
@@ -230,18 +221,14 @@ async fn when_every_strategy_fails_the_user_is_told_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_video_is_not_asked_for_again() {
     let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
-    s.standin.set_kind("2003", "fail");
     s.standin
-        .set_error("2003", "ERROR: [TikTok] 2003: This account is private\n");
+        .fails_with("2003", "ERROR: [TikTok] 2003: This account is private\n");
     let id = s.enqueue("https://www.tiktok.com/@b/video/2003").await;
     s.wait(id, "failed").await;
     assert_eq!(s.standin.calls().len(), 1);
     let row = s.job(id).await;
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Video Processing Failed"),
+        text_of(&row, "error_message").starts_with("Video Processing Failed"),
         "{row}"
     );
 }
@@ -356,10 +343,7 @@ async fn the_same_video_is_downloaded_once_and_its_audio_reused() {
     );
     assert_eq!(b["reused_from_job_id"], first.to_string());
     assert_eq!(b["user_id"], other_user.to_string());
-    assert!(b["storage_path"]
-        .as_str()
-        .unwrap()
-        .starts_with(&other_user.to_string()));
+    assert!(text_of(&b, "storage_path").starts_with(&other_user.to_string()));
     assert_eq!(a["file_size"], b["file_size"]);
     let copy = daemon.audio_dir().join(b["storage_path"].as_str().unwrap());
     let original = daemon.audio_dir().join(a["storage_path"].as_str().unwrap());
@@ -394,9 +378,7 @@ async fn a_job_that_keeps_meeting_a_rate_limit_fails_after_its_pauses() {
         .env("XTRACT_MAX_PAUSES", "2")
         .start()
         .await;
-    s.standin.set_kind("Cpaused1234", "fail");
-    s.standin.set_error(
-        "Cpaused1234",
+    s.standin.fails_with("Cpaused1234",
         "ERROR: [Instagram] Cpaused1234: Requested content is not available, rate-limit reached or login required. Use --cookies-from-browser or --cookies for the authentication.\n",
     );
     let id = s.enqueue("https://www.instagram.com/p/Cpaused1234/").await;
@@ -404,10 +386,7 @@ async fn a_job_that_keeps_meeting_a_rate_limit_fails_after_its_pauses() {
     let row = s.job(id).await;
     assert_eq!(row["error_code"], "rate_limited");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Instagram Rate Limit Reached"),
+        text_of(&row, "error_message").starts_with("Instagram Rate Limit Reached"),
         "{row}"
     );
     assert_eq!(row["pauses"], 2);
@@ -572,10 +551,7 @@ async fn a_post_without_a_downloadable_first_video_fails_for_what_it_is() {
     let row = s.job(photos).await;
     assert_eq!(row["error_code"], "no_formats", "{row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("only photos"),
+        text_of(&row, "error_message").contains("only photos"),
         "{row}"
     );
     let row = s.job(broken).await;
@@ -597,9 +573,7 @@ async fn an_outdated_extractor_is_retried_after_a_cooldown_and_counted() {
         .env("XTRACT_HEALTH_ADDR", &addr)
         .start()
         .await;
-    s.standin.set_kind("7100", "fail");
-    s.standin.set_error(
-        "7100",
+    s.standin.fails_with("7100",
         "ERROR: [TikTok] 7100: Unable to extract universal data for rehydration; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U\n",
     );
     let id = s.enqueue("https://www.tiktok.com/@a/video/7100").await;
@@ -610,16 +584,13 @@ async fn an_outdated_extractor_is_retried_after_a_cooldown_and_counted() {
     .await;
     assert_eq!(row["attempts"], 1, "an attempt is spent: {row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("TikTok has changed"),
+        text_of(&row, "error_message").contains("TikTok has changed"),
         "{row}"
     );
     let waits = s.secs_until_run(id).await;
     assert!(
         waits > 1700.0,
-        "retried after the cooldown, not in {waits}s"
+        "retried in {waits}s, not after the cooldown"
     );
     let metrics = reqwest::get(format!("http://{addr}/metrics"))
         .await

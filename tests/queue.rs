@@ -107,8 +107,7 @@ async fn three_daemons_do_each_of_1000_jobs_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_job_is_finished_by_another() {
     let (s, mut first) = Stage::new().lease(2.0).poll(0.5).start().await;
-    let id = s.enqueue("http://127.0.0.1:9/block/k").await;
-    let ytdlp_pid = s.standin.blocked_pid("k").await;
+    let (id, ytdlp_pid) = s.blocked_job("k").await;
     assert_eq!(s.status(id).await, "processing");
 
     first.signal(libc::SIGKILL);
@@ -161,10 +160,7 @@ async fn lost_worker_job_fails_once_attempts_are_used_up() {
     let job = s.job(id).await;
     assert_eq!(job["error_code"], "worker_lost");
     assert_eq!(job["attempts"], 3);
-    assert!(job["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("stopped unexpectedly"));
+    assert!(text_of(&job, "error_message").contains("stopped unexpectedly"));
     assert!(
         s.standin.calls().len() == 1,
         "the job was not started again"
@@ -179,8 +175,7 @@ async fn lost_worker_job_fails_once_attempts_are_used_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_job_loses_nothing() {
     let (mut s, daemon) = Stage::new().start().await;
-    let id = s.enqueue("http://127.0.0.1:9/block/r").await;
-    s.standin.blocked_pid("r").await;
+    let (id, _) = s.blocked_job("r").await;
 
     // The job finishes while the database is down: its result must wait.
     s.db.pg.stop(false).unwrap();
@@ -216,9 +211,7 @@ async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
     assert_eq!(failed["attempts"], 1, "a 404 is not retried");
 
     // What an operator does in the table editor.
-    operator_sets_status(&s.client, id, "pending")
-        .await
-        .unwrap();
+    s.operator_sets(id, "pending").await;
     s.wait(id, "completed").await;
     let done = s.job(id).await;
     assert_eq!(
@@ -231,12 +224,9 @@ async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_cancel_stops_a_running_job() {
     let (s, daemon) = Stage::new().start().await;
-    let id = s.enqueue("http://127.0.0.1:9/block/c").await;
-    let ytdlp_pid = s.standin.blocked_pid("c").await;
+    let (id, ytdlp_pid) = s.blocked_job("c").await;
 
-    operator_sets_status(&s.client, id, "cancelled")
-        .await
-        .unwrap();
+    s.operator_sets(id, "cancelled").await;
     wait_ended("the download to be killed", &[ytdlp_pid]).await;
     eventually("the worker to let go of the job", SECS(5), || async {
         s.job(id).await["locked_by"].is_null().then_some(())
@@ -246,14 +236,13 @@ async fn operator_cancel_stops_a_running_job() {
     assert_eq!(row["status"], "cancelled");
     assert!(row["finished_at"].is_string());
     assert_eq!(s.audio_rows(id).await, 0);
-    assert!(daemon.log_text().contains("operator cancelled the job"));
+    daemon.assert_logged("operator cancelled the job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_unfinished_jobs_without_counting_the_attempt() {
     let (s, mut daemon) = Stage::new().grace(0.5).start().await;
-    let id = s.enqueue("http://127.0.0.1:9/block/term").await;
-    let ytdlp_pid = s.standin.blocked_pid("term").await;
+    let (id, ytdlp_pid) = s.blocked_job("term").await;
 
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(SECS(30)).await;
@@ -272,8 +261,7 @@ async fn sigterm_releases_unfinished_jobs_without_counting_the_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
     let (s, mut daemon) = Stage::new().grace(60.0).start().await;
-    let id = s.enqueue("http://127.0.0.1:9/block/grace").await;
-    s.standin.blocked_pid("grace").await;
+    let (id, _) = s.blocked_job("grace").await;
 
     daemon.signal(libc::SIGTERM);
     daemon.wait_for_log("shutting down").await;
@@ -303,10 +291,7 @@ async fn transient_failures_are_retried_with_backoff_then_fail() {
     s.wait(down, "failed").await;
     let row = s.job(down).await;
     assert_eq!(row["attempts"], 3, "platform other allows 3 attempts");
-    assert!(row["error_detail"]
-        .as_str()
-        .unwrap()
-        .contains("Connection refused"));
+    assert!(text_of(&row, "error_detail").contains("Connection refused"));
     let downs: Vec<f64> = s
         .standin
         .times()
@@ -374,11 +359,7 @@ async fn the_daemon_refuses_an_unmigrated_database_with_advice() {
     let mut daemon = s.daemon();
     let status = daemon.wait_exit(SECS(30)).await;
     assert!(!status.success());
-    assert!(
-        daemon.log_text().contains("run `xtract migrate`"),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.assert_logged("run `xtract migrate`");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,8 +397,7 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
     let env_arg = env_file.display().to_string();
     let daemon = s.spawn(&["--env-file", &env_arg, "run"]);
 
-    let running = s.enqueue("http://127.0.0.1:9/block/long").await;
-    s.standin.blocked_pid("long").await;
+    let (running, _) = s.blocked_job("long").await;
     let before = s.enqueue("http://127.0.0.1:9/fail/before").await;
     s.wait(before, "failed").await;
     assert_eq!(s.job(before).await["attempts"], 1);
@@ -739,30 +719,7 @@ fn in_process_worker<P: xtract::queue::worker::Processor>(
     db: &TestDb,
     body: P,
 ) -> xtract::queue::worker::Worker<P> {
-    use xtract::queue::worker::{Worker, WorkerSettings};
-    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
-    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "worker-a", "test");
-    let settings = WorkerSettings {
-        concurrency: 1,
-        poll_interval: SECS(5),
-        lease: SECS(30),
-        heartbeat_interval: SECS(5),
-        shutdown_grace: SECS(5),
-        retry_base: SECS(1),
-        retry_max: SECS(10),
-        job_timeout: SECS(1800),
-        max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
-        exit_when_idle: false,
-    };
-    Worker::new(
-        queue,
-        body,
-        settings,
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    )
+    in_process::worker(db, "worker-a", body, in_process::settings())
 }
 
 /// Runs one job through an in-process worker whose body does `meanwhile`;
@@ -937,34 +894,19 @@ impl xtract::queue::worker::Processor for Progressing {
 /// with a heartbeat every 150 ms (without this, about seven more).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_renews_the_lease_so_heartbeats_add_no_realtime_events() {
-    use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    use xtract::queue::worker::{Shutdown, WorkerSettings};
     let db = TestDb::start().await;
     let client = db.client().await;
     record_jobs(&client).await;
     let id = db.enqueue(&client, "http://127.0.0.1:9/ok/progress").await;
-    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
-    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "worker-p", "test");
     let settings = WorkerSettings {
-        concurrency: 1,
-        poll_interval: SECS(5),
         lease: SECS(3),
         heartbeat_interval: Duration::from_millis(150),
-        shutdown_grace: SECS(5),
-        retry_base: SECS(1),
-        retry_max: SECS(10),
         job_timeout: SECS(60),
-        max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
         exit_when_idle: true,
+        ..in_process::settings()
     };
-    let worker = Worker::new(
-        queue,
-        Progressing,
-        settings,
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let worker = in_process::worker(&db, "worker-p", Progressing, settings);
     let ran = tokio::time::timeout(SECS(30), worker.run(Shutdown::default())).await;
     assert!(ran.is_ok(), "{}", job(&client, id).await);
     assert_eq!(status(&client, id).await, "completed");

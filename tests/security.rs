@@ -242,14 +242,7 @@ async fn forged_columns_and_other_users_are_refused_on_insert() {
     assert!(e.contains("row-level security"), "{e}");
     assert!(!e.contains("waiting"), "{e}");
     // Of all those inserts, only Bob's own went in.
-    let left: Vec<Uuid> = p
-        .owner
-        .query("SELECT user_id FROM processing_jobs", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let left: Vec<Uuid> = column(&p.owner, "SELECT user_id FROM processing_jobs", &[]).await;
     assert_eq!(left, [bob], "a refused insert left a row");
 }
 
@@ -562,17 +555,12 @@ async fn policies_left_on_adopted_tables_are_dropped() {
     let job = insert(&mut p, alice).await;
     let seen = select(&mut p, Some(bob), "SELECT id FROM processing_jobs").await;
     assert!(seen.is_empty(), "bob reads alice's job");
-    let left: Vec<String> = p
-        .owner
-        .query(
-            "SELECT policyname::text FROM pg_policies WHERE tablename = 'processing_jobs' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let left: Vec<String> = column(
+        &p.owner,
+        "SELECT policyname::text FROM pg_policies WHERE tablename = 'processing_jobs' ORDER BY 1",
+        &[],
+    )
+    .await;
     assert!(
         !left
             .iter()
@@ -714,10 +702,7 @@ async fn the_old_services_tables_are_adopted_with_their_rows_and_jobs_complete_o
             .await
             .unwrap()
             .get(0);
-        assert!(
-            audio["filename"].as_str().unwrap().ends_with(".m4a"),
-            "{audio}"
-        );
+        assert!(text_of(&audio, "filename").ends_with(".m4a"), "{audio}");
         assert!(audio["file_size"].as_i64().unwrap() > 0, "{audio}");
         assert!(audio["updated_at"].is_string(), "{audio}");
     }

@@ -39,24 +39,19 @@ fn file(dir: &tempfile::TempDir, name: &str, len: usize, seed: u8) -> (PathBuf, 
 
 #[tokio::test]
 async fn a_small_file_goes_up_in_one_request_byte_for_byte() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "a.m4a", 300_000, 1);
-    let stored = client(&double)
-        .await
-        .put("user-1/job-1.m4a", &path, "audio/mp4")
-        .await
-        .unwrap();
+    let up = Upload::of(300_000, 1).await;
+    let stored = up.put().await.unwrap();
 
-    let object = double.object("audio-files/user-1/job-1.m4a").unwrap();
-    assert!(object.data == data, "bytes differ");
+    assert!(up.landed(), "bytes differ");
+    let double = &up.double;
+    let object = double.object("audio-files/u/j.m4a").unwrap();
     assert_eq!(object.content_type, "audio/mp4");
-    assert_eq!(stored.size, data.len() as u64);
-    assert_eq!(stored.path, "user-1/job-1.m4a");
+    assert_eq!(stored.size, up.data.len() as u64);
+    assert_eq!(stored.path, "u/j.m4a");
     assert_eq!(
         stored.url,
         format!(
-            "{}/storage/v1/object/public/audio-files/user-1/job-1.m4a",
+            "{}/storage/v1/object/public/audio-files/u/j.m4a",
             double.url
         )
     );
@@ -66,10 +61,7 @@ async fn a_small_file_goes_up_in_one_request_byte_for_byte() {
         .filter(|s| s.method == "POST")
         .collect();
     assert_eq!(upload.len(), 1);
-    assert_eq!(
-        upload[0].path,
-        "/storage/v1/object/audio-files/user-1/job-1.m4a"
-    );
+    assert_eq!(upload[0].path, "/storage/v1/object/audio-files/u/j.m4a");
     assert!(upload[0].upsert, "x-upsert: true");
     assert_eq!(
         upload[0].authorization.as_deref(),
@@ -138,7 +130,12 @@ struct Upload {
 
 impl Upload {
     async fn of(len: usize, seed: u8) -> Upload {
-        let double = StorageDouble::start(true, None).await;
+        Upload::to(true, len, seed).await
+    }
+
+    /// Into a public bucket, or a private one.
+    async fn to(public: bool, len: usize, seed: u8) -> Upload {
+        let double = StorageDouble::start(public, None).await;
         let dir = tempfile::tempdir().unwrap();
         let (path, data) = file(&dir, "a.m4a", len, seed);
         let store = client(&double).await;
@@ -392,19 +389,13 @@ async fn a_wrong_key_or_a_missing_bucket_stops_at_connect_without_leaking_the_ke
 
 #[tokio::test]
 async fn a_private_bucket_gets_authenticated_urls() {
-    let double = StorageDouble::start(false, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, _) = file(&dir, "a.m4a", 1000, 10);
-    let stored = client(&double)
-        .await
-        .put("u/j.m4a", &path, "audio/mp4")
-        .await
-        .unwrap();
+    let up = Upload::to(false, 1000, 10).await;
+    let stored = up.put().await.unwrap();
     assert_eq!(
         stored.url,
         format!(
             "{}/storage/v1/object/authenticated/audio-files/u/j.m4a",
-            double.url
+            up.double.url
         )
     );
 }
@@ -679,17 +670,12 @@ async fn a_copy_respects_the_buckets_size_limit_like_an_upload() {
 
 #[tokio::test]
 async fn a_resumable_upload_onto_an_existing_object_replaces_it() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "big.m4a", 13 * MB, 15);
+    let up = Upload::of(13 * MB, 15).await;
+    let double = &up.double;
     // An earlier attempt of the job finished its upload.
     double.put_object("audio-files/u/j.m4a", vec![1; 10]);
-    client(&double)
-        .await
-        .put("u/j.m4a", &path, "audio/mp4")
-        .await
-        .unwrap();
-    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
+    up.put().await.unwrap();
+    assert!(up.landed());
     let patches: Vec<_> = double
         .log()
         .into_iter()
@@ -701,19 +687,14 @@ async fn a_resumable_upload_onto_an_existing_object_replaces_it() {
 
 #[tokio::test]
 async fn already_exists_is_not_an_offset_disagreement() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, _) = file(&dir, "big.m4a", 13 * MB, 16);
+    let up = Upload::of(13 * MB, 16).await;
+    let double = &up.double;
     double.fail_next(
         "PATCH",
         "/upload/resumable/",
         Fault::Reply(409, "The resource already exists".into()),
     );
-    let e = client(&double)
-        .await
-        .put("u/j.m4a", &path, "audio/mp4")
-        .await
-        .unwrap_err();
+    let e = up.put().await.unwrap_err();
     assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Never));
     assert!(e.detail.contains("already exists"), "{}", e.detail);
     assert!(
@@ -765,10 +746,9 @@ async fn plain_text_tus_errors_are_read_from_the_status() {
 
 #[tokio::test]
 async fn an_abandoned_resumable_upload_is_terminated() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, _) = file(&dir, "big.m4a", 13 * MB, 19);
-    let store = client(&double).await.with_tries(2);
+    let up = Upload::of(13 * MB, 19).await;
+    let (double, path) = (&up.double, &up.path);
+    let store = client(double).await.with_tries(2);
     // Fails for good after the first chunk (two tries of the second).
     for skip in [1, 0] {
         double.fail_nth(
@@ -778,7 +758,7 @@ async fn an_abandoned_resumable_upload_is_terminated() {
             Fault::Reply(500, "Internal Server Error".into()),
         );
     }
-    store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+    store.put("u/j.m4a", path, "audio/mp4").await.unwrap_err();
     let terminated =
         support::eventually("the DELETE", std::time::Duration::from_secs(10), || async {
             double
@@ -797,14 +777,12 @@ async fn an_abandoned_resumable_upload_is_terminated() {
 /// for the termination.
 #[tokio::test]
 async fn a_cancelled_resumable_upload_is_terminated() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, _) = file(&dir, "big.m4a", 13 * MB, 20);
+    let up = Upload::of(13 * MB, 20).await;
+    let (double, store) = (&up.double, &up.store);
     double.put_object("audio-files/u/j.m4a", vec![5; 100]);
-    let store = client(&double).await;
     // The second chunk never gets an answer; the job is cancelled meanwhile.
     double.fail_nth("PATCH", "/upload/resumable/", 1, Fault::Hang);
-    let upload = store.put("u/j.m4a", &path, "audio/mp4");
+    let upload = up.put();
     tokio::select! {
         _ = upload => panic!("the upload finished"),
         _ = support::eventually("the second chunk", std::time::Duration::from_secs(20), || async {

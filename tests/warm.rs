@@ -113,16 +113,7 @@ async fn a_warm_download_goes_through_the_egress_guard() {
     use xtract::pipeline::egress::EgressGuard;
 
     let server = MediaServer::start(&media().dir).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let redirector = listener.local_addr().unwrap();
-    let forbidden = server.url("clip.mp4").replace("127.0.0.1", "127.0.0.2");
-    tokio::spawn(async move {
-        let app = axum::Router::new().fallback(move || {
-            let to = forbidden.clone();
-            async move { axum::response::Redirect::temporary(&to) }
-        });
-        axum::serve(listener, app).await.unwrap();
-    });
+    let redirector = redirector(server.url("clip.mp4").replace("127.0.0.1", "127.0.0.2")).await;
     let guard =
         EgressGuard::start(Arc::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST))).unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -365,15 +356,9 @@ async fn a_warm_download_shows_progress_and_a_cancel_kills_its_group_at_once() {
     let (_helper, child) = helper_and_child(&daemon).await;
     assert_eq!(stat(child).map(|(_, g)| g), Some(child), "leads its group");
 
-    operator_sets_status(&s.client, id, "cancelled")
-        .await
-        .unwrap();
+    s.operator_sets(id, "cancelled").await;
     wait_ended("the child to be killed", &[child]).await;
-    assert!(
-        daemon.log_text().contains("operator cancelled the job"),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.assert_logged("operator cancelled the job");
     assert_eq!(s.status(id).await, "cancelled");
     server.release();
 }

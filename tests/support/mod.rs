@@ -3,6 +3,7 @@
 //! processes to start, signal and kill.
 #![allow(dead_code)]
 
+pub mod in_process;
 pub mod proxy_double;
 pub mod rehearsal;
 pub mod row_log;
@@ -203,6 +204,40 @@ pub async fn job(client: &Client, id: Uuid) -> serde_json::Value {
         .await
         .expect("job row")
         .get(0)
+}
+
+/// The text in a JSON row's column ("" when it is null or not text).
+pub fn text_of<'a>(row: &'a serde_json::Value, column: &str) -> &'a str {
+    row[column].as_str().unwrap_or_default()
+}
+
+/// The first column of every row `sql` returns.
+pub async fn column<T: tokio_postgres::types::FromSqlOwned>(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<T> {
+    client
+        .query(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A server on 127.0.0.1 that redirects every request to `to`.
+pub async fn redirector(to: String) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            let to = to.clone();
+            async move { axum::response::Redirect::temporary(&to) }
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
 }
 
 /// Polls `check` until it returns Some or `timeout` passes. For conditions
@@ -455,6 +490,12 @@ impl StandIn {
     /// Sets what the stand-in does for platform video `name`.
     pub fn set_kind(&self, name: &str, kind: &str) {
         std::fs::write(self.path(&format!("{name}.kind")), kind).expect("write kind");
+    }
+
+    /// Makes runs of `name` fail, printing `stderr` as yt-dlp would.
+    pub fn fails_with(&self, name: &str, stderr: &str) {
+        self.set_kind(name, "fail");
+        self.set_error(name, stderr);
     }
 
     /// Makes `fail`/`flaky` runs of `name` print `stderr`.
@@ -911,6 +952,12 @@ impl Daemon {
             || async { self.log_text().contains(text).then_some(()) },
         )
         .await
+    }
+
+    /// Panics, showing the log, unless the log says `text`.
+    pub fn assert_logged(&self, text: &str) {
+        let log = self.log_text();
+        assert!(log.contains(text), "no {text:?} in the log:\n{log}");
     }
 
     /// Waits for the process to exit; panics with its log after `timeout`.

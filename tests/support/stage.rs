@@ -91,6 +91,22 @@ impl Stage {
         self.db.enqueue_as(&self.client, user, url).await
     }
 
+    /// A job the stand-in holds at its download (`block`) until
+    /// `standin.release(name)`: its id and, once it runs, the stand-in's pid.
+    pub async fn blocked_job(&self, name: &str) -> (Uuid, i32) {
+        let id = self
+            .enqueue(&format!("http://127.0.0.1:9/block/{name}"))
+            .await;
+        (id, self.standin.blocked_pid(name).await)
+    }
+
+    /// What an operator does in the dashboard: sets job `id`'s status.
+    pub async fn operator_sets(&self, id: Uuid, status: &str) {
+        super::operator_sets_status(&self.client, id, status)
+            .await
+            .unwrap_or_else(|e| panic!("setting {id} {status}: {e}"));
+    }
+
     /// Waits (up to [`WAIT`]) until job `id` has status `want`.
     pub async fn wait(&self, id: Uuid, want: &str) {
         wait_status(&self.client, id, want, WAIT).await
