@@ -620,7 +620,7 @@ async fn jobs_retry_sets_a_failed_job_pending_from_attempt_zero() {
     assert!(ran
         .stdout
         .contains(&format!("retried {}", f.failed_instagram)));
-    let row = job(&client, f.failed_instagram).await;
+    let row = job(client, f.failed_instagram).await;
     assert_eq!(row["status"], "pending");
     assert_eq!(row["attempts"], 0);
     assert!(row["error_code"].is_null() && row["error_message"].is_null());
@@ -648,7 +648,7 @@ async fn jobs_retry_sets_a_failed_job_pending_from_attempt_zero() {
         ran.stderr.contains(&format!("no job with id {unknown}")),
         "{ran}"
     );
-    assert_eq!(status(&client, f.cancelled).await, "pending");
+    assert_eq!(status(client, f.cancelled).await, "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -662,15 +662,15 @@ async fn jobs_retry_all_failed_takes_only_the_named_platform() {
         ran.stdout.contains("1 failed job(s) set back to pending"),
         "{ran}"
     );
-    assert_eq!(status(&client, f.failed_tiktok).await, "pending");
-    assert_eq!(status(&client, f.failed_instagram).await, "failed");
+    assert_eq!(status(client, f.failed_tiktok).await, "pending");
+    assert_eq!(status(client, f.failed_instagram).await, "failed");
 
     let ran = jobs(&f, &["retry", "--all-failed"]).await;
     assert!(
         ran.stdout.contains("1 failed job(s) set back to pending"),
         "{ran}"
     );
-    assert_eq!(status(&client, f.failed_instagram).await, "pending");
+    assert_eq!(status(client, f.failed_instagram).await, "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -680,16 +680,16 @@ async fn jobs_cancel_cancels_pending_jobs_and_refuses_finished_ones() {
 
     let ran = jobs(&f, &["cancel", &f.pending.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
-    assert_eq!(status(&client, f.pending).await, "cancelled");
+    assert_eq!(status(client, f.pending).await, "cancelled");
 
     let ran = jobs(&f, &["cancel", &f.completed.to_string()]).await;
     assert!(!ran.status.success(), "{ran}");
     assert!(ran.stderr.contains("is completed"), "{ran}");
-    assert_eq!(status(&client, f.completed).await, "completed");
+    assert_eq!(status(client, f.completed).await, "completed");
     // The processing job belongs to no live daemon here; its row still moves.
     let ran = jobs(&f, &["cancel", &f.processing.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
-    assert_eq!(status(&client, f.processing).await, "cancelled");
+    assert_eq!(status(client, f.processing).await, "cancelled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

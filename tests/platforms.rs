@@ -569,7 +569,7 @@ async fn an_outdated_extractor_is_retried_after_a_cooldown_and_counted() {
     let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
     let toml = "[tiktok]\nmin_interval_secs = 0.0\njitter_secs = [0.0, 0.0]\nmax_attempts = 2\n";
     let (s, _daemon) = Stage::new()
-        .platforms(&toml)
+        .platforms(toml)
         .env("XTRACT_HEALTH_ADDR", &addr)
         .start()
         .await;
