@@ -369,6 +369,13 @@ async fn a_helper_killed_mid_download_is_started_again_and_the_job_completes() {
     let (s, daemon) = Stage::new().real_ytdlp().start().await;
     let id = s.enqueue(&server.url("held.mp4")).await;
 
+    // The download is under way in the helper's child (a child seen while
+    // the helper still warms up is not the job's: killing the helper then
+    // fails its start, and the command line takes over).
+    eventually("progress on the job row", SECS(60), || async {
+        progress(&s.client, id).await.filter(|p| (1..=50).contains(p))
+    })
+    .await;
     let (helper, child) = helper_and_child(&daemon).await;
     // SAFETY: a signal to a process this test started (through the daemon).
     unsafe {
