@@ -423,9 +423,7 @@ async fn a_write_back_the_database_refuses_fails_the_job_and_removes_its_audio()
         .await
         .unwrap();
     let daemon = s.daemon();
-    let id = s.enqueue("http://127.0.0.1:9/ok/refused").await;
-    s.wait(id, "failed").await;
-    let row = s.job(id).await;
+    let (id, row) = s.run("http://127.0.0.1:9/ok/refused", "failed").await;
     assert_eq!(row["error_code"], "internal", "{row}");
     assert!(
         text_of(&row, "error_detail").contains("test_refuses_audio"),

@@ -203,9 +203,9 @@ async fn when_every_strategy_fails_the_user_is_told_so() {
         "2002",
         "ERROR: unable to download video data: HTTP Error 403: Forbidden\n",
     );
-    let id = s.enqueue("https://www.tiktok.com/@b/video/2002").await;
-    s.wait(id, "failed").await;
-    let row = s.job(id).await;
+    let (_, row) = s
+        .run("https://www.tiktok.com/@b/video/2002", "failed")
+        .await;
     assert!(
         text_of(&row, "error_message").starts_with("All download strategies failed"),
         "{row}"
@@ -381,9 +381,9 @@ async fn a_job_that_keeps_meeting_a_rate_limit_fails_after_its_pauses() {
     s.standin.fails_with("Cpaused1234",
         "ERROR: [Instagram] Cpaused1234: Requested content is not available, rate-limit reached or login required. Use --cookies-from-browser or --cookies for the authentication.\n",
     );
-    let id = s.enqueue("https://www.instagram.com/p/Cpaused1234/").await;
-    s.wait(id, "failed").await;
-    let row = s.job(id).await;
+    let (_, row) = s
+        .run("https://www.instagram.com/p/Cpaused1234/", "failed")
+        .await;
     assert_eq!(row["error_code"], "rate_limited");
     assert!(
         text_of(&row, "error_message").starts_with("Instagram Rate Limit Reached"),
@@ -498,9 +498,7 @@ async fn a_post_with_several_items_gives_the_named_item_or_its_first_video() {
         ),
     ];
     for (link, item) in cases {
-        let id = s.enqueue(link).await;
-        s.wait(id, "completed").await;
-        let row = s.job(id).await;
+        let (id, row) = s.run(link, "completed").await;
         assert_eq!(
             row["media_title"],
             format!("Stand-in Ccarousel1 item {item}"),
@@ -1030,9 +1028,7 @@ async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
         .env("XTRACT_MAX_PAUSES", "0")
         .start()
         .await;
-    let id = s.enqueue("https://www.tiktok.com/@a/video/407").await;
-    s.wait(id, "failed").await;
-    let row = s.job(id).await;
+    let (_, row) = s.run("https://www.tiktok.com/@a/video/407", "failed").await;
     assert_eq!(row["error_code"], "network", "{row}");
     assert_eq!(row["egress"], "res1");
     let detail = row["error_detail"].as_str().unwrap();

@@ -204,9 +204,7 @@ async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
     );
     listener_up(&s.client).await;
 
-    let id = s.enqueue("http://127.0.0.1:9/flaky/again").await;
-    s.wait(id, "failed").await;
-    let failed = s.job(id).await;
+    let (id, failed) = s.run("http://127.0.0.1:9/flaky/again", "failed").await;
     assert_eq!(failed["error_code"], "not_found");
     assert_eq!(failed["attempts"], 1, "a 404 is not retried");
 

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::stage::StageBuilder;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -332,27 +333,31 @@ async fn progress(client: &tokio_postgres::Client, id: uuid::Uuid) -> Option<i16
         .get(0)
 }
 
-/// "At once": the cancel reaches the running job by notification; the
-/// heartbeat, which would notice it too, is five minutes away here.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warm_download_shows_progress_and_a_cancel_kills_its_group_at_once() {
+/// A job downloading clip.mp4 in a warm child, with the real yt-dlp, from
+/// a server that sends half the file and holds the rest back; once the
+/// row shows how far it got (yt-dlp counts whole blocks, so below half).
+/// Its server, stage, daemon and id.
+async fn a_held_download(stage: StageBuilder) -> (HeldServer, Stage, Daemon, uuid::Uuid) {
     let server = HeldServer::start(std::fs::read(media().dir.join("clip.mp4")).unwrap()).await;
-    let (s, daemon) = Stage::new()
-        .real_ytdlp()
-        .lease(900.0)
-        .env("XTRACT_HEARTBEAT_SECS", "300")
-        .start()
-        .await;
+    let (s, daemon) = stage.real_ytdlp().start().await;
     let id = s.enqueue(&server.url("held.mp4")).await;
-
-    // Half the file came, then the server holds the rest back: the row
-    // shows how far it got (yt-dlp counts whole blocks, so below half).
     eventually("progress on the job row", SECS(60), || async {
         progress(&s.client, id)
             .await
             .filter(|p| (1..=50).contains(p))
     })
     .await;
+    (server, s, daemon, id)
+}
+
+/// "At once": the cancel reaches the running job by notification; the
+/// heartbeat, which would notice it too, is five minutes away here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_download_shows_progress_and_a_cancel_kills_its_group_at_once() {
+    let quiet = Stage::new()
+        .lease(900.0)
+        .env("XTRACT_HEARTBEAT_SECS", "300");
+    let (server, s, daemon, id) = a_held_download(quiet).await;
     let (_helper, child) = helper_and_child(&daemon).await;
     assert_eq!(stat(child).map(|(_, g)| g), Some(child), "leads its group");
 
@@ -365,17 +370,10 @@ async fn a_warm_download_shows_progress_and_a_cancel_kills_its_group_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_helper_killed_mid_download_is_started_again_and_the_job_completes() {
-    let server = HeldServer::start(std::fs::read(media().dir.join("clip.mp4")).unwrap()).await;
-    let (s, daemon) = Stage::new().real_ytdlp().start().await;
-    let id = s.enqueue(&server.url("held.mp4")).await;
-
-    // The download is under way in the helper's child (a child seen while
-    // the helper still warms up is not the job's: killing the helper then
+    // The download under way in the helper's child (a child seen while the
+    // helper still warms up is not the job's: killing the helper then
     // fails its start, and the command line takes over).
-    eventually("progress on the job row", SECS(60), || async {
-        progress(&s.client, id).await.filter(|p| (1..=50).contains(p))
-    })
-    .await;
+    let (server, s, daemon, id) = a_held_download(Stage::new()).await;
     let (helper, child) = helper_and_child(&daemon).await;
     // SAFETY: a signal to a process this test started (through the daemon).
     unsafe {

@@ -107,6 +107,14 @@ impl Stage {
             .unwrap_or_else(|e| panic!("setting {id} {status}: {e}"));
     }
 
+    /// Inserts a job for `url`, waits until it has status `want`; its id
+    /// and row.
+    pub async fn run(&self, url: &str, want: &str) -> (Uuid, serde_json::Value) {
+        let id = self.enqueue(url).await;
+        self.wait(id, want).await;
+        (id, self.job(id).await)
+    }
+
     /// Waits (up to [`WAIT`]) until job `id` has status `want`.
     pub async fn wait(&self, id: Uuid, want: &str) {
         wait_status(&self.client, id, want, WAIT).await
