@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use uuid::Uuid;
 
 use xtract::ops::cli::{self, CliError, Kind};
@@ -24,8 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the daemon (needs DATABASE_URL; `xtract dev` runs it on a
-    /// throwaway local database).
+    /// Run the daemon (needs DATABASE_URL; `xtract dev` runs it on a local
+    /// development database).
     Run {
         /// Exit once no job is pending or processing.
         #[arg(long)]
@@ -53,8 +53,8 @@ enum Command {
         #[arg(long)]
         bitrate: Option<i32>,
     },
-    /// Local development: a throwaway PostgreSQL, local storage, the daemon
-    /// in the foreground.
+    /// Local development: a local PostgreSQL under .xtract-dev (kept between
+    /// runs), local storage, the daemon in the foreground.
     Dev {
         /// Serve a generated clip on 127.0.0.1, enqueue it, print the
         /// finished rows and exit.
@@ -70,6 +70,22 @@ enum Command {
     /// Keep yt-dlp fresh: upgrade, roll back, show what is installed.
     #[command(subcommand)]
     Tools(ToolsCommand),
+    /// Print a reference page generated from the code (docs/configuration.md,
+    /// docs/errors.md, docs/cli.md are these, checked by the tests).
+    Docs {
+        #[arg(value_enum)]
+        page: DocsPage,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DocsPage {
+    /// Every setting: docs/configuration.md.
+    Config,
+    /// Every error code: docs/errors.md.
+    Errors,
+    /// Every command and flag: docs/cli.md.
+    Cli,
 }
 
 #[derive(Subcommand)]
@@ -117,7 +133,22 @@ struct ToolsPlace {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    // Pages generated from the code: no configuration, no secrets.
+    if let Command::Docs { page } = cli.command {
+        print!(
+            "{}",
+            match page {
+                DocsPage::Config => xtract::ops::reference::configuration_page(),
+                DocsPage::Errors => xtract::ops::reference::errors_page(),
+                DocsPage::Cli => cli_page(),
+            }
+        );
+        return ExitCode::SUCCESS;
+    }
     // Before any secret is read: the processes jobs start run as our user,
     // and must not read our environment or memory through /proc.
     if let Err(e) = isolation::protect_process() {
@@ -183,14 +214,87 @@ fn main() -> ExitCode {
     }
 }
 
+/// `docs/cli.md`: every command's `--help`, as clap prints it.
+fn cli_page() -> String {
+    fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {
+        let mut cmd = cmd.clone().bin_name(path.to_string());
+        let help = cmd.render_long_help().to_string();
+        out.push_str(&format!(
+            "## `{path}`\n\n```text\n{}\n```\n\n",
+            help.trim_end()
+        ));
+        let mut subs: Vec<clap::Command> = cmd.get_subcommands().cloned().collect();
+        for sub in &mut subs {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let name = format!("{path} {}", sub.get_name());
+            walk(sub, &name, out);
+        }
+    }
+    let mut out = String::from(
+        "# Command-line reference\n\n\
+         Every `xtract` command and flag, as its `--help` prints it. Generated \
+         from the code: run `xtract docs cli > docs/cli.md` after changing the \
+         command line (`tests/docs.rs` fails until then). Every command fails \
+         in one line, `xtract: what: why → what to do`, with an exit code by \
+         kind: 0 done; 1 the work failed (a job did not complete, a check \
+         failed); 2 a mistake in the command line, the configuration or the \
+         input; 3 a service could not be reached; 4 `enqueue --wait` timed out.\n\n",
+    );
+    let mut root = Cli::command();
+    root.build();
+    walk(&mut root, "xtract", &mut out);
+    out
+}
+
+/// A command line clap refused, in the one-line style of every other
+/// failure (`xtract: what: why → what to do`, exit 2); `--help` and
+/// `--version` print as clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    // clap's own words up to its usage lines, on one line, unstyled.
+    let rendered = e.render().to_string();
+    let why = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("error: "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let what = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.split_whitespace().next().unwrap_or("").to_string(),
+        _ => "command line".to_string(),
+    };
+    // The subcommand's own help, when the line named one.
+    let command = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| Cli::command().find_subcommand(a).is_some());
+    let help = match command {
+        Some(c) => format!("see xtract {c} --help"),
+        None => "see xtract --help".to_string(),
+    };
+    let e = CliError::new(Kind::Usage, what, why).fix(help);
+    eprintln!("{e}");
+    e.kind.exit_code()
+}
+
 /// Prints the doctor's report; fails when a check failed.
 async fn doctor_command(config: Result<Config, ConfigError>) -> ExitCode {
     let report = doctor::check_all(config).await;
     print!("{report}");
-    if report.failed() {
-        Kind::Failed.exit_code()
-    } else {
-        ExitCode::SUCCESS
+    match report.failure_kind() {
+        Some(kind) => kind.exit_code(),
+        None => ExitCode::SUCCESS,
     }
 }
 
@@ -271,7 +375,10 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
             let url = database_url(&config, "run")?;
             daemon::run(&config, &url, exit_when_idle)
                 .await
-                .map_err(|e| CliError::new(Kind::Failed, "run", e.0))?
+                .map_err(|e| match e {
+                    daemon::RunError::Start(e) => CliError::new(Kind::Failed, "run", e.0),
+                    daemon::RunError::Misconfigured(m) => CliError::new(Kind::Usage, "run", m),
+                })?
         }
         Command::Dev { demo } => dev::dev(config, demo)
             .await
@@ -289,6 +396,8 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
             });
         }
         Command::Tools(command) => return tools_command(command, &config).await,
+        // Answered before the configuration is read.
+        Command::Docs { .. } => {}
         Command::Migrate => {
             let url = database_url(&config, "migrate")?;
             let outcome = commands::migrate_with_outcome(&url)
@@ -330,13 +439,34 @@ async fn execute(command: Command, config: Config) -> Result<ExitCode, CliError>
                 format,
                 bitrate_kbps: bitrate,
             };
-            let (id, waited) = commands::enqueue_choosing(&database, &url, user, &choice, waiting)
-                .await
-                .map_err(|e| match e.sqlstate() {
-                    // The insert's own link check, or the per-user limit.
-                    Some("22023" | "P0001") => CliError::new(Kind::Usage, "enqueue", e.cause()),
-                    _ => CliError::db("enqueue", &e),
-                })?;
+            // With --wait, what happens to the job as it happens (stderr:
+            // stdout keeps the final row for scripts).
+            let follow = |row: &serde_json::Value| {
+                if !wait {
+                    return;
+                }
+                let status = row["status"].as_str().unwrap_or("?");
+                match row["progress_percent"].as_i64() {
+                    Some(p) if status == "processing" => {
+                        eprintln!(
+                            "enqueue: job {} is {status} ({p}%)",
+                            row["id"].as_str().unwrap_or("?")
+                        )
+                    }
+                    _ => eprintln!(
+                        "enqueue: job {} is {status}",
+                        row["id"].as_str().unwrap_or("?")
+                    ),
+                }
+            };
+            let (id, waited) =
+                commands::enqueue_following(&database, &url, user, &choice, waiting, follow)
+                    .await
+                    .map_err(|e| match e.sqlstate() {
+                        // The insert's own link check, or the per-user limit.
+                        Some("22023" | "P0001") => CliError::new(Kind::Usage, "enqueue", e.cause()),
+                        _ => CliError::db("enqueue", &e),
+                    })?;
             match waited {
                 None => println!("{id}"),
                 Some(w) => {

@@ -52,6 +52,25 @@ pub struct RetentionLabel {
     pub what: String,
 }
 
+/// An HTTP status the old API answered with.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpStatusLabel {
+    pub status: String,
+}
+
+/// The old service's HTTP API (XTRACT_COMPAT_ADDR): registered only when
+/// the endpoint is on.
+pub struct OldApiMetrics {
+    /// `POST /extract-audio` requests answered, by HTTP status.
+    pub requests: Family<HttpStatusLabel, Counter>,
+    /// Jobs inserted by the endpoint (not the retries that waited for one).
+    pub jobs_created: Counter,
+    /// Requests held open now, waiting for their job.
+    pub waiting: Gauge,
+    /// When the last request arrived (Unix seconds; 0: none since start).
+    pub last_request: Gauge,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub claimed: Family<PlatformLabel, Counter>,
@@ -76,6 +95,8 @@ pub struct Metrics {
     /// their label sets). Not exported: `/health` and systemd read them.
     completed_sum: Counter,
     failed_sum: Counter,
+    /// Set by [`Metrics::with_old_api`].
+    pub old_api: Option<OldApiMetrics>,
 }
 
 impl Default for Metrics {
@@ -115,6 +136,7 @@ impl Metrics {
             platform_pauses: Family::default(),
             retention_deleted: Family::default(),
             extractor_outdated: Family::default(),
+            old_api: None,
         };
         registry.register(
             "jobs_claimed",
@@ -192,6 +214,38 @@ impl Metrics {
             m.extractor_outdated.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Adds the old API's metrics (the endpoint is on).
+    pub fn with_old_api(mut self) -> Self {
+        let m = OldApiMetrics {
+            requests: Family::default(),
+            jobs_created: Counter::default(),
+            waiting: Gauge::default(),
+            last_request: Gauge::default(),
+        };
+        self.registry.register(
+            "old_api_requests",
+            "POST /extract-audio requests (the old service's API) answered, by HTTP status",
+            m.requests.clone(),
+        );
+        self.registry.register(
+            "old_api_jobs_created",
+            "Jobs inserted through the old service's API",
+            m.jobs_created.clone(),
+        );
+        self.registry.register(
+            "old_api_waiting",
+            "Old-API requests held open now, waiting for their job",
+            m.waiting.clone(),
+        );
+        self.registry.register(
+            "old_api_last_request_timestamp_seconds",
+            "When the last old-API request arrived (Unix time; 0: none since this daemon started)",
+            m.last_request.clone(),
+        );
+        self.old_api = Some(m);
+        self
     }
 
     /// Jobs claimed since start, all platforms.

@@ -299,6 +299,125 @@ async fn sigterm_while_waiting_for_the_database_exits_cleanly() {
     assert!(status.success(), "{status:?}\n{}", daemon.log_text());
 }
 
+// ---- 2b. Supabase Storage down at start ----
+
+fn supabase_env(url: &str, key: &str) -> Vec<(String, String)> {
+    vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), url.into()),
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), key.into()),
+    ]
+}
+
+/// A VM boots during a Storage outage: the daemon waits as it does for its
+/// database (systemd status, /health 503 with the reason, no job taken),
+/// and takes jobs once Storage answers. The real server showed it exiting 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_started_during_a_storage_outage_waits_for_it_and_then_works() {
+    use support::storage_double::{Fault, StorageDouble, KEY};
+    let db = TestDb::start().await;
+    let standin = StandIn::new();
+    let double = StorageDouble::start(true, None).await;
+    double.go_down(Fault::Reply(503, "upstream connect error".into()));
+    let client = db.client().await;
+    let id = db
+        .enqueue(&client, "http://127.0.0.1:9/ok/during-outage")
+        .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
+    let base = format!("http://{addr}");
+    let mut options = DaemonOptions::new(&standin.script);
+    options.extra_env = supabase_env(&double.url, KEY);
+    options.extra_env.extend([
+        ("NOTIFY_SOCKET".into(), socket_path.display().to_string()),
+        ("XTRACT_HEALTH_ADDR".into(), addr.clone()),
+    ]);
+    let mut daemon = Daemon::start(&db.url, &options);
+
+    let status = receive(&socket, "waiting for Supabase Storage").await;
+    assert!(status.contains("503"), "{status}");
+    let (code, body) = eventually("/health to say why it waits", SECS(30), || async {
+        health(&base)
+            .await
+            .filter(|(_, b)| b["waiting_for"].as_str().unwrap_or("").contains("Storage"))
+    })
+    .await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["status"], "starting", "{body}");
+    eventually("a log line about the wait", SECS(30), || async {
+        daemon
+            .log_text()
+            .contains("waiting for Supabase Storage")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "the daemon gave up:\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(support::status(&client, id).await, "pending");
+    let before = drain(&socket, Duration::from_millis(500)).await;
+    assert!(
+        !before.iter().any(|m| m.contains("READY=1")),
+        "READY before Storage: {before:?}"
+    );
+
+    double.come_back();
+    receive(&socket, "READY=1").await;
+    wait_status(&client, id, "completed", SECS(60)).await;
+    assert!(double
+        .object(&format!("audio-files/{USER}/{id}.m4a"))
+        .is_some());
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait_exit(SECS(30)).await.success());
+}
+
+/// Storage that cannot be reached at all (nothing listens) is waited for
+/// too, and a signal meanwhile stops the daemon cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_waiting_for_storage_exits_cleanly() {
+    use support::storage_double::KEY;
+    let db = TestDb::start().await;
+    let nobody = format!(
+        "http://127.0.0.1:{}",
+        xtract::ops::localpg::free_port().unwrap()
+    );
+    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
+    options.extra_env = supabase_env(&nobody, KEY);
+    let mut daemon = Daemon::start(&db.url, &options);
+    eventually("the daemon to wait", SECS(30), || async {
+        let log = daemon.log_text();
+        (log.contains("waiting for Supabase Storage") && log.contains("cannot reach")).then_some(())
+    })
+    .await;
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(SECS(10)).await;
+    assert!(status.success(), "{status:?}\n{}", daemon.log_text());
+}
+
+/// A key Storage refuses is the operator's mistake: exit 2 (the CLI's
+/// table), with what to do after "→" as every other message has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_storage_refuses_stops_the_daemon_as_a_configuration_mistake() {
+    use support::storage_double::StorageDouble;
+    let db = TestDb::start().await;
+    let double = StorageDouble::start(true, None).await;
+    let wrong = "wrong-key-ffffffffffffffff";
+    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
+    options.extra_env = supabase_env(&double.url, wrong);
+    let mut daemon = Daemon::start(&db.url, &options);
+    let status = daemon.wait_exit(SECS(30)).await;
+    let log = daemon.log_text();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains("→ check SUPABASE_SERVICE_ROLE_KEY"), "{log}");
+    assert!(!log.contains(" — "), "{log}");
+    assert!(!log.contains(wrong), "{log}");
+}
+
 // ---- 3. hung downloads; 4. stray processes ----
 
 /// A download that never returns is stopped at the platform's time limit

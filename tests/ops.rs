@@ -232,6 +232,135 @@ async fn doctor_names_jobs_that_failed_for_an_outdated_yt_dlp() {
     assert!(found.contains("upgrade yt-dlp"), "{found}");
 }
 
+/// A session of the owner, idle in a REPEATABLE READ transaction (a
+/// forgotten dashboard query): it keeps every dead row version the queue
+/// leaves from being removed. Returns the connection and its pid.
+async fn forgotten_dashboard_query(db: &TestDb) -> (tokio_postgres::Client, i32) {
+    let url = format!(
+        "{}?application_name=forgotten%20dashboard%20query",
+        db.owner_url
+    );
+    let (holder, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    holder
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM processing_jobs;",
+        )
+        .await
+        .unwrap();
+    let pid: i32 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'forgotten dashboard query'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (holder, pid)
+}
+
+/// doctor (run as the daemon's least-privileged role) names the session
+/// that holds the horizon back: its pid, application, state and age, the
+/// dead row versions it costs, and the statement that ends it. Where the
+/// role owning xtract's functions cannot read other sessions' state and
+/// age, it names the session by what it can see and says what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_the_session_holding_the_horizon_and_how_to_end_it() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let (_holder, pid) = forgotten_dashboard_query(&db).await;
+    // Dead row versions it keeps: jobs finished after its snapshot.
+    for n in 0..3 {
+        let id = db
+            .enqueue(&client, &format!("https://www.tiktok.com/@a/video/{n}"))
+            .await;
+        operator_sets_status(&client, id, "cancelled")
+            .await
+            .unwrap();
+    }
+    let mut opts = options();
+    opts.extra_env
+        .push(("XTRACT_HORIZON_WARN_SECS".into(), "0".into()));
+    let ran = xtract(&db.url, &opts, &["doctor"]).await;
+    let found = line(&ran, "warn  horizon");
+    for words in [
+        format!("session pid {pid} (application 'forgotten dashboard query', user postgres, from 127.0.0.1), idle in transaction for "),
+        ", has held a snapshot for".into(),
+        "dead row versions in processing_jobs".into(),
+        format!("end it with SELECT pg_terminate_backend({pid});"),
+    ] {
+        assert!(found.contains(&words), "{words:?} not in:\n{found}");
+    }
+
+    // The functions' owner without pg_read_all_stats: state and age of
+    // other roles' sessions are hidden from it too.
+    client
+        .batch_execute(
+            "CREATE ROLE plain_owner NOLOGIN;
+             ALTER FUNCTION xtract.horizon_holders() OWNER TO plain_owner;",
+        )
+        .await
+        .unwrap();
+    // The snapshot grows old in transactions (its age in time is hidden).
+    for _ in 0..xtract::ops::horizon::XIDS_WORTH_NAMING {
+        client
+            .batch_execute("SELECT pg_current_xact_id()")
+            .await
+            .unwrap();
+    }
+    let ran = xtract(&db.url, &opts, &["doctor"]).await;
+    let found = line(&ran, "warn  horizon");
+    for words in [
+        format!("session pid {pid} (application 'forgotten dashboard query', user postgres) holds the oldest snapshot ("),
+        "xtract cannot read".into(),
+        "pg_read_all_stats".into(),
+        format!("SELECT pg_terminate_backend({pid});"),
+    ] {
+        assert!(found.contains(&words), "{words:?} not in:\n{found}");
+    }
+}
+
+/// The daemon warns once about a session holding the horizon, and says
+/// when it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_warns_once_about_a_held_horizon() {
+    let db = TestDb::start().await;
+    let (holder, pid) = forgotten_dashboard_query(&db).await;
+    let mut opts = options();
+    opts.extra_env
+        .push(("XTRACT_HORIZON_WARN_SECS".into(), "0".into()));
+    let daemon = Daemon::start(&db.url, &opts);
+    let named = format!("session pid {pid} (application 'forgotten dashboard query'");
+    eventually("the warning", SECS(30), || async {
+        daemon.log_text().contains(&named).then_some(())
+    })
+    .await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    eventually("the all-clear", SECS(30), || async {
+        daemon
+            .log_text()
+            .contains("no longer holds back the removal of dead row versions")
+            .then_some(())
+    })
+    .await;
+    let log = daemon.log_text();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&named) && l.contains("has held a snapshot"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+    assert!(
+        warnings[0].contains(&format!("pg_terminate_backend({pid})")),
+        "{}",
+        warnings[0]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_a_configuration_mistake_and_checks_the_rest() {
     let db = TestDb::start().await;
@@ -1103,7 +1232,9 @@ async fn commands_fail_in_one_style_with_an_exit_code_per_kind() {
     )
     .await;
     assert_eq!(code(&ran), 2, "{ran}");
-    assert!(ran.stderr.contains("a user id is a UUID"), "{ran}");
+    let line = one_line(&ran, "xtract: --user: ");
+    assert!(line.contains("a user id is a UUID"), "{line}");
+    assert!(line.ends_with("→ see xtract enqueue --help"), "{line}");
 
     // A link the daemon would refuse is refused here, with its sentence,
     // and nothing is inserted.
@@ -1156,10 +1287,22 @@ async fn commands_fail_in_one_style_with_an_exit_code_per_kind() {
     )
     .await;
     assert_eq!(code(&ran), 4, "{ran}");
-    let line = one_line(&ran, "xtract: enqueue: job ");
-    assert!(line.contains("is still pending after 1 s"), "{line}");
     let row: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(row["status"], "pending");
+    // First the job's id and status, said at once, then the one failure
+    // line.
+    let id = row["id"].as_str().unwrap();
+    let lines: Vec<&str> = ran.stderr.trim_end().lines().collect();
+    assert_eq!(
+        lines[..lines.len() - 1],
+        [format!("enqueue: job {id} is pending")],
+        "{ran}"
+    );
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("xtract: enqueue: job ") && last.contains("is still pending after 1 s"),
+        "{ran}"
+    );
 
     // An unknown platform is a mistake, not an empty list.
     let ran = xtract(&db.url, &opts, &["jobs", "--platform", "facebook"]).await;
@@ -1177,6 +1320,10 @@ async fn commands_fail_in_one_style_with_an_exit_code_per_kind() {
     assert!(line.contains("→ check DATABASE_URL"), "{line}");
     let ran = xtract(&dead, &opts, &["migrate"]).await;
     assert_eq!(code(&ran), 3, "{ran}");
+    // The doctor too: its report says which check, its exit what kind.
+    let ran = xtract(&dead, &opts, &["doctor"]).await;
+    assert_eq!(code(&ran), 3, "{ran}");
+    assert!(ran.lines_starting("FAIL  database").len() == 1, "{ran}");
 
     // A configuration mistake: exit 2, whatever the command.
     let mut bad = options();

@@ -134,10 +134,18 @@ async fn a_platform_without_audio_only_formats_falls_back_to_a_muxed_file() {
     s.wait(id, "completed").await;
     let args = s.standin.args();
     assert_eq!(args.len(), 2, "{args:?}");
-    // Audio only first (TikTok's own sound format left out), then the
-    // best file with the post's audio.
-    assert!(args[0].contains(" -f ba["), "{}", args[0]);
-    assert!(args[1].contains(" -f b/bv*+ba"), "{}", args[1]);
+    // TikTok's selectors leave out the format of the post's sound (the
+    // song TikTok names beside the video): the post's own audio is wanted.
+    assert!(
+        args[0].contains("-f ba[format_id!=audio][ext=m4a]/ba[format_id!=audio]/b "),
+        "{}",
+        args[0]
+    );
+    assert!(
+        args[1].contains("-f b/bv*+ba[format_id!=audio] "),
+        "{}",
+        args[1]
+    );
 }
 
 /// `ytdlp_args` of a platform reach yt-dlp on every strategy of that

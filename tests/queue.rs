@@ -1027,3 +1027,187 @@ async fn the_insert_guesses_the_platform_of_a_pasted_link() {
         assert_eq!(job(&client, id).await["platform"], platform, "{link:?}");
     }
 }
+
+/// A frontend's burst: one user's 10,000 jobs in one statement, then 100
+/// users adding 10 each. Each other user's first job is claimed before the
+/// big user's second (one place in the fair order per user and job), and
+/// no job is claimed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_thousand_jobs_waits_behind_every_other_users_first() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let big = uuid::Uuid::new_v4();
+    let inserted = client
+        .execute(
+            "INSERT INTO processing_jobs (user_id, original_url)
+             SELECT $1, 'https://www.tiktok.com/@big/video/' || n FROM generate_series(1, 10000) AS n",
+            &[&big],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 10_000);
+    let others: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::new_v4()).collect();
+    for user in &others {
+        client
+            .execute(
+                "INSERT INTO processing_jobs (user_id, original_url)
+                 SELECT $1, 'https://www.tiktok.com/@small/video/' || n FROM generate_series(1, 10) AS n",
+                &[user],
+            )
+            .await
+            .unwrap();
+    }
+    // Each of the big user's jobs has its own place, as if inserted one by one.
+    let places: Vec<i32> = client
+        .query(
+            "SELECT user_queue_position FROM processing_jobs WHERE user_id = $1 ORDER BY created_at, user_queue_position",
+            &[&big],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(places, (0..10_000).collect::<Vec<i32>>());
+
+    // A daemon of 4 slots claims: the first 1 + 100 + 1 jobs.
+    let queue = xtract::queue::Queue::new(db.pool(2), "claimer", "vm");
+    let mut claimed = Vec::new();
+    while claimed.len() < 102 {
+        let jobs = queue.claim(4).await.unwrap();
+        assert!(!jobs.is_empty());
+        claimed.extend(jobs.into_iter().map(|j| (j.id, j.user_id)));
+    }
+    let ids: HashSet<_> = claimed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), claimed.len(), "a job claimed twice");
+    let bigs: Vec<usize> = claimed
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, user))| *user == big)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(bigs[..2], [0, 101], "the big user's first two claims");
+    let firsts: HashSet<_> = claimed[1..101].iter().map(|(_, user)| *user).collect();
+    assert_eq!(firsts, others.iter().copied().collect::<HashSet<_>>());
+}
+
+/// The dashboard views are a contract for operators: their columns stay,
+/// and what they count is bounded: every waiting and running job, finished
+/// ones over the last 24 hours (`counted` says which), the last 100
+/// failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_views_keep_their_columns_and_count_finished_jobs_over_a_day() {
+    let db = TestDb::start().await;
+    let client = db.client().await;
+    let columns = |view: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(
+                    "SELECT column_name::text FROM information_schema.columns
+                     WHERE table_schema = 'xtract' AND table_name = $1 ORDER BY ordinal_position",
+                    &[&view],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        columns("queue_summary").await,
+        [
+            "status",
+            "platform",
+            "jobs",
+            "oldest_waiting",
+            "next_start",
+            "oldest_heartbeat",
+            "hint",
+            "counted"
+        ]
+    );
+    assert_eq!(
+        columns("recent_failures").await,
+        [
+            "id",
+            "user_id",
+            "platform",
+            "error_code",
+            "error_message",
+            "what_to_do",
+            "error_detail",
+            "attempts",
+            "original_url",
+            "finished_at"
+        ]
+    );
+    assert_eq!(
+        columns("platform_status").await,
+        [
+            "platform",
+            "egress",
+            "paused_until",
+            "pause_reason",
+            "next_free_slot",
+            "jobs_waiting",
+            "hint",
+            "last_change"
+        ]
+    );
+
+    // Waiting jobs, and failures of an hour and of two days ago.
+    for _ in 0..2 {
+        db.enqueue(&client, "https://www.youtube.com/watch?v=aaaaaaaaaaa")
+            .await;
+    }
+    for (n, age) in [(1, "1 hour"), (2, "2 hours"), (3, "2 days")] {
+        let id = db
+            .enqueue(&client, &format!("https://www.tiktok.com/@a/video/{n}"))
+            .await;
+        client
+            .execute(
+                "UPDATE processing_jobs SET status = 'failed', error_code = 'private',
+                     finished_at = now() - $2::text::interval
+                 WHERE id = $1",
+                &[&id, &age],
+            )
+            .await
+            .unwrap();
+    }
+    let summary: Vec<(String, String, i64, String)> = client
+        .query(
+            "SELECT status, platform, jobs, counted FROM xtract.queue_summary ORDER BY status",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "failed".into(),
+                "tiktok".into(),
+                2,
+                "finished in the last 24 hours".into()
+            ),
+            ("pending".into(), "youtube".into(), 2, "all".into()),
+        ]
+    );
+    let failures: Vec<String> = client
+        .query("SELECT original_url FROM xtract.recent_failures", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        failures,
+        [1, 2, 3].map(|n| format!("https://www.tiktok.com/@a/video/{n}")),
+        "newest first, old ones too"
+    );
+}

@@ -404,7 +404,7 @@ fn check_spacing(r: &Rehearsal, videos: &[(Site, String, Uuid)], exits: &[IpAddr
         }
         // A job asks more than once (page, API calls, media, thumbnail):
         // per-job pacing spaces the jobs' first requests, and the rest of a
-        // job's follow at once (README: "Platform rehearsal").
+        // job's follow at once (docs/development.md, "The platform rehearsal").
         for video in &v {
             assert!(r.seen_for(video).len() >= 3, "{video}");
         }
@@ -413,9 +413,18 @@ fn check_spacing(r: &Rehearsal, videos: &[(Site, String, Uuid)], exits: &[IpAddr
 
 /// The platform's view of a pause: after the answer that pushed back (a
 /// 429, a login wall, a bot check) at `t0`, nothing from `client` to the
-/// platform until the pause (QUICK_PLATFORMS' 2 s) is over.
-fn assert_quiet_after_pushback(r: &Rehearsal, site: Site, client: IpAddr, video: &str) {
-    let seen = r.seen();
+/// platform about this test's `videos` until the pause (QUICK_PLATFORMS'
+/// 2 s) is over. Only this test's requests count: the stand-ins are shared
+/// with the tests running beside it, whose daemons (and pauses) are their
+/// own but whose requests come from 127.0.0.1 too.
+fn assert_quiet_after_pushback(
+    r: &Rehearsal,
+    site: Site,
+    client: IpAddr,
+    video: &str,
+    videos: &[&str],
+) {
+    let seen: Vec<Seen> = videos.iter().flat_map(|v| r.seen_for(v)).collect();
     let pushed: Vec<&Seen> = seen
         .iter()
         .filter(|s| s.site == Some(site) && s.client == client && s.video.as_deref() == Some(video))
@@ -477,7 +486,8 @@ async fn pushback_pauses_the_platform_spends_no_attempt_and_the_job_completes_af
         );
         // The pause left its reason on the platform's pacing row meanwhile;
         // the job's own last error is cleared by its success.
-        assert_quiet_after_pushback(r, *site, IpAddr::from(Ipv4Addr::LOCALHOST), video);
+        let videos: Vec<&str> = jobs.iter().map(|(_, v, _)| v.as_str()).collect();
+        assert_quiet_after_pushback(r, *site, IpAddr::from(Ipv4Addr::LOCALHOST), video, &videos);
         assert_no_identity(&r.seen_for(video));
     }
 }
@@ -682,7 +692,10 @@ async fn a_tiktok_job_keeps_what_the_post_sounds_like_and_the_sound_when_asked()
     );
     assert_eq!(post_row["uploader"], "rehearsal");
     assert_eq!(sound_row["title"], support::rehearsal::tiktok::SOUND_TITLE);
-    assert_eq!(sound_row["uploader"], support::rehearsal::tiktok::SOUND_ARTIST);
+    assert_eq!(
+        sound_row["uploader"],
+        support::rehearsal::tiktok::SOUND_ARTIST
+    );
     // Different audio of one link: the sound job did not reuse the post's.
     assert!(sound_row["reused_from_job_id"].is_null(), "{sound_row}");
     // The platform's view: the post's media for the first, the song for the

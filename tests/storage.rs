@@ -537,6 +537,29 @@ async fn doctor_checks_the_supabase_key_and_bucket() {
     assert!(!ran.stdout.contains(KEY) && !ran.stderr.contains(KEY));
 }
 
+/// Storage answering with a server error (an outage, a gateway in
+/// trouble): doctor's line says what to do after "→", not nothing (found
+/// against the real server: "→ " ended the line).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_gives_advice_when_storage_answers_with_a_server_error() {
+    use support::*;
+    let double = StorageDouble::start(false, None).await;
+    double.go_down(Fault::Reply(503, "upstream connect error".into()));
+    let db = TestDb::start().await;
+    let mut options = DaemonOptions::new(&tools().ytdlp);
+    options.extra_env = vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), double.url.clone()),
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), KEY.into()),
+    ];
+    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    let line = ran.lines_starting("FAIL  storage").join("");
+    assert!(line.contains("503"), "{ran}");
+    let advice = line.rsplit_once(" → ").map(|(_, a)| a.trim()).unwrap_or("");
+    assert!(advice.len() > 20, "no advice after →: {line}");
+    assert!(advice.contains("again"), "{line}");
+}
+
 // ---- Supabase keys as they are in late 2026 ----
 
 #[tokio::test]
@@ -666,6 +689,35 @@ async fn a_copy_respects_the_buckets_size_limit_like_an_upload() {
     assert!(double.object("audio-files/u2/j2.m4a").is_none());
 }
 
+/// An operator changes the bucket's limit while the daemon runs: a copy is
+/// judged by the limit as it is now, both ways (found against the real
+/// server: the limit read at start was used until a restart).
+#[tokio::test]
+async fn a_copy_is_checked_against_the_limit_as_it_is_now() {
+    // Lowered after start: the larger copy is refused, naming the new limit.
+    let double = StorageDouble::start(true, None).await;
+    let store = client(&double).await;
+    double.put_object("audio-files/u1/j1.m4a", vec![7; 4000]);
+    double.add_bucket("audio-files", true, Some(3000));
+    let e = store
+        .copy("u1/j1.m4a", "u2/j2.m4a", 4000)
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.retry), (ErrorCode::TooLarge, Retry::Never));
+    assert!(e.message.contains("3 KB"), "{}", e.message);
+    assert!(double.object("audio-files/u2/j2.m4a").is_none());
+
+    // Raised, then removed, after start: the copy goes through.
+    let double = StorageDouble::start(true, Some(3000)).await;
+    let store = client(&double).await;
+    double.put_object("audio-files/u1/j1.m4a", vec![7; 4000]);
+    double.add_bucket("audio-files", true, Some(5000));
+    store.copy("u1/j1.m4a", "u2/j2.m4a", 4000).await.unwrap();
+    double.add_bucket("audio-files", true, None);
+    store.copy("u1/j1.m4a", "u3/j3.m4a", 4000).await.unwrap();
+    assert!(double.object("audio-files/u3/j3.m4a").unwrap().data == vec![7; 4000]);
+}
+
 // ---- Resumable uploads as the real server behaves ----
 
 #[tokio::test]
@@ -683,6 +735,37 @@ async fn a_resumable_upload_onto_an_existing_object_replaces_it() {
         .collect();
     assert_eq!(patches.len(), 3);
     assert!(patches.iter().all(|p| p.upsert), "x-upsert on every PATCH");
+}
+
+/// The real server builds a TUS Location from the request's host and
+/// forwarded headers, and with NODE_ENV=production always says https://:
+/// behind plain http every PATCH then failed on TLS. The Location's path
+/// is resolved against SUPABASE_URL; hosted Supabase's shape (the project
+/// URL itself) and a relative Location keep working.
+#[tokio::test]
+async fn a_tus_location_is_followed_on_the_configured_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, data) = file(&dir, "big.m4a", 7 * MB, 22);
+    let double = StorageDouble::start(true, None).await;
+    let https = double.url.replacen("http://", "https://", 1);
+    for location_base in [https.as_str(), "", double.url.as_str()] {
+        double.hand_out_locations_on(location_base);
+        let store = client(&double).await.with_tries(2);
+        let object = format!("u/{}.m4a", location_base.len());
+        store
+            .put(&object, &path, "audio/mp4")
+            .await
+            .unwrap_or_else(|e| panic!("Location on {location_base:?}: {}", e.detail));
+        assert!(
+            double
+                .object(&format!("audio-files/{object}"))
+                .unwrap()
+                .data
+                == data
+        );
+    }
+    let patches = double.log().iter().filter(|s| s.method == "PATCH").count();
+    assert_eq!(patches, 3 * 2, "two chunks per upload, none lost to TLS");
 }
 
 #[tokio::test]

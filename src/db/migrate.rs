@@ -104,6 +104,30 @@ pub const MIGRATIONS: &[Migration] = &[
         supabase_only: false,
     },
     Migration {
+        version: 17,
+        name: "queue at scale",
+        sql: include_str!("../../sql/017_queue_at_scale.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 18,
+        name: "horizon holders",
+        sql: include_str!("../../sql/018_horizon_holders.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 19,
+        name: "old service's HTTP API",
+        sql: include_str!("../../sql/019_old_api.sql"),
+        supabase_only: false,
+    },
+    Migration {
+        version: 22,
+        name: "platform guess reads hosts as the daemon",
+        sql: include_str!("../../sql/022_platform_guess_reads_hosts_as_the_daemon.sql"),
+        supabase_only: false,
+    },
+    Migration {
         version: 100,
         name: "supabase security",
         sql: include_str!("../../sql/100_supabase_security.sql"),
@@ -137,6 +161,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 105,
         name: "supabase: users choose the post's audio or its sound",
         sql: include_str!("../../sql/105_supabase_audio_source.sql"),
+        supabase_only: true,
+    },
+    Migration {
+        version: 107,
+        name: "supabase: the old service's HTTP API",
+        sql: include_str!("../../sql/107_supabase_old_api.sql"),
         supabase_only: true,
     },
 ];

@@ -72,6 +72,7 @@ const TABLES: &[Table] = &[
             col("egress", TEXT),
             col("media_extractor", TEXT),
             col("audio_source", TEXT),
+            col("submitted_via", TEXT),
         ],
         // DELETE: retention (XTRACT_RETENTION_DAYS).
         privileges: &["SELECT", "INSERT", "UPDATE", "DELETE"],
@@ -141,6 +142,8 @@ const TRIGGERS: &[(&str, &str)] = &[
     ("public.processing_jobs", "processing_jobs_notify_update"),
     ("public.audio_files", "audio_files_touch_updated_at"),
     ("public.processing_jobs", "processing_jobs_check_choice"),
+    // The old-API endpoint's waits (019).
+    ("public.processing_jobs", "processing_jobs_notify_finished"),
 ];
 
 /// Functions in schema `xtract` (name, identity arguments).
@@ -151,10 +154,13 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("processing_jobs_before_insert", ""),
     ("processing_jobs_before_update", ""),
     ("processing_jobs_notify", ""),
+    ("processing_jobs_notify_inserted", ""),
+    ("horizon_holders", ""),
     ("touch_updated_at", ""),
     ("storage_bucket", ""),
     ("check_audio_choice", "format text, bitrate integer"),
     ("processing_jobs_check_choice", ""),
+    ("processing_jobs_notify_finished", ""),
 ];
 
 /// Every column of the tables named in `$1` (schema-qualified), with its type.

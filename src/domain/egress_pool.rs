@@ -62,7 +62,7 @@ impl Egress {
     pub fn serves(&self, platform: Platform) -> bool {
         self.platforms
             .as_ref()
-            .map_or(true, |list| list.contains(&platform))
+            .is_none_or(|list| list.contains(&platform))
     }
 
     /// `res1 (http://user:***@10.0.0.5:3128)`, `direct (vm1)`: for people.
@@ -414,7 +414,7 @@ fn platform_list(at: &str, names: &[String]) -> Result<Vec<Platform>, String> {
         let p: Platform = name.parse().map_err(|e| format!("{at} platforms: {e}"))?;
         if p == Platform::Other {
             return Err(format!(
-                "{at} platforms: `other` links always leave from this machine through the egress guard (README, \"Egress pool\")"
+                "{at} platforms: `other` links always leave from this machine through the egress guard (docs/platforms.md, \"Egress pool\")"
             ));
         }
         if !list.contains(&p) {

@@ -172,6 +172,38 @@ impl ErrorCode {
         }
     }
 
+    /// What helps, in a sentence for operators: the dashboard's
+    /// `xtract.operator_advice` (sql/012) says the same, word for word
+    /// (`tests/docs.rs` checks), and docs/errors.md lists it.
+    pub fn what_helps(self) -> &'static str {
+        match self {
+            Self::RateLimited => "The platform is limiting this server: it pauses itself; add egresses or wait.",
+            Self::BotCheck => "The platform wants proof of a person: add cookies or a proof-of-origin token provider, or another egress.",
+            Self::LoginRequired => "Only signed-in viewers may see it: add a cookie file for the platform (XTRACT_COOKIES_DIR).",
+            Self::Private => "Private or deleted: nothing to do.",
+            Self::Unavailable => "Deleted or unavailable: nothing to do.",
+            Self::Copyright => "Blocked for copyright: nothing to do.",
+            Self::GeoBlocked => "Not available where this server is: an egress in another country could get it.",
+            Self::AgeRestricted => "Age-restricted: needs cookies of an adult account.",
+            Self::LiveNotStarted => "A live stream or premiere: retry after it ends.",
+            Self::UnsupportedUrl => "Not a link xtract takes: nothing to do.",
+            Self::InvalidUrl => "The link is wrong: nothing to do.",
+            Self::NoFormats => "No downloadable format: upgrade yt-dlp (xtract tools upgrade) if this repeats.",
+            Self::NoAudio => "The video has no sound: nothing to do.",
+            Self::TooLong => "Over XTRACT_MAX_DURATION_SECS: raise it if it should pass.",
+            Self::TooLarge => "Over XTRACT_MAX_FILESIZE_MB or the bucket's size limit.",
+            Self::HttpForbidden => "The platform refused the download: retried; upgrade yt-dlp if it repeats.",
+            Self::NotFound => "The video is gone or the link is wrong: nothing to do.",
+            Self::Network => "The platform could not be reached: check this server's network.",
+            Self::Storage => "Storage refused or failed: run xtract doctor (key, bucket, limits).",
+            Self::Internal => "An unexpected fault: read error_detail and the daemon's log.",
+            Self::WorkerLost => "The daemon running it stopped: check the service (journalctl -u xtract).",
+            Self::Timeout => "It ran past its time limit (XTRACT_JOB_TIMEOUT_SECS): check the platform and the network.",
+            Self::ExtractorOutdated => "yt-dlp no longer understands the site: upgrade it (xtract tools upgrade).",
+            Self::DrmProtected => "DRM-protected: nothing to do.",
+        }
+    }
+
     /// The sentence a user of the app reads in `error_message`.
     pub fn user_message(self, platform: Option<Platform>) -> String {
         let site = platform

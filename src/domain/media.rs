@@ -105,3 +105,36 @@ impl MediaMeta {
         }
     }
 }
+
+impl MediaMeta {
+    /// The facts as they can be stored and shown: text without NUL (a
+    /// site's title may carry one, and PostgreSQL's text refuses it: the
+    /// audio row would be refused and the job fail), cut to lengths a row,
+    /// a log line and a file's tags can carry; a length that is a number
+    /// of seconds.
+    pub fn cleaned(self) -> MediaMeta {
+        let text = |t: Option<String>, most: usize| {
+            t.map(|t| {
+                t.chars()
+                    .filter(|c| *c != '\0')
+                    .take(most)
+                    .collect::<String>()
+            })
+        };
+        MediaMeta {
+            id: text(self.id, 256),
+            title: text(self.title, 1000),
+            duration: self.duration.filter(|d| d.is_finite() && *d >= 0.0),
+            uploader: text(self.uploader, 500),
+            extractor_key: text(self.extractor_key, 100),
+            thumbnail: text(self.thumbnail, 2048),
+            track: text(self.track, 1000),
+            artists: self.artists.map(|a| {
+                a.into_iter()
+                    .take(20)
+                    .map(|n| n.chars().filter(|c| *c != '\0').take(500).collect())
+                    .collect()
+            }),
+        }
+    }
+}

@@ -86,6 +86,10 @@ const ALLOWED: &[Allowed] = &[
     value(&["--retry-sleep"]),
     value(&["--format-sort", "-S"]),
     flag(&["--verbose", "-v"]),
+    // Behind a TLS-inspecting proxy: yt-dlp's own requests then trust the
+    // system's CA store (where the proxy's CA is added) instead of
+    // certifi's bundle; curl_cffi uses the system store already.
+    checked(&["--compat-options"], only_no_certifi),
 ];
 
 /// Options people reach for, with the specific reason they are refused.
@@ -175,6 +179,12 @@ fn runtime_without_path(v: &str) -> Option<&'static str> {
         .then_some("name a runtime (deno, node, bun, quickjs), not a program path to run")
 }
 
+fn only_no_certifi(v: &str) -> Option<&'static str> {
+    (v.trim() != "no-certifi").then_some(
+        "only no-certifi (the system's CA store, for a TLS-inspecting proxy): other compat options change what xtract reads from yt-dlp",
+    )
+}
+
 fn proxy_without_password(v: &str) -> Option<&'static str> {
     // `scheme://user:password@host`: the password would be on the command
     // line of every run, visible to `ps`.
@@ -236,7 +246,7 @@ pub fn check(args: &[String]) -> Result<(), Refused> {
             }
             return Err(refuse(
                 name,
-                "not on the list of options a platform file may pass (see README, \"Platforms\")",
+                "not on the list of options a platform file may pass (see docs/platforms.md, \"The platforms file\")",
             ));
         };
         let value = match (allowed.takes_value, inline) {
@@ -272,6 +282,14 @@ mod tests {
 
     fn refused(list: &[&str]) -> Refused {
         check(&args(list)).expect_err(&format!("{list:?} was accepted"))
+    }
+
+    #[test]
+    fn the_system_ca_store_may_be_chosen_and_nothing_else_of_the_compat_options() {
+        check(&args(&["--compat-options", "no-certifi"])).unwrap();
+        check(&args(&["--compat-options=no-certifi"])).unwrap();
+        let r = refused(&["--compat-options", "filename"]);
+        assert!(r.to_string().contains("only no-certifi"), "{r}");
     }
 
     #[test]

@@ -100,6 +100,20 @@ pub async fn enqueue_choosing(
     choice: &AudioChoice,
     wait: Option<Duration>,
 ) -> Result<(Uuid, Option<Waited>), DbError> {
+    enqueue_following(database_url, url, user, choice, wait, |_| {}).await
+}
+
+/// As [`enqueue_choosing`], telling `follow` the job's row when it is
+/// inserted and each time its status or progress changes while waiting (a
+/// person at a terminal wants to see it move).
+pub async fn enqueue_following(
+    database_url: &str,
+    url: &str,
+    user: Uuid,
+    choice: &AudioChoice,
+    wait: Option<Duration>,
+    mut follow: impl FnMut(&serde_json::Value),
+) -> Result<(Uuid, Option<Waited>), DbError> {
     let target = DbTarget::parse(database_url)?;
     let client = target.connect_simple().await?;
     let id = admin::enqueue(
@@ -113,7 +127,7 @@ pub async fn enqueue_choosing(
     match wait {
         None => Ok((id, None)),
         Some(timeout) => {
-            let waited = wait_for(&client, id, timeout).await?;
+            let waited = wait_for(&client, id, timeout, &mut follow).await?;
             Ok((id, Some(waited)))
         }
     }
@@ -126,7 +140,7 @@ pub async fn enqueue_wait_existing(
     timeout: Duration,
 ) -> Result<(Uuid, Waited), DbError> {
     let client = DbTarget::parse(database_url)?.connect_simple().await?;
-    Ok((id, wait_for(&client, id, timeout).await?))
+    Ok((id, wait_for(&client, id, timeout, &mut |_| {}).await?))
 }
 
 /// Polls the job row until it is finished or `timeout` passes. (A person is
@@ -135,12 +149,19 @@ async fn wait_for(
     client: &tokio_postgres::Client,
     id: Uuid,
     timeout: Duration,
+    follow: &mut dyn FnMut(&serde_json::Value),
 ) -> Result<Waited, DbError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = None;
     loop {
         let row = admin::job_row(client, id)
             .await?
             .ok_or_else(|| DbError::Statement(format!("job {id} is gone")))?;
+        let now = (row["status"].clone(), row["progress_percent"].clone());
+        if seen.as_ref() != Some(&now) {
+            follow(&row);
+            seen = Some(now);
+        }
         let status = row["status"].as_str().unwrap_or_default().to_string();
         let finished = matches!(status.as_str(), "completed" | "failed" | "cancelled");
         if finished || tokio::time::Instant::now() >= deadline {

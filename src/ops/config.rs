@@ -100,10 +100,15 @@ pub struct Config {
     pub max_pending_per_user: i32,
     /// Where `/health` and `/metrics` are served (off when None).
     pub health_addr: Option<std::net::SocketAddr>,
+    /// The old service's HTTP API (XTRACT_COMPAT_ADDR; off when None).
+    pub compat: Option<crate::ops::compat::CompatSettings>,
     /// Delete finished jobs older than this many days (off when None).
     pub retention_days: Option<u32>,
     /// With retention: delete their audio rows and objects too.
     pub retention_audio: bool,
+    /// A session holding a snapshot this long is named in the log and by
+    /// `doctor` (XTRACT_HORIZON_WARN_SECS).
+    pub horizon_warn: Duration,
 }
 
 impl Config {
@@ -408,6 +413,7 @@ impl Config {
                 |_| true,
                 "an address like 127.0.0.1:9464",
             )?,
+            compat: crate::ops::compat::CompatSettings::from_lookup(&get)?,
             retention_days: parse_opt(
                 &get,
                 "XTRACT_RETENTION_DAYS",
@@ -415,6 +421,7 @@ impl Config {
                 "a whole number of days from 1",
             )?,
             retention_audio: flag("XTRACT_RETENTION_AUDIO")?,
+            horizon_warn: secs("XTRACT_HORIZON_WARN_SECS", 300.0, 0.0)?,
             dedup: match get("XTRACT_DEDUP") {
                 None => true,
                 Some(_) => flag("XTRACT_DEDUP")?,
@@ -438,6 +445,16 @@ impl Config {
     }
 }
 
+/// Whether a postgres URL carries a password (as the driver reads it).
+fn url_has_password(url: &str) -> bool {
+    url.trim()
+        .split('?')
+        .next()
+        .and_then(|base| base.parse::<tokio_postgres::Config>().ok())
+        .and_then(|c| c.get_password().map(|p| !p.is_empty()))
+        .unwrap_or(false)
+}
+
 /// The systemd credential that holds the database password
 /// (`$CREDENTIALS_DIRECTORY/database-password`).
 pub const DATABASE_PASSWORD_CREDENTIAL: &str = "database-password";
@@ -448,6 +465,14 @@ pub fn database_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secr
     let Some(url) = get("DATABASE_URL") else {
         return Ok(None);
     };
+    // Outside the service (root's shell: `migrate` as the tables' owner,
+    // say), a URL that carries its own password is the one meant: the
+    // credential store holds the daemon's role's password, for the daemon.
+    let in_service =
+        get(crate::settings::CREDENTIALS_DIRECTORY).is_some_and(|d| !d.trim().is_empty());
+    if !in_service && url_has_password(&url) {
+        return Ok(Some(Secret::new(url)));
+    }
     let Some(password) = credential(get, DATABASE_PASSWORD_CREDENTIAL)? else {
         return Ok(Some(Secret::new(url)));
     };
@@ -543,15 +568,40 @@ fn plugin_list(v: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 pub fn find_program(name: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
+    // The project's own virtualenv first: in a checkout, `scripts/ensure-deps`
+    // put the pinned yt-dlp there, and a yt-dlp on PATH (a pyenv shim, a
+    // distribution's old package) would be another one, without the warm
+    // helper's Python. A service runs elsewhere, with XTRACT_YTDLP set.
+    let venv = PathBuf::from(".venv/bin").join(name);
+    if is_executable(&venv) {
+        return Some(venv.canonicalize().unwrap_or(venv));
+    }
+    std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
             .find(|p| is_executable(p))
-    });
-    on_path.or_else(|| {
-        let venv = PathBuf::from(".venv/bin").join(name);
-        is_executable(&venv).then(|| venv.canonicalize().unwrap_or(venv))
     })
+}
+
+/// `XTRACT_…` names in the environment (the env file's included: it was
+/// read into it) that no module reads, each with the nearest known name.
+pub fn unknown_settings() -> Vec<(String, Option<&'static str>)> {
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    super::reference::unknown(names.iter().map(String::as_str))
+}
+
+/// Why `program` (as the configuration found it for `var`) is the one
+/// jobs run: said by `xtract doctor`.
+pub fn program_origin(var: &str, program: &Path) -> &'static str {
+    if std::env::var_os(var).is_some() {
+        "set by its variable"
+    } else if program.starts_with(std::env::current_dir().unwrap_or_default().join(".venv")) {
+        "this folder's .venv, ahead of PATH"
+    } else {
+        "the first on PATH"
+    }
 }
 
 fn is_executable(p: &Path) -> bool {

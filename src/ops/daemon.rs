@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::compat;
 use super::config::{Config, StorageKind};
 use super::health::{Endpoint, HealthState};
 use super::retention::{self, RetentionSettings};
@@ -23,15 +24,37 @@ use crate::metrics::Metrics;
 use crate::pipeline::MediaPipeline;
 use crate::queue::admin;
 use crate::queue::notifier::{
-    listen_works, CancelRegistry, ListenError, ListenerState, Notifier, POOLER_ADVICE,
+    listen_works, CancelRegistry, FinishedJobs, ListenError, ListenerState, Notifier, POOLER_ADVICE,
 };
 use crate::queue::worker::{Processor, Shutdown, Worker, WorkerSettings};
 use crate::queue::Queue;
+use crate::storage::supabase::SupabaseSettings;
 use crate::storage::{AudioStore, LocalStorage, SupabaseStorage};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StartError(pub String);
+
+/// Why `xtract run` ended in error: a start that failed (exit 1), or a
+/// setting a service refused, such as a key Storage does not accept
+/// (exit 2: the operator corrects the configuration; restarting will not
+/// help).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Misconfigured(String),
+}
+
+impl From<RunError> for StartError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::Start(e) => e,
+            RunError::Misconfigured(m) => StartError(m),
+        }
+    }
+}
 
 impl WorkerSettings {
     pub fn from_config(c: &Config, exit_when_idle: bool) -> Self {
@@ -61,11 +84,15 @@ pub async fn run(
     config: &Config,
     database_url: &str,
     exit_when_idle: bool,
-) -> Result<(), StartError> {
+) -> Result<(), RunError> {
     let target = DbTarget::parse(database_url).map_err(|e| StartError(e.to_string()))?;
     // Every task of the daemon beside the worker loop runs on this tracker
     // and stops with this one token; the daemon waits for all of them.
     let tasks = Tasks::new();
+    // A misspelt setting is silently a default: say so, once.
+    for (name, nearest) in super::config::unknown_settings() {
+        tracing::warn!("{}", super::reference::unknown_sentence(&name, nearest));
+    }
     let result = start_and_serve(config, target, exit_when_idle, &tasks).await;
     tasks.stop().await;
     tracing::info!("xtract stopped");
@@ -107,7 +134,7 @@ async fn start_and_serve(
     target: DbTarget,
     exit_when_idle: bool,
     tasks: &Tasks,
-) -> Result<(), StartError> {
+) -> Result<(), RunError> {
     // From the first moment: a stop while waiting for the database is a
     // clean exit, not a lost signal.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
@@ -131,41 +158,43 @@ async fn start_and_serve(
             config.work_dir.display()
         ))
     })?;
-    let local = match config.storage {
-        StorageKind::Local => Some(LocalStorage::new(&config.local_storage_dir).map_err(|e| {
-            StartError(format!(
-                "XTRACT_LOCAL_STORAGE_DIR: cannot use {}: {e}",
-                config.local_storage_dir.display()
-            ))
-        })?),
-        StorageKind::Supabase => None,
-    };
-    if !wait_for_database(&target, config, &mut signals, health.as_ref()).await? {
-        return Ok(());
-    }
-    let started = Started {
-        signals,
-        health,
-        tasks: tasks.clone(),
-    };
-    match local {
-        Some(store) => {
-            tracing::info!("storing audio under {}", store.root().display());
-            serve(config, target, store, exit_when_idle, started).await
+    let backend = match config.storage {
+        StorageKind::Local => {
+            Backend::Local(LocalStorage::new(&config.local_storage_dir).map_err(|e| {
+                StartError(format!(
+                    "XTRACT_LOCAL_STORAGE_DIR: cannot use {}: {e}",
+                    config.local_storage_dir.display()
+                ))
+            })?)
         }
-        None => {
-            let settings = config
+        StorageKind::Supabase => Backend::Supabase(
+            config
                 .supabase
                 .clone()
-                .map_err(|e| StartError(e.to_string()))?;
-            let store = SupabaseStorage::connect(&settings).await.map_err(|e| {
-                StartError(format!(
-                    "Supabase Storage at {} (bucket '{}'): {e}{}",
-                    settings.url,
-                    settings.bucket,
-                    e.advice()
-                ))
-            })?;
+                .map_err(|e| RunError::Misconfigured(e.to_string()))?,
+        ),
+    };
+    let database = wait_for("the database", &mut signals, health.as_ref(), || {
+        prepare_database(&target, config)
+    })
+    .await?;
+    if database.is_none() {
+        return Ok(());
+    }
+    match backend {
+        Backend::Local(store) => {
+            tracing::info!("storing audio under {}", store.root().display());
+            let started = Started::new(signals, health, tasks);
+            Ok(serve(config, target, store, exit_when_idle, started).await?)
+        }
+        Backend::Supabase(settings) => {
+            let reached = wait_for("Supabase Storage", &mut signals, health.as_ref(), || {
+                reach_storage(&settings)
+            })
+            .await?;
+            let Some(store) = reached else {
+                return Ok(());
+            };
             tracing::info!(
                 bucket = %store.bucket().id,
                 public = store.bucket().public,
@@ -173,12 +202,44 @@ async fn start_and_serve(
                 "storing audio in Supabase Storage"
             );
             let background = store.clone();
+            let started = Started::new(signals, health, tasks);
             let result = serve(config, target, store, exit_when_idle, started).await;
             // Terminations of uploads that cancelled jobs left behind.
             background.finish(Duration::from_secs(10)).await;
-            result
+            Ok(result?)
         }
     }
+}
+
+/// Where the audio goes, as configured; Supabase Storage is reached once
+/// the database is.
+enum Backend {
+    Local(LocalStorage),
+    Supabase(SupabaseSettings),
+}
+
+/// Reaches Supabase Storage and reads the bucket, once. Storage that cannot
+/// be reached or answers with a server error (an outage, a gateway still
+/// starting) is worth waiting for; a key it refuses, a wrong URL or a
+/// missing bucket is the operator's to correct.
+async fn reach_storage(settings: &SupabaseSettings) -> Result<SupabaseStorage, NotReady> {
+    SupabaseStorage::connect_once(settings).await.map_err(|e| {
+        let what = format!(
+            "Supabase Storage at {} (bucket '{}'): {e}",
+            settings.url, settings.bucket
+        );
+        let what = match e.advice() {
+            "" => what,
+            advice => format!("{what} → {advice}"),
+        };
+        if e.is_transient() {
+            NotReady::Unreachable(e.to_string())
+        } else if e.is_configuration() {
+            NotReady::Wrong(RunError::Misconfigured(what))
+        } else {
+            NotReady::Wrong(StartError(what).into())
+        }
+    })
 }
 
 /// What the daemon set up before it could reach its database.
@@ -190,55 +251,69 @@ pub struct Started {
     pub tasks: Tasks,
 }
 
-/// Why the database is not ready for the daemon.
+impl Started {
+    fn new(signals: Signals, health: Option<Endpoint>, tasks: &Tasks) -> Self {
+        Started {
+            signals,
+            health,
+            tasks: tasks.clone(),
+        }
+    }
+}
+
+/// Why a service (the database, Storage) is not ready for the daemon.
 enum NotReady {
     /// It cannot be reached (down, starting up, a network not up yet):
     /// worth waiting for.
     Unreachable(String),
     /// Something only the operator can fix (the schema, a transaction
-    /// pooler, a password): waiting would not help.
-    Wrong(StartError),
+    /// pooler, a password, a storage key): waiting would not help.
+    Wrong(RunError),
 }
 
-/// Reaches the database and checks that it is ready for the daemon. While
-/// it cannot be reached (a VM that boots before its database, a maintenance
-/// window), waits with capped backoff and says so: a log line now and then,
-/// systemd's STATUS=, `/health` 503. READY=1 is sent only later, once the
-/// daemon listens. Returns false when a signal stopped the daemon while it
-/// waited.
-async fn wait_for_database(
-    target: &DbTarget,
-    config: &Config,
+/// Tries `attempt` until the service `what` is ready for the daemon. While
+/// it cannot be reached (a VM that boots before its database or during a
+/// Storage outage, a maintenance window), waits with capped backoff and
+/// says so: a log line now and then, systemd's STATUS=, `/health` 503.
+/// READY=1 is sent only later, once the daemon listens. Returns None when
+/// a signal stopped the daemon while it waited.
+async fn wait_for<T, F, Fut>(
+    what: &str,
     signals: &mut Signals,
     health: Option<&Endpoint>,
-) -> Result<bool, StartError> {
+    mut attempt: F,
+) -> Result<Option<T>, RunError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, NotReady>>,
+{
     let mut delays = crate::queue::db_backoff();
     let since = tokio::time::Instant::now();
     let mut said: Option<tokio::time::Instant> = None;
     loop {
         let attempt = tokio::select! {
-            attempt = prepare_database(target, config) => attempt,
-            stopped = stop_signal(signals) => return Ok(!stopped),
+            attempt = attempt() => attempt,
+            () = stop_signal(signals, what) => return Ok(None),
         };
         let problem = match attempt {
-            Ok(()) => {
+            Ok(ready) => {
                 if said.is_some() {
                     tracing::info!(
-                        "the database is reachable after {:.0}s of waiting",
+                        "{what} is reachable after {:.0}s of waiting",
                         since.elapsed().as_secs_f64()
                     );
                 }
-                return Ok(true);
+                return Ok(Some(ready));
             }
             Err(NotReady::Wrong(e)) => return Err(e),
             Err(NotReady::Unreachable(problem)) => problem,
         };
-        let status = format!("waiting for the database ({problem})");
+        let status = format!("waiting for {what} ({problem})");
         systemd::notify(&format!("STATUS={status}"));
         if let Some(health) = health {
             health.waiting(&status);
         }
-        if !said.is_some_and(|t| t.elapsed() < SAY_WAITING_EVERY) {
+        if said.is_none_or(|t| t.elapsed() >= SAY_WAITING_EVERY) {
             tracing::warn!(
                 "{status}; trying again with backoff (waited {:.0}s so far)",
                 since.elapsed().as_secs_f64()
@@ -248,20 +323,20 @@ async fn wait_for_database(
         let delay = delays.next().unwrap_or(Duration::from_secs(5));
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            stopped = stop_signal(signals) => return Ok(!stopped),
+            () = stop_signal(signals, what) => return Ok(None),
         }
     }
 }
 
-/// Waits for SIGTERM or SIGINT while the daemon is starting (true); a
-/// SIGHUP has nothing to reload yet.
-async fn stop_signal(signals: &mut Signals) -> bool {
+/// Waits for SIGTERM or SIGINT while the daemon is starting; a SIGHUP has
+/// nothing to reload yet.
+async fn stop_signal(signals: &mut Signals, what: &str) {
     loop {
         match signals.next().await {
-            Some(SIGHUP) => tracing::info!("reload ignored: still waiting for the database"),
+            Some(SIGHUP) => tracing::info!("reload ignored: still waiting for {what}"),
             _ => {
-                tracing::info!("stopped while waiting for the database");
-                return true;
+                tracing::info!("stopped while waiting for {what}");
+                return;
             }
         }
     }
@@ -291,9 +366,9 @@ async fn reachable(target: &DbTarget) -> Result<(), NotReady> {
     match target.connect_simple().await {
         Ok(_) => Ok(()),
         Err(e) if is_connection_error(&e) => Err(NotReady::Unreachable(e.to_string())),
-        Err(e) => Err(NotReady::Wrong(StartError(format!(
-            "cannot connect to the database: {e}"
-        )))),
+        Err(e) => Err(NotReady::Wrong(
+            StartError(format!("cannot connect to the database: {e}")).into(),
+        )),
     }
 }
 
@@ -301,7 +376,7 @@ async fn reachable(target: &DbTarget) -> Result<(), NotReady> {
 async fn why(target: &DbTarget, e: StartError) -> NotReady {
     match reachable(target).await {
         Err(unreachable @ NotReady::Unreachable(_)) => unreachable,
-        _ => NotReady::Wrong(e),
+        _ => NotReady::Wrong(e.into()),
     }
 }
 
@@ -377,7 +452,10 @@ async fn serve<S: AudioStore + Clone>(
         health,
         tasks,
     } = started;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(match config.compat {
+        Some(_) => Metrics::new().with_old_api(),
+        None => Metrics::new(),
+    });
     // Retention runs beside the worker with a connection of its own.
     if let Some(days) = config.retention_days {
         let pool = target.pool(1).map_err(|e| StartError(e.to_string()))?;
@@ -394,6 +472,14 @@ async fn serve<S: AudioStore + Clone>(
             tasks.stop.clone(),
         ));
     }
+    // Names a session that keeps the queue's dead row versions from being
+    // removed (once each, as a warning), with a connection of its own.
+    let horizon_pool = target.pool(1).map_err(|e| StartError(e.to_string()))?;
+    tasks.tracker.spawn(super::horizon::watch(
+        horizon_pool,
+        config.horizon_warn,
+        tasks.stop.clone(),
+    ));
     let pipeline_config = Live::new(pipeline_of(config));
     let pipeline = MediaPipeline::new(pipeline_config.clone(), store).map_err(|e| {
         StartError(format!(
@@ -501,17 +587,38 @@ pub async fn run_worker<P: Processor>(
     let wake = Arc::new(Notify::new());
     let cancels = CancelRegistry::default();
     let listener_state = Arc::new(ListenerState::default());
+    // The old-API endpoint's requests wait for their jobs to finish.
+    let finished = config.compat.as_ref().map(|_| FinishedJobs::default());
     let notifier = Notifier {
-        target,
+        target: target.clone(),
         wake: wake.clone(),
         cancels: cancels.clone(),
         state: listener_state.clone(),
         ping_interval: config.poll_interval,
+        finished: finished.clone(),
     };
     // The listener outlives the claiming: running jobs still hear cancels
     // while they drain. It stops with the other tasks, after the worker.
     let stop_tasks = tasks.stop.child_token();
     tasks.tracker.spawn(notifier.run(stop_tasks.clone()));
+    if let (Some(settings), Some(finished)) = (&config.compat, finished) {
+        // New requests stop with the claiming; waiting ones are answered
+        // once the worker has drained (their jobs may finish meanwhile).
+        let stops = compat::Stops {
+            accepting: shutdown.stop_claiming.clone(),
+            waiting: stop_tasks.clone(),
+        };
+        compat::start(
+            config,
+            settings,
+            &target,
+            finished,
+            metrics.clone(),
+            stops,
+            tasks,
+        )
+        .await?;
+    }
     tracing::info!(
         worker = %config.worker_id,
         concurrency = settings.concurrency,

@@ -1,5 +1,6 @@
 //! `xtract dev`: the whole product on one machine with no Supabase account
-//! and no internet. A throwaway PostgreSQL under `.xtract-dev/`, local
+//! and no internet. A local PostgreSQL under `.xtract-dev/` (kept between
+//! runs; the demo makes its database anew), local
 //! storage, and with `--demo` a generated clip served on 127.0.0.1, enqueued
 //! and followed to the end.
 
@@ -20,12 +21,21 @@ pub const DEMO_USER: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000
 
 pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
     let dir = PathBuf::from(DEV_DIR);
+    let mut pg = LocalPostgres::init(&dir.join("pg")).map_err(|e| StartError(e.to_string()))?;
+    // The same port every run, so a DATABASE_URL printed once keeps working
+    // (another free one when something else took it meanwhile).
+    let port = dev_port(&dir.join("pg"));
+    pg.use_port(port);
     eprintln!(
-        "\n*** DEVELOPMENT MODE: a throwaway local PostgreSQL in {}/pg and local storage in {}. Not for production: set DATABASE_URL for that. ***\n",
+        "\n*** DEVELOPMENT MODE: a local PostgreSQL in {}/pg on port {port} ({}), local storage in {}. Not for production: set DATABASE_URL for that. ***\n",
         dir.display(),
+        if demo {
+            "the demo's database is made anew each run"
+        } else {
+            "its jobs are kept between runs; delete the folder to start afresh"
+        },
         config.local_storage_dir.display()
     );
-    let mut pg = LocalPostgres::init(&dir.join("pg")).map_err(|e| StartError(e.to_string()))?;
     pg.start(false).map_err(|e| StartError(e.to_string()))?;
     // `xtract dev` keeps its jobs between runs; the demo starts from an
     // empty database of its own, so no job of an earlier session runs in it.
@@ -45,7 +55,7 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
     config.storage = StorageKind::Local;
     eprintln!("database: {url}");
     if !demo {
-        return daemon::run(&config, &url, false).await;
+        return Ok(daemon::run(&config, &url, false).await?);
     }
     // The demo clip is served from 127.0.0.1.
     config.allow_private_urls = true;
@@ -81,11 +91,13 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
     if waited.succeeded {
         eprintln!(
             "\nThe demo job completed: the audio file is listed above (file_url).\n\n\
-             What next:\n\
-             - a real link: `xtract dev` runs the daemon on the local database; in another\n  \
-             terminal, `xtract enqueue --wait --user <uuid> 'https://www.youtube.com/watch?v=…'`\n  \
-             (DATABASE_URL as `xtract dev` printed it; needs internet)\n\
-             - your Supabase project: README, \"Deploying on a VM\" (scripts/install, migrate, doctor)"
+             What next (the binary scripts/demo built is target/release/xtract; `cargo install\n\
+             --path .` puts an `xtract` on PATH):\n\
+             - a real link: `target/release/xtract dev` runs the daemon on the local database;\n  \
+             in another terminal, with DATABASE_URL as it printed,\n  \
+             `target/release/xtract enqueue --wait --user <uuid> 'https://www.youtube.com/watch?v=…'`\n  \
+             (needs internet)\n\
+             - your Supabase project: docs/deploy.md (scripts/install, migrate, doctor)"
         );
         Ok(())
     } else {
@@ -93,6 +105,23 @@ pub async fn dev(mut config: Config, demo: bool) -> Result<(), StartError> {
             "the demo job did not complete; see the row above".into(),
         ))
     }
+}
+
+/// The development cluster's port: the one it used last time (kept in
+/// `port` beside it) while it is free, else a new free one.
+fn dev_port(dir: &Path) -> u16 {
+    let file = dir.join("port");
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    if let Some(p) = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .filter(|p| free(*p))
+    {
+        return p;
+    }
+    let p = super::localpg::free_port().unwrap_or(54329);
+    let _ = std::fs::write(&file, p.to_string());
+    p
 }
 
 /// A 20-second test video with a tone, generated once.

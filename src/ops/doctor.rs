@@ -41,15 +41,25 @@ pub struct Check {
     pub found: String,
     /// What to do about a warning or failure.
     pub fix: Option<String>,
+    /// A failure to reach a service (the database, Storage), not a wrong
+    /// setup: `xtract doctor` then exits 3, as every command does.
+    pub unreachable: bool,
 }
 
 impl Check {
+    /// Marks a failure as a service that could not be reached.
+    pub fn unreachable(mut self) -> Self {
+        self.unreachable = true;
+        self
+    }
+
     pub fn ok(name: &'static str, found: impl Into<String>) -> Self {
         Check {
             level: Level::Ok,
             name,
             found: found.into(),
             fix: None,
+            unreachable: false,
         }
     }
 
@@ -59,6 +69,7 @@ impl Check {
             name,
             found: found.into(),
             fix: Some(fix.into()),
+            unreachable: false,
         }
     }
 
@@ -68,6 +79,7 @@ impl Check {
             name,
             found: found.into(),
             fix: Some(fix.into()),
+            unreachable: false,
         }
     }
 }
@@ -81,7 +93,8 @@ impl fmt::Display for Check {
             self.name,
             self.found
         )?;
-        if let Some(fix) = &self.fix {
+        // No arrow before nothing.
+        if let Some(fix) = self.fix.as_ref().filter(|f| !f.is_empty()) {
             write!(f, " → {fix}")?;
         }
         Ok(())
@@ -110,6 +123,19 @@ impl Report {
     pub fn failed(&self) -> bool {
         self.checks.iter().any(|c| c.level == Level::Fail)
     }
+
+    /// How `xtract doctor` exits: None when nothing failed; a service that
+    /// could not be reached is a 3, as for every command (cli.rs); any
+    /// other failure a 1.
+    pub fn failure_kind(&self) -> Option<super::cli::Kind> {
+        let mut failed = self.checks.iter().filter(|c| c.level == Level::Fail);
+        let first = failed.next()?;
+        if first.unreachable && failed.all(|c| c.unreachable) {
+            Some(super::cli::Kind::Unavailable)
+        } else {
+            Some(super::cli::Kind::Failed)
+        }
+    }
 }
 
 impl fmt::Display for Report {
@@ -136,6 +162,8 @@ struct Inputs {
     local_storage_dir: PathBuf,
     /// None when the configuration could not be read at all.
     supabase: Option<Result<SupabaseSettings, ConfigError>>,
+    /// XTRACT_HORIZON_WARN_SECS: how long a snapshot may be held unnamed.
+    horizon_warn: std::time::Duration,
 }
 
 impl Inputs {
@@ -149,6 +177,7 @@ impl Inputs {
             storage: Some(c.storage),
             local_storage_dir: c.local_storage_dir.clone(),
             supabase: Some(c.supabase.clone()),
+            horizon_warn: c.horizon_warn,
         }
     }
 
@@ -178,6 +207,11 @@ impl Inputs {
                 get("XTRACT_LOCAL_STORAGE_DIR").unwrap_or_else(|| "./audio".into()),
             ),
             supabase: None,
+            horizon_warn: get("XTRACT_HORIZON_WARN_SECS")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(std::time::Duration::from_secs_f64)
+                .unwrap_or(std::time::Duration::from_secs(300)),
         }
     }
 }
@@ -220,7 +254,15 @@ pub async fn check_all(config: Result<Config, ConfigError>) -> Report {
             format!("correct {} (see .env.example)", e.var),
         ),
     });
-    for check in database::checks(inputs.database_url.as_deref()).await {
+    // A misspelt setting is silently a default: say so.
+    for (name, nearest) in super::config::unknown_settings() {
+        report.push(Check::warn(
+            "configuration",
+            super::reference::unknown_sentence(&name, nearest),
+            "correct or remove it in the environment or the env file",
+        ));
+    }
+    for check in database::checks(inputs.database_url.as_deref(), inputs.horizon_warn).await {
         report.push(check);
     }
     report.push(tools::check_ytdlp(inputs.ytdlp.as_deref(), today(), inputs.channel).await);
@@ -300,7 +342,7 @@ pub async fn check_storage(
                         "supabase bucket '{}' at {}: {e}",
                         settings.bucket, settings.url
                     ),
-                    e.advice().trim_start_matches(" — "),
+                    e.advice(),
                 ),
             },
         },

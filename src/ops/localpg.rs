@@ -144,6 +144,11 @@ impl LocalPostgres {
         self.port
     }
 
+    /// Starts on `port` instead of a free one picked at start.
+    pub fn use_port(&mut self, port: u16) {
+        self.port = port;
+    }
+
     /// Starts the server on a free port. `fast`: no fsync (tests).
     pub fn start(&mut self, fast: bool) -> Result<(), LocalPgError> {
         if self.port == 0 {
@@ -254,9 +259,19 @@ impl LocalPostgres {
             .await
             .map_err(|e| failed("connecting to the local server", e.to_string()))?;
         tokio::spawn(conn);
+        // Asked first: `IF EXISTS` on a missing one sends a NOTICE ("does not
+        // exist, skipping") that the demo's log shows as if it were a fault.
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| failed("listing databases", e.to_string()))?
+            .is_some();
+        if !exists {
+            return Ok(());
+        }
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            .batch_execute(&format!("DROP DATABASE {quoted} WITH (FORCE)"))
             .await
             .map_err(|e| failed("dropping the database", e.to_string()))
     }

@@ -8,6 +8,7 @@ pub mod child_env;
 pub mod classify;
 pub mod egress;
 pub mod ffmpeg;
+pub mod lines;
 pub mod mp4;
 pub mod process;
 pub mod process_tree;

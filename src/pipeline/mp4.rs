@@ -90,12 +90,16 @@ fn header_boxes(path: &Path) -> Option<Vec<u8>> {
         } else if size == 0 {
             size = len - at;
         }
-        if size < head_len as u64 || at + size > len {
+        // A size near u64::MAX must not wrap round to a place earlier in
+        // the file (in a release build: a loop that never ends).
+        if size < head_len as u64 || at.checked_add(size).is_none_or(|end| end > len) {
             return None;
         }
         match &kind {
             b"ftyp" | b"moov" => {
-                if size > MAX_MOOV {
+                // All of them together: a file of many moov boxes is not
+                // read into memory whole either.
+                if kept.len() as u64 + size > MAX_MOOV {
                     return None;
                 }
                 let mut body = vec![0u8; (size - head_len as u64) as usize];
@@ -110,7 +114,102 @@ fn header_boxes(path: &Path) -> Option<Vec<u8>> {
         }
         at += size;
     }
-    found_moov.then_some(kept)
+    (found_moov && tables_fit(&kept, 0)).then_some(kept)
+}
+
+/// Whether every box in `boxes` that mp4parse reads fits in its parent,
+/// and every table has room for the entries its count announces. mp4parse
+/// reserves memory for a box from its declared size, and for a table from
+/// its count, before reading them (fallibly, but a size or count near
+/// u32::MAX asks for gigabytes): sizes are held to the parent, counts to
+/// the box, so nothing is sized from a number in the file beyond the file.
+fn tables_fit(boxes: &[u8], depth: usize) -> bool {
+    // The containers mp4parse walks into.
+    const WALKED: &[&[u8; 4]] = &[
+        b"moov", b"trak", b"mdia", b"minf", b"stbl", b"dinf", b"edts", b"mvex", b"udta", b"sinf",
+        b"schi", b"wave",
+    ];
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    let mut rest = boxes;
+    // Fewer than 8 bytes left: padding, not a box.
+    while rest.len() >= 8 {
+        let Some((kind, body, len)) = split_box(rest) else {
+            return false;
+        };
+        let fits = if WALKED.contains(&&kind) {
+            tables_fit(body, depth + 1)
+        } else if &kind == b"stsd" {
+            table_fits(&kind, body) && sample_entries_fit(body, depth)
+        } else {
+            table_fits(&kind, body)
+        };
+        if !fits {
+            return false;
+        }
+        rest = &rest[len..];
+    }
+    true
+}
+
+/// The sample descriptions of an `stsd` body, and the boxes inside the
+/// audio and video ones (codec configuration: esds, dOps, avcC, …).
+fn sample_entries_fit(stsd: &[u8], depth: usize) -> bool {
+    let mut rest = stsd.get(8..).unwrap_or_default();
+    while rest.len() >= 8 {
+        let Some((kind, body, len)) = split_box(rest) else {
+            return false;
+        };
+        // Where an entry's own boxes start: after the fields of a sound
+        // description (version 0, 1 or 2) or of a visual one.
+        let children = match &kind {
+            b"mp4a" | b"enca" | b"Opus" | b"fLaC" | b"alac" | b".mp3" | b"ac-3" | b"ec-3"
+            | b"lpcm" | b"ipcm" | b"fpcm" | b"sowt" | b"twos" => {
+                match body.get(8..10).map(|v| u16::from_be_bytes([v[0], v[1]])) {
+                    Some(1) => 44,
+                    Some(2) => 64,
+                    _ => 28,
+                }
+            }
+            b"avc1" | b"avc3" | b"hvc1" | b"hev1" | b"mp4v" | b"encv" | b"vp08" | b"vp09"
+            | b"av01" | b"s263" => 78,
+            _ => body.len(),
+        };
+        if !tables_fit(body.get(children..).unwrap_or_default(), depth + 1) {
+            return false;
+        }
+        rest = &rest[len..];
+    }
+    true
+}
+
+/// A table box: its count times the size of an entry fits in its body.
+fn table_fits(kind: &[u8; 4], body: &[u8]) -> bool {
+    let v1 = body.first() == Some(&1);
+    // (where the count is, bytes per entry); entries start after the count.
+    let (count_at, entry) = match kind {
+        b"stco" | b"stss" => (4, 4),
+        b"co64" | b"stts" | b"ctts" => (4, 8),
+        b"stsc" => (4, 12),
+        b"elst" => (4, if v1 { 20 } else { 12 }),
+        // Sample descriptions and data references are boxes: 8 bytes at
+        // least (a full box for a reference: 12).
+        b"stsd" => (4, 8),
+        b"dref" => (4, 12),
+        // Sizes are listed only when there is no common size.
+        b"stsz" => match be32(body, 4) {
+            Some(0) => (8, 4),
+            _ => return true,
+        },
+        _ => return true,
+    };
+    let Some(count) = be32(body, count_at) else {
+        // Too short to hold a count: mp4parse refuses it.
+        return true;
+    };
+    let room = body.len().saturating_sub(count_at + 4) as u64;
+    u64::from(count) * entry <= room
 }
 
 /// One box: its type and either its payload or, for the containers we walk
@@ -129,19 +228,31 @@ enum Body {
 
 const CONTAINERS: &[&[u8; 4]] = &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"dinf"];
 
+/// How deep containers may nest: a movie's index is five deep
+/// (moov/trak/mdia/minf/stbl); a file nesting thousands of boxes would
+/// otherwise take the recursion past the end of the stack.
+const MAX_DEPTH: usize = 8;
+
 impl Node {
     fn parse(kind: [u8; 4], body: &[u8]) -> Option<Node> {
+        Self::parse_at(kind, body, 0)
+    }
+
+    fn parse_at(kind: [u8; 4], body: &[u8], depth: usize) -> Option<Node> {
         if !CONTAINERS.contains(&&kind) {
             return Some(Node {
                 kind,
                 body: Body::Data(body.to_vec()),
             });
         }
+        if depth >= MAX_DEPTH {
+            return None;
+        }
         let mut children = Vec::new();
         let mut rest = body;
         while !rest.is_empty() {
             let (child_kind, child_body, len) = split_box(rest)?;
-            children.push(Node::parse(child_kind, child_body)?);
+            children.push(Node::parse_at(child_kind, child_body, depth + 1)?);
             rest = &rest[len..];
         }
         Some(Node {
@@ -229,11 +340,16 @@ fn chunks(stbl: &Node) -> Option<Vec<(u64, u64)>> {
     let stsz = stbl.child(b"stsz")?.data()?;
     let fixed = be32(stsz, 4)?;
     let samples = be32(stsz, 8)? as usize;
-    let size = |i: usize| -> Option<u64> {
+    // The bytes of samples `from..from + n`: a product when they share a
+    // size (a count of four billion costs nothing), else their sizes
+    // (listed in the box: as many as it holds).
+    let bytes_of = |from: usize, n: usize| -> Option<u64> {
         if fixed != 0 {
-            Some(u64::from(fixed))
+            u64::from(fixed).checked_mul(n as u64)
         } else {
-            be32(stsz, 12 + 4 * i).map(u64::from)
+            (from..from + n).try_fold(0u64, |sum, i| {
+                sum.checked_add(u64::from(be32(stsz, 12 + 4 * i)?))
+            })
         }
     };
     let stsc = stbl.child(b"stsc")?.data()?;
@@ -252,15 +368,12 @@ fn chunks(stbl: &Node) -> Option<Vec<(u64, u64)>> {
         if first > chunk {
             return None;
         }
-        let mut bytes = 0;
-        for _ in 0..per_chunk {
-            if sample >= samples {
-                return None;
-            }
-            bytes += size(sample)?;
-            sample += 1;
+        let per_chunk = per_chunk as usize;
+        if per_chunk > samples - sample {
+            return None;
         }
-        sizes.push(bytes);
+        sizes.push(bytes_of(sample, per_chunk)?);
+        sample += per_chunk;
     }
     if sample != samples {
         return None;
@@ -421,7 +534,7 @@ fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
     let chunks = chunks(stbl)?;
     if chunks
         .iter()
-        .any(|(at, len)| at.checked_add(*len).map_or(true, |end| end > file_len))
+        .any(|(at, len)| at.checked_add(*len).is_none_or(|end| end > file_len))
     {
         return None;
     }

@@ -7,10 +7,11 @@
 use std::io;
 use std::process::{ExitStatus, Stdio};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::lines::Lines;
 use super::process_tree::ProcessTree;
 
 /// How much of a child's stderr we keep: the end is where the error is.
@@ -56,7 +57,7 @@ pub async fn run(
 
     let read_stderr = tail(stderr);
     let read_stdout = async {
-        let mut lines = BufReader::new(stdout).lines();
+        let mut lines = Lines::new(BufReader::new(stdout));
         let mut all = Vec::new();
         while let Some(line) = lines.next_line().await? {
             on_stdout(&line);
@@ -89,7 +90,7 @@ pub async fn run(
 
 /// Reads a stream to its end, keeping only the last `STDERR_TAIL` bytes.
 async fn tail(stream: impl AsyncRead + Unpin) -> io::Result<String> {
-    let mut lines = BufReader::new(stream).lines();
+    let mut lines = Lines::new(BufReader::new(stream));
     let mut kept = String::new();
     while let Some(line) = lines.next_line().await? {
         push_tail(&mut kept, &line);
@@ -107,5 +108,24 @@ pub(crate) fn push_tail(kept: &mut String, line: &str) {
             .find(|&i| kept.is_char_boundary(i))
             .unwrap_or(kept.len());
         kept.drain(..cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that prints bytes that are not UTF-8 (a file name in
+    /// another encoding) and a line without end: its run still reads.
+    #[tokio::test]
+    async fn output_that_is_not_utf8_or_has_no_newline_still_reads() {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "printf 'caf\\351\\nok\\n'; printf 'err\\351\\n' >&2; printf tail",
+        ]);
+        let finished = run(cmd, &CancellationToken::new(), |_| {}).await.unwrap();
+        assert_eq!(finished.stdout_lines, ["caf\u{FFFD}", "ok", "tail"]);
+        assert_eq!(finished.stderr, "err\u{FFFD}\n");
     }
 }

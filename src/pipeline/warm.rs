@@ -21,11 +21,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::{Child, ChildStdin};
 use tokio_util::sync::CancellationToken;
 
+use super::lines::Lines;
 use super::process::{self, RunError};
 use super::process_tree::{self, ProcessTree};
 
@@ -207,7 +208,7 @@ impl WarmYtdlp {
         {
             if failed == ytdlp
                 && *stamp == program
-                && until.map_or(true, |until| Instant::now() < until)
+                && until.is_none_or(|until| Instant::now() < until)
             {
                 return None;
             }
@@ -325,7 +326,7 @@ impl WarmYtdlp {
         let mut finished = Finished::default();
         let mut exit = None;
         let (reader, mut writer) = stream.into_split();
-        let mut lines = BufReader::new(reader).lines();
+        let mut lines = Lines::new(BufReader::new(reader));
         let mut refused = None;
         let work = async {
             while let Some(line) = lines.next_line().await.map_err(io)? {
@@ -536,13 +537,13 @@ async fn start_helper(
     let stderr_lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let kept = stderr_lines.clone();
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
+        let mut lines = Lines::new(BufReader::new(stderr));
         while let Ok(Some(line)) = lines.next_line().await {
             tracing::warn!(target: "xtract::ytdlp_helper", "{line}");
             process::push_tail(&mut kept.lock().expect("not poisoned"), &line);
         }
     });
-    let mut stdout = BufReader::new(stdout).lines();
+    let mut stdout = Lines::new(BufReader::new(stdout));
     let first = tokio::time::timeout(START_TIMEOUT, stdout.next_line()).await;
     // After its first line the helper has nothing to say on stdout; keep
     // the pipe drained all the same.

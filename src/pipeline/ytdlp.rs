@@ -257,11 +257,7 @@ pub async fn download(
             Ok(f) => {
                 outcome = Some(Outcome {
                     exit: Some(f.exit),
-                    metas: f
-                        .infos
-                        .into_iter()
-                        .map(|v| serde_json::from_value(v).unwrap_or_default())
-                        .collect(),
+                    metas: f.infos.into_iter().map(meta_of).collect(),
                     path: f.file,
                     stdout_lines: f.stdout_lines,
                     stderr: f.stderr,
@@ -311,18 +307,7 @@ async fn run_cli(
         }
     };
     let finished = process::run(cmd, cancel, on_line).await?;
-    let metas = finished
-        .stdout_lines
-        .iter()
-        .filter_map(|l| l.strip_prefix(META_PREFIX))
-        .map(|json| serde_json::from_str::<MediaMeta>(json).unwrap_or_default())
-        .collect();
-    let path = finished
-        .stdout_lines
-        .iter()
-        .rev()
-        .find_map(|l| l.strip_prefix(PATH_PREFIX))
-        .map(PathBuf::from);
+    let (metas, path) = read_stdout(&finished.stdout_lines);
     Ok(Outcome {
         exit: finished.status.code(),
         stdout_lines: finished.stdout_lines,
@@ -471,6 +456,30 @@ pub fn too_large(limits: Limits) -> JobError {
     .with_message(format!("This video is too large: the limit is {mb} MB."))
 }
 
+/// What the command line printed on stdout: the facts of each item it
+/// started, and the final file (the last one it moved into place).
+fn read_stdout(lines: &[String]) -> (Vec<MediaMeta>, Option<PathBuf>) {
+    let metas = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(META_PREFIX))
+        .map(|json| meta_of(serde_json::from_str(json).unwrap_or_default()))
+        .collect();
+    let path = lines
+        .iter()
+        .rev()
+        .find_map(|l| l.strip_prefix(PATH_PREFIX))
+        .map(PathBuf::from);
+    (metas, path)
+}
+
+/// A video's facts from yt-dlp's info JSON (the command line's line or
+/// the warm helper's event): what does not read as facts is no facts.
+fn meta_of(info: serde_json::Value) -> MediaMeta {
+    serde_json::from_value::<MediaMeta>(info)
+        .unwrap_or_default()
+        .cleaned()
+}
+
 /// `xtract-progress <done> <total|NA> <estimate|NA>` → (done, total).
 fn parse_progress(line: &str) -> Option<(u64, Option<u64>)> {
     let mut parts = line.strip_prefix(PROGRESS_PREFIX)?.split_whitespace();
@@ -572,6 +581,118 @@ mod tests {
         assert_eq!(human(Duration::from_secs(90)), "90 seconds");
         assert_eq!(human(Duration::from_secs(45 * 60)), "45 minutes");
         assert_eq!(human(Duration::from_secs(3 * 3600)), "3 hours");
+    }
+
+    mod generated {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JSON values as a site's metadata may hold them: text with any
+        /// character (NUL among them), huge text, numbers of any size and
+        /// sign, and values of the wrong kind.
+        fn value() -> impl Strategy<Value = serde_json::Value> {
+            prop_oneof![
+                ".{0,30}".prop_map(serde_json::Value::from),
+                "[a-z\\x00\\n]{0,10}".prop_map(serde_json::Value::from),
+                (1usize..4).prop_map(|k| serde_json::Value::from("t\0".repeat(k * 2_000))),
+                any::<f64>()
+                    .prop_filter("JSON has no NaN or infinity", |f| f.is_finite())
+                    .prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                Just(serde_json::Value::Null),
+                Just(serde_json::json!([1, "x"])),
+                Just(serde_json::json!({"nested": {"x": 1}})),
+            ]
+        }
+
+        fn info() -> impl Strategy<Value = serde_json::Value> {
+            proptest::collection::btree_map(
+                proptest::sample::select(vec![
+                    "id",
+                    "title",
+                    "duration",
+                    "uploader",
+                    "extractor_key",
+                    "thumbnail",
+                    "other",
+                ]),
+                value(),
+                0..7,
+            )
+            .prop_map(|m| {
+                serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            })
+        }
+
+        /// Lines as yt-dlp's command line prints them with our templates,
+        /// and anything else it prints.
+        fn line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                info().prop_map(|i| format!("{META_PREFIX}{i}")),
+                ".{0,40}".prop_map(|t| format!("{META_PREFIX}{t}")),
+                ".{0,40}".prop_map(|t| format!("{PATH_PREFIX}{t}")),
+                (".{0,12}", ".{0,12}", ".{0,12}")
+                    .prop_map(|(a, b, c)| format!("{PROGRESS_PREFIX}{a} {b} {c}")),
+                (any::<f64>(), any::<f64>())
+                    .prop_map(|(a, b)| format!("{PROGRESS_PREFIX}{a} {b} NA")),
+                ".{0,60}",
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Whatever yt-dlp prints, reading it never panics; the facts
+            /// taken from it can be stored (no NUL, which PostgreSQL's text
+            /// refuses: the audio row would be refused and the job fail)
+            /// and are of bounded length; a length is a number of seconds;
+            /// the file is the last one announced.
+            #[test]
+            fn any_output_reads_as_storable_facts(lines in proptest::collection::vec(line(), 0..8)) {
+                for l in &lines {
+                    if let Some((done, total)) = parse_progress(l) {
+                        let _ = (done, total);
+                    }
+                }
+                let (metas, path) = read_stdout(&lines);
+                prop_assert_eq!(
+                    metas.len(),
+                    lines.iter().filter(|l| l.starts_with(META_PREFIX)).count()
+                );
+                for m in &metas {
+                    for text in [&m.id, &m.title, &m.uploader, &m.extractor_key, &m.thumbnail]
+                        .into_iter()
+                        .flatten()
+                    {
+                        prop_assert!(!text.contains('\0'), "NUL in {:?}", &text[..text.len().min(40)]);
+                        prop_assert!(text.chars().count() <= 2048, "{} characters", text.len());
+                    }
+                    if let Some(d) = m.duration {
+                        prop_assert!(d.is_finite() && d >= 0.0, "duration {}", d);
+                    }
+                }
+                let announced = lines.iter().rev().find_map(|l| l.strip_prefix(PATH_PREFIX));
+                prop_assert_eq!(path.as_deref(), announced.map(Path::new));
+            }
+
+            /// The warm helper's lines: any of them reads as an event or is
+            /// skipped, and an info event gives the same facts.
+            #[test]
+            fn any_helper_line_reads_as_an_event_or_nothing(i in info(), junk in ".{0,60}") {
+                let _ = serde_json::from_str::<warm::Event>(&junk);
+                let line = serde_json::json!({ "info": i }).to_string();
+                let Ok(warm::Event::Info(v)) = serde_json::from_str::<warm::Event>(&line) else {
+                    panic!("an info line did not read as one: {line:.80}");
+                };
+                let from_helper = meta_of(v);
+                let (from_cli, _) = read_stdout(&[format!("{META_PREFIX}{i}")]);
+                prop_assert_eq!(&from_cli[0], &from_helper);
+            }
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const POOLER_ADVICE: &str =
     "Supabase's transaction pooler (port 6543) cannot deliver LISTEN/NOTIFY; \
 use the direct connection db.<ref>.supabase.co:5432 or the session pooler on port 5432";
 pub const CANCEL_CHANNEL: &str = "xtract_cancel";
+/// A job of the old API finished (sql/019): its id.
+pub const FINISHED_CHANNEL: &str = "xtract_finished";
 
 /// Running jobs by id, so a cancel notification can reach the right one.
 #[derive(Clone, Default)]
@@ -57,6 +59,74 @@ impl CancelRegistry {
     }
 }
 
+/// Jobs someone waits to see finish (the old-API endpoint's requests), by
+/// id. A notification on [`FINISHED_CHANNEL`] wakes that job's watchers; a
+/// (re)connect of the listener wakes them all, since what finished while it
+/// was deaf was never announced: each watcher reads its row again.
+#[derive(Clone, Default)]
+pub struct FinishedJobs(Arc<Mutex<HashMap<Uuid, Vec<Arc<Notify>>>>>);
+
+/// One watcher of one job; it stops watching when dropped.
+pub struct FinishWatch {
+    id: Uuid,
+    notify: Arc<Notify>,
+    jobs: FinishedJobs,
+}
+
+impl FinishedJobs {
+    /// Watches `id` from now on: a finish announced after this call is
+    /// not missed, even before [`FinishWatch::changed`] is awaited. Read the
+    /// job's row after this, then wait.
+    pub fn watch(&self, id: Uuid) -> FinishWatch {
+        let notify = Arc::new(Notify::new());
+        lock(&self.0).entry(id).or_default().push(notify.clone());
+        FinishWatch {
+            id,
+            notify,
+            jobs: self.clone(),
+        }
+    }
+
+    /// How many watchers there are (each a request held open).
+    pub fn watchers(&self) -> usize {
+        lock(&self.0).values().map(Vec::len).sum()
+    }
+
+    fn finished(&self, id: Uuid) {
+        if let Some(watchers) = lock(&self.0).get(&id) {
+            for w in watchers {
+                w.notify_one();
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        for w in lock(&self.0).values().flatten() {
+            w.notify_one();
+        }
+    }
+}
+
+impl FinishWatch {
+    /// Returns once the job may have finished (announced, or the listener
+    /// reconnected): read its row again.
+    pub async fn changed(&self) {
+        self.notify.notified().await
+    }
+}
+
+impl Drop for FinishWatch {
+    fn drop(&mut self) {
+        let mut jobs = lock(&self.jobs.0);
+        if let Some(watchers) = jobs.get_mut(&self.id) {
+            watchers.retain(|w| !Arc::ptr_eq(w, &self.notify));
+            if watchers.is_empty() {
+                jobs.remove(&self.id);
+            }
+        }
+    }
+}
+
 /// What the rest of the daemon can see of the listener.
 #[derive(Default)]
 pub struct ListenerState {
@@ -71,6 +141,9 @@ pub struct Notifier {
     pub state: Arc<ListenerState>,
     /// How often to check the connection is still alive when it is quiet.
     pub ping_interval: Duration,
+    /// With the old-API endpoint on: the jobs its requests wait for (one
+    /// more channel on the same connection). None: not listened to.
+    pub finished: Option<FinishedJobs>,
 }
 
 impl Notifier {
@@ -109,14 +182,19 @@ impl Notifier {
     /// One connection's life: LISTEN, then dispatch until it breaks.
     async fn session(&self, stop: &CancellationToken) -> Result<(), DbError> {
         let (client, connection) = self.target.connect().await?;
-        let (mut rx, _driver) = drive(connection);
-        client
-            .batch_execute(&format!("LISTEN {JOBS_CHANNEL}; LISTEN {CANCEL_CHANNEL};"))
-            .await?;
+        let (mut rx, _driver) = drive(connection, Some(self.wake.clone()));
+        let mut listen = format!("LISTEN {JOBS_CHANNEL}; LISTEN {CANCEL_CHANNEL};");
+        if self.finished.is_some() {
+            listen.push_str(&format!(" LISTEN {FINISHED_CHANNEL};"));
+        }
+        client.batch_execute(&listen).await?;
         self.state.alive.store(true, Ordering::SeqCst);
         tracing::info!("listening for jobs on channel {JOBS_CHANNEL}");
-        // Anything inserted while we were not listening.
+        // Anything inserted, or finished, while we were not listening.
         self.wake.notify_one();
+        if let Some(finished) = &self.finished {
+            finished.wake_all();
+        }
 
         let mut ping = tokio::time::interval(self.ping_interval);
         ping.tick().await;
@@ -128,6 +206,11 @@ impl Notifier {
                             if self.cancels.cancel(id) {
                                 tracing::info!(job_id = %id, "operator cancelled the job");
                             }
+                        }
+                    }
+                    Some(Ok(n)) if n.channel() == FINISHED_CHANNEL => {
+                        if let (Some(finished), Ok(id)) = (&self.finished, n.payload().parse::<Uuid>()) {
+                            finished.finished(id);
                         }
                     }
                     Some(Ok(_)) => self.wake.notify_one(),
@@ -151,13 +234,17 @@ impl Notifier {
 
 /// Drives a connection (which must be polled for the client's own queries
 /// to complete, and yields the notifications): each notification, or the
-/// error that ended the connection, arrives on the receiver. The driver
-/// task ends when the returned guard is dropped.
+/// error that ended the connection, arrives on the receiver, except those
+/// of the jobs channel when `jobs` is given: they wake the worker loop from
+/// the driver itself, one task hop less between a NOTIFY and the claim
+/// (every pickup waits for it). The driver task ends when the returned
+/// guard is dropped.
 fn drive(
     mut connection: tokio_postgres::Connection<
         tokio_postgres::Socket,
         postgres_native_tls::TlsStream<tokio_postgres::Socket>,
     >,
+    jobs: Option<Arc<Notify>>,
 ) -> (
     mpsc::UnboundedReceiver<Result<tokio_postgres::Notification, tokio_postgres::Error>>,
     AbortOnDrop,
@@ -167,7 +254,13 @@ fn drive(
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             let sent = match message {
-                Ok(AsyncMessage::Notification(n)) => tx.send(Ok(n)),
+                Ok(AsyncMessage::Notification(n)) => match &jobs {
+                    Some(wake) if n.channel() == JOBS_CHANNEL => {
+                        wake.notify_one();
+                        Ok(())
+                    }
+                    _ => tx.send(Ok(n)),
+                },
                 Ok(_) => Ok(()),
                 Err(e) => {
                     let _ = tx.send(Err(e));
@@ -210,7 +303,7 @@ pub async fn listen_works(target: &DbTarget) -> Result<Duration, ListenError> {
     let token = Uuid::new_v4().to_string();
 
     let (listener, connection) = target.connect().await.map_err(ListenError::Connect)?;
-    let (mut rx, _driver) = drive(connection);
+    let (mut rx, _driver) = drive(connection, None);
     listener
         .batch_execute(&format!("LISTEN {channel}"))
         .await

@@ -1,5 +1,6 @@
 //! Every state transition of a job, one statement each. Parameters are
-//! numbered; nothing here is built from strings.
+//! numbered; nothing here is built from strings but the claim's limit, a
+//! number (see `claim_up_to`).
 
 /// Columns a worker needs from a claimed row, named for `job_from_row`.
 macro_rules! job_columns {
@@ -11,24 +12,33 @@ macro_rules! job_columns {
     };
 }
 
-/// pending → processing, for up to `$2` ready jobs: each user's earliest
-/// first (`user_queue_position`, see sql/003_fairness.sql), then oldest
-/// first. A pending job still held by a worker (set back to pending by an
-/// operator while it ran, see sql/008) waits until that worker lets go, so
-/// one job never runs twice at once. SKIP LOCKED
-/// lets any number of daemons run this at once without waiting on each other
-/// or taking the same row; the statement is its own short transaction.
+/// pending → processing, for up to `limit` ready jobs (`claim_up_to`):
+/// each user's earliest first (`user_queue_position`, see
+/// sql/003_fairness.sql), then oldest first. A pending job still held by a
+/// worker (set back to pending by an operator while it ran, see sql/008)
+/// waits until that worker lets go, so one job never runs twice at once.
+/// SKIP LOCKED lets any number of daemons run this at once without waiting
+/// on each other or taking the same row; the statement is its own short
+/// transaction.
 ///
-/// `$3`/`$4` are this daemon's routes (`EgressRoutes`: platform and egress
+/// `$2`/`$3` are this daemon's routes (`EgressRoutes`: platform and egress
 /// key, pair by pair): a platform's jobs are taken while at least one
 /// egress it may use here is not paused, and not at all when it has none
 /// here (another daemon's egresses serve them). The usable platforms are
 /// worked out once per statement, not per row.
-pub const CLAIM: &str = concat!(
+///
+/// The limit is written into the text, not a parameter: with `LIMIT $n`
+/// PostgreSQL cannot tell a plan for a few rows from one for many, so it
+/// planned this statement afresh on every claim (0.2-0.5 ms, more than
+/// running it); with the number in the text, the prepared statement keeps
+/// one plan per limit after its fifth run, and a claim costs its execution
+/// alone (see README, "Benchmarks"). A daemon uses at most its concurrency
+/// of these texts, one prepared statement each per connection.
+const CLAIM: &str = concat!(
     "
 WITH usable AS (
     SELECT e.platform
-    FROM unnest($3::text[], $4::text[]) AS e(platform, egress_key)
+    FROM unnest($2::text[], $3::text[]) AS e(platform, egress_key)
     WHERE NOT EXISTS (
         SELECT 1
         FROM xtract.platform_pacing AS p
@@ -45,7 +55,7 @@ WITH usable AS (
       -- No platform yet (the worker reads the link): any daemon may.
       AND (pj.platform IS NULL OR pj.platform = ANY (ARRAY(SELECT platform FROM usable)))
     ORDER BY user_queue_position, run_after, created_at
-    LIMIT $2
+    LIMIT {limit}
     FOR UPDATE SKIP LOCKED
 )
 UPDATE processing_jobs AS j
@@ -59,6 +69,26 @@ WHERE j.id = ready.id
 RETURNING ",
     job_columns!()
 );
+
+/// The claim's transaction does not wait for its commit record to reach
+/// the disk (`synchronous_commit` off for it alone): a pickup is mostly
+/// that wait otherwise (a WAL flush, 1-5 ms on a VM's disk, against
+/// 0.1 ms for the statement). What a crash of the database can undo is the
+/// claims of its last moment (PostgreSQL flushes within 3 x
+/// wal_writer_delay, 0.6 s by default); a clean shutdown or restart undoes
+/// nothing. Such a job is pending again, as if never claimed: another
+/// worker may take it, and the worker that had it finds at its next
+/// heartbeat that the job is no longer its own and stops it, as when a job
+/// was taken over (its late result is never written). Every other write of
+/// a job (its completion, its audio row, a failure) waits for the disk as
+/// before.
+pub const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit TO off";
+
+/// CLAIM for up to `limit` jobs (a count of free slots, never text from
+/// outside).
+pub fn claim_up_to(limit: usize) -> String {
+    CLAIM.replace("{limit}", &limit.max(1).to_string())
+}
 
 /// When the next pending job may run here (for sleeping until a retry): its
 /// own time, or the first end of a pause among the egresses its platform
@@ -471,6 +501,21 @@ SELECT current_user::text,
        current_setting('server_version'),
        coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)";
 
+/// Who keeps dead row versions from being removed, oldest snapshot first
+/// (sql/018: a function running as the schema's owner, which may read
+/// other sessions' state and age where the daemon's role may not).
+pub const HORIZON_HOLDERS: &str = "
+SELECT kind, pid, name, user_name, client_addr, state, xact_age_secs, state_age_secs,
+       snapshot_xids, snapshot, details_visible, end_with
+FROM xtract.horizon_holders()";
+
+/// What a held horizon costs the queue: dead and live row versions of
+/// processing_jobs, as the statistics count them (readable by any role).
+pub const QUEUE_TABLE_ROWS: &str = "
+SELECT n_dead_tup, n_live_tup
+FROM pg_catalog.pg_stat_user_tables
+WHERE relid = 'public.processing_jobs'::regclass";
+
 /// Jobs whose last failure, in the last 24 hours, was yt-dlp no longer
 /// reading a site it should (`extractor_outdated`), failed or waiting for a
 /// retry, by platform (`xtract doctor`).
@@ -587,3 +632,45 @@ WHERE id = ANY($1)";
 pub const DELETE_AUDIO_ROWS: &str = "
 DELETE FROM audio_files
 WHERE id = ANY($1)";
+
+// ---- the old service's HTTP API (ops/compat; sql/019, sql/107) ----
+
+/// Whether the database lets the daemon insert under the app's per-user
+/// limit: the insert policy's function exists (the Supabase layer, 100/101)
+/// and the daemon's role may call it (107).
+pub const OLD_API_SUPPORTED: &str = "
+SELECT to_regprocedure('xtract.may_enqueue(uuid)') IS NOT NULL,
+       coalesce(has_function_privilege(to_regprocedure('xtract.may_enqueue(uuid)'), 'EXECUTE'), false)";
+
+/// The user's claims for this transaction, as PostgREST sets them for an
+/// app's request: `auth.uid()` in the per-user limit is then that user.
+pub const OLD_API_CLAIMS: &str = "
+SELECT set_config('request.jwt.claims', $1, true)";
+
+/// A job as the app inserts it (`user_id`, `original_url`, `status` =
+/// pending) under the app's per-user limit, the insert policy's own check,
+/// and marked as the old API's. The insert trigger checks the link and
+/// sets the platform and the user's place in line, as for every insert.
+pub const OLD_API_INSERT: &str = "
+INSERT INTO processing_jobs (user_id, original_url, status, submitted_via)
+SELECT $1, $2, 'pending', 'old_api'
+WHERE xtract.may_enqueue($1)
+RETURNING id";
+
+/// The user's old-API job for this link that still waits or runs: the same
+/// request again (a retry after a 504) waits for it instead of adding one.
+pub const OLD_API_ACTIVE: &str = "
+SELECT id
+FROM processing_jobs
+WHERE user_id = $1
+  AND original_url = $2
+  AND submitted_via = 'old_api'
+  AND status IN ('pending', 'processing')
+ORDER BY created_at DESC
+LIMIT 1";
+
+/// What the old API answers from: the job's status and result.
+pub const OLD_API_OUTCOME: &str = "
+SELECT status, result_audio_file_id, error_code, error_message
+FROM processing_jobs
+WHERE id = $1";

@@ -9,6 +9,7 @@ pub mod rehearsal;
 pub mod row_log;
 pub mod stage;
 pub mod storage_double;
+pub mod supabase;
 pub mod wheels;
 
 use std::path::{Path, PathBuf};
@@ -643,6 +644,7 @@ pub const STANDIN_OPTIONS: &[(&str, bool)] = &[
     ("-S", true),
     ("--verbose", false),
     ("-v", false),
+    ("--compat-options", true),
 ];
 
 const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash

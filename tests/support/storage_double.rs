@@ -89,6 +89,10 @@ struct Inner {
     /// (method, path fragment, matching requests to let through first,
     /// fault).
     faults: VecDeque<(String, String, usize, Fault)>,
+    /// What TUS Locations start with instead of the double's own URL.
+    location_base: Option<String>,
+    /// An outage: every request gets this until it ends.
+    outage: Option<Fault>,
 }
 
 #[derive(Clone)]
@@ -141,6 +145,31 @@ impl StorageDouble {
                 file_size_limit,
             },
         );
+    }
+
+    /// TUS Locations start with `base` (e.g. `https://…` from a server with
+    /// NODE_ENV=production behind plain http, or "" for a relative one)
+    /// instead of the double's URL (hosted Supabase's shape).
+    pub fn hand_out_locations_on(&self, base: &str) {
+        self.inner.lock().unwrap().location_base = Some(base.into());
+    }
+
+    /// Drops the stored objects and the request log, so a long run (the
+    /// soak) does not hold every upload in memory.
+    pub fn forget(&self) {
+        let mut i = self.inner.lock().unwrap();
+        i.objects.clear();
+        i.log.clear();
+    }
+
+    /// An outage begins: every request gets `fault` until `come_back`.
+    pub fn go_down(&self, fault: Fault) {
+        self.inner.lock().unwrap().outage = Some(fault);
+    }
+
+    /// The outage ends.
+    pub fn come_back(&self) {
+        self.inner.lock().unwrap().outage = None;
     }
 
     pub fn fail_next(&self, method: &str, path_contains: &str, fault: Fault) {
@@ -256,17 +285,21 @@ async fn handle(
     };
     let fault = {
         let mut i = inner.lock().unwrap();
-        let pos = i
-            .faults
-            .iter()
-            .position(|(m, p, _, _)| *m == method.as_str() && path.contains(p.as_str()));
-        match pos {
-            Some(p) if i.faults[p].2 > 0 => {
-                i.faults[p].2 -= 1;
-                None
+        if let Some(outage) = i.outage.clone() {
+            Some(outage)
+        } else {
+            let pos = i
+                .faults
+                .iter()
+                .position(|(m, p, _, _)| *m == method.as_str() && path.contains(p.as_str()));
+            match pos {
+                Some(p) if i.faults[p].2 > 0 => {
+                    i.faults[p].2 -= 1;
+                    None
+                }
+                Some(p) => i.faults.remove(p).map(|(_, _, _, f)| f),
+                None => None,
             }
-            Some(p) => i.faults.remove(p).map(|(_, _, _, f)| f),
-            None => None,
         }
     };
     let bytes = match fault {
@@ -408,7 +441,7 @@ async fn handle(
             let to = format!("{bucket}/{}", req["destinationKey"].as_str().unwrap_or_default());
             match i.objects.get(&from).cloned() {
                 None => error("404", "NoSuchKey", "Object not found"),
-                Some(_) if i.objects.contains_key(&to) && !header(&headers, "x-upsert").is_some_and(|v| v == "true") => {
+                Some(_) if i.objects.contains_key(&to) && header(&headers, "x-upsert").is_none_or(|v| v != "true") => {
                     error("409", "KeyAlreadyExists", "The resource already exists")
                 }
                 Some(o) => {
@@ -466,6 +499,7 @@ async fn handle(
                     data: Vec::new(),
                 },
             );
+            let base = i.location_base.clone().unwrap_or(base);
             (
                 StatusCode::CREATED,
                 [("location", format!("{base}/storage/v1/upload/resumable/{id}")), ("tus-resumable", "1.0.0".into())],

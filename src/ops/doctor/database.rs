@@ -3,8 +3,11 @@
 
 use tokio_postgres::config::{Host, SslMode};
 
+use std::time::Duration;
+
 use super::Check;
 use crate::db::{migrate, redact_url, schema, DbError, DbTarget};
+use crate::ops::horizon;
 use crate::queue::admin;
 use crate::queue::notifier::listen_works;
 
@@ -40,7 +43,7 @@ pub(super) fn password_forms(url: &str) -> Vec<String> {
 
 /// database, listen and migrations. When the database cannot be reached the
 /// two later checks are not run (the database line says so).
-pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
+pub(super) async fn checks(url: Option<&str>, horizon_warn: Duration) -> Vec<Check> {
     let Some(url) = url else {
         return vec![Check::fail(
             "database",
@@ -62,14 +65,22 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
     let client = match target.connect_simple().await {
         Ok(c) => c,
         Err(e) => {
-            let mut out = vec![Check::fail(
+            let check = Check::fail(
                 "database",
                 format!(
                     "cannot connect to {shown}: {} (LISTEN and migrations not checked)",
                     e.cause()
                 ),
                 connect_fix(&e),
-            )];
+            );
+            // No answer at all (down, a firewall, a wrong host), as opposed
+            // to one that refused us (a password, a role).
+            let check = if crate::db::is_connection_error(&e) {
+                check.unreachable()
+            } else {
+                check
+            };
+            let mut out = vec![check];
             if uses_transaction_pooler(&target) {
                 out.push(Check::warn(
                     "listen",
@@ -132,8 +143,45 @@ pub(super) async fn checks(url: Option<&str>) -> Vec<Check> {
     });
     if schema_current {
         out.push(extractor_check(&client).await);
+        out.push(horizon_check(&client, horizon_warn).await);
     }
     out
+}
+
+/// A session (or prepared transaction, or replication slot) holding a
+/// snapshot for longer than `limit`: who, how long, what it costs the
+/// queue, and how to end it (see ops/horizon.rs).
+async fn horizon_check(client: &tokio_postgres::Client, limit: Duration) -> Check {
+    let h = match horizon::read(client).await {
+        Ok(h) => h,
+        Err(e) => {
+            return Check::warn(
+                "horizon",
+                format!("cannot read which sessions hold old snapshots: {e}"),
+                "run xtract migrate (as the owner of the tables) so that xtract.horizon_holders() exists and xtract_worker may call it",
+            )
+        }
+    };
+    match horizon::finding(&h, limit) {
+        horizon::Finding::Clear => Check::ok(
+            "horizon",
+            format!(
+                "no snapshot held for {} or more ({} dead row versions in processing_jobs)",
+                horizon::human(limit),
+                h.dead_rows
+            ),
+        ),
+        horizon::Finding::Held(holder) => Check::warn(
+            "horizon",
+            horizon::held_sentence(&h, holder, holder.held_for.unwrap_or_default(), false),
+            horizon::end_it(holder),
+        ),
+        horizon::Finding::Unreadable(holder) => Check::warn(
+            "horizon",
+            horizon::unreadable_sentence(&h, holder),
+            format!("{}; {}", horizon::UNREADABLE_FIX, horizon::end_it(holder)),
+        ),
+    }
 }
 
 /// Jobs that failed lately because yt-dlp no longer understands a site: the

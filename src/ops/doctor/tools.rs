@@ -111,7 +111,11 @@ pub async fn check_ytdlp(program: Option<&Path>, today: NaiveDate, channel: Chan
 /// older than 3 days means the upgrade is not running; a stable release is
 /// about monthly.
 fn judge_ytdlp(program: &Path, version: &str, today: NaiveDate, channel: Channel) -> Check {
-    let found = format!("{version} ({})", program.display());
+    let found = format!(
+        "{version} ({}: {})",
+        program.display(),
+        crate::ops::config::program_origin("XTRACT_YTDLP", program)
+    );
     let limit = channel.max_age_days();
     match ytdlp_release_date(version) {
         None => Check::warn(

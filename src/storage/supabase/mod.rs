@@ -23,7 +23,8 @@ pub use settings::SupabaseSettings;
 use super::{AudioStore, StoredObject};
 use crate::domain::JobError;
 
-/// What the bucket says about itself (read at start).
+/// What the bucket says about itself (read at start; its size limit again
+/// where it decides, as an operator may change it).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct BucketInfo {
     pub id: String,
@@ -59,7 +60,26 @@ impl std::fmt::Debug for SupabaseStorage {
 impl SupabaseStorage {
     /// Builds the client and reads the bucket: a wrong key, a wrong URL or
     /// a missing bucket is found here, at start, not on the first job.
+    /// Passing failures are retried a few times.
     pub async fn connect(settings: &SupabaseSettings) -> Result<Self, StorageError> {
+        let mut storage = Self::client(settings)?;
+        storage.bucket = storage.read_bucket().await?;
+        Ok(storage)
+    }
+
+    /// As `connect`, with one request and no retry: for a caller that
+    /// waits for Storage and says so itself (the daemon at start).
+    pub async fn connect_once(settings: &SupabaseSettings) -> Result<Self, StorageError> {
+        let mut storage = Self::client(settings)?;
+        let tries = std::mem::replace(&mut storage.tries, 1);
+        storage.bucket = storage.read_bucket().await?;
+        storage.tries = tries;
+        Ok(storage)
+    }
+
+    /// The client, before any request: refuses a public key or one that
+    /// cannot be a header.
+    fn client(settings: &SupabaseSettings) -> Result<Self, StorageError> {
         let key = settings.service_role_key.expose();
         let key_kind = KeyKind::of(key);
         if key_kind.is_public() {
@@ -88,7 +108,7 @@ impl SupabaseStorage {
         // The project URL has no path (the configuration refuses one).
         let mut base = settings.url.clone();
         base.set_path("/storage/v1");
-        let mut storage = SupabaseStorage {
+        Ok(SupabaseStorage {
             http,
             base,
             bucket: BucketInfo {
@@ -100,9 +120,7 @@ impl SupabaseStorage {
             background: tokio_util::task::TaskTracker::new(),
             threshold: settings.resumable_threshold,
             tries: 5,
-        };
-        storage.bucket = storage.read_bucket().await?;
-        Ok(storage)
+        })
     }
 
     /// Waits (at most `limit`) for requests still going out on behalf of
@@ -311,8 +329,15 @@ impl AudioStore for SupabaseStorage {
             "destinationKey": to,
         });
         // Storage does not check the bucket's size limit on a copy; an
-        // upload of the same bytes would be refused, so is the copy.
-        if let Some(limit) = self.bucket.file_size_limit.filter(|l| size > *l) {
+        // upload of the same bytes would be refused, so is the copy. The
+        // limit is read now: an operator may have changed it since start,
+        // either way (copies are rare: one request more is cheap).
+        let limit = self
+            .read_bucket()
+            .await
+            .map_err(|e| e.into_job_error(self.bucket.file_size_limit))?
+            .file_size_limit;
+        if let Some(limit) = limit.filter(|l| size > *l) {
             return Err(StorageError::Status {
                 status: 413,
                 code: "EntityTooLarge".into(),
@@ -329,7 +354,7 @@ impl AudioStore for SupabaseStorage {
                 .json(&body)
         })
         .await
-        .map_err(|e| e.into_job_error(self.bucket.file_size_limit))?;
+        .map_err(|e| e.into_job_error(limit))?;
         Ok(StoredObject {
             path: to.to_string(),
             url: self.object_url(to),

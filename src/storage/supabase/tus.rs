@@ -201,10 +201,22 @@ async fn create(
         .ok_or_else(|| {
             StorageError::Protocol("no Location in the reply to the upload creation".into())
         })?;
-    // The server may answer with an absolute or a relative URL.
-    s.base
+    resolve_location(&s.base, location)
+}
+
+/// The upload URL: the Location's path (and query) on the configured
+/// project URL. The server builds an absolute Location from the request's
+/// host and forwarded headers, and with NODE_ENV=production always says
+/// https://: behind plain http such a Location does not answer. Hosted
+/// Supabase's (the project URL itself) and relative ones read the same.
+fn resolve_location(base: &url::Url, location: &str) -> Result<url::Url, StorageError> {
+    let given = base
         .join(location)
-        .map_err(|e| StorageError::Protocol(format!("unusable upload Location: {e}")))
+        .map_err(|e| StorageError::Protocol(format!("unusable upload Location: {e}")))?;
+    let mut url = base.clone();
+    url.set_path(given.path());
+    url.set_query(given.query());
+    Ok(url)
 }
 
 /// Sends one chunk; returns the server's new offset.
@@ -251,4 +263,32 @@ fn offset_header(response: &reqwest::Response) -> Option<u64> {
         .get("upload-offset")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_keeps_its_path_on_the_project_url() {
+        let base: url::Url = "http://storage.internal:8000/storage/v1".parse().unwrap();
+        let at = |l: &str| resolve_location(&base, l).unwrap().to_string();
+        let want = "http://storage.internal:8000/storage/v1/upload/resumable/abc";
+        assert_eq!(
+            at("https://storage.internal/storage/v1/upload/resumable/abc"),
+            want
+        );
+        assert_eq!(at("/storage/v1/upload/resumable/abc"), want);
+        assert_eq!(at(want), want);
+        let hosted: url::Url = "https://ref.supabase.co/storage/v1".parse().unwrap();
+        assert_eq!(
+            resolve_location(
+                &hosted,
+                "https://ref.supabase.co/storage/v1/upload/resumable/x?t=1"
+            )
+            .unwrap()
+            .as_str(),
+            "https://ref.supabase.co/storage/v1/upload/resumable/x?t=1"
+        );
+    }
 }
