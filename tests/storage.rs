@@ -5,6 +5,7 @@ mod support;
 use std::path::PathBuf;
 
 use support::storage_double::{Fault, StorageDouble, CHUNK, KEY};
+use support::{Stage, USER};
 use xtract::domain::{ErrorCode, Retry};
 use xtract::ops::config::{Secret, SupabaseSettings};
 use xtract::storage::supabase::KeyKind;
@@ -35,6 +36,68 @@ fn file(dir: &tempfile::TempDir, name: &str, len: usize, seed: u8) -> (PathBuf, 
     let path = dir.path().join(name);
     std::fs::write(&path, &data).unwrap();
     (path, data)
+}
+
+/// A Storage double (bucket `audio-files`), a client of it, and a file of
+/// `len` bytes to upload as `u/j.m4a`: what the upload tests start from.
+struct Upload {
+    double: StorageDouble,
+    store: SupabaseStorage,
+    path: PathBuf,
+    data: Vec<u8>,
+    dir: tempfile::TempDir,
+}
+
+impl Upload {
+    /// Into a public bucket without a size limit.
+    async fn of(len: usize, seed: u8) -> Upload {
+        Upload::on(StorageDouble::start(true, None).await, len, seed).await
+    }
+
+    /// Into `double`'s bucket (private, or with a size limit).
+    async fn on(double: StorageDouble, len: usize, seed: u8) -> Upload {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, data) = file(&dir, "a.m4a", len, seed);
+        let store = client(&double).await;
+        Upload {
+            double,
+            store,
+            path,
+            data,
+            dir,
+        }
+    }
+
+    /// The client gives up after `n` tries of a request.
+    fn tries(mut self, n: usize) -> Upload {
+        self.store = self.store.with_tries(n);
+        self
+    }
+
+    /// Another file beside the first: its path and bytes.
+    fn another(&self, name: &str, len: usize, seed: u8) -> (PathBuf, Vec<u8>) {
+        file(&self.dir, name, len, seed)
+    }
+
+    async fn put(&self) -> Result<xtract::storage::StoredObject, xtract::domain::JobError> {
+        self.store.put("u/j.m4a", &self.path, "audio/mp4").await
+    }
+
+    /// The object holds the file, byte for byte.
+    fn landed(&self) -> bool {
+        self.double
+            .object("audio-files/u/j.m4a")
+            .is_some_and(|o| o.data == self.data)
+    }
+
+    /// How many `method` requests the double saw.
+    fn requests(&self, method: &str) -> usize {
+        self.double
+            .log()
+            .iter()
+            .filter(|s| s.method == method)
+            .count()
+    }
 }
 
 #[tokio::test]
@@ -72,19 +135,13 @@ async fn a_small_file_goes_up_in_one_request_byte_for_byte() {
 
 #[tokio::test]
 async fn a_large_file_goes_up_resumably_in_6_mib_chunks() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "big.m4a", 15 * MB, 2);
-    client(&double)
-        .await
-        .put("u/j.m4a", &path, "audio/mp4")
-        .await
-        .unwrap();
+    let up = Upload::of(15 * MB, 2).await;
+    up.put().await.unwrap();
 
-    let object = double.object("audio-files/u/j.m4a").unwrap();
-    assert!(object.data == data, "bytes differ");
+    assert!(up.landed(), "bytes differ");
+    let object = up.double.object("audio-files/u/j.m4a").unwrap();
     assert_eq!(object.content_type, "audio/mp4");
-    let log = double.log();
+    let log = up.double.log();
     let create: Vec<_> = log.iter().filter(|s| s.method == "POST").collect();
     assert_eq!(create.len(), 1);
     assert_eq!(create[0].path, "/storage/v1/upload/resumable");
@@ -107,66 +164,12 @@ async fn a_large_file_goes_up_resumably_in_6_mib_chunks() {
 
 #[tokio::test]
 async fn a_retried_job_overwrites_its_own_object() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = client(&double).await;
-    let (first, _) = file(&dir, "1.m4a", 1000, 3);
-    let (second, data) = file(&dir, "2.m4a", 2000, 4);
-    store.put("u/j.m4a", &first, "audio/mp4").await.unwrap();
-    store.put("u/j.m4a", &second, "audio/mp4").await.unwrap();
-    assert_eq!(double.object_count(), 1);
-    assert!(double.object("audio-files/u/j.m4a").unwrap().data == data);
-}
-
-/// A Storage double (bucket `audio-files`), a client of it, and a file of
-/// `len` bytes to upload as `u/j.m4a`: what the upload tests start from.
-struct Upload {
-    double: StorageDouble,
-    store: SupabaseStorage,
-    path: PathBuf,
-    data: Vec<u8>,
-    _dir: tempfile::TempDir,
-}
-
-impl Upload {
-    async fn of(len: usize, seed: u8) -> Upload {
-        Upload::to(true, len, seed).await
-    }
-
-    /// Into a public bucket, or a private one.
-    async fn to(public: bool, len: usize, seed: u8) -> Upload {
-        let double = StorageDouble::start(public, None).await;
-        let dir = tempfile::tempdir().unwrap();
-        let (path, data) = file(&dir, "a.m4a", len, seed);
-        let store = client(&double).await;
-        Upload {
-            double,
-            store,
-            path,
-            data,
-            _dir: dir,
-        }
-    }
-
-    async fn put(&self) -> Result<xtract::storage::StoredObject, xtract::domain::JobError> {
-        self.store.put("u/j.m4a", &self.path, "audio/mp4").await
-    }
-
-    /// The object holds the file, byte for byte.
-    fn landed(&self) -> bool {
-        self.double
-            .object("audio-files/u/j.m4a")
-            .is_some_and(|o| o.data == self.data)
-    }
-
-    /// How many `method` requests the double saw.
-    fn requests(&self, method: &str) -> usize {
-        self.double
-            .log()
-            .iter()
-            .filter(|s| s.method == method)
-            .count()
-    }
+    let up = Upload::of(2000, 4).await;
+    let (first, _) = up.another("1.m4a", 1000, 3);
+    up.store.put("u/j.m4a", &first, "audio/mp4").await.unwrap();
+    up.put().await.unwrap();
+    assert_eq!(up.double.object_count(), 1);
+    assert!(up.landed());
 }
 
 /// A TUS step: PATCH at an offset, or HEAD.
@@ -187,6 +190,22 @@ fn tus_steps(double: &StorageDouble) -> Vec<Step> {
         .filter(|s| s.method == "PATCH" || s.method == "HEAD")
         .map(|s| (s.method.clone(), s.upload_offset))
         .collect()
+}
+
+/// The media server the daemon tests' jobs download from (with the real
+/// yt-dlp).
+async fn media_server() -> xtract::ops::media_server::MediaServer {
+    xtract::ops::media_server::MediaServer::start(&support::media().dir)
+        .await
+        .unwrap()
+}
+
+/// `xtract run --exit-when-idle` on the stage, to its successful end.
+async fn run_until_idle(s: &Stage) -> support::Daemon {
+    let mut daemon = s.spawn(&["run", "--exit-when-idle"]);
+    let status = daemon.wait_exit(std::time::Duration::from_secs(120)).await;
+    assert!(status.success(), "{}", daemon.log_text());
+    daemon
 }
 
 #[tokio::test]
@@ -312,7 +331,7 @@ async fn a_connection_dropped_mid_body_is_retried() {
 
 #[tokio::test]
 async fn persistent_server_errors_become_a_retryable_storage_error() {
-    let up = Upload::of(1000, 8).await;
+    let up = Upload::of(1000, 8).await.tries(2);
     for _ in 0..2 {
         up.double.fail_next(
             "POST",
@@ -320,29 +339,27 @@ async fn persistent_server_errors_become_a_retryable_storage_error() {
             Fault::Reply(500, r#"{"statusCode":"500","message":"internal"}"#.into()),
         );
     }
-    let store = client(&up.double).await.with_tries(2);
-    let e = store
-        .put("u/j.m4a", &up.path, "audio/mp4")
-        .await
-        .unwrap_err();
+    let e = up.put().await.unwrap_err();
     assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Backoff));
     assert_eq!(up.requests("POST"), 2, "both tries were made");
 }
 
 #[tokio::test]
 async fn over_the_bucket_limit_the_job_fails_with_too_large_naming_the_limit() {
-    let double = StorageDouble::start(true, Some(MB as u64)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (small, _) = file(&dir, "a.m4a", 2 * MB, 9);
-    let (large, _) = file(&dir, "b.m4a", 7 * MB, 9);
-    let store = client(&double).await;
-    for path in [small, large] {
-        let e = store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+    // One file in one request, one resumably.
+    let up = Upload::on(StorageDouble::start(true, Some(MB as u64)).await, 2 * MB, 9).await;
+    let (large, _) = up.another("b.m4a", 7 * MB, 9);
+    for path in [&up.path, &large] {
+        let e = up
+            .store
+            .put("u/j.m4a", path, "audio/mp4")
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::TooLarge, "{e:?}");
         assert_eq!(e.retry, Retry::Never);
         assert!(e.message.contains("1 MB"), "{}", e.message);
     }
-    assert_eq!(double.object_count(), 0);
+    assert_eq!(up.double.object_count(), 0);
 }
 
 #[tokio::test]
@@ -389,7 +406,7 @@ async fn a_wrong_key_or_a_missing_bucket_stops_at_connect_without_leaking_the_ke
 
 #[tokio::test]
 async fn a_private_bucket_gets_authenticated_urls() {
-    let up = Upload::to(false, 1000, 10).await;
+    let up = Upload::on(StorageDouble::start(false, None).await, 1000, 10).await;
     let stored = up.put().await.unwrap();
     assert_eq!(
         stored.url,
@@ -402,17 +419,15 @@ async fn a_private_bucket_gets_authenticated_urls() {
 
 #[tokio::test]
 async fn copies_and_deletes() {
-    let double = StorageDouble::start(true, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "a.m4a", 4000, 11);
-    let store = client(&double).await;
-    store.put("u1/j1.m4a", &path, "audio/mp4").await.unwrap();
+    let up = Upload::of(4000, 11).await;
+    let (double, store, data) = (&up.double, &up.store, &up.data);
+    store.put("u1/j1.m4a", &up.path, "audio/mp4").await.unwrap();
     let copy = store.copy("u1/j1.m4a", "u2/j2.m4a", 4000).await.unwrap();
     assert_eq!(copy.path, "u2/j2.m4a");
-    assert!(double.object("audio-files/u2/j2.m4a").unwrap().data == data);
+    assert!(double.object("audio-files/u2/j2.m4a").unwrap().data == *data);
     // Copying again (a retried job) replaces its own copy.
     store.copy("u1/j1.m4a", "u2/j2.m4a", 4000).await.unwrap();
-    assert!(double.object("audio-files/u2/j2.m4a").unwrap().data == data);
+    assert!(double.object("audio-files/u2/j2.m4a").unwrap().data == *data);
     store.delete("u2/j2.m4a").await.unwrap();
     store.delete("u2/j2.m4a").await.unwrap(); // already gone: fine
     assert!(double.object("audio-files/u2/j2.m4a").is_none());
@@ -420,43 +435,31 @@ async fn copies_and_deletes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_stores_audio_in_supabase_storage() {
-    use support::*;
     let double = StorageDouble::start(true, None).await;
-    let db = TestDb::start().await;
-    let server = xtract::ops::media_server::MediaServer::start(&media().dir)
-        .await
-        .unwrap();
-    let client = db.client().await;
-    let id = db.enqueue(&client, &server.url("clip.mp4")).await;
+    let server = media_server().await;
     // The key as systemd's LoadCredential= hands it over: a file, with a
     // trailing newline.
     let secrets = tempfile::tempdir().unwrap();
     let key_file = secrets.path().join("service-role-key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
-    let mut options = DaemonOptions::new(&tools().ytdlp);
-    options.extra_env = vec![
-        ("XTRACT_STORAGE".into(), "supabase".into()),
-        ("SUPABASE_URL".into(), double.url.clone()),
-        (
-            "SUPABASE_SERVICE_ROLE_KEY_FILE".into(),
-            key_file.display().to_string(),
-        ),
-        ("RUST_LOG".into(), "debug".into()),
-    ];
-    let mut daemon = Daemon::spawn(&db.url, &options, &["run", "--exit-when-idle"]);
-    let status = daemon.wait_exit(std::time::Duration::from_secs(120)).await;
-    assert!(status.success(), "{}", daemon.log_text());
+    let mut env = double.daemon_env(KEY);
+    // In place of SUPABASE_SERVICE_ROLE_KEY.
+    env[2] = (
+        "SUPABASE_SERVICE_ROLE_KEY_FILE".into(),
+        key_file.display().to_string(),
+    );
+    let s = Stage::new()
+        .real_ytdlp()
+        .envs(env)
+        .env("RUST_LOG", "debug")
+        .prepare()
+        .await;
+    let id = s.enqueue(&server.url("clip.mp4")).await;
+    let daemon = run_until_idle(&s).await;
 
-    let row = job(&client, id).await;
+    let row = s.job(id).await;
     assert_eq!(row["status"], "completed", "{row}");
-    let audio: serde_json::Value = client
-        .query_one(
-            "SELECT to_jsonb(a) FROM audio_files a WHERE job_id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let audio = s.audio(id).await.expect("an audio row");
     let object_path = format!("{USER}/{id}.m4a");
     assert_eq!(audio["storage_path"], object_path);
     assert_eq!(
@@ -475,40 +478,12 @@ async fn the_daemon_stores_audio_in_supabase_storage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_daemon_refuses_to_start_with_a_wrong_storage_key() {
-    use support::*;
-    let double = StorageDouble::start(true, None).await;
-    let db = TestDb::start().await;
-    let mut options = DaemonOptions::new(&tools().ytdlp);
-    let wrong = "wrong-key-ffffffffffffffff";
-    options.extra_env = vec![
-        ("XTRACT_STORAGE".into(), "supabase".into()),
-        ("SUPABASE_URL".into(), double.url.clone()),
-        ("SUPABASE_SERVICE_ROLE_KEY".into(), wrong.into()),
-    ];
-    let mut daemon = Daemon::start(&db.url, &options);
-    assert!(!daemon
-        .wait_exit(std::time::Duration::from_secs(30))
-        .await
-        .success());
-    let log = daemon.log_text();
-    assert!(log.contains("SUPABASE_SERVICE_ROLE_KEY"), "{log}");
-    assert!(!log.contains(wrong), "{log}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_checks_the_supabase_key_and_bucket() {
-    use support::*;
     let double = StorageDouble::start(false, Some(50 * MB as u64)).await;
-    let db = TestDb::start().await;
-    let mut options = DaemonOptions::new(&tools().ytdlp);
-    let base = vec![
-        ("XTRACT_STORAGE".to_string(), "supabase".to_string()),
-        ("SUPABASE_URL".to_string(), double.url.clone()),
-        ("SUPABASE_SERVICE_ROLE_KEY".to_string(), KEY.to_string()),
-    ];
-    options.extra_env = base.clone();
-    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    let mut s = Stage::new().real_ytdlp().prepare().await;
+    let base = double.daemon_env(KEY);
+    s.options.extra_env = base.clone();
+    let ran = s.xtract(&["doctor"]).await;
     let line = ran.lines_starting("ok    storage").join("");
     assert!(
         line.contains("bucket 'audio-files'") && line.contains("private") && line.contains("50 MB"),
@@ -520,17 +495,17 @@ async fn doctor_checks_the_supabase_key_and_bucket() {
     // The publishable key is named for what it is, not "create the bucket".
     let mut public = base.clone();
     public[2].1 = support::storage_double::PUBLISHABLE_KEY.into();
-    options.extra_env = public;
-    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    s.options.extra_env = public;
+    let ran = s.xtract(&["doctor"]).await;
     let line = ran.lines_starting("FAIL  storage").join("");
     assert!(line.contains("this is the public key"), "{}", ran.stdout);
     assert!(!line.contains("create the bucket"), "{}", ran.stdout);
 
-    options.extra_env = base;
-    options
+    s.options.extra_env = base;
+    s.options
         .extra_env
         .push(("XTRACT_STORAGE_BUCKET".into(), "missing".into()));
-    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    let ran = s.xtract(&["doctor"]).await;
     assert!(!ran.status.success());
     let line = ran.lines_starting("FAIL  storage").join("");
     assert!(line.contains("create the bucket"), "{}", ran.stdout);
@@ -542,17 +517,14 @@ async fn doctor_checks_the_supabase_key_and_bucket() {
 /// against the real server: "→ " ended the line).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_gives_advice_when_storage_answers_with_a_server_error() {
-    use support::*;
     let double = StorageDouble::start(false, None).await;
     double.go_down(Fault::Reply(503, "upstream connect error".into()));
-    let db = TestDb::start().await;
-    let mut options = DaemonOptions::new(&tools().ytdlp);
-    options.extra_env = vec![
-        ("XTRACT_STORAGE".into(), "supabase".into()),
-        ("SUPABASE_URL".into(), double.url.clone()),
-        ("SUPABASE_SERVICE_ROLE_KEY".into(), KEY.into()),
-    ];
-    let ran = xtract(&db.url, &options, &["doctor"]).await;
+    let s = Stage::new()
+        .real_ytdlp()
+        .envs(double.daemon_env(KEY))
+        .prepare()
+        .await;
+    let ran = s.xtract(&["doctor"]).await;
     let line = ran.lines_starting("FAIL  storage").join("");
     assert!(line.contains("503"), "{ran}");
     let advice = line.rsplit_once(" → ").map(|(_, a)| a.trim()).unwrap_or("");
@@ -647,11 +619,9 @@ fn size_limits_read_as_they_were_set() {
 async fn size_limit_messages_show_the_limit_as_set() {
     for (limit, shown) in [(10_000_000u64, "10 MB"), (100_000, "100 KB")] {
         let double = StorageDouble::start(true, Some(limit)).await;
-        let dir = tempfile::tempdir().unwrap();
-        let (path, _) = file(&dir, "a.m4a", limit as usize + 1, 14);
-        let e = client(&double)
+        let e = Upload::on(double, limit as usize + 1, 14)
             .await
-            .put("u/j.m4a", &path, "audio/mp4")
+            .put()
             .await
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::TooLarge);
@@ -665,12 +635,9 @@ async fn size_limit_messages_show_the_limit_as_set() {
 
 #[tokio::test]
 async fn a_limit_lowered_after_start_is_the_one_named() {
-    let double = StorageDouble::start(true, None).await;
-    let store = client(&double).await;
-    double.add_bucket("audio-files", true, Some(8_000_000));
-    let dir = tempfile::tempdir().unwrap();
-    let (path, _) = file(&dir, "a.m4a", 9_000_000, 21);
-    let e = store.put("u/j.m4a", &path, "audio/mp4").await.unwrap_err();
+    let up = Upload::of(9_000_000, 21).await;
+    up.double.add_bucket("audio-files", true, Some(8_000_000));
+    let e = up.put().await.unwrap_err();
     assert_eq!(e.code, ErrorCode::TooLarge);
     assert!(e.message.contains("the limit is 8 MB"), "{}", e.message);
 }
@@ -744,16 +711,14 @@ async fn a_resumable_upload_onto_an_existing_object_replaces_it() {
 /// URL itself) and a relative Location keep working.
 #[tokio::test]
 async fn a_tus_location_is_followed_on_the_configured_url() {
-    let dir = tempfile::tempdir().unwrap();
-    let (path, data) = file(&dir, "big.m4a", 7 * MB, 22);
-    let double = StorageDouble::start(true, None).await;
+    let up = Upload::of(7 * MB, 22).await.tries(2);
+    let double = &up.double;
     let https = double.url.replacen("http://", "https://", 1);
     for location_base in [https.as_str(), "", double.url.as_str()] {
         double.hand_out_locations_on(location_base);
-        let store = client(&double).await.with_tries(2);
         let object = format!("u/{}.m4a", location_base.len());
-        store
-            .put(&object, &path, "audio/mp4")
+        up.store
+            .put(&object, &up.path, "audio/mp4")
             .await
             .unwrap_or_else(|e| panic!("Location on {location_base:?}: {}", e.detail));
         assert!(
@@ -761,7 +726,7 @@ async fn a_tus_location_is_followed_on_the_configured_url() {
                 .object(&format!("audio-files/{object}"))
                 .unwrap()
                 .data
-                == data
+                == up.data
         );
     }
     let patches = double.log().iter().filter(|s| s.method == "PATCH").count();
@@ -795,43 +760,33 @@ async fn already_exists_is_not_an_offset_disagreement() {
 #[tokio::test]
 async fn plain_text_tus_errors_are_read_from_the_status() {
     let double = StorageDouble::start(true, Some(10_000_000)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (big, _) = file(&dir, "big.m4a", 11 * MB, 17);
-    let e = client(&double)
-        .await
-        .put("u/j.m4a", &big, "audio/mp4")
-        .await
-        .unwrap_err();
+    let up = Upload::on(double, 11 * MB, 17).await.tries(1);
+    let e = up.put().await.unwrap_err();
     assert_eq!(e.code, ErrorCode::TooLarge);
     assert!(e.message.contains("10 MB"), "{}", e.message);
     assert!(e.detail.contains("Maximum size exceeded"), "{}", e.detail);
 
     // The bucket deleted after the daemon started: the create says so in
     // plain text.
-    let store = client(&double).await;
-    double.fail_next(
+    up.double.fail_next(
         "POST",
         "/upload/resumable",
         Fault::Reply(404, "Bucket not found".into()),
     );
-    let (small_big, _) = file(&dir, "b.m4a", 7 * MB, 18);
-    let e = SupabaseStorage::connect(&settings(&double, KEY, "audio-files"))
-        .await
-        .unwrap()
-        .with_tries(1)
-        .put("u/k.m4a", &small_big, "audio/mp4")
+    let (under_the_limit, _) = up.another("b.m4a", 7 * MB, 18);
+    let e = up
+        .store
+        .put("u/k.m4a", &under_the_limit, "audio/mp4")
         .await
         .unwrap_err();
-    drop(store);
     assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Never));
     assert!(e.message.contains("bucket does not exist"), "{}", e.message);
 }
 
 #[tokio::test]
 async fn an_abandoned_resumable_upload_is_terminated() {
-    let up = Upload::of(13 * MB, 19).await;
-    let (double, path) = (&up.double, &up.path);
-    let store = client(double).await.with_tries(2);
+    let up = Upload::of(13 * MB, 19).await.tries(2);
+    let double = &up.double;
     // Fails for good after the first chunk (two tries of the second).
     for skip in [1, 0] {
         double.fail_nth(
@@ -841,7 +796,7 @@ async fn an_abandoned_resumable_upload_is_terminated() {
             Fault::Reply(500, "Internal Server Error".into()),
         );
     }
-    store.put("u/j.m4a", path, "audio/mp4").await.unwrap_err();
+    up.put().await.unwrap_err();
     let terminated =
         support::eventually("the DELETE", std::time::Duration::from_secs(10), || async {
             double
@@ -891,43 +846,26 @@ async fn a_cancelled_resumable_upload_is_terminated() {
 /// the real server would refuse every PATCH without x-upsert.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumable_job_retried_after_completion_uploads_again() {
-    use support::*;
     let double = StorageDouble::start(false, None).await;
     double.add_bucket("podcasts", false, None);
-    let db = TestDb::start().await;
-    let server = xtract::ops::media_server::MediaServer::start(&media().dir)
-        .await
-        .unwrap();
-    let client = db.client().await;
-    let id = db.enqueue(&client, &server.url("clip.mp4")).await;
-    let mut options = DaemonOptions::new(&tools().ytdlp);
-    options.extra_env = vec![
-        ("XTRACT_STORAGE".into(), "supabase".into()),
-        ("SUPABASE_URL".into(), double.url.clone()),
+    let server = media_server().await;
+    let s = Stage::new()
+        .real_ytdlp()
         // Today's kind of key.
-        (
-            "SUPABASE_SERVICE_ROLE_KEY".into(),
-            support::storage_double::SECRET_KEY.into(),
-        ),
-        ("XTRACT_STORAGE_BUCKET".into(), "podcasts".into()),
+        .envs(double.daemon_env(support::storage_double::SECRET_KEY))
+        .env("XTRACT_STORAGE_BUCKET", "podcasts")
         // Every file goes up resumably.
-        ("XTRACT_RESUMABLE_THRESHOLD_MB".into(), "0.001".into()),
-    ];
+        .env("XTRACT_RESUMABLE_THRESHOLD_MB", "0.001")
+        .prepare()
+        .await;
+    let id = s.enqueue(&server.url("clip.mp4")).await;
     for run in 0..2 {
         if run == 1 {
             // The operator retries the completed job.
-            client
-                .execute(
-                    "UPDATE processing_jobs SET status = 'pending' WHERE id = $1",
-                    &[&id],
-                )
-                .await
-                .unwrap();
+            s.operator_sets(id, "pending").await;
         }
-        let mut daemon = Daemon::spawn(&db.url, &options, &["run", "--exit-when-idle"]);
-        let status = daemon.wait_exit(std::time::Duration::from_secs(120)).await;
-        assert!(status.success(), "{}", daemon.log_text());
-        let row = job(&client, id).await;
+        run_until_idle(&s).await;
+        let row = s.job(id).await;
         assert_eq!(row["status"], "completed", "run {run}: {row}");
         assert_eq!(row["attempts"], 1, "run {run}: one attempt, no 409 loop");
     }
@@ -943,17 +881,11 @@ async fn a_resumable_job_retried_after_completion_uploads_again() {
     assert_eq!(patches.len(), 2);
     assert!(patches.iter().all(|p| p.upsert), "x-upsert on every PATCH");
     assert!(log.iter().all(|s| s.authorization.is_none()));
-    let size: i32 = client
-        .query_one(
-            "SELECT file_size FROM audio_files WHERE job_id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(size as usize, object.data.len());
+    let audio = s.audio(id).await.expect("an audio row");
+    assert_eq!(audio["file_size"], object.data.len());
     // The users' storage policy reads the bucket the daemon uses.
-    let bucket: String = client
+    let bucket: String = s
+        .client
         .query_one("SELECT storage_bucket FROM xtract.settings", &[])
         .await
         .unwrap()

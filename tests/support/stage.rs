@@ -224,6 +224,12 @@ impl StageBuilder {
         self
     }
 
+    /// More variables in the daemons' environment.
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
     /// The database, the stand-in and a client; no daemon yet.
     pub async fn prepare(self) -> Stage {
         let db = if self.unmigrated {

@@ -110,6 +110,16 @@ impl Drop for StorageDouble {
     }
 }
 
+/// A daemon's settings for Supabase Storage at `url` with `key` (in this
+/// order: the storage, the URL, the key).
+pub fn supabase_env(url: &str, key: &str) -> Vec<(String, String)> {
+    vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), url.into()),
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), key.into()),
+    ]
+}
+
 impl StorageDouble {
     /// Starts with one bucket, `audio-files`.
     pub async fn start(public: bool, file_size_limit: Option<u64>) -> StorageDouble {
@@ -134,6 +144,12 @@ impl StorageDouble {
             inner,
             task: Arc::new(task),
         }
+    }
+
+    /// What a daemon reads to keep its audio here, given `key` as the
+    /// Storage key.
+    pub fn daemon_env(&self, key: &str) -> Vec<(String, String)> {
+        supabase_env(&self.url, key)
     }
 
     /// Another bucket beside `audio-files`.
