@@ -190,32 +190,62 @@ async fn the_reaper_counts_the_lease_from_the_database_start_and_spares_held_job
 
 // ---- 2. the database down at start ----
 
-async fn health(base: &str) -> Option<(u16, serde_json::Value)> {
-    let response = reqwest::get(format!("{base}/health")).await.ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.json().await.ok()?))
+/// What systemd and a health check see of a starting daemon: the
+/// notifications on its NOTIFY_SOCKET, and its /health.
+struct Watch {
+    socket: UnixDatagram,
+    addr: String,
+    dir: tempfile::TempDir,
 }
 
-/// Every notification that arrives within `quiet` of the previous one.
-async fn drain(socket: &UnixDatagram, quiet: Duration) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut buf = vec![0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(quiet, socket.recv(&mut buf)).await {
-        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+impl Watch {
+    fn new() -> Watch {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = UnixDatagram::bind(dir.path().join("notify.sock")).unwrap();
+        let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
+        Watch { socket, addr, dir }
     }
-    seen
-}
 
-async fn receive(socket: &UnixDatagram, want: &str) -> String {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let n = tokio::time::timeout(SECS(30), socket.recv(&mut buf))
+    /// The daemon's variables that point it here.
+    fn env(&self) -> Vec<(String, String)> {
+        let socket = self.dir.path().join("notify.sock");
+        vec![
+            ("NOTIFY_SOCKET".into(), socket.display().to_string()),
+            ("XTRACT_HEALTH_ADDR".into(), self.addr.clone()),
+        ]
+    }
+
+    /// /health's status and body, once it answers.
+    async fn health(&self) -> Option<(u16, serde_json::Value)> {
+        let response = reqwest::get(format!("http://{}/health", self.addr))
             .await
-            .unwrap_or_else(|_| panic!("no {want} within 30 s"))
-            .unwrap();
-        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if message.contains(want) {
-            return message;
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
+    /// Every notification that arrives within `quiet` of the previous one.
+    async fn drain(&self, quiet: Duration) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Ok(n)) = tokio::time::timeout(quiet, self.socket.recv(&mut buf)).await {
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        seen
+    }
+
+    /// The first notification (from now) that says `want`.
+    async fn receive(&self, want: &str) -> String {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = tokio::time::timeout(SECS(30), self.socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {want} within 30 s"))
+                .unwrap();
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if message.contains(want) {
+                return message;
+            }
         }
     }
 }
@@ -225,40 +255,30 @@ async fn receive(socket: &UnixDatagram, want: &str) -> String {
 /// then works. A database without the schema is not waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_started_before_its_database_waits_for_it_and_then_works() {
-    let mut db = TestDb::start().await;
-    let standin = StandIn::new();
+    let watch = Watch::new();
+    let mut s = Stage::new().envs(watch.env()).prepare().await;
 
     // Reachable but never migrated: the operator's mistake, not an outage.
-    db.pg.create_database("bare").await.unwrap();
-    let bare_url = format!("{}/bare", db.url.rsplit_once('/').unwrap().0);
-    let mut bare = Daemon::start(&bare_url, &DaemonOptions::new(&standin.script));
+    s.db.pg.create_database("bare").await.unwrap();
+    let bare_url = format!("{}/bare", s.db.url.rsplit_once('/').unwrap().0);
+    let mut bare = Daemon::start(&bare_url, &DaemonOptions::new(&s.standin.script));
     assert_eq!(bare.wait_exit(SECS(30)).await.code(), Some(1));
     bare.assert_logged("xtract migrate");
 
-    let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
-    let base = format!("http://{addr}");
-    let mut options = DaemonOptions::new(&standin.script);
-    options.extra_env = vec![
-        ("NOTIFY_SOCKET".into(), socket_path.display().to_string()),
-        ("XTRACT_HEALTH_ADDR".into(), addr.clone()),
-    ];
-    db.pg.stop(false).unwrap();
-    let mut daemon = Daemon::start(&db.url, &options);
+    s.db.pg.stop(false).unwrap();
+    let mut daemon = s.daemon();
 
     let (code, body) = eventually("/health to answer while waiting", SECS(30), || {
-        health(&base)
+        watch.health()
     })
     .await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["status"], "starting", "{body}");
     assert_eq!(body["database_connected"], false, "{body}");
-    let status = receive(&socket, "STATUS=").await;
+    let status = watch.receive("STATUS=").await;
     assert!(status.contains("waiting for the database"), "{status}");
     daemon.wait_for_log("waiting for the database").await;
-    let before = drain(&socket, Duration::from_millis(1500)).await;
+    let before = watch.drain(Duration::from_millis(1500)).await;
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "the daemon gave up:\n{}",
@@ -269,17 +289,14 @@ async fn a_daemon_started_before_its_database_waits_for_it_and_then_works() {
         "READY before the database: {before:?}"
     );
 
-    db.pg.start(true).unwrap();
-    receive(&socket, "READY=1").await;
+    s.db.pg.start(true).unwrap();
+    watch.receive("READY=1").await;
     eventually("a healthy daemon", SECS(30), || async {
-        health(&base).await.filter(|(code, _)| *code == 200)
+        watch.health().await.filter(|(code, _)| *code == 200)
     })
     .await;
-    let client = db.client().await;
-    let id = db
-        .enqueue(&client, "http://127.0.0.1:9/ok/after-boot")
-        .await;
-    wait_status(&client, id, "completed", SECS(30)).await;
+    s.reconnect().await;
+    s.run("http://127.0.0.1:9/ok/after-boot", "completed").await;
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_exit(SECS(30)).await.success());
 }
@@ -301,74 +318,50 @@ async fn sigterm_while_waiting_for_the_database_exits_cleanly() {
 
 // ---- 2b. Supabase Storage down at start ----
 
-fn supabase_env(url: &str, key: &str) -> Vec<(String, String)> {
-    vec![
-        ("XTRACT_STORAGE".into(), "supabase".into()),
-        ("SUPABASE_URL".into(), url.into()),
-        ("SUPABASE_SERVICE_ROLE_KEY".into(), key.into()),
-    ]
-}
-
 /// A VM boots during a Storage outage: the daemon waits as it does for its
 /// database (systemd status, /health 503 with the reason, no job taken),
 /// and takes jobs once Storage answers. The real server showed it exiting 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_started_during_a_storage_outage_waits_for_it_and_then_works() {
     use support::storage_double::{Fault, StorageDouble, KEY};
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
     let double = StorageDouble::start(true, None).await;
     double.go_down(Fault::Reply(503, "upstream connect error".into()));
-    let client = db.client().await;
-    let id = db
-        .enqueue(&client, "http://127.0.0.1:9/ok/during-outage")
+    let watch = Watch::new();
+    let s = Stage::new()
+        .envs(double.daemon_env(KEY))
+        .envs(watch.env())
+        .prepare()
         .await;
+    let id = s.enqueue("http://127.0.0.1:9/ok/during-outage").await;
+    let mut daemon = s.daemon();
 
-    let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
-    let base = format!("http://{addr}");
-    let mut options = DaemonOptions::new(&standin.script);
-    options.extra_env = supabase_env(&double.url, KEY);
-    options.extra_env.extend([
-        ("NOTIFY_SOCKET".into(), socket_path.display().to_string()),
-        ("XTRACT_HEALTH_ADDR".into(), addr.clone()),
-    ]);
-    let mut daemon = Daemon::start(&db.url, &options);
-
-    let status = receive(&socket, "waiting for Supabase Storage").await;
+    let status = watch.receive("waiting for Supabase Storage").await;
     assert!(status.contains("503"), "{status}");
     let (code, body) = eventually("/health to say why it waits", SECS(30), || async {
-        health(&base)
+        watch
+            .health()
             .await
             .filter(|(_, b)| b["waiting_for"].as_str().unwrap_or("").contains("Storage"))
     })
     .await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["status"], "starting", "{body}");
-    eventually("a log line about the wait", SECS(30), || async {
-        daemon
-            .log_text()
-            .contains("waiting for Supabase Storage")
-            .then_some(())
-    })
-    .await;
+    daemon.wait_for_log("waiting for Supabase Storage").await;
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "the daemon gave up:\n{}",
         daemon.log_text()
     );
-    assert_eq!(support::status(&client, id).await, "pending");
-    let before = drain(&socket, Duration::from_millis(500)).await;
+    assert_eq!(s.status(id).await, "pending");
+    let before = watch.drain(Duration::from_millis(500)).await;
     assert!(
         !before.iter().any(|m| m.contains("READY=1")),
         "READY before Storage: {before:?}"
     );
 
     double.come_back();
-    receive(&socket, "READY=1").await;
-    wait_status(&client, id, "completed", SECS(60)).await;
+    watch.receive("READY=1").await;
+    s.wait(id, "completed").await;
     assert!(double
         .object(&format!("audio-files/{USER}/{id}.m4a"))
         .is_some());
@@ -380,15 +373,12 @@ async fn a_daemon_started_during_a_storage_outage_waits_for_it_and_then_works() 
 /// too, and a signal meanwhile stops the daemon cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_waiting_for_storage_exits_cleanly() {
-    use support::storage_double::KEY;
-    let db = TestDb::start().await;
+    use support::storage_double::{supabase_env, KEY};
     let nobody = format!(
         "http://127.0.0.1:{}",
         xtract::ops::localpg::free_port().unwrap()
     );
-    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
-    options.extra_env = supabase_env(&nobody, KEY);
-    let mut daemon = Daemon::start(&db.url, &options);
+    let (_s, mut daemon) = Stage::new().envs(supabase_env(&nobody, KEY)).start().await;
     eventually("the daemon to wait", SECS(30), || async {
         let log = daemon.log_text();
         (log.contains("waiting for Supabase Storage") && log.contains("cannot reach")).then_some(())
@@ -404,12 +394,9 @@ async fn sigterm_while_waiting_for_storage_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_storage_refuses_stops_the_daemon_as_a_configuration_mistake() {
     use support::storage_double::StorageDouble;
-    let db = TestDb::start().await;
     let double = StorageDouble::start(true, None).await;
     let wrong = "wrong-key-ffffffffffffffff";
-    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
-    options.extra_env = supabase_env(&double.url, wrong);
-    let mut daemon = Daemon::start(&db.url, &options);
+    let (_s, mut daemon) = Stage::new().envs(double.daemon_env(wrong)).start().await;
     let status = daemon.wait_exit(SECS(30)).await;
     let log = daemon.log_text();
     assert_eq!(status.code(), Some(2), "{log}");
