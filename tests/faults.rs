@@ -843,14 +843,7 @@ async fn chaos(c: Chaos) {
         .await;
     let name = |i: usize| format!("chaos-{i}-{}", uuid::Uuid::new_v4().simple());
     let mut daemons: Vec<Daemon> = (0..3).map(|i| s.daemon_as(&name(i))).collect();
-    s.client
-        .execute(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'http://127.0.0.1:9/nap/chaos-' || n FROM generate_series(1, $2::bigint) AS n",
-            &[&USER, &jobs],
-        )
-        .await
-        .unwrap();
+    enqueue_burst(&s.client, USER, "http://127.0.0.1:9/nap/chaos-", 1..=jobs).await;
 
     let (mut kills, mut outages, mut retries) = (0, 0, 0);
     for round in 0..c.rounds {

@@ -742,22 +742,8 @@ fn pool_toml(proxies: &[(&str, String)], tiktok: &str) -> String {
     toml
 }
 
-/// `n` TikTok jobs inserted at once.
-async fn enqueue_tiktok(client: &tokio_postgres::Client, first: u32, n: u32) -> Vec<uuid::Uuid> {
-    client
-        .query(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'https://www.tiktok.com/@pool/video/' || n
-             FROM generate_series($2::int4, $2::int4 + $3::int4 - 1) AS n
-             RETURNING id",
-            &[&USER, &(first as i32), &(n as i32)],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
+/// The egress pool tests' TikTok links, less the video's number.
+const TIKTOK_POOL: &str = "https://www.tiktok.com/@pool/video/";
 
 /// Each job's `egress` column.
 async fn egress_of(client: &tokio_postgres::Client, ids: &[uuid::Uuid]) -> Vec<Option<String>> {
@@ -794,7 +780,7 @@ async fn three_proxy_egresses_start_twelve_tiktok_jobs_in_a_third_of_the_time() 
         .await;
     record_pacing(&s.client).await;
     let _daemon = s.daemon();
-    let ids = enqueue_tiktok(&s.client, 1, 12).await;
+    let ids = enqueue_burst(&s.client, USER, TIKTOK_POOL, 1..=12).await;
     for id in &ids {
         s.wait(*id, "completed").await;
     }
@@ -869,7 +855,7 @@ async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
         .await;
     record_pacing(&s.client).await;
     let _daemon = s.daemon();
-    let ids = enqueue_tiktok(&s.client, 100, 9).await;
+    let ids = enqueue_burst(&s.client, USER, TIKTOK_POOL, 100..=108).await;
     for id in &ids {
         s.wait(*id, "completed").await;
     }
@@ -975,7 +961,7 @@ async fn a_dead_proxy_pauses_its_egress_and_its_job_goes_out_through_another() {
     let dead = format!("http://carol:d34d-s3cret@127.0.0.1:{closed}");
     let toml = pool_toml(&[("dead", dead), ("live", live.url())], "");
     let (s, daemon) = Stage::new().platforms(&toml).concurrency(4).start().await;
-    let ids = enqueue_tiktok(&s.client, 200, 4).await;
+    let ids = enqueue_burst(&s.client, USER, TIKTOK_POOL, 200..=203).await;
     for id in &ids {
         s.wait(*id, "completed").await;
     }

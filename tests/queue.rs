@@ -49,15 +49,8 @@ async fn three_daemons_do_each_of_1000_jobs_exactly_once() {
     // Inserted in batches while the daemons run, so claims race inserts.
     const JOBS: i64 = 1000;
     for batch in 0..10i64 {
-        s.client
-            .execute(
-                "INSERT INTO processing_jobs (user_id, original_url)
-                 SELECT $1, 'http://127.0.0.1:9/ok/job-' || n
-                 FROM generate_series($2::bigint, $3::bigint) AS n",
-                &[&USER, &(batch * 100), &(batch * 100 + 99)],
-            )
-            .await
-            .unwrap();
+        let numbers = batch * 100..=batch * 100 + 99;
+        enqueue_burst(&s.client, USER, "http://127.0.0.1:9/ok/job-", numbers).await;
     }
     eventually("all jobs to complete", SECS(600), || async {
         let done: i64 = s
@@ -500,14 +493,7 @@ async fn one_users_500_jobs_do_not_hold_up_another_users_job() {
     listener_up(&s.client).await;
 
     let busy = uuid::Uuid::new_v4();
-    s.client
-        .execute(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'http://127.0.0.1:9/ok/busy-' || n FROM generate_series(1, 500) AS n",
-            &[&busy],
-        )
-        .await
-        .unwrap();
+    enqueue_burst(&s.client, busy, "http://127.0.0.1:9/ok/busy-", 1..=500).await;
     let other = uuid::Uuid::new_v4();
     let single = s.enqueue_as(other, "http://127.0.0.1:9/ok/single").await;
     s.wait(single, "completed").await;
@@ -1037,25 +1023,23 @@ async fn a_burst_of_ten_thousand_jobs_waits_behind_every_other_users_first() {
     let db = TestDb::start().await;
     let client = db.client().await;
     let big = uuid::Uuid::new_v4();
-    let inserted = client
-        .execute(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'https://www.tiktok.com/@big/video/' || n FROM generate_series(1, 10000) AS n",
-            &[&big],
-        )
-        .await
-        .unwrap();
-    assert_eq!(inserted, 10_000);
+    let inserted = enqueue_burst(
+        &client,
+        big,
+        "https://www.tiktok.com/@big/video/",
+        1..=10_000,
+    )
+    .await;
+    assert_eq!(inserted.len(), 10_000);
     let others: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::new_v4()).collect();
     for user in &others {
-        client
-            .execute(
-                "INSERT INTO processing_jobs (user_id, original_url)
-                 SELECT $1, 'https://www.tiktok.com/@small/video/' || n FROM generate_series(1, 10) AS n",
-                &[user],
-            )
-            .await
-            .unwrap();
+        enqueue_burst(
+            &client,
+            *user,
+            "https://www.tiktok.com/@small/video/",
+            1..=10,
+        )
+        .await;
     }
     // Each of the big user's jobs has its own place, as if inserted one by one.
     let places: Vec<i32> = client

@@ -172,6 +172,24 @@ impl TestDb {
     }
 }
 
+/// A frontend's burst: `user`'s jobs for `prefix` followed by each of
+/// `numbers`, inserted in one statement; their ids.
+pub async fn enqueue_burst(
+    client: &Client,
+    user: Uuid,
+    prefix: &str,
+    numbers: std::ops::RangeInclusive<i64>,
+) -> Vec<Uuid> {
+    column(
+        client,
+        "INSERT INTO processing_jobs (user_id, original_url)
+         SELECT $1, $2 || n FROM generate_series($3::bigint, $4::bigint) AS n
+         RETURNING id",
+        &[&user, &prefix, numbers.start(), numbers.end()],
+    )
+    .await
+}
+
 /// What an operator does in the dashboard's table editor: sets a job's
 /// status (the triggers decide what else changes, or refuse).
 pub async fn operator_sets_status(
