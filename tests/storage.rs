@@ -90,6 +90,13 @@ impl Upload {
             .is_some_and(|o| o.data == self.data)
     }
 
+    /// The double answers a chunk (a TUS PATCH) with `fault`, after
+    /// letting `skip` chunks through.
+    fn fail_chunk(&self, skip: usize, fault: Fault) {
+        self.double
+            .fail_nth("PATCH", "/upload/resumable/", skip, fault);
+    }
+
     /// How many `method` requests the double saw.
     fn requests(&self, method: &str) -> usize {
         self.double
@@ -212,8 +219,7 @@ async fn run_until_idle(s: &Stage) -> support::Daemon {
 async fn a_chunk_that_fails_halfway_resumes_from_the_servers_offset() {
     let up = Upload::of(15 * MB, 5).await;
     // The second chunk's connection drops mid-body.
-    up.double
-        .fail_nth("PATCH", "/upload/resumable/", 1, Fault::Drop);
+    up.fail_chunk(1, Fault::Drop);
     up.put().await.unwrap();
 
     assert!(up.landed(), "bytes differ");
@@ -237,12 +243,7 @@ async fn an_upload_the_server_forgot_is_started_again_once() {
     let up = Upload::of(15 * MB, 9).await;
     let double = &up.double;
     // The upload URL expires after the first chunk.
-    double.fail_nth(
-        "PATCH",
-        "/upload/resumable/",
-        1,
-        Fault::Reply(404, "Not Found".into()),
-    );
+    up.fail_chunk(1, Fault::Reply(404, "Not Found".into()));
     up.put().await.unwrap();
 
     assert!(up.landed(), "bytes differ");
@@ -255,18 +256,8 @@ async fn an_upload_the_server_forgot_is_started_again_once() {
 
     // Forgotten twice: the job's error, not an endless loop, and not a
     // "bucket does not exist" message.
-    double.fail_nth(
-        "PATCH",
-        "/upload/resumable/",
-        0,
-        Fault::Reply(404, "Not Found".into()),
-    );
-    double.fail_nth(
-        "PATCH",
-        "/upload/resumable/",
-        0,
-        Fault::Reply(404, "Not Found".into()),
-    );
+    up.fail_chunk(0, Fault::Reply(404, "Not Found".into()));
+    up.fail_chunk(0, Fault::Reply(404, "Not Found".into()));
     let err = up
         .store
         .put("u/k.m4a", &up.path, "audio/mp4")
@@ -280,11 +271,7 @@ async fn an_upload_the_server_forgot_is_started_again_once() {
 async fn an_offset_the_server_disagrees_with_is_mended_by_asking_it() {
     let up = Upload::of(13 * MB, 12).await;
     // The first chunk is "accepted" but not kept: the next PATCH gets 409.
-    up.double.fail_next(
-        "PATCH",
-        "/upload/resumable/",
-        Fault::Reply(204, String::new()),
-    );
+    up.fail_chunk(0, Fault::Reply(204, String::new()));
     up.put().await.unwrap();
 
     assert!(up.landed(), "bytes differ");
@@ -729,19 +716,18 @@ async fn a_tus_location_is_followed_on_the_configured_url() {
                 == up.data
         );
     }
-    let patches = double.log().iter().filter(|s| s.method == "PATCH").count();
-    assert_eq!(patches, 3 * 2, "two chunks per upload, none lost to TLS");
+    assert_eq!(
+        up.requests("PATCH"),
+        3 * 2,
+        "two chunks per upload, none lost to TLS"
+    );
 }
 
 #[tokio::test]
 async fn already_exists_is_not_an_offset_disagreement() {
     let up = Upload::of(13 * MB, 16).await;
     let double = &up.double;
-    double.fail_next(
-        "PATCH",
-        "/upload/resumable/",
-        Fault::Reply(409, "The resource already exists".into()),
-    );
+    up.fail_chunk(0, Fault::Reply(409, "The resource already exists".into()));
     let e = up.put().await.unwrap_err();
     assert_eq!((e.code, e.retry), (ErrorCode::Storage, Retry::Never));
     assert!(e.detail.contains("already exists"), "{}", e.detail);
@@ -789,12 +775,7 @@ async fn an_abandoned_resumable_upload_is_terminated() {
     let double = &up.double;
     // Fails for good after the first chunk (two tries of the second).
     for skip in [1, 0] {
-        double.fail_nth(
-            "PATCH",
-            "/upload/resumable/",
-            skip,
-            Fault::Reply(500, "Internal Server Error".into()),
-        );
+        up.fail_chunk(skip, Fault::Reply(500, "Internal Server Error".into()));
     }
     up.put().await.unwrap_err();
     let terminated =
@@ -819,12 +800,12 @@ async fn a_cancelled_resumable_upload_is_terminated() {
     let (double, store) = (&up.double, &up.store);
     double.put_object("audio-files/u/j.m4a", vec![5; 100]);
     // The second chunk never gets an answer; the job is cancelled meanwhile.
-    double.fail_nth("PATCH", "/upload/resumable/", 1, Fault::Hang);
+    up.fail_chunk(1, Fault::Hang);
     let upload = up.put();
     tokio::select! {
         _ = upload => panic!("the upload finished"),
         _ = support::eventually("the second chunk", std::time::Duration::from_secs(20), || async {
-            (double.log().iter().filter(|s| s.method == "PATCH").count() == 2).then_some(())
+            (up.requests("PATCH") == 2).then_some(())
         }) => {}
     }
     store.finish(std::time::Duration::from_secs(10)).await;
