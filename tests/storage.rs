@@ -4,7 +4,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::storage_double::{Fault, StorageDouble, CHUNK, KEY};
+use support::storage_double::{Fault, Seen, StorageDouble, CHUNK, KEY};
 use support::{Stage, USER};
 use xtract::domain::{ErrorCode, Retry};
 use xtract::ops::config::{Secret, SupabaseSettings};
@@ -97,13 +97,16 @@ impl Upload {
             .fail_nth("PATCH", "/upload/resumable/", skip, fault);
     }
 
+    /// The `method` requests the double saw, in order.
+    fn seen(&self, method: &str) -> Vec<Seen> {
+        let mut log = self.double.log();
+        log.retain(|s| s.method == method);
+        log
+    }
+
     /// How many `method` requests the double saw.
     fn requests(&self, method: &str) -> usize {
-        self.double
-            .log()
-            .iter()
-            .filter(|s| s.method == method)
-            .count()
+        self.seen(method).len()
     }
 }
 
@@ -125,11 +128,7 @@ async fn a_small_file_goes_up_in_one_request_byte_for_byte() {
             double.url
         )
     );
-    let upload: Vec<_> = double
-        .log()
-        .into_iter()
-        .filter(|s| s.method == "POST")
-        .collect();
+    let upload = up.seen("POST");
     assert_eq!(upload.len(), 1);
     assert_eq!(upload[0].path, "/storage/v1/object/audio-files/u/j.m4a");
     assert!(upload[0].upsert, "x-upsert: true");
@@ -148,24 +147,22 @@ async fn a_large_file_goes_up_resumably_in_6_mib_chunks() {
     assert!(up.landed(), "bytes differ");
     let object = up.double.object("audio-files/u/j.m4a").unwrap();
     assert_eq!(object.content_type, "audio/mp4");
-    let log = up.double.log();
-    let create: Vec<_> = log.iter().filter(|s| s.method == "POST").collect();
+    let create = up.seen("POST");
     assert_eq!(create.len(), 1);
     assert_eq!(create[0].path, "/storage/v1/upload/resumable");
     assert!(create[0].upsert);
-    let patches: Vec<(Option<u64>, usize)> = log
+    let patches = up.seen("PATCH");
+    let chunks: Vec<(Option<u64>, usize)> = patches
         .iter()
-        .filter(|s| s.method == "PATCH")
         .map(|s| (s.upload_offset, s.body_len))
         .collect();
     let c = CHUNK as u64;
     assert_eq!(
-        patches,
+        chunks,
         vec![(Some(0), CHUNK), (Some(c), CHUNK), (Some(2 * c), 3 * MB)]
     );
-    assert!(log
+    assert!(patches
         .iter()
-        .filter(|s| s.method == "PATCH")
         .all(|s| s.content_type.as_deref() == Some("application/offset+octet-stream")));
 }
 
@@ -682,11 +679,7 @@ async fn a_resumable_upload_onto_an_existing_object_replaces_it() {
     double.put_object("audio-files/u/j.m4a", vec![1; 10]);
     up.put().await.unwrap();
     assert!(up.landed());
-    let patches: Vec<_> = double
-        .log()
-        .into_iter()
-        .filter(|s| s.method == "PATCH")
-        .collect();
+    let patches = up.seen("PATCH");
     assert_eq!(patches.len(), 3);
     assert!(patches.iter().all(|p| p.upsert), "x-upsert on every PATCH");
 }
