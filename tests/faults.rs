@@ -13,19 +13,6 @@ use tokio::net::UnixDatagram;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
-async fn count(client: &tokio_postgres::Client, sql: &str, id: uuid::Uuid) -> i64 {
-    client.query_one(sql, &[&id]).await.unwrap().get(0)
-}
-
-async fn audio_rows(client: &tokio_postgres::Client, id: uuid::Uuid) -> i64 {
-    count(
-        client,
-        "SELECT count(*) FROM audio_files WHERE job_id = $1",
-        id,
-    )
-    .await
-}
-
 /// Every file under `dir`, recursively.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -64,48 +51,35 @@ impl<F: Fn() -> Vec<i32>> Drop for KillOnDrop<F> {
 /// completes once, with its audio.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_longer_than_the_lease_takes_no_job_from_its_daemon() {
-    let mut db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
+    let mut s = Stage::new()
+        .concurrency(3)
+        .lease(2.0)
+        .poll(0.3)
+        .prepare()
+        .await;
     let names = ["outage-a", "outage-b", "outage-c"];
     let mut ids = Vec::new();
     for name in names {
-        ids.push(
-            db.enqueue(&client, &format!("http://127.0.0.1:9/block/{name}"))
-                .await,
-        );
+        ids.push(s.enqueue(&format!("http://127.0.0.1:9/block/{name}")).await);
     }
     // a and b are on their last attempt (local links are `other`: 3).
-    client
+    s.client
         .execute(
             "UPDATE processing_jobs SET attempts = 2 WHERE id = ANY($1)",
             &[&ids[..2].to_vec()],
         )
         .await
         .unwrap();
-    let mut options = DaemonOptions::new(&standin.script);
-    options.concurrency = 3;
-    options.lease_secs = 2.0;
-    options.poll_secs = 0.3;
-    options.worker_id = "holder".into();
-    let holder = Daemon::start(&db.url, &options);
+    let holder = s.daemon_as("holder");
     for name in names {
-        standin.blocked_pid(name).await;
+        s.standin.blocked_pid(name).await;
     }
-    options.worker_id = "bystander".into();
-    let bystander = Daemon::start(&db.url, &options);
-    eventually("the bystander to start", SECS(30), || async {
-        bystander
-            .log_text()
-            .contains("xtract is running")
-            .then_some(())
-    })
-    .await;
-    drop(client);
+    let bystander = s.daemon_as("bystander");
+    bystander.wait_for_log("xtract is running").await;
 
-    db.pg.stop(false).unwrap();
-    standin.release("outage-a");
-    standin.release("outage-b");
+    s.db.pg.stop(false).unwrap();
+    s.standin.release("outage-a");
+    s.standin.release("outage-b");
     eventually(
         "both results to wait for the database",
         SECS(30),
@@ -120,22 +94,22 @@ async fn an_outage_longer_than_the_lease_takes_no_job_from_its_daemon() {
     )
     .await;
     // The outage itself: three leases long.
-    tokio::time::sleep(Duration::from_secs_f64(options.lease_secs * 3.0)).await;
-    db.pg.start(true).unwrap();
+    tokio::time::sleep(Duration::from_secs_f64(s.options.lease_secs * 3.0)).await;
+    s.db.pg.start(true).unwrap();
 
-    let client = db.client().await;
+    s.reconnect().await;
     for id in &ids[..2] {
-        wait_status(&client, *id, "completed", SECS(30)).await;
+        s.wait(*id, "completed").await;
     }
-    standin.release("outage-c");
-    wait_status(&client, ids[2], "completed", SECS(30)).await;
+    s.standin.release("outage-c");
+    s.wait(ids[2], "completed").await;
     for (id, attempts) in ids.iter().zip([3, 3, 1]) {
-        let row = job(&client, *id).await;
+        let row = s.job(*id).await;
         assert_eq!(row["attempts"], attempts, "{row}");
         assert!(row["error_code"].is_null(), "{row}");
-        assert_eq!(audio_rows(&client, *id).await, 1);
+        assert_eq!(s.audio_rows(*id).await, 1);
     }
-    assert_eq!(standin.calls().len(), 3, "no job was run twice");
+    assert_eq!(s.standin.calls().len(), 3, "no job was run twice");
     assert_eq!(files_under(&holder.audio_dir()).len(), 3);
     for d in [&holder, &bystander] {
         assert!(
@@ -154,33 +128,28 @@ async fn an_outage_longer_than_the_lease_takes_no_job_from_its_daemon() {
 async fn the_reaper_counts_the_lease_from_the_database_start_and_spares_held_jobs() {
     let mut db = TestDb::start().await;
     let client = db.client().await;
-    let id = db
-        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
-        .await;
-    client
-        .execute(
-            "UPDATE processing_jobs
-             SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
-             WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap();
+    // A job worker `gone` took an hour ago, and never beat since.
+    let held_by_gone = |url: &'static str| {
+        let (db, client) = (&db, &client);
+        async move {
+            let id = db.enqueue(client, url).await;
+            client
+                .execute(
+                    "UPDATE processing_jobs
+                     SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
+                     WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            id
+        }
+    };
+    let id = held_by_gone("https://www.youtube.com/watch?v=dQw4w9WgXcQ").await;
     // Set back to pending by an operator while `gone` ran it, and `gone`
     // died before letting go: the job waits for nobody for ever, unless the
     // reaper lets go for it.
-    let retried = db
-        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcR")
-        .await;
-    client
-        .execute(
-            "UPDATE processing_jobs
-             SET status = 'processing', locked_by = 'gone', heartbeat_at = now() - interval '1 hour'
-             WHERE id = $1",
-            &[&retried],
-        )
-        .await
-        .unwrap();
+    let retried = held_by_gone("https://www.youtube.com/watch?v=dQw4w9WgXcR").await;
     operator_sets_status(&client, retried, "pending")
         .await
         .unwrap();
@@ -221,32 +190,62 @@ async fn the_reaper_counts_the_lease_from_the_database_start_and_spares_held_job
 
 // ---- 2. the database down at start ----
 
-async fn health(base: &str) -> Option<(u16, serde_json::Value)> {
-    let response = reqwest::get(format!("{base}/health")).await.ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.json().await.ok()?))
+/// What systemd and a health check see of a starting daemon: the
+/// notifications on its NOTIFY_SOCKET, and its /health.
+struct Watch {
+    socket: UnixDatagram,
+    addr: String,
+    dir: tempfile::TempDir,
 }
 
-/// Every notification that arrives within `quiet` of the previous one.
-async fn drain(socket: &UnixDatagram, quiet: Duration) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut buf = vec![0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(quiet, socket.recv(&mut buf)).await {
-        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+impl Watch {
+    fn new() -> Watch {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = UnixDatagram::bind(dir.path().join("notify.sock")).unwrap();
+        let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
+        Watch { socket, addr, dir }
     }
-    seen
-}
 
-async fn receive(socket: &UnixDatagram, want: &str) -> String {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let n = tokio::time::timeout(SECS(30), socket.recv(&mut buf))
+    /// The daemon's variables that point it here.
+    fn env(&self) -> Vec<(String, String)> {
+        let socket = self.dir.path().join("notify.sock");
+        vec![
+            ("NOTIFY_SOCKET".into(), socket.display().to_string()),
+            ("XTRACT_HEALTH_ADDR".into(), self.addr.clone()),
+        ]
+    }
+
+    /// /health's status and body, once it answers.
+    async fn health(&self) -> Option<(u16, serde_json::Value)> {
+        let response = reqwest::get(format!("http://{}/health", self.addr))
             .await
-            .unwrap_or_else(|_| panic!("no {want} within 30 s"))
-            .unwrap();
-        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if message.contains(want) {
-            return message;
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
+    /// Every notification that arrives within `quiet` of the previous one.
+    async fn drain(&self, quiet: Duration) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Ok(n)) = tokio::time::timeout(quiet, self.socket.recv(&mut buf)).await {
+            seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        seen
+    }
+
+    /// The first notification (from now) that says `want`.
+    async fn receive(&self, want: &str) -> String {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = tokio::time::timeout(SECS(30), self.socket.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {want} within 30 s"))
+                .unwrap();
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if message.contains(want) {
+                return message;
+            }
         }
     }
 }
@@ -256,50 +255,30 @@ async fn receive(socket: &UnixDatagram, want: &str) -> String {
 /// then works. A database without the schema is not waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_started_before_its_database_waits_for_it_and_then_works() {
-    let mut db = TestDb::start().await;
-    let standin = StandIn::new();
+    let watch = Watch::new();
+    let mut s = Stage::new().envs(watch.env()).prepare().await;
 
     // Reachable but never migrated: the operator's mistake, not an outage.
-    db.pg.create_database("bare").await.unwrap();
-    let bare_url = format!("{}/bare", db.url.rsplit_once('/').unwrap().0);
-    let mut bare = Daemon::start(&bare_url, &DaemonOptions::new(&standin.script));
+    s.db.pg.create_database("bare").await.unwrap();
+    let bare_url = format!("{}/bare", s.db.url.rsplit_once('/').unwrap().0);
+    let mut bare = Daemon::start(&bare_url, &DaemonOptions::new(&s.standin.script));
     assert_eq!(bare.wait_exit(SECS(30)).await.code(), Some(1));
-    assert!(
-        bare.log_text().contains("xtract migrate"),
-        "{}",
-        bare.log_text()
-    );
+    bare.assert_logged("xtract migrate");
 
-    let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
-    let base = format!("http://{addr}");
-    let mut options = DaemonOptions::new(&standin.script);
-    options.extra_env = vec![
-        ("NOTIFY_SOCKET".into(), socket_path.display().to_string()),
-        ("XTRACT_HEALTH_ADDR".into(), addr.clone()),
-    ];
-    db.pg.stop(false).unwrap();
-    let mut daemon = Daemon::start(&db.url, &options);
+    s.db.pg.stop(false).unwrap();
+    let mut daemon = s.daemon();
 
     let (code, body) = eventually("/health to answer while waiting", SECS(30), || {
-        health(&base)
+        watch.health()
     })
     .await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["status"], "starting", "{body}");
     assert_eq!(body["database_connected"], false, "{body}");
-    let status = receive(&socket, "STATUS=").await;
+    let status = watch.receive("STATUS=").await;
     assert!(status.contains("waiting for the database"), "{status}");
-    eventually("a log line about the wait", SECS(30), || async {
-        daemon
-            .log_text()
-            .contains("waiting for the database")
-            .then_some(())
-    })
-    .await;
-    let before = drain(&socket, Duration::from_millis(1500)).await;
+    daemon.wait_for_log("waiting for the database").await;
+    let before = watch.drain(Duration::from_millis(1500)).await;
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "the daemon gave up:\n{}",
@@ -310,17 +289,14 @@ async fn a_daemon_started_before_its_database_waits_for_it_and_then_works() {
         "READY before the database: {before:?}"
     );
 
-    db.pg.start(true).unwrap();
-    receive(&socket, "READY=1").await;
+    s.db.pg.start(true).unwrap();
+    watch.receive("READY=1").await;
     eventually("a healthy daemon", SECS(30), || async {
-        health(&base).await.filter(|(code, _)| *code == 200)
+        watch.health().await.filter(|(code, _)| *code == 200)
     })
     .await;
-    let client = db.client().await;
-    let id = db
-        .enqueue(&client, "http://127.0.0.1:9/ok/after-boot")
-        .await;
-    wait_status(&client, id, "completed", SECS(30)).await;
+    s.reconnect().await;
+    s.run("http://127.0.0.1:9/ok/after-boot", "completed").await;
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_exit(SECS(30)).await.success());
 }
@@ -334,13 +310,7 @@ async fn sigterm_while_waiting_for_the_database_exits_cleanly() {
         &db.url,
         &DaemonOptions::new(std::path::Path::new("/bin/true")),
     );
-    eventually("the daemon to wait", SECS(30), || async {
-        daemon
-            .log_text()
-            .contains("waiting for the database")
-            .then_some(())
-    })
-    .await;
+    daemon.wait_for_log("waiting for the database").await;
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(SECS(10)).await;
     assert!(status.success(), "{status:?}\n{}", daemon.log_text());
@@ -348,74 +318,50 @@ async fn sigterm_while_waiting_for_the_database_exits_cleanly() {
 
 // ---- 2b. Supabase Storage down at start ----
 
-fn supabase_env(url: &str, key: &str) -> Vec<(String, String)> {
-    vec![
-        ("XTRACT_STORAGE".into(), "supabase".into()),
-        ("SUPABASE_URL".into(), url.into()),
-        ("SUPABASE_SERVICE_ROLE_KEY".into(), key.into()),
-    ]
-}
-
 /// A VM boots during a Storage outage: the daemon waits as it does for its
 /// database (systemd status, /health 503 with the reason, no job taken),
 /// and takes jobs once Storage answers. The real server showed it exiting 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_started_during_a_storage_outage_waits_for_it_and_then_works() {
     use support::storage_double::{Fault, StorageDouble, KEY};
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
     let double = StorageDouble::start(true, None).await;
     double.go_down(Fault::Reply(503, "upstream connect error".into()));
-    let client = db.client().await;
-    let id = db
-        .enqueue(&client, "http://127.0.0.1:9/ok/during-outage")
+    let watch = Watch::new();
+    let s = Stage::new()
+        .envs(double.daemon_env(KEY))
+        .envs(watch.env())
+        .prepare()
         .await;
+    let id = s.enqueue("http://127.0.0.1:9/ok/during-outage").await;
+    let mut daemon = s.daemon();
 
-    let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
-    let base = format!("http://{addr}");
-    let mut options = DaemonOptions::new(&standin.script);
-    options.extra_env = supabase_env(&double.url, KEY);
-    options.extra_env.extend([
-        ("NOTIFY_SOCKET".into(), socket_path.display().to_string()),
-        ("XTRACT_HEALTH_ADDR".into(), addr.clone()),
-    ]);
-    let mut daemon = Daemon::start(&db.url, &options);
-
-    let status = receive(&socket, "waiting for Supabase Storage").await;
+    let status = watch.receive("waiting for Supabase Storage").await;
     assert!(status.contains("503"), "{status}");
     let (code, body) = eventually("/health to say why it waits", SECS(30), || async {
-        health(&base)
+        watch
+            .health()
             .await
             .filter(|(_, b)| b["waiting_for"].as_str().unwrap_or("").contains("Storage"))
     })
     .await;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["status"], "starting", "{body}");
-    eventually("a log line about the wait", SECS(30), || async {
-        daemon
-            .log_text()
-            .contains("waiting for Supabase Storage")
-            .then_some(())
-    })
-    .await;
+    daemon.wait_for_log("waiting for Supabase Storage").await;
     assert!(
         daemon.child.try_wait().unwrap().is_none(),
         "the daemon gave up:\n{}",
         daemon.log_text()
     );
-    assert_eq!(support::status(&client, id).await, "pending");
-    let before = drain(&socket, Duration::from_millis(500)).await;
+    assert_eq!(s.status(id).await, "pending");
+    let before = watch.drain(Duration::from_millis(500)).await;
     assert!(
         !before.iter().any(|m| m.contains("READY=1")),
         "READY before Storage: {before:?}"
     );
 
     double.come_back();
-    receive(&socket, "READY=1").await;
-    wait_status(&client, id, "completed", SECS(60)).await;
+    watch.receive("READY=1").await;
+    s.wait(id, "completed").await;
     assert!(double
         .object(&format!("audio-files/{USER}/{id}.m4a"))
         .is_some());
@@ -427,15 +373,12 @@ async fn a_daemon_started_during_a_storage_outage_waits_for_it_and_then_works() 
 /// too, and a signal meanwhile stops the daemon cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_waiting_for_storage_exits_cleanly() {
-    use support::storage_double::KEY;
-    let db = TestDb::start().await;
+    use support::storage_double::{supabase_env, KEY};
     let nobody = format!(
         "http://127.0.0.1:{}",
         xtract::ops::localpg::free_port().unwrap()
     );
-    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
-    options.extra_env = supabase_env(&nobody, KEY);
-    let mut daemon = Daemon::start(&db.url, &options);
+    let (_s, mut daemon) = Stage::new().envs(supabase_env(&nobody, KEY)).start().await;
     eventually("the daemon to wait", SECS(30), || async {
         let log = daemon.log_text();
         (log.contains("waiting for Supabase Storage") && log.contains("cannot reach")).then_some(())
@@ -451,12 +394,9 @@ async fn sigterm_while_waiting_for_storage_exits_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_storage_refuses_stops_the_daemon_as_a_configuration_mistake() {
     use support::storage_double::StorageDouble;
-    let db = TestDb::start().await;
     let double = StorageDouble::start(true, None).await;
     let wrong = "wrong-key-ffffffffffffffff";
-    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
-    options.extra_env = supabase_env(&double.url, wrong);
-    let mut daemon = Daemon::start(&db.url, &options);
+    let (_s, mut daemon) = Stage::new().envs(double.daemon_env(wrong)).start().await;
     let status = daemon.wait_exit(SECS(30)).await;
     let log = daemon.log_text();
     assert_eq!(status.code(), Some(2), "{log}");
@@ -467,61 +407,32 @@ async fn a_key_storage_refuses_stops_the_daemon_as_a_configuration_mistake() {
 
 // ---- 3. hung downloads; 4. stray processes ----
 
-fn platforms_file(dir: &std::path::Path, toml: &str) -> String {
-    let path = dir.join("platforms.toml");
-    std::fs::write(&path, toml).unwrap();
-    path.display().to_string()
-}
-
 /// A download that never returns is stopped at the platform's time limit
 /// (`max_runtime_secs`, here shorter than XTRACT_JOB_TIMEOUT_SECS), with
 /// every process it started; it is retried per the platform's attempts and
 /// then fails with `timeout`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_download_is_stopped_at_its_time_limit_with_all_its_processes() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let mut options = DaemonOptions::new(&standin.script);
-    options.extra_env = vec![
-        (
-            "XTRACT_PLATFORMS_FILE".into(),
-            platforms_file(
-                standin.dir.path(),
-                "[other]\nmax_runtime_secs = 1.5\nmax_attempts = 2\n",
-            ),
-        ),
-        ("XTRACT_JOB_TIMEOUT_SECS".into(), "600".into()),
-    ];
-    let daemon = Daemon::start(&db.url, &options);
-    let id = db.enqueue(&client, "http://127.0.0.1:9/family/hung").await;
-    let _cleanup = KillOnDrop(|| standin.children("hung"));
-    wait_status(&client, id, "failed", SECS(60)).await;
-    let row = job(&client, id).await;
+    let (s, daemon) = Stage::new()
+        .platforms("[other]\nmax_runtime_secs = 1.5\nmax_attempts = 2\n")
+        .env("XTRACT_JOB_TIMEOUT_SECS", "600")
+        .start()
+        .await;
+    let id = s.enqueue("http://127.0.0.1:9/family/hung").await;
+    let _cleanup = KillOnDrop(|| s.standin.children("hung"));
+    s.wait(id, "failed").await;
+    let row = s.job(id).await;
     assert_eq!(row["error_code"], "timeout", "{row}");
     assert_eq!(row["attempts"], 2, "{row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("took too long"),
+        text_of(&row, "error_message").contains("took too long"),
         "{row}"
     );
-    assert_eq!(standin.calls().len(), 2);
-    let children = standin.children("hung");
+    assert_eq!(s.standin.calls().len(), 2);
+    let children = s.standin.children("hung");
     assert_eq!(children.len(), 4, "two per run");
-    eventually("every process of the job to end", SECS(10), || async {
-        children
-            .iter()
-            .all(|pid| !process_alive(*pid))
-            .then_some(())
-    })
-    .await;
-    assert!(
-        daemon.log_text().contains("time limit"),
-        "{}",
-        daemon.log_text()
-    );
+    wait_ended("every process of the job to end", &children).await;
+    daemon.assert_logged("time limit");
 }
 
 /// `kill -9` of a daemon: yt-dlp dies with it, but what yt-dlp started
@@ -529,50 +440,33 @@ async fn a_hung_download_is_stopped_at_its_time_limit_with_all_its_processes() {
 /// The next daemon on the machine ends them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_a_killed_daemon_left_behind_are_ended_by_the_next_one() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
+    // One work folder for both daemons, as on one machine.
     let work = tempfile::tempdir().unwrap();
-    let mut options = DaemonOptions::new(&standin.script);
-    options.lease_secs = 1.0;
-    options.poll_secs = 0.3;
-    options.extra_env = vec![("XTRACT_WORK_DIR".into(), work.path().display().to_string())];
-    let mut first = Daemon::start(&db.url, &options);
-    let id = db
-        .enqueue(&client, "http://127.0.0.1:9/family/orphans")
+    let (s, mut first) = Stage::new()
+        .lease(1.0)
+        .poll(0.3)
+        .env("XTRACT_WORK_DIR", &work.path().display().to_string())
+        .start()
         .await;
-    let ytdlp = standin.blocked_pid("orphans").await;
-    let children = standin.children("orphans");
-    let _cleanup = KillOnDrop(|| standin.children("orphans"));
+    let id = s.enqueue("http://127.0.0.1:9/family/orphans").await;
+    let ytdlp = s.standin.blocked_pid("orphans").await;
+    let children = s.standin.children("orphans");
+    let _cleanup = KillOnDrop(|| s.standin.children("orphans"));
     assert_eq!(children.len(), 2);
 
     first.signal(libc::SIGKILL);
     first.wait_exit(SECS(10)).await;
-    eventually("the killed daemon's yt-dlp to die", SECS(10), || async {
-        (!process_alive(ytdlp)).then_some(())
-    })
-    .await;
+    wait_ended("the killed daemon's yt-dlp to die", &[ytdlp]).await;
     assert!(
         children.iter().all(|pid| process_alive(*pid)),
         "the children outlive their daemon until someone ends them"
     );
 
-    standin.release("orphans");
-    options.worker_id = "next".into();
-    let next = Daemon::start(&db.url, &options);
-    eventually("the next daemon to end the strays", SECS(15), || async {
-        children
-            .iter()
-            .all(|pid| !process_alive(*pid))
-            .then_some(())
-    })
-    .await;
-    wait_status(&client, id, "completed", SECS(30)).await;
-    assert!(
-        next.log_text().contains("left by a daemon"),
-        "{}",
-        next.log_text()
-    );
+    s.standin.release("orphans");
+    let next = s.daemon_as("next");
+    wait_ended("the next daemon to end the strays", &children).await;
+    s.wait(id, "completed").await;
+    next.assert_logged("left by a daemon");
 }
 
 // ---- 5. operator edits while a job runs ----
@@ -582,28 +476,21 @@ async fn processes_a_killed_daemon_left_behind_are_ended_by_the_next_one() {
 /// runs at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setting_a_running_job_to_pending_stops_it_then_runs_it_once_afresh() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/again").await;
-    let first = standin.blocked_pid("again").await;
+    let (s, _daemon) = Stage::new().start().await;
+    let (id, first) = s.blocked_job("again").await;
 
-    operator_sets_status(&client, id, "pending").await.unwrap();
-    eventually("the first run to be stopped", SECS(10), || async {
-        (!process_alive(first)).then_some(())
-    })
-    .await;
+    s.operator_sets(id, "pending").await;
+    wait_ended("the first run to be stopped", &[first]).await;
     eventually("the second run", SECS(10), || async {
-        (standin.calls().len() == 2).then_some(())
+        (s.standin.calls().len() == 2).then_some(())
     })
     .await;
-    standin.release("again");
-    wait_status(&client, id, "completed", SECS(30)).await;
-    assert!(standin.overlaps().is_empty(), "two runs at once");
-    let row = job(&client, id).await;
+    s.standin.release("again");
+    s.wait(id, "completed").await;
+    assert!(s.standin.overlaps().is_empty(), "two runs at once");
+    let row = s.job(id).await;
     assert_eq!(row["attempts"], 1, "a fresh start: {row}");
-    assert_eq!(audio_rows(&client, id).await, 1);
+    assert_eq!(s.audio_rows(id).await, 1);
 }
 
 /// A completed job has its audio: cancelling it is refused with a sentence
@@ -634,29 +521,22 @@ async fn a_completed_job_cannot_be_cancelled() {
 /// `processing` for the reaper.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_back_the_database_refuses_fails_the_job_and_removes_its_audio() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    client
+    let s = Stage::new().prepare().await;
+    s.client
         .batch_execute(
             "ALTER TABLE audio_files ADD CONSTRAINT test_refuses_audio CHECK (duration < 0) NOT VALID",
         )
         .await
         .unwrap();
-    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/refused").await;
-    wait_status(&client, id, "failed", SECS(30)).await;
-    let row = job(&client, id).await;
+    let daemon = s.daemon();
+    let (id, row) = s.run("http://127.0.0.1:9/ok/refused", "failed").await;
     assert_eq!(row["error_code"], "internal", "{row}");
     assert!(
-        row["error_detail"]
-            .as_str()
-            .unwrap()
-            .contains("test_refuses_audio"),
+        text_of(&row, "error_detail").contains("test_refuses_audio"),
         "{row}"
     );
     assert!(row["locked_by"].is_null());
-    assert_eq!(audio_rows(&client, id).await, 0);
+    assert_eq!(s.audio_rows(id).await, 0);
     assert_eq!(
         files_under(&daemon.audio_dir()),
         Vec::<std::path::PathBuf>::new()
@@ -713,46 +593,26 @@ fn capture_log() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
 /// runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_a_job_body_fails_that_job_and_the_worker_goes_on() {
-    use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    use xtract::queue::worker::{Shutdown, WorkerSettings};
     let log = capture_log();
     let db = TestDb::start().await;
     let client = db.client().await;
     let boom = db
         .enqueue(&client, "https://www.youtube.com/watch?v=boomboom123")
         .await;
-    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
-    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "fragile", "test");
     let settings = WorkerSettings {
-        concurrency: 1,
         poll_interval: Duration::from_millis(200),
-        lease: SECS(30),
         heartbeat_interval: Duration::from_millis(100),
-        shutdown_grace: SECS(5),
-        retry_base: SECS(1),
-        retry_max: SECS(10),
-        job_timeout: SECS(1800),
-        max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
-        exit_when_idle: false,
+        ..in_process::settings()
     };
-    let worker = Worker::new(
-        queue,
-        Fragile,
-        settings,
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let worker = in_process::worker(&db, "fragile", Fragile, settings);
     let shutdown = Shutdown::default();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     wait_status(&client, boom, "failed", SECS(20)).await;
     let row = job(&client, boom).await;
     assert_eq!(row["error_code"], "internal", "{row}");
     assert!(
-        row["error_detail"]
-            .as_str()
-            .unwrap()
-            .contains("the body fell over"),
+        text_of(&row, "error_detail").contains("the body fell over"),
         "{row}"
     );
     assert_eq!(row["attempts"], 1, "a bug is not retried: {row}");
@@ -915,15 +775,9 @@ async fn the_insert_and_the_daemon_trim_and_refuse_the_same_characters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_download_pass_is_never_on_a_command_line() {
     use std::os::unix::fs::PermissionsExt;
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    let (s, _daemon) = Stage::new().start().await;
     // Local links are `other`: their downloads go through the guard.
-    let id = db
-        .enqueue(&client, "http://127.0.0.1:9/block/secretive")
-        .await;
-    let pid = standin.blocked_pid("secretive").await;
+    let (id, pid) = s.blocked_job("secretive").await;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
@@ -945,83 +799,71 @@ async fn the_download_pass_is_never_on_a_command_line() {
     let options = std::fs::read_to_string(file).unwrap();
     assert!(options.contains("--proxy"), "{options}");
     assert!(options.contains("http://xtract:"), "{options}");
-    standin.release("secretive");
-    wait_status(&client, id, "completed", SECS(30)).await;
+    s.standin.release("secretive");
+    s.wait(id, "completed").await;
     assert!(!file.exists(), "the file goes with the job's folder");
 }
 
 // ---- all of it at once ----
 
-/// Three daemons work through 300 jobs while daemons are killed with -9
-/// and started again, PostgreSQL stops for longer than the lease twice, and
-/// an operator sets running jobs back to pending. Every job ends: completed
+/// How hard a chaos run shakes the daemons.
+struct Chaos {
+    jobs: i64,
+    /// Each daemon's job slots.
+    concurrency: usize,
+    /// Rounds of `round` each: a daemon killed with -9 and started again,
+    /// or (every `outage_every`-th) PostgreSQL stopped for 2.5 leases.
+    rounds: usize,
+    round: Duration,
+    outage_every: usize,
+}
+
+/// Three daemons work through `jobs` jobs while daemons are killed with -9
+/// and started again, PostgreSQL stops for longer than the lease, and an
+/// operator sets running jobs back to pending. Every job ends: completed
 /// once, with one audio row and one object, or (killed on each of its
-/// attempts) failed `worker_lost` with neither. Nothing is held, nothing
-/// ran twice at once. About three minutes: run it by hand,
-/// `cargo test --test faults chaos -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn chaos_loses_duplicates_and_orphans_nothing() {
+/// attempts) failed `worker_lost` with neither, its stored audio removed by
+/// the reaper. Nothing is held, nothing ran twice at once.
+async fn chaos(c: Chaos) {
     use rand::Rng;
-    const JOBS: i64 = 300;
-    let mut db = TestDb::start().await;
-    let standin = StandIn::new();
+    let jobs = c.jobs;
     let shared = tempfile::tempdir().unwrap();
     let audio = shared.path().join("audio");
-    let mut options = DaemonOptions::new(&standin.script);
-    options.concurrency = 4;
-    options.lease_secs = 2.0;
-    options.poll_secs = 0.5;
-    options.extra_env = vec![
-        (
-            "XTRACT_WORK_DIR".into(),
-            shared.path().join("work").display().to_string(),
-        ),
-        (
-            "XTRACT_LOCAL_STORAGE_DIR".into(),
-            audio.display().to_string(),
-        ),
-        ("XTRACT_SHUTDOWN_GRACE_SECS".into(), "1".into()),
-    ];
-    let start = |i: usize| {
-        let mut o = DaemonOptions::new(&standin.script);
-        o.concurrency = options.concurrency;
-        o.lease_secs = options.lease_secs;
-        o.poll_secs = options.poll_secs;
-        o.extra_env = options.extra_env.clone();
-        o.worker_id = format!("chaos-{i}-{}", uuid::Uuid::new_v4().simple());
-        Daemon::start(&db.url, &o)
-    };
-    let mut daemons: Vec<Daemon> = (0..3).map(start).collect();
-    let client = db.client().await;
-    client
-        .execute(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'http://127.0.0.1:9/nap/chaos-' || n FROM generate_series(1, $2::bigint) AS n",
-            &[&USER, &JOBS],
+    let mut s = Stage::new()
+        .concurrency(c.concurrency)
+        .lease(2.0)
+        .poll(0.5)
+        .grace(1.0)
+        .env(
+            "XTRACT_WORK_DIR",
+            &shared.path().join("work").display().to_string(),
         )
-        .await
-        .unwrap();
-    drop(client);
+        .env("XTRACT_LOCAL_STORAGE_DIR", &audio.display().to_string())
+        .prepare()
+        .await;
+    let name = |i: usize| format!("chaos-{i}-{}", uuid::Uuid::new_v4().simple());
+    let mut daemons: Vec<Daemon> = (0..3).map(|i| s.daemon_as(&name(i))).collect();
+    enqueue_burst(&s.client, USER, "http://127.0.0.1:9/nap/chaos-", 1..=jobs).await;
 
     let (mut kills, mut outages, mut retries) = (0, 0, 0);
-    for round in 0..30 {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        if round % 12 == 11 {
-            db.pg.stop(round % 2 == 0).unwrap();
-            tokio::time::sleep(Duration::from_secs_f64(options.lease_secs * 2.5)).await;
-            db.pg.start(true).unwrap();
+    for round in 0..c.rounds {
+        tokio::time::sleep(c.round).await;
+        if round % c.outage_every == c.outage_every - 1 {
+            s.db.pg.stop(round % 2 == 0).unwrap();
+            tokio::time::sleep(Duration::from_secs_f64(s.options.lease_secs * 2.5)).await;
+            s.db.pg.start(true).unwrap();
+            s.reconnect().await;
             outages += 1;
             continue;
         }
         let i = rand::thread_rng().gen_range(0..daemons.len());
         daemons[i].signal(libc::SIGKILL);
         daemons[i].wait_exit(SECS(10)).await;
-        daemons[i] = start(i);
+        daemons[i] = s.daemon_as(&name(i));
         kills += 1;
         if round % 3 == 0 {
-            let client = db.client().await;
-            retries += client
+            retries += s
+                .client
                 .execute(
                     "UPDATE processing_jobs SET status = 'pending'
                      WHERE id IN (SELECT id FROM processing_jobs WHERE status = 'processing' LIMIT 2)",
@@ -1032,7 +874,7 @@ async fn chaos_loses_duplicates_and_orphans_nothing() {
         }
     }
 
-    let client = db.client().await;
+    let (standin, client) = (&s.standin, &s.client);
     let deadline = std::time::Instant::now() + SECS(180);
     loop {
         let done: i64 = client
@@ -1044,7 +886,7 @@ async fn chaos_loses_duplicates_and_orphans_nothing() {
             .await
             .unwrap()
             .get(0);
-        if done == JOBS {
+        if done == jobs {
             break;
         }
         if std::time::Instant::now() > deadline {
@@ -1067,20 +909,18 @@ async fn chaos_loses_duplicates_and_orphans_nothing() {
                     }
                 }
             }
-            panic!("{} jobs not finished:\n{report}", JOBS - done);
+            panic!("{} jobs not finished:\n{report}", jobs - done);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let completed: std::collections::BTreeSet<String> = client
-        .query(
-            "SELECT id::text FROM processing_jobs WHERE status = 'completed'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let completed: std::collections::BTreeSet<String> = column(
+        client,
+        "SELECT id::text FROM processing_jobs WHERE status = 'completed'",
+        &[],
+    )
+    .await
+    .into_iter()
+    .collect();
     let row = client
         .query_one(
             "SELECT (SELECT count(*) FROM audio_files),
@@ -1094,7 +934,7 @@ async fn chaos_loses_duplicates_and_orphans_nothing() {
         .await
         .unwrap();
     let n = completed.len() as i64;
-    assert!(n > JOBS * 9 / 10, "only {n} completed");
+    assert!(n > jobs * 9 / 10, "only {n} completed");
     assert_eq!(row.get::<_, i64>(0), n, "audio rows, one per completed job");
     assert_eq!(row.get::<_, i64>(1), n, "completed jobs with an audio row");
     assert_eq!(row.get::<_, i64>(2), n, "jobs pointing at their own row");
@@ -1164,9 +1004,52 @@ async fn chaos_loses_duplicates_and_orphans_nothing() {
         }
         panic!("two runs of one job at once: {overlaps:?}\n{report}");
     }
+    // The chaos happened: daemons were killed while they held jobs (their
+    // jobs were taken back), and the database went away.
+    let taken_back: usize = daemons
+        .iter()
+        .map(|d| d.log_text().matches("stopped heart-beating").count())
+        .sum();
     eprintln!(
-        "chaos: {kills} kill -9, {outages} outages, {retries} operator retries, {} yt-dlp runs, {n} of {JOBS} jobs completed, {} failed worker_lost",
+        "chaos: {kills} kill -9, {outages} outages, {retries} operator retries, {taken_back} jobs taken back (by the last daemons), {} yt-dlp runs, {n} of {jobs} jobs completed, {} failed worker_lost",
         standin.calls().len(),
-        JOBS - n
+        jobs - n
     );
+    assert!(
+        kills >= 2 && outages >= 1,
+        "{kills} kills, {outages} outages"
+    );
+    assert!(
+        standin.calls().len() as i64 > jobs,
+        "no job was interrupted and run again"
+    );
+}
+
+/// A short chaos run, in the suite: kill -9 again and again with an outage
+/// between, on 60 jobs (about a quarter of a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_chaos_run_loses_duplicates_and_orphans_nothing() {
+    chaos(Chaos {
+        jobs: 60,
+        concurrency: 2,
+        rounds: 6,
+        round: Duration::from_millis(800),
+        outage_every: 4,
+    })
+    .await
+}
+
+/// The long run: 300 jobs, 30 rounds, two outages. About three minutes:
+/// run it by hand, `cargo test --test faults chaos -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn chaos_loses_duplicates_and_orphans_nothing() {
+    chaos(Chaos {
+        jobs: 300,
+        concurrency: 4,
+        rounds: 30,
+        round: Duration::from_millis(1500),
+        outage_every: 12,
+    })
+    .await
 }

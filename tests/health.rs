@@ -15,6 +15,17 @@ async fn get(url: &str) -> Option<(u16, String)> {
     Some((status, response.text().await.ok()?))
 }
 
+/// Waits until `/health` answers `status`; its report.
+async fn health_answers(base: &str, status: u16) -> serde_json::Value {
+    let (_, body) = eventually(&format!("/health to answer {status}"), SECS(30), || async {
+        get(&format!("{base}/health"))
+            .await
+            .filter(|(s, _)| *s == status)
+    })
+    .await;
+    serde_json::from_str(&body).unwrap()
+}
+
 /// Sends raw bytes and returns the status line of the reply.
 async fn raw(addr: &str, bytes: &[u8]) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -30,33 +41,19 @@ async fn raw(addr: &str, bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics_tell_the_truth() {
-    let mut db = TestDb::start().await;
-    let standin = StandIn::new();
     let port = xtract::ops::localpg::free_port().unwrap();
     let addr = format!("127.0.0.1:{port}");
-    let mut options = DaemonOptions::new(&standin.script);
-    options
-        .extra_env
-        .push(("XTRACT_HEALTH_ADDR".into(), addr.clone()));
-    let _daemon = Daemon::start(&db.url, &options);
+    let (mut s, _daemon) = Stage::new().env("XTRACT_HEALTH_ADDR", &addr).start().await;
     let base = format!("http://{addr}");
 
-    let (status, body) = eventually("a healthy daemon", SECS(30), || async {
-        get(&format!("{base}/health"))
-            .await
-            .filter(|(s, _)| *s == 200)
-    })
-    .await;
-    assert_eq!(status, 200);
-    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let health = health_answers(&base, 200).await;
     assert_eq!(health["database_connected"], true);
     assert_eq!(health["listener_alive"], true);
 
-    let client = db.client().await;
-    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/measured").await;
-    wait_status(&client, id, "completed", SECS(30)).await;
+    let id = s.enqueue("http://127.0.0.1:9/ok/measured").await;
+    s.wait(id, "completed").await;
     // One more, not due for an hour: it waits, visibly.
-    client
+    s.client
         .execute(
             "INSERT INTO processing_jobs (user_id, original_url, run_after)
              VALUES ($1, 'http://127.0.0.1:9/ok/later', now() + interval '1 hour')",
@@ -116,15 +113,7 @@ async fn health_and_metrics_tell_the_truth() {
     let (missing, _) = get(&format!("{base}/nope")).await.unwrap();
     assert_eq!(missing, 404);
 
-    drop(client);
-    db.pg.stop(false).unwrap();
-    let (status, body) = eventually("an unhealthy report", SECS(30), || async {
-        get(&format!("{base}/health"))
-            .await
-            .filter(|(s, _)| *s == 503)
-    })
-    .await;
-    assert_eq!(status, 503);
-    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    s.db.pg.stop(false).unwrap();
+    let health = health_answers(&base, 503).await;
     assert_eq!(health["database_connected"], false);
 }

@@ -27,19 +27,27 @@ fn decoded(path: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn streams(path: &Path) -> String {
+/// What ffprobe says of `path` when asked `args`.
+fn ffprobe(path: &Path, args: &[&str]) -> String {
     let out = Command::new(&tools().ffprobe)
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name",
-        ])
-        .args(["-of", "csv=p=0"])
+        .args(["-v", "error"])
+        .args(args)
         .arg(path)
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn streams(path: &Path) -> String {
+    ffprobe(
+        path,
+        &[
+            "-show_entries",
+            "stream=codec_type,codec_name",
+            "-of",
+            "csv=p=0",
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,17 +103,17 @@ async fn mp4_audio_is_read_and_cut_as_ffmpeg_would() {
 }
 
 fn tags(path: &Path) -> String {
-    let out = Command::new(&tools().ffprobe)
-        .args(["-v", "error", "-show_entries", "format_tags=title,artist"])
-        .args([
+    ffprobe(
+        path,
+        &[
+            "-show_entries",
+            "format_tags=title,artist",
             "-show_entries",
             "stream=codec_name:stream_disposition=attached_pic",
-        ])
-        .args(["-of", "compact=p=0:nk=1"])
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+            "-of",
+            "compact=p=0:nk=1",
+        ],
+    )
 }
 
 #[test]

@@ -561,6 +561,7 @@ async fn dev_demo_takes_a_job_to_completed_from_an_empty_folder() {
 /// One job in each state (two failed), and a paused platform.
 struct Fixture {
     db: TestDb,
+    client: tokio_postgres::Client,
     pending: Uuid,
     processing: Uuid,
     completed: Uuid,
@@ -639,6 +640,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     Fixture {
         db,
+        client,
         pending,
         processing,
         completed,
@@ -740,14 +742,14 @@ async fn jobs_show_prints_every_column_and_the_audio_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_retry_sets_a_failed_job_pending_from_attempt_zero() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
 
     let ran = jobs(&f, &["retry", &f.failed_instagram.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
     assert!(ran
         .stdout
         .contains(&format!("retried {}", f.failed_instagram)));
-    let row = job(&client, f.failed_instagram).await;
+    let row = job(client, f.failed_instagram).await;
     assert_eq!(row["status"], "pending");
     assert_eq!(row["attempts"], 0);
     assert!(row["error_code"].is_null() && row["error_message"].is_null());
@@ -775,13 +777,13 @@ async fn jobs_retry_sets_a_failed_job_pending_from_attempt_zero() {
         ran.stderr.contains(&format!("no job with id {unknown}")),
         "{ran}"
     );
-    assert_eq!(status(&client, f.cancelled).await, "pending");
+    assert_eq!(status(client, f.cancelled).await, "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_retry_all_failed_takes_only_the_named_platform() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
 
     let ran = jobs(&f, &["retry", "--all-failed", "--platform", "tiktok"]).await;
     assert!(ran.status.success(), "{ran}");
@@ -789,57 +791,50 @@ async fn jobs_retry_all_failed_takes_only_the_named_platform() {
         ran.stdout.contains("1 failed job(s) set back to pending"),
         "{ran}"
     );
-    assert_eq!(status(&client, f.failed_tiktok).await, "pending");
-    assert_eq!(status(&client, f.failed_instagram).await, "failed");
+    assert_eq!(status(client, f.failed_tiktok).await, "pending");
+    assert_eq!(status(client, f.failed_instagram).await, "failed");
 
     let ran = jobs(&f, &["retry", "--all-failed"]).await;
     assert!(
         ran.stdout.contains("1 failed job(s) set back to pending"),
         "{ran}"
     );
-    assert_eq!(status(&client, f.failed_instagram).await, "pending");
+    assert_eq!(status(client, f.failed_instagram).await, "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_cancel_cancels_pending_jobs_and_refuses_finished_ones() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
 
     let ran = jobs(&f, &["cancel", &f.pending.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
-    assert_eq!(status(&client, f.pending).await, "cancelled");
+    assert_eq!(status(client, f.pending).await, "cancelled");
 
     let ran = jobs(&f, &["cancel", &f.completed.to_string()]).await;
     assert!(!ran.status.success(), "{ran}");
     assert!(ran.stderr.contains("is completed"), "{ran}");
-    assert_eq!(status(&client, f.completed).await, "completed");
+    assert_eq!(status(client, f.completed).await, "completed");
     // The processing job belongs to no live daemon here; its row still moves.
     let ran = jobs(&f, &["cancel", &f.processing.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
-    assert_eq!(status(&client, f.processing).await, "cancelled");
+    assert_eq!(status(client, f.processing).await, "cancelled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_cancel_stops_a_job_a_daemon_is_running() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/op").await;
-    let ytdlp_pid = standin.blocked_pid("op").await;
+    let (s, daemon) = Stage::new().start().await;
+    let (id, ytdlp_pid) = s.blocked_job("op").await;
 
-    let ran = xtract(&db.url, &options(), &["jobs", "cancel", &id.to_string()]).await;
+    let ran = s.xtract(&["jobs", "cancel", &id.to_string()]).await;
     assert!(ran.status.success(), "{ran}");
-    eventually("the download to be killed", SECS(10), || async {
-        (!process_alive(ytdlp_pid)).then_some(())
-    })
-    .await;
+    wait_ended("the download to be killed", &[ytdlp_pid]).await;
     eventually("the worker to let go of the job", SECS(10), || async {
-        job(&client, id).await["locked_by"].is_null().then_some(())
+        s.job(id).await["locked_by"].is_null().then_some(())
     })
     .await;
-    assert_eq!(status(&client, id).await, "cancelled");
-    assert!(daemon.log_text().contains("operator cancelled the job"));
+    assert_eq!(s.status(id).await, "cancelled");
+    daemon.assert_logged("operator cancelled the job");
 }
 
 // ---- scripts/install ----
@@ -981,7 +976,7 @@ fn install_dry_run_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_views_say_what_waits_what_failed_and_what_is_paused() {
     let f = fixture().await;
-    let client = f.db.client().await;
+    let client = &f.client;
     // Nothing has started the waiting job for ten minutes.
     client
         .execute(
@@ -1110,6 +1105,29 @@ async fn retention_deletes_old_finished_jobs_and_with_audio_their_files() {
     let old_failed = add("failed", 40).await;
     let old_waiting = add("pending", 40).await;
     let recent_done = add("completed", 3).await;
+    // More old finished jobs than a batch holds (200), older still, so
+    // they go first: the deletions come in batches, each its own
+    // statement (recorded below).
+    client
+        .execute(
+            "INSERT INTO processing_jobs (user_id, original_url, status, finished_at, created_at)
+             SELECT $1, 'https://youtu.be/aaaaaaaaaaa', 'failed',
+                    now() - interval '50 days', now() - interval '50 days'
+             FROM generate_series(1, 450)",
+            &[&USER],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE deleted_batches (seq bigserial, jobs bigint);
+             CREATE FUNCTION log_batch() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+             BEGIN INSERT INTO deleted_batches (jobs) SELECT count(*) FROM gone; RETURN NULL; END $$;
+             CREATE TRIGGER log_batch AFTER DELETE ON processing_jobs
+                 REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION log_batch();",
+        )
+        .await
+        .unwrap();
     // Nothing to run: the waiting job is held back.
     client
         .execute(
@@ -1159,14 +1177,17 @@ async fn retention_deletes_old_finished_jobs_and_with_audio_their_files() {
     .await;
     daemon.signal(libc::SIGTERM);
     daemon.wait_exit(SECS(30)).await;
-    assert!(
-        daemon.log_text().contains("retention: deleted"),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.assert_logged("retention: deleted");
     assert!(exists(old_waiting).await && exists(recent_done).await);
     assert_eq!(audio_rows().await, 2);
     assert!(audio_dir.join(format!("{USER}/{old_done}.m4a")).exists());
+    let batches: Vec<i64> = column(
+        &client,
+        "SELECT jobs FROM deleted_batches WHERE jobs > 0 ORDER BY seq",
+        &[],
+    )
+    .await;
+    assert_eq!(batches, [200, 200, 52], "452 old jobs in batches of 200");
 
     // With audio: another old completed job goes with its row and file.
     let old_done2 = add("completed", 35).await;

@@ -160,7 +160,7 @@ async fn a_missing_video_fails_with_not_found() {
     assert_eq!(row["status"], "failed");
     assert_eq!(row["error_code"], "not_found");
     assert_eq!(row["attempts"], 1);
-    assert!(row["error_detail"].as_str().unwrap().contains("404"));
+    assert!(text_of(&row, "error_detail").contains("404"));
     assert!(audio.is_none());
 }
 
@@ -197,10 +197,7 @@ async fn a_file_over_the_size_limit_fails_with_too_large() {
     let (row, audio, daemon) = run_one("big.mp4", &[("XTRACT_MAX_FILESIZE_MB", "1")]).await;
     assert_eq!(row["status"], "failed", "{row}");
     assert_eq!(row["error_code"], "too_large", "{row}");
-    assert!(
-        row["error_message"].as_str().unwrap().contains("1 MB"),
-        "{row}"
-    );
+    assert!(text_of(&row, "error_message").contains("1 MB"), "{row}");
     assert!(audio.is_none());
     assert!(leftover_files(&daemon.work_dir()).is_empty());
 }
@@ -219,10 +216,7 @@ async fn a_link_to_an_unsupported_site_fails_at_once_with_a_clear_message() {
     let row = job(&client, id).await;
     assert_eq!(row["status"], "failed");
     assert_eq!(row["error_code"], "unsupported_url");
-    assert!(row["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("not supported"));
+    assert!(text_of(&row, "error_message").contains("not supported"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,10 +235,7 @@ async fn a_download_that_grows_past_the_limit_is_stopped_midway() {
     wait_status(&client, id, "failed", SECS(30)).await;
     let row = job(&client, id).await;
     assert_eq!(row["error_code"], "too_large");
-    assert!(
-        row["error_message"].as_str().unwrap().contains("1 MB"),
-        "{row}"
-    );
+    assert!(text_of(&row, "error_message").contains("1 MB"), "{row}");
     assert!(!process_alive(pid), "the download was stopped");
 }
 
@@ -274,16 +265,7 @@ async fn the_egress_guard_stops_a_redirect_into_the_private_network() {
 
     let server = MediaServer::start(&media().dir).await.unwrap();
     let clip = server.url("clip.mp4");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let redirector = listener.local_addr().unwrap();
-    let forbidden = clip.replace("127.0.0.1", "127.0.0.2");
-    tokio::spawn(async move {
-        let app = axum::Router::new().fallback(move || {
-            let to = forbidden.clone();
-            async move { axum::response::Redirect::temporary(&to) }
-        });
-        axum::serve(listener, app).await.unwrap();
-    });
+    let redirector = redirector(clip.replace("127.0.0.1", "127.0.0.2")).await;
     let guard =
         EgressGuard::start(Arc::new(|ip: IpAddr| ip == IpAddr::V4(Ipv4Addr::LOCALHOST))).unwrap();
 
@@ -378,7 +360,7 @@ from yt_dlp.extractor.common import InfoExtractor
 
 
 class XtractTestCarouselIE(InfoExtractor):
-    _VALID_URL = r'https?://127\.0\.0\.1:(?P<port>\d+)/carousel/(?P<id>[a-z0-9-]+)'
+    _VALID_URL = r'https?://127\.0\.0\.1:\d+/carousel/(?P<port>\d+)/(?P<id>[a-z0-9-]+)'
 
     def _real_extract(self, url):
         port, post = self._match_valid_url(url).group('port', 'id')
@@ -388,16 +370,33 @@ class XtractTestCarouselIE(InfoExtractor):
             if kind == 'video':
                 entry['duration'] = 3.0
                 entry['formats'] = [{
-                    'url': f'http://127.0.0.1:{port}/clip.mp4', 'ext': 'mp4', 'format_id': 'mp4',
+                    'url': f'http://127.0.0.1:{port}/item{k}.mp4', 'ext': 'mp4', 'format_id': 'mp4',
                     'vcodec': 'h264', 'acodec': 'aac',
                 }]
             entries.append(entry)
         return self.playlist_result(entries, post, 'Post by someone')
 "#;
 
+/// Serves clip.mp4 at every path, and keeps the paths asked for.
+async fn clip_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let asked: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let clip = std::fs::read(media().dir.join("clip.mp4")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = asked.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        log.lock().unwrap().push(uri.path().to_string());
+        let clip = clip.clone();
+        async move { clip }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (port, asked)
+}
+
 /// The real yt-dlp on a post shaped like an Instagram carousel: the photo
 /// item fails on its own, the first video is downloaded, and yt-dlp stops
-/// there (exit 101 from --max-downloads): one job, one file.
+/// there (exit 101 from --max-downloads): one job, one file, and the next
+/// video never asked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_yt_dlp_gives_the_first_video_of_a_post_with_several_items() {
     let home = tempfile::tempdir().unwrap();
@@ -407,22 +406,114 @@ async fn the_real_yt_dlp_gives_the_first_video_of_a_post_with_several_items() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("xtract_test_carousel.py"), CAROUSEL_PLUGIN).unwrap();
     let home = home.path().display().to_string();
-    let (row, audio, daemon) = run_one("carousel/photo-video-video", &[("HOME", &home)]).await;
+    let (port, asked) = clip_server().await;
+    let post = format!("carousel/{port}/photo-video-video");
+    let (row, audio, daemon) = run_one(&post, &[("HOME", &home)]).await;
     assert_eq!(row["status"], "completed", "{row}\n{}", daemon.log_text());
     assert_eq!(row["media_title"], "item 2", "{row}");
     let audio = audio.expect("an audio_files row");
     assert_eq!(probe_codec(&stored_file(&daemon, &audio)), "aac");
+    let asked = std::mem::take(&mut *asked.lock().unwrap());
+    assert!(!asked.is_empty(), "the first video was not downloaded");
+    assert!(
+        asked.iter().all(|p| p == "/item2.mp4"),
+        "yt-dlp went on past the first video: {asked:?}"
+    );
 
     // Photos only: no video to take the audio from, said once.
-    let (row, audio, _daemon) = run_one("carousel/photo-photo", &[("HOME", &home)]).await;
+    let post = format!("carousel/{port}/photo-photo");
+    let (row, audio, _daemon) = run_one(&post, &[("HOME", &home)]).await;
     assert_eq!(row["status"], "failed", "{row}");
     assert_eq!(row["error_code"], "no_formats", "{row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("only photos"),
+        text_of(&row, "error_message").contains("only photos"),
         "{row}"
     );
     assert!(audio.is_none());
+}
+
+/// The stand-in yt-dlp is no more lenient than the real one: every option
+/// it accepts is the real yt-dlp's, with a value where the real one takes
+/// one, and an option it does not know ends it as the real one ends:
+/// usage error, exit code 2.
+#[test]
+fn the_stand_in_yt_dlp_knows_only_the_real_ones_options() {
+    let help = std::process::Command::new(&tools().ytdlp)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    // "  -f, --format FORMAT   Video format code…": the spellings before the
+    // description, a metavar after the last when a value follows; aliases
+    // named in the description take the same.
+    let mut real: std::collections::BTreeMap<String, bool> = Default::default();
+    let mut last_takes = false;
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('-') && line.len() - trimmed.len() <= 6 {
+            let spec = trimmed.split("  ").next().unwrap();
+            let takes = spec
+                .rsplit(", ")
+                .next()
+                .is_some_and(|last| last.contains(' '));
+            for name in spec.split(", ") {
+                real.insert(name.split(' ').next().unwrap().to_string(), takes);
+            }
+            last_takes = takes;
+        }
+        if let Some((_, alias)) = line.split_once("(Alias: ") {
+            for name in alias.trim_end_matches(')').split(", ") {
+                real.insert(name.to_string(), last_takes);
+            }
+        }
+    }
+    assert!(real.len() > 200, "{help}");
+    for (name, takes) in STANDIN_OPTIONS {
+        assert_eq!(
+            real.get(*name),
+            Some(takes),
+            "{name}: the real yt-dlp's --help says {:?}",
+            real.get(*name)
+        );
+    }
+
+    let standin = StandIn::new();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&standin.script)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Unknown to both, and a value missing: both refuse alike. (A real
+    // option xtract never passes, such as --exec, the stand-in refuses
+    // too: stricter is safe.)
+    for (args, error) in [
+        (
+            &["--no-such-option", "--", "http://127.0.0.1:9/ok/x"][..],
+            "yt-dlp: error: no such option: --no-such-option",
+        ),
+        (&["-f"], "yt-dlp: error: -f option requires 1 argument"),
+        (
+            &["--exec=touch x", "--", "http://127.0.0.1:9/ok/x"],
+            "yt-dlp: error: no such option: --exec",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(error), "{args:?}: {stderr}");
+        if args[0] == "--exec=touch x" {
+            continue;
+        }
+        let real = std::process::Command::new(&tools().ytdlp)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(real.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&real.stderr).contains(error),
+            "{args:?}"
+        );
+    }
+    assert!(standin.calls().is_empty(), "refused before it began");
 }

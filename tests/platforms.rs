@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::row_log::{gaps, record_pacing, slots, through, turns, Paced};
 use support::*;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -31,63 +32,36 @@ min_interval_secs = 0.0
 jitter_secs = [0.0, 0.0]
 ";
 
-/// A daemon's options with this platforms file.
-fn options_with(standin: &StandIn, toml: &str) -> DaemonOptions {
-    let mut o = DaemonOptions::new(&standin.script);
-    o.extra_env.push((
-        "XTRACT_PLATFORMS_FILE".into(),
-        platforms_file(standin.dir.path(), toml),
-    ));
-    o
-}
-
-fn daemon_with(db: &TestDb, standin: &StandIn, toml: &str, extra: &[(&str, &str)]) -> Daemon {
-    let mut o = options_with(standin, toml);
-    for (k, v) in extra {
-        o.extra_env.push((k.to_string(), v.to_string()));
-    }
-    Daemon::start(&db.url, &o)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_one_pace_toward_a_platform() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let toml = "[tiktok]\nmin_interval_secs = 1.0\njitter_secs = [0.0, 0.0]\n";
-    let mut daemons = Vec::new();
-    for i in 0..2 {
-        let mut o = DaemonOptions::new(&standin.script);
-        o.concurrency = 3;
-        o.worker_id = format!("pacer-{i}");
-        o.extra_env.push((
-            "XTRACT_PLATFORMS_FILE".into(),
-            platforms_file(standin.dir.path(), toml),
-        ));
-        daemons.push(Daemon::start(&db.url, &o));
-    }
+    let s = Stage::new()
+        .platforms("[tiktok]\nmin_interval_secs = 1.0\njitter_secs = [0.0, 0.0]\n")
+        .concurrency(3)
+        .prepare()
+        .await;
+    record_pacing(&s.client).await;
+    let _daemons = [s.daemon_as("pacer-0"), s.daemon_as("pacer-1")];
     let mut ids = Vec::new();
     for n in 0..6 {
         ids.push(
-            db.enqueue(
-                &client,
-                &format!("https://www.tiktok.com/@someone/video/70000{n}"),
-            )
-            .await,
+            s.enqueue(&format!("https://www.tiktok.com/@someone/video/70000{n}"))
+                .await,
         );
     }
     for id in &ids {
-        wait_status(&client, *id, "completed", SECS(60)).await;
+        s.wait(*id, "completed").await;
     }
-    let mut times: Vec<f64> = standin.times().into_iter().map(|(t, _)| t).collect();
-    assert_eq!(times.len(), 6);
-    times.sort_by(f64::total_cmp);
-    for pair in times.windows(2) {
-        let gap = pair[1] - pair[0];
-        // The slot is 1 s; the stand-in's clock reading adds a little noise.
-        assert!(gap >= 0.95, "requests {gap:.3}s apart: {times:?}");
+    assert_eq!(s.standin.calls().len(), 6);
+    // Each run's first request let go a whole interval after the last,
+    // whichever daemon ran it (measured where the daemons take their turn).
+    let turns = turns(&s.client, "tiktok").await;
+    assert_eq!(turns.len(), 6, "{turns:?}");
+    let times: Vec<f64> = turns.iter().map(|t| t.at).collect();
+    for gap in gaps(&times) {
+        assert!(gap >= 1.0, "requests {gap:.3}s apart: {turns:?}");
     }
-    let pacing: i64 = client
+    let pacing: i64 = s
+        .client
         .query_one(
             "SELECT count(*) FROM xtract.platform_pacing WHERE platform = 'tiktok'",
             &[],
@@ -100,67 +74,48 @@ async fn two_daemons_share_one_pace_toward_a_platform() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_platform_pauses_without_spending_attempts_while_others_flow() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("1001", "fail");
-    standin.set_error(
-        "1001",
-        "WARNING: [TikTok] 1001: retrying\nERROR: [TikTok] 1001: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)\n",
-    );
-    let client = db.client().await;
     let toml = format!("{QUICK}\n[tiktok]\ncooldown_secs = 3600.0\n").replace(
         "[tiktok]\nmin_interval_secs = 0.0\njitter_secs = [0.0, 0.0]\nmax_attempts = 1\n",
         "",
     );
     let toml = format!("{toml}min_interval_secs = 0.0\njitter_secs = [0.0, 0.0]\n");
-    let _daemon = daemon_with(&db, &standin, &toml, &[]);
+    let (s, _daemon) = Stage::new().platforms(&toml).start().await;
+    s.standin.fails_with("1001",
+        "WARNING: [TikTok] 1001: retrying\nERROR: [TikTok] 1001: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)\n",
+    );
 
-    let limited = db
-        .enqueue(&client, "https://www.tiktok.com/@a/video/1001")
-        .await;
+    let limited = s.enqueue("https://www.tiktok.com/@a/video/1001").await;
     eventually("the rate-limited job to be put back", SECS(30), || async {
-        let row = job(&client, limited).await;
+        let row = s.job(limited).await;
         (row["error_code"] == "rate_limited").then_some(())
     })
     .await;
-    let waiting = db
-        .enqueue(&client, "https://www.tiktok.com/@a/video/1002")
+    let waiting = s.enqueue("https://www.tiktok.com/@a/video/1002").await;
+    let other = s
+        .enqueue("https://www.youtube.com/watch?v=okokokokoko")
         .await;
-    let other = db
-        .enqueue(&client, "https://www.youtube.com/watch?v=okokokokoko")
-        .await;
-    wait_status(&client, other, "completed", SECS(30)).await;
+    s.wait(other, "completed").await;
 
-    let row = job(&client, limited).await;
+    let row = s.job(limited).await;
     assert_eq!(row["status"], "pending");
     assert_eq!(row["attempts"], 0, "a platform pause spends no attempt");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("TikTok is limiting"),
+        text_of(&row, "error_message").contains("TikTok is limiting"),
         "{row}"
     );
-    let waits: f64 = client
-        .query_one(
-            "SELECT extract(epoch FROM run_after - now())::float8 FROM processing_jobs WHERE id = $1",
-            &[&limited],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let waits = s.secs_until_run(limited).await;
     assert!(
         waits > 3500.0,
-        "runs again after the cooldown, not {waits}s"
+        "runs again in {waits}s, not after the cooldown"
     );
     // The other TikTok job was not started (it would have gone before the
     // YouTube one, which was inserted later).
-    let row = job(&client, waiting).await;
+    let row = s.job(waiting).await;
     assert_eq!(row["status"], "pending");
     assert_eq!(row["attempts"], 0);
-    assert!(!standin.calls().iter().any(|c| c.contains("1002")));
+    assert!(!s.standin.calls().iter().any(|c| c.contains("1002")));
     // Operators see the pause.
-    let paused: f64 = client
+    let paused: f64 = s.client
         .query_one(
             "SELECT extract(epoch FROM paused_until - now())::float8 FROM xtract.platform_pacing WHERE platform = 'tiktok'",
             &[],
@@ -173,16 +128,11 @@ async fn a_rate_limited_platform_pauses_without_spending_attempts_while_others_f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_without_audio_only_formats_falls_back_to_a_muxed_file() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("2001", "needmuxed");
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
-    let id = db
-        .enqueue(&client, "https://www.tiktok.com/@b/video/2001")
-        .await;
-    wait_status(&client, id, "completed", SECS(30)).await;
-    let args = standin.args();
+    let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
+    s.standin.set_kind("2001", "needmuxed");
+    let id = s.enqueue("https://www.tiktok.com/@b/video/2001").await;
+    s.wait(id, "completed").await;
+    let args = s.standin.args();
     assert_eq!(args.len(), 2, "{args:?}");
     // TikTok's selectors leave out the format of the post's sound (the
     // song TikTok names beside the video): the post's own audio is wanted.
@@ -202,23 +152,18 @@ async fn a_platform_without_audio_only_formats_falls_back_to_a_muxed_file() {
 /// platform, and only there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platforms_ytdlp_args_reach_every_strategy_of_that_platform() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("muxedvideo1", "needmuxed");
-    let client = db.client().await;
     let toml = format!(
         "{QUICK}ytdlp_args = [\"--extractor-args\", \"youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416\", \"--sleep-requests\", \"1.5\"]\n"
     );
-    let _daemon = daemon_with(&db, &standin, &toml, &[]);
-    let yt = db
-        .enqueue(&client, "https://www.youtube.com/watch?v=muxedvideo1")
+    let (s, _daemon) = Stage::new().platforms(&toml).start().await;
+    s.standin.set_kind("muxedvideo1", "needmuxed");
+    let yt = s
+        .enqueue("https://www.youtube.com/watch?v=muxedvideo1")
         .await;
-    wait_status(&client, yt, "completed", SECS(30)).await;
-    let tt = db
-        .enqueue(&client, "https://www.tiktok.com/@b/video/2004")
-        .await;
-    wait_status(&client, tt, "completed", SECS(30)).await;
-    let args = standin.args();
+    s.wait(yt, "completed").await;
+    let tt = s.enqueue("https://www.tiktok.com/@b/video/2004").await;
+    s.wait(tt, "completed").await;
+    let args = s.standin.args();
     assert_eq!(
         args.len(),
         3,
@@ -261,30 +206,21 @@ async fn a_platform_file_with_an_option_that_runs_commands_stops_the_daemon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_strategy_fails_the_user_is_told_so() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("2002", "fail");
-    standin.set_error(
+    let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
+    s.standin.fails_with(
         "2002",
         "ERROR: unable to download video data: HTTP Error 403: Forbidden\n",
     );
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
-    let id = db
-        .enqueue(&client, "https://www.tiktok.com/@b/video/2002")
+    let (_, row) = s
+        .run("https://www.tiktok.com/@b/video/2002", "failed")
         .await;
-    wait_status(&client, id, "failed", SECS(30)).await;
-    let row = job(&client, id).await;
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .starts_with("All download strategies failed"),
+        text_of(&row, "error_message").starts_with("All download strategies failed"),
         "{row}"
     );
     assert_eq!(row["error_code"], "http_forbidden");
     assert_eq!(
-        standin.calls().len(),
+        s.standin.calls().len(),
         3,
         "audio-only, best, mobile user agent"
     );
@@ -292,46 +228,32 @@ async fn when_every_strategy_fails_the_user_is_told_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_video_is_not_asked_for_again() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("2003", "fail");
-    standin.set_error("2003", "ERROR: [TikTok] 2003: This account is private\n");
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
-    let id = db
-        .enqueue(&client, "https://www.tiktok.com/@b/video/2003")
-        .await;
-    wait_status(&client, id, "failed", SECS(30)).await;
-    assert_eq!(standin.calls().len(), 1);
-    let row = job(&client, id).await;
+    let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
+    s.standin
+        .fails_with("2003", "ERROR: [TikTok] 2003: This account is private\n");
+    let id = s.enqueue("https://www.tiktok.com/@b/video/2003").await;
+    s.wait(id, "failed").await;
+    assert_eq!(s.standin.calls().len(), 1);
+    let row = s.job(id).await;
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Video Processing Failed"),
+        text_of(&row, "error_message").starts_with("Video Processing Failed"),
         "{row}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instagram_gets_no_forced_user_agent_and_the_media_facts_are_kept() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
-    let id = db
-        .enqueue(
-            &client,
-            "https://www.instagram.com/reel/Cabc123XYZ/?igsh=tracking",
-        )
+    let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
+    let id = s
+        .enqueue("https://www.instagram.com/reel/Cabc123XYZ/?igsh=tracking")
         .await;
-    wait_status(&client, id, "completed", SECS(30)).await;
-    let args = standin.args();
+    s.wait(id, "completed").await;
+    let args = s.standin.args();
     // yt-dlp impersonates a browser for Instagram itself (curl_cffi); a
     // forced phone User-Agent would contradict it (see strategy.rs).
     assert!(!args[0].contains("User-Agent"), "{}", args[0]);
     assert!(args[0].contains("--ignore-config") && args[0].contains("--no-playlist"));
-    let row = job(&client, id).await;
+    let row = s.job(id).await;
     assert_eq!(row["platform"], "instagram");
     assert_eq!(row["media_title"], "Stand-in Cabc123XYZ");
     assert_eq!(row["media_uploader"], "someone");
@@ -340,53 +262,68 @@ async fn instagram_gets_no_forced_user_agent_and_the_media_facts_are_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_shows_while_the_download_runs() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("3001", "slow");
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
-    let id = db
-        .enqueue(&client, "https://www.tiktok.com/@c/video/3001")
-        .await;
+    let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
+    s.standin.set_kind("3001", "slow");
+    let id = s.enqueue("https://www.tiktok.com/@c/video/3001").await;
     eventually("progress of 50%", SECS(30), || async {
-        let row = job(&client, id).await;
+        let row = s.job(id).await;
         (row["progress_percent"] == 50 && row["status"] == "processing").then_some(())
     })
     .await;
-    standin.release("3001");
-    wait_status(&client, id, "completed", SECS(30)).await;
+    s.standin.release("3001");
+    s.wait(id, "completed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookies_are_offered_last_and_each_job_gets_its_own_copy() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("DEF456", "needcookies");
     let cookies = tempfile::tempdir().unwrap();
     let original = "# Netscape HTTP Cookie File\n.instagram.com\tTRUE\t/\tTRUE\t0\tsessionid\tsecret-session\n";
     std::fs::write(cookies.path().join("instagram.txt"), original).unwrap();
-    let client = db.client().await;
-    let daemon = daemon_with(
-        &db,
-        &standin,
-        QUICK,
-        &[("XTRACT_COOKIES_DIR", &cookies.path().display().to_string())],
-    );
-    let id = db
-        .enqueue(&client, "https://www.instagram.com/p/DEF456/")
+    let operators = cookies.path().display().to_string();
+    let (s, daemon) = Stage::new()
+        .platforms(QUICK)
+        .env("XTRACT_COOKIES_DIR", &operators)
+        .start()
         .await;
-    wait_status(&client, id, "completed", SECS(30)).await;
-    let args = standin.args();
-    assert!(
-        !args[0].contains("--cookies"),
-        "cookies only as a last resort"
-    );
-    let last = args.last().unwrap();
-    assert!(last.contains("--cookies"), "{last}");
-    assert!(
-        !last.contains(&cookies.path().display().to_string()),
-        "a copy, not the operator's file"
-    );
+    // Two posts that need a signed-in session, run side by side.
+    let posts = ["DEF456", "GHI789"];
+    let mut ids = Vec::new();
+    for post in posts {
+        s.standin.set_kind(post, "needcookies");
+        ids.push(
+            s.enqueue(&format!("https://www.instagram.com/p/{post}/"))
+                .await,
+        );
+    }
+    for id in ids {
+        s.wait(id, "completed").await;
+    }
+    let args = s.standin.args();
+    let mut copies = Vec::new();
+    for post in posts {
+        let runs: Vec<&String> = args
+            .iter()
+            .filter(|a| a.ends_with(&format!("/{post}/")))
+            .collect();
+        assert!(
+            !runs[0].contains("--cookies"),
+            "cookies only as a last resort: {runs:?}"
+        );
+        let last = runs.last().unwrap();
+        let (_, after) = last
+            .split_once("--cookies ")
+            .unwrap_or_else(|| panic!("no cookies for {post}: {last}"));
+        let copy = after.split(' ').next().unwrap().to_string();
+        // A copy in the job's own folder (yt-dlp rewrites it), gone with it.
+        assert!(!copy.starts_with(&operators), "the operator's file: {copy}");
+        assert!(
+            std::path::Path::new(&copy).starts_with(daemon.work_dir()),
+            "{copy}"
+        );
+        assert!(!std::path::Path::new(&copy).exists(), "{copy} left behind");
+        copies.push(copy);
+    }
+    assert_ne!(copies[0], copies[1], "two jobs, one copy");
     assert_eq!(
         std::fs::read_to_string(cookies.path().join("instagram.txt")).unwrap(),
         original
@@ -396,45 +333,25 @@ async fn cookies_are_offered_last_and_each_job_gets_its_own_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_video_is_downloaded_once_and_its_audio_reused() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let daemon = daemon_with(&db, &standin, QUICK, &[]);
-    let first = db
-        .enqueue(
-            &client,
-            "https://www.youtube.com/watch?v=dQw4w9WgXcQ&si=share-token",
-        )
+    let (s, daemon) = Stage::new().platforms(QUICK).start().await;
+    let first = s
+        .enqueue("https://www.youtube.com/watch?v=dQw4w9WgXcQ&si=share-token")
         .await;
-    wait_status(&client, first, "completed", SECS(30)).await;
+    s.wait(first, "completed").await;
     let other_user = uuid::Uuid::new_v4();
-    let second = db
-        .enqueue_as(&client, other_user, "https://youtu.be/dQw4w9WgXcQ")
+    let second = s
+        .enqueue_as(other_user, "https://youtu.be/dQw4w9WgXcQ")
         .await;
-    wait_status(&client, second, "completed", SECS(30)).await;
+    s.wait(second, "completed").await;
 
-    assert_eq!(standin.calls().len(), 1, "the platform was asked once");
-    let audio = |id: uuid::Uuid| {
-        let client = &client;
-        async move {
-            let row: serde_json::Value = client
-                .query_one(
-                    "SELECT to_jsonb(a) FROM audio_files a WHERE job_id = $1",
-                    &[&id],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            row
-        }
-    };
-    let (a, b) = (audio(first).await, audio(second).await);
+    assert_eq!(s.standin.calls().len(), 1, "the platform was asked once");
+    let (a, b) = (
+        s.audio(first).await.unwrap(),
+        s.audio(second).await.unwrap(),
+    );
     assert_eq!(b["reused_from_job_id"], first.to_string());
     assert_eq!(b["user_id"], other_user.to_string());
-    assert!(b["storage_path"]
-        .as_str()
-        .unwrap()
-        .starts_with(&other_user.to_string()));
+    assert!(text_of(&b, "storage_path").starts_with(&other_user.to_string()));
     assert_eq!(a["file_size"], b["file_size"]);
     let copy = daemon.audio_dir().join(b["storage_path"].as_str().unwrap());
     let original = daemon.audio_dir().join(a["storage_path"].as_str().unwrap());
@@ -442,72 +359,62 @@ async fn the_same_video_is_downloaded_once_and_its_audio_reused() {
         std::fs::read(copy).unwrap(),
         std::fs::read(original).unwrap()
     );
-    assert_eq!(
-        job(&client, second).await["media_title"],
-        "Stand-in dQw4w9WgXcQ"
-    );
+    assert_eq!(s.job(second).await["media_title"], "Stand-in dQw4w9WgXcQ");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_can_be_turned_off() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[("XTRACT_DEDUP", "false")]);
+    let (s, _daemon) = Stage::new()
+        .platforms(QUICK)
+        .env("XTRACT_DEDUP", "false")
+        .start()
+        .await;
     for _ in 0..2 {
-        let id = db
-            .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        let id = s
+            .enqueue("https://www.youtube.com/watch?v=dQw4w9WgXcQ")
             .await;
-        wait_status(&client, id, "completed", SECS(30)).await;
+        s.wait(id, "completed").await;
     }
-    assert_eq!(standin.calls().len(), 2);
+    assert_eq!(s.standin.calls().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_keeps_meeting_a_rate_limit_fails_after_its_pauses() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("Cpaused1234", "fail");
-    standin.set_error(
-        "Cpaused1234",
+    let toml = QUICK.replace("[instagram]\n", "[instagram]\ncooldown_secs = 0.2\n");
+    let (s, _daemon) = Stage::new()
+        .platforms(&toml)
+        .env("XTRACT_MAX_PAUSES", "2")
+        .start()
+        .await;
+    s.standin.fails_with("Cpaused1234",
         "ERROR: [Instagram] Cpaused1234: Requested content is not available, rate-limit reached or login required. Use --cookies-from-browser or --cookies for the authentication.\n",
     );
-    let client = db.client().await;
-    let toml = QUICK.replace("[instagram]\n", "[instagram]\ncooldown_secs = 0.2\n");
-    let _daemon = daemon_with(&db, &standin, &toml, &[("XTRACT_MAX_PAUSES", "2")]);
-    let id = db
-        .enqueue(&client, "https://www.instagram.com/p/Cpaused1234/")
+    let (_, row) = s
+        .run("https://www.instagram.com/p/Cpaused1234/", "failed")
         .await;
-    wait_status(&client, id, "failed", SECS(30)).await;
-    let row = job(&client, id).await;
     assert_eq!(row["error_code"], "rate_limited");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Instagram Rate Limit Reached"),
+        text_of(&row, "error_message").starts_with("Instagram Rate Limit Reached"),
         "{row}"
     );
     assert_eq!(row["pauses"], 2);
     assert_eq!(row["attempts"], 1, "pauses spend no attempts");
-    assert_eq!(standin.calls().len(), 3);
+    assert_eq!(s.standin.calls().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, "[tiktok]\nenabled = false\n", &[]);
-    let off = db
-        .enqueue(&client, "https://www.tiktok.com/@b/video/3003")
+    let (s, _daemon) = Stage::new()
+        .platforms("[tiktok]\nenabled = false\n")
+        .start()
         .await;
-    let on = db
-        .enqueue(&client, "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+    let off = s.enqueue("https://www.tiktok.com/@b/video/3003").await;
+    let on = s
+        .enqueue("https://www.youtube.com/watch?v=dQw4w9WgXcQ")
         .await;
-    wait_status(&client, off, "failed", SECS(30)).await;
-    wait_status(&client, on, "completed", SECS(30)).await;
-    let row = job(&client, off).await;
+    s.wait(off, "failed").await;
+    s.wait(on, "completed").await;
+    let row = s.job(off).await;
     assert_eq!(row["error_code"], "unsupported_url");
     assert_eq!(
         row["error_message"],
@@ -515,9 +422,9 @@ async fn a_platform_turned_off_fails_its_jobs_at_once_without_contacting_it() {
     );
     assert_eq!(row["attempts"], 1, "failed for good, not retried");
     assert!(
-        standin.calls().iter().all(|c| !c.contains("3003")),
+        s.standin.calls().iter().all(|c| !c.contains("3003")),
         "TikTok was asked: {:?}",
-        standin.calls()
+        s.standin.calls()
     );
 }
 
@@ -585,11 +492,9 @@ async fn a_deferred_job_leaves_the_next_slot_free() {
 /// are skipped. Links to different items are different videos.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_with_several_items_gives_the_named_item_or_its_first_video() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("Ccarousel1", "carousel:photo,video,photo,video");
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
+    let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
+    s.standin
+        .set_kind("Ccarousel1", "carousel:photo,video,photo,video");
     let cases = [
         // (link, the item whose audio the job gets)
         ("https://www.instagram.com/p/Ccarousel1/", 2),
@@ -601,15 +506,14 @@ async fn a_post_with_several_items_gives_the_named_item_or_its_first_video() {
         ),
     ];
     for (link, item) in cases {
-        let id = db.enqueue(&client, link).await;
-        wait_status(&client, id, "completed", SECS(30)).await;
-        let row = job(&client, id).await;
+        let (id, row) = s.run(link, "completed").await;
         assert_eq!(
             row["media_title"],
             format!("Stand-in Ccarousel1 item {item}"),
             "{link}: {row}"
         );
-        let audio: i64 = client
+        let audio: i64 = s
+            .client
             .query_one("SELECT count(*) FROM audio_files WHERE job_id = $1", &[&id])
             .await
             .unwrap()
@@ -617,7 +521,7 @@ async fn a_post_with_several_items_gives_the_named_item_or_its_first_video() {
         assert_eq!(audio, 1, "one job, one audio");
     }
     // Three links, three items asked for: none reused another's audio.
-    let args = standin.args();
+    let args = s.standin.args();
     assert_eq!(args.len(), 3, "{args:?}");
     assert!(
         args.iter().all(|a| a.contains("--max-downloads 1")),
@@ -627,7 +531,7 @@ async fn a_post_with_several_items_gives_the_named_item_or_its_first_video() {
     assert!(args[1].contains("--playlist-items 4,1:"), "{}", args[1]);
     assert!(args[2].contains("--playlist-items 3,1:"), "{}", args[2]);
     // yt-dlp gets the canonical link (with the item), not the tracking.
-    let calls = standin.calls();
+    let calls = s.standin.calls();
     assert_eq!(
         calls[2],
         "https://www.instagram.com/p/Ccarousel1/?img_index=3"
@@ -639,38 +543,27 @@ async fn a_post_with_several_items_gives_the_named_item_or_its_first_video() {
 /// of handing over the next video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_without_a_downloadable_first_video_fails_for_what_it_is() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("Cphotos1", "carousel:photo,photo");
-    standin.set_kind("Cbroken1", "carousel:photo,video403,video");
-    standin.set_kind("Clong1", "carousel:long,video");
-    let client = db.client().await;
-    let _daemon = daemon_with(&db, &standin, QUICK, &[]);
-    let photos = db
-        .enqueue(&client, "https://www.instagram.com/p/Cphotos1/")
-        .await;
-    let broken = db
-        .enqueue(&client, "https://www.instagram.com/p/Cbroken1/")
-        .await;
-    let long = db
-        .enqueue(&client, "https://www.instagram.com/p/Clong1/")
-        .await;
+    let (s, _daemon) = Stage::new().platforms(QUICK).start().await;
+    s.standin.set_kind("Cphotos1", "carousel:photo,photo");
+    s.standin
+        .set_kind("Cbroken1", "carousel:photo,video403,video");
+    s.standin.set_kind("Clong1", "carousel:long,video");
+    let photos = s.enqueue("https://www.instagram.com/p/Cphotos1/").await;
+    let broken = s.enqueue("https://www.instagram.com/p/Cbroken1/").await;
+    let long = s.enqueue("https://www.instagram.com/p/Clong1/").await;
     for id in [photos, broken, long] {
-        wait_status(&client, id, "failed", SECS(30)).await;
+        s.wait(id, "failed").await;
     }
-    let row = job(&client, photos).await;
+    let row = s.job(photos).await;
     assert_eq!(row["error_code"], "no_formats", "{row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("only photos"),
+        text_of(&row, "error_message").contains("only photos"),
         "{row}"
     );
-    let row = job(&client, broken).await;
+    let row = s.job(broken).await;
     assert_eq!(row["error_code"], "http_forbidden", "{row}");
     assert!(row["result_audio_file_id"].is_null());
-    let row = job(&client, long).await;
+    let row = s.job(long).await;
     assert_eq!(row["error_code"], "too_long", "{row}");
 }
 
@@ -679,44 +572,31 @@ async fn a_post_without_a_downloadable_first_video_fails_for_what_it_is() {
 /// the operator's metric counts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outdated_extractor_is_retried_after_a_cooldown_and_counted() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("7100", "fail");
-    standin.set_error(
-        "7100",
-        "ERROR: [TikTok] 7100: Unable to extract universal data for rehydration; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U\n",
-    );
-    let client = db.client().await;
     let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
     let toml = "[tiktok]\nmin_interval_secs = 0.0\njitter_secs = [0.0, 0.0]\nmax_attempts = 2\n";
-    let _daemon = daemon_with(&db, &standin, toml, &[("XTRACT_HEALTH_ADDR", &addr)]);
-    let id = db
-        .enqueue(&client, "https://www.tiktok.com/@a/video/7100")
+    let (s, _daemon) = Stage::new()
+        .platforms(toml)
+        .env("XTRACT_HEALTH_ADDR", &addr)
+        .start()
         .await;
+    s.standin.fails_with("7100",
+        "ERROR: [TikTok] 7100: Unable to extract universal data for rehydration; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U\n",
+    );
+    let id = s.enqueue("https://www.tiktok.com/@a/video/7100").await;
     let row = eventually("the job to wait for its retry", SECS(30), || async {
-        let row = job(&client, id).await;
+        let row = s.job(id).await;
         (row["status"] == "pending" && row["error_code"] == "extractor_outdated").then_some(row)
     })
     .await;
     assert_eq!(row["attempts"], 1, "an attempt is spent: {row}");
     assert!(
-        row["error_message"]
-            .as_str()
-            .unwrap()
-            .contains("TikTok has changed"),
+        text_of(&row, "error_message").contains("TikTok has changed"),
         "{row}"
     );
-    let waits: f64 = client
-        .query_one(
-            "SELECT extract(epoch FROM run_after - now())::float8 FROM processing_jobs WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let waits = s.secs_until_run(id).await;
     assert!(
         waits > 1700.0,
-        "retried after the cooldown, not in {waits}s"
+        "retried in {waits}s, not after the cooldown"
     );
     let metrics = reqwest::get(format!("http://{addr}/metrics"))
         .await
@@ -737,14 +617,12 @@ async fn an_outdated_extractor_is_retried_after_a_cooldown_and_counted() {
 /// same choice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_choose_format_and_bitrate_and_get_a_tagged_file_with_its_facts() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let daemon = daemon_with(&db, &standin, QUICK, &[]);
+    let (s, daemon) = Stage::new().platforms(QUICK).start().await;
     let insert = |format: Option<&'static str>, bitrate: Option<i32>| {
-        let client = &client;
+        let s = &s;
         async move {
-            let id: uuid::Uuid = client
+            let id: uuid::Uuid = s
+                .client
                 .query_one(
                     "INSERT INTO processing_jobs (user_id, original_url, audio_format, audio_bitrate_kbps)
                      VALUES ($1, 'https://www.youtube.com/watch?v=tagsTagsTag', $2, $3) RETURNING id",
@@ -753,16 +631,8 @@ async fn users_choose_format_and_bitrate_and_get_a_tagged_file_with_its_facts() 
                 .await
                 .unwrap()
                 .get(0);
-            wait_status(client, id, "completed", SECS(30)).await;
-            let row: serde_json::Value = client
-                .query_one(
-                    "SELECT to_jsonb(a) FROM audio_files a WHERE job_id = $1",
-                    &[&id],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            row
+            s.wait(id, "completed").await;
+            s.audio(id).await.unwrap()
         }
     };
     let probe = |row: &serde_json::Value| {
@@ -838,7 +708,7 @@ async fn users_choose_format_and_bitrate_and_get_a_tagged_file_with_its_facts() 
     let again = insert(Some("mp3"), Some(96)).await;
     assert!(!again["reused_from_job_id"].is_null(), "{again}");
     assert_eq!(again["title"], "Stand-in tagsTagsTag");
-    assert_eq!(standin.calls().len(), 2, "the platform was asked twice");
+    assert_eq!(s.standin.calls().len(), 2, "the platform was asked twice");
 
     // A choice the daemon cannot honour is refused at insert, in words.
     for (format, bitrate, words) in [
@@ -846,7 +716,7 @@ async fn users_choose_format_and_bitrate_and_get_a_tagged_file_with_its_facts() 
         (Some("mp3"), Some(1000), "between 32 and 320"),
         (Some("original"), Some(128), "keeps the source"),
     ] {
-        let e = client
+        let e = s.client
             .execute(
                 "INSERT INTO processing_jobs (user_id, original_url, audio_format, audio_bitrate_kbps)
                  VALUES ($1, 'https://youtu.be/aaaaaaaaaaa', $2, $3)",
@@ -861,7 +731,7 @@ async fn users_choose_format_and_bitrate_and_get_a_tagged_file_with_its_facts() 
 
 // ---- the egress pool ----
 
-use support::proxy_double::{Seen, StandInProxy};
+use support::proxy_double::StandInProxy;
 
 /// `[egress.NAME]` tables for these proxies, and TikTok paced at 2 s.
 fn pool_toml(proxies: &[(&str, String)], tiktok: &str) -> String {
@@ -872,29 +742,8 @@ fn pool_toml(proxies: &[(&str, String)], tiktok: &str) -> String {
     toml
 }
 
-/// `n` TikTok jobs inserted at once.
-async fn enqueue_tiktok(client: &tokio_postgres::Client, first: u32, n: u32) -> Vec<uuid::Uuid> {
-    client
-        .query(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'https://www.tiktok.com/@pool/video/' || n
-             FROM generate_series($2::int4, $2::int4 + $3::int4 - 1) AS n
-             RETURNING id",
-            &[&USER, &(first as i32), &(n as i32)],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-/// Seconds between consecutive requests.
-fn gaps(seen: &[Seen]) -> Vec<f64> {
-    seen.windows(2)
-        .map(|w| (w[1].at - w[0].at).as_secs_f64())
-        .collect()
-}
+/// The egress pool tests' TikTok links, less the video's number.
+const TIKTOK_POOL: &str = "https://www.tiktok.com/@pool/video/";
 
 /// Each job's `egress` column.
 async fn egress_of(client: &tokio_postgres::Client, ids: &[uuid::Uuid]) -> Vec<Option<String>> {
@@ -906,14 +755,12 @@ async fn egress_of(client: &tokio_postgres::Client, ids: &[uuid::Uuid]) -> Vec<O
 }
 
 /// The issue's numbers: three proxy egresses, TikTok paced at 2 s, twelve
-/// jobs start within about 6 s (one egress would need 22 s), and no egress
-/// sends two requests less than 2 s apart. One proxy is SOCKS5; two take a
-/// user and password, which reach yt-dlp in its private options file and
-/// never on its command line.
+/// jobs at once start within about 6 s (one egress would need 22 s), and no
+/// egress sends two requests less than 2 s apart. One proxy is SOCKS5; two
+/// take a user and password, which reach yt-dlp in its private options file
+/// and never on its command line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_proxy_egresses_start_twelve_tiktok_jobs_in_a_third_of_the_time() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
     let res1 = StandInProxy::http(Some(("alice", "s3cret-one")), "203.0.113.1").await;
     let res2 = StandInProxy::http(None, "203.0.113.2").await;
     let res3 = StandInProxy::socks5(Some(("bob", "s3cret-three")), "203.0.113.3").await;
@@ -925,38 +772,46 @@ async fn three_proxy_egresses_start_twelve_tiktok_jobs_in_a_third_of_the_time() 
         ],
         "",
     );
-    let mut o = options_with(&standin, &toml);
-    o.concurrency = 6;
-    let _daemon = Daemon::start(&db.url, &o);
-    let client = db.client().await;
-    let ids = enqueue_tiktok(&client, 1, 12).await;
+    // Twelve at once: every job holds a worker slot while it waits its turn.
+    let s = Stage::new()
+        .platforms(&toml)
+        .concurrency(12)
+        .prepare()
+        .await;
+    record_pacing(&s.client).await;
+    let _daemon = s.daemon();
+    let ids = enqueue_burst(&s.client, USER, TIKTOK_POOL, 1..=12).await;
     for id in &ids {
-        wait_status(&client, *id, "completed", SECS(60)).await;
+        s.wait(*id, "completed").await;
     }
 
     let proxies = [("res1", &res1), ("res2", &res2), ("res3", &res3)];
-    let mut starts: Vec<std::time::Instant> = Vec::new();
+    let turns = turns(&s.client, "tiktok").await;
     for (name, proxy) in proxies {
         let seen = proxy.seen();
         assert!(seen.iter().all(|s| s.authorized), "{name}: {seen:?}");
         let served = proxy.served();
         assert!(served.len() >= 3, "{name} served {}: uneven", served.len());
-        // 2 s slots; each request is a new process, which adds noise.
-        for gap in gaps(&served) {
-            assert!(gap >= 1.8, "{name}: requests {gap:.3}s apart");
+        // Each request through it let go 2 s after the one before (where
+        // the daemon takes its turn; the proxy sees it after a process
+        // start).
+        let times = through(&turns, name);
+        assert_eq!(times.len(), served.len(), "{name}: {turns:?}");
+        for gap in gaps(&times) {
+            assert!(gap >= 2.0, "{name}: requests {gap:.3}s apart");
         }
-        starts.extend(served.iter().map(|s| s.at));
     }
-    assert_eq!(starts.len(), 12);
-    starts.sort();
-    let span = (starts[11] - starts[0]).as_secs_f64();
-    eprintln!("twelve starts over {span:.2}s");
+    // A third of the time: no job was given a turn more than three slots
+    // (6 s) after it asked; through one egress the last would wait eleven.
+    let slots = slots(&s.client, "tiktok").await;
+    assert_eq!(slots.len(), 12, "{slots:?}");
+    let longest = slots.iter().map(Paced::wait).fold(0.0, f64::max);
     assert!(
-        span <= 7.5,
-        "twelve jobs took {span:.1}s to start (about 6 s expected; one egress needs 22 s)"
+        longest <= 6.0 + 1e-3,
+        "a job waited {longest:.2}s for its turn: {slots:?}"
     );
     // Each job records the egress that served it, as the proxies saw.
-    let served_by = egress_of(&client, &ids).await;
+    let served_by = egress_of(&s.client, &ids).await;
     for (name, proxy) in proxies {
         let recorded = served_by
             .iter()
@@ -965,7 +820,7 @@ async fn three_proxy_egresses_start_twelve_tiktok_jobs_in_a_third_of_the_time() 
         assert_eq!(recorded, proxy.served().len(), "{name}: {served_by:?}");
     }
     // The passwords went in the private file only.
-    let args = standin.args().join("\n");
+    let args = s.standin.args().join("\n");
     assert!(args.contains("--config-locations"), "{args}");
     assert!(
         !args.contains("s3cret") && !args.contains("--proxy"),
@@ -979,8 +834,6 @@ async fn three_proxy_egresses_start_twelve_tiktok_jobs_in_a_third_of_the_time() 
 /// full pace. Operators see the pause per egress (metrics, `xtract jobs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
     let res1 = StandInProxy::http(None, "203.0.113.1").await;
     let res2 = StandInProxy::http(None, "203.0.113.2").await;
     let res3 = StandInProxy::http(None, "203.0.113.3").await;
@@ -994,48 +847,52 @@ async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
         "cooldown_secs = 3600.0\n",
     );
     let addr = format!("127.0.0.1:{}", xtract::ops::localpg::free_port().unwrap());
-    let mut o = options_with(&standin, &toml);
-    o.concurrency = 6;
-    o.extra_env
-        .push(("XTRACT_HEALTH_ADDR".into(), addr.clone()));
-    let _daemon = Daemon::start(&db.url, &o);
-    let client = db.client().await;
-    let ids = enqueue_tiktok(&client, 100, 9).await;
+    let s = Stage::new()
+        .platforms(&toml)
+        .concurrency(6)
+        .env("XTRACT_HEALTH_ADDR", &addr)
+        .prepare()
+        .await;
+    record_pacing(&s.client).await;
+    let _daemon = s.daemon();
+    let ids = enqueue_burst(&s.client, USER, TIKTOK_POOL, 100..=108).await;
     for id in &ids {
-        wait_status(&client, *id, "completed", SECS(60)).await;
+        s.wait(*id, "completed").await;
     }
 
     let limited = res2.seen();
     assert_eq!(limited.len(), 1, "a paused egress got more: {limited:?}");
     assert_eq!(limited[0].status, 429);
-    let mut starts = Vec::new();
+    // Measured where the daemon reserves its slots and takes its turns.
+    let (slots, turns) = (
+        slots(&s.client, "tiktok").await,
+        turns(&s.client, "tiktok").await,
+    );
+    let mut served = 0;
     for (name, proxy) in [("res1", &res1), ("res3", &res3)] {
-        let served = proxy.served();
-        for gap in gaps(&served) {
-            // Never faster than the pace, and never idle while jobs wait.
+        let (booked, taken) = (through(&slots, name), through(&turns, name));
+        assert_eq!(taken.len(), proxy.served().len(), "{name}: {turns:?}");
+        assert_eq!(booked.len(), taken.len(), "{name}: {slots:?}");
+        served += taken.len();
+        // Never faster than the pace...
+        for gap in gaps(&taken) {
+            assert!(gap >= 2.0, "{name}: requests {gap:.3}s apart");
+        }
+        // ...and never a slot left idle while its job waited: each turn
+        // taken within an interval of its slot.
+        for (slot, turn) in booked.iter().zip(&taken) {
             assert!(
-                (1.8..=3.0).contains(&gap),
-                "{name}: requests {gap:.3}s apart"
+                (0.0..2.0).contains(&(turn - slot)),
+                "{name}: a turn {:.2}s after its slot: {slots:?} {turns:?}",
+                turn - slot
             );
         }
-        starts.extend(served.iter().map(|s| s.at));
     }
-    assert_eq!(starts.len(), 9);
-    starts.sort();
-    let span = (starts[8] - starts[0]).as_secs_f64();
-    eprintln!(
-        "nine starts over {span:.2}s; gaps res1 {:?}, res3 {:?}",
-        gaps(&res1.served()),
-        gaps(&res3.served())
-    );
-    assert!(
-        span <= 9.5,
-        "nine jobs through two egresses took {span:.1}s (about 8 s)"
-    );
+    assert_eq!(served, 9);
     // The job that met the 429 spent no attempt and went out elsewhere.
     let mut bounced = Vec::new();
     for id in &ids {
-        let row = job(&client, *id).await;
+        let row = s.job(*id).await;
         if row["pauses"] == 1 {
             bounced.push(row);
         }
@@ -1054,7 +911,8 @@ async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
     assert_eq!(row["attempts"], 1, "{row}");
     assert!(row["egress"] == "res1" || row["egress"] == "res3", "{row}");
     // The pause is TikTok's on res2 alone.
-    let paused: Vec<(String, bool)> = client
+    let paused: Vec<(String, bool)> = s
+        .client
         .query(
             "SELECT egress_key, coalesce(paused_until > now() + interval '3500 seconds', false)
              FROM xtract.platform_pacing WHERE platform = 'tiktok' ORDER BY egress_key",
@@ -1087,7 +945,7 @@ async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
     ] {
         assert!(metrics.contains(line), "no {line} in\n{metrics}");
     }
-    let ran = xtract(&db.url, &DaemonOptions::new(&standin.script), &["jobs"]).await;
+    let ran = s.xtract(&["jobs"]).await;
     assert!(ran.stdout.contains("paused: tiktok on res2 until"), "{ran}");
 }
 
@@ -1098,23 +956,19 @@ async fn a_rate_limit_through_one_egress_leaves_the_others_at_full_pace() {
 /// attempt; nothing else is sent to the dead one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_proxy_pauses_its_egress_and_its_job_goes_out_through_another() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
     let live = StandInProxy::http(None, "203.0.113.1").await;
     let closed = xtract::ops::localpg::free_port().unwrap();
     let dead = format!("http://carol:d34d-s3cret@127.0.0.1:{closed}");
     let toml = pool_toml(&[("dead", dead), ("live", live.url())], "");
-    let mut o = options_with(&standin, &toml);
-    o.concurrency = 4;
-    let daemon = Daemon::start(&db.url, &o);
-    let client = db.client().await;
-    let ids = enqueue_tiktok(&client, 200, 4).await;
+    let (s, daemon) = Stage::new().platforms(&toml).concurrency(4).start().await;
+    let ids = enqueue_burst(&s.client, USER, TIKTOK_POOL, 200..=203).await;
     for id in &ids {
-        wait_status(&client, *id, "completed", SECS(60)).await;
+        s.wait(*id, "completed").await;
     }
 
     assert_eq!(live.served().len(), 4, "{:?}", live.seen());
-    let tried_dead: Vec<_> = standin
+    let tried_dead: Vec<_> = s
+        .standin
         .proxied()
         .into_iter()
         .filter(|(proxy, _, _)| *proxy == format!("127.0.0.1:{closed}"))
@@ -1122,7 +976,7 @@ async fn a_dead_proxy_pauses_its_egress_and_its_job_goes_out_through_another() {
     assert_eq!(tried_dead.len(), 1, "{tried_dead:?}");
     let mut bounced = Vec::new();
     for id in &ids {
-        let row = job(&client, *id).await;
+        let row = s.job(*id).await;
         assert_eq!(row["egress"], "live", "{row}");
         if row["pauses"] == 1 {
             bounced.push(row);
@@ -1130,7 +984,8 @@ async fn a_dead_proxy_pauses_its_egress_and_its_job_goes_out_through_another() {
     }
     assert_eq!(bounced.len(), 1, "{bounced:?}");
     assert_eq!(bounced[0]["attempts"], 1, "{}", bounced[0]);
-    let (paused_for, why): (f64, String) = client
+    let (paused_for, why): (f64, String) = s
+        .client
         .query_one(
             "SELECT extract(epoch FROM paused_until - now())::float8, pause_reason
              FROM xtract.platform_pacing WHERE platform = 'tiktok' AND egress_key = 'dead'",
@@ -1153,8 +1008,6 @@ async fn a_dead_proxy_pauses_its_egress_and_its_job_goes_out_through_another() {
 /// from the job's error and the log, and never on a command line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
     let proxy = StandInProxy::http(Some(("alice", "the-right-one")), "203.0.113.1").await;
     // The file's password is not the one the proxy takes: it answers 407,
     // and the stand-in's error line names the proxy, password and all.
@@ -1164,13 +1017,12 @@ async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
     );
     // A refusing proxy pauses its egress; with no pause allowed, the job
     // fails at once.
-    let daemon = daemon_with(&db, &standin, &toml, &[("XTRACT_MAX_PAUSES", "0")]);
-    let client = db.client().await;
-    let id = db
-        .enqueue(&client, "https://www.tiktok.com/@a/video/407")
+    let (s, daemon) = Stage::new()
+        .platforms(&toml)
+        .env("XTRACT_MAX_PAUSES", "0")
+        .start()
         .await;
-    wait_status(&client, id, "failed", SECS(30)).await;
-    let row = job(&client, id).await;
+    let (_, row) = s.run("https://www.tiktok.com/@a/video/407", "failed").await;
     assert_eq!(row["error_code"], "network", "{row}");
     assert_eq!(row["egress"], "res1");
     let detail = row["error_detail"].as_str().unwrap();
@@ -1184,7 +1036,7 @@ async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
     let log = daemon.log_text();
     assert!(log.contains("res1 (http://alice:***@127.0.0.1:"), "{log}");
     assert!(!log.contains("w0rng-p4ss"), "{log}");
-    assert!(!standin.args().join(" ").contains("w0rng-p4ss"));
+    assert!(!s.standin.args().join(" ").contains("w0rng-p4ss"));
 }
 
 /// SIGHUP reads the egresses again: a removed one takes no new job, an
@@ -1192,39 +1044,25 @@ async fn a_proxys_password_never_reaches_the_job_row_or_the_log() {
 /// with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_adds_and_removes_egresses_and_running_jobs_keep_theirs() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_kind("9001", "block");
     let old = StandInProxy::http(None, "203.0.113.1").await;
     let new = StandInProxy::http(None, "203.0.113.2").await;
-    let file = platforms_file(standin.dir.path(), &pool_toml(&[("old", old.url())], ""));
-    let mut o = DaemonOptions::new(&standin.script);
-    o.extra_env
-        .push(("XTRACT_PLATFORMS_FILE".into(), file.clone()));
-    let daemon = Daemon::start(&db.url, &o);
-    let client = db.client().await;
-    let running = db
-        .enqueue(&client, "https://www.tiktok.com/@a/video/9001")
+    let (s, daemon) = Stage::new()
+        .platforms(&pool_toml(&[("old", old.url())], ""))
+        .start()
         .await;
-    standin.blocked_pid("9001").await;
+    s.standin.set_kind("9001", "block");
+    let running = s.enqueue("https://www.tiktok.com/@a/video/9001").await;
+    s.standin.blocked_pid("9001").await;
 
-    std::fs::write(&file, pool_toml(&[("new", new.url())], "")).unwrap();
+    std::fs::write(s.platforms_file(), pool_toml(&[("new", new.url())], "")).unwrap();
     daemon.signal(libc::SIGHUP);
-    eventually("the reload", SECS(30), || async {
-        daemon
-            .log_text()
-            .contains("configuration reloaded")
-            .then_some(())
-    })
-    .await;
-    let later = db
-        .enqueue(&client, "https://www.tiktok.com/@a/video/9002")
-        .await;
-    wait_status(&client, later, "completed", SECS(30)).await;
-    assert_eq!(job(&client, later).await["egress"], "new");
-    standin.release("9001");
-    wait_status(&client, running, "completed", SECS(30)).await;
-    assert_eq!(job(&client, running).await["egress"], "old");
+    daemon.wait_for_log("configuration reloaded").await;
+    let later = s.enqueue("https://www.tiktok.com/@a/video/9002").await;
+    s.wait(later, "completed").await;
+    assert_eq!(s.job(later).await["egress"], "new");
+    s.standin.release("9001");
+    s.wait(running, "completed").await;
+    assert_eq!(s.job(running).await["egress"], "old");
     let targets =
         |p: &StandInProxy| -> Vec<String> { p.served().into_iter().map(|s| s.target).collect() };
     assert_eq!(targets(&old), ["http://www.tiktok.com/@a/video/9001"]);
@@ -1250,25 +1088,41 @@ async fn racing_reservations_never_share_a_slot_and_take_the_first_free_ones() {
         max_runtime: None,
     };
     let keys = ["a", "b", "c"];
-    let turns = futures::future::join_all(
-        (0..30).map(|_| pacer.reserve(Platform::TikTok, &policy, &keys, SECS(1000))),
-    )
-    .await;
-    let mut slots: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
-    for turn in turns {
-        let Turn::Go { egress, wait } = turn.unwrap() else {
+    let reserve = || async {
+        let asked = std::time::Instant::now();
+        let turn = pacer
+            .reserve(Platform::TikTok, &policy, &keys, SECS(1000))
+            .await
+            .unwrap();
+        (asked, turn, std::time::Instant::now())
+    };
+    let turns = futures::future::join_all((0..30).map(|_| reserve())).await;
+    let origin = turns.iter().map(|(asked, _, _)| *asked).min().unwrap();
+    let secs = |t: std::time::Instant| (t - origin).as_secs_f64();
+    // Each slot starts `wait` after the database read its clock, which it
+    // did between the asking and the answer: (earliest, latest) start.
+    let mut slots: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    for (asked, turn, answered) in turns {
+        let Turn::Go { egress, wait } = turn else {
             panic!("deferred with 1000 s to wait");
         };
-        // Slot n of an egress starts 10n seconds from now (less the time
-        // the reservations took).
-        let n = (wait.as_secs_f64() / 10.0).round();
-        assert!((wait.as_secs_f64() - n * 10.0).abs() < 1.0, "{wait:?}");
-        slots.entry(egress).or_default().push(n as u64);
+        let wait = wait.as_secs_f64();
+        slots
+            .entry(egress)
+            .or_default()
+            .push((secs(asked) + wait, secs(answered) + wait));
     }
-    for (egress, mut taken) in slots.clone() {
-        taken.sort();
-        let expected: Vec<u64> = (0..taken.len() as u64).collect();
-        assert_eq!(taken, expected, "{egress}: slots shared or skipped");
+    for (egress, taken) in &mut slots {
+        taken.sort_by(|a, b| (a.0 + a.1).total_cmp(&(b.0 + b.1)));
+        // Each slot 10 s after the one before: none shared, none skipped.
+        for pair in taken.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let (least, most) = (b.0 - a.1, b.1 - a.0);
+            assert!(
+                least - 1e-3 <= 10.0 && 10.0 <= most + 1e-3,
+                "{egress}: slots {least:.3}..{most:.3}s apart: {taken:?}"
+            );
+        }
     }
     // Thirty slots over three egresses: the first free ones are ten each.
     let counts: Vec<usize> = slots.values().map(Vec::len).collect();

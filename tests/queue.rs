@@ -6,6 +6,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use support::row_log::{job_changes, record_jobs, JobChange};
 use support::*;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -28,60 +29,32 @@ async fn listener_up(client: &tokio_postgres::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notification_starts_a_job_long_before_the_poll() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    // The fallback poll is a minute away: only the notification can be quick.
-    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    listener_up(&client).await;
+    // The fallback poll is an hour away: only the notification can start
+    // the job within the minute `wait` allows.
+    let (s, _daemon) = Stage::new().poll(3600.0).start().await;
+    listener_up(&s.client).await;
 
-    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/fast").await;
-    wait_status(&client, id, "completed", SECS(20)).await;
-    let pickup: f64 = client
-        .query_one(
-            "SELECT extract(epoch FROM started_at - created_at)::float8 FROM processing_jobs WHERE id = $1",
-            &[&id],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(
-        pickup < 2.0,
-        "picked up after {pickup}s; the poll is 60s away"
-    );
+    let id = s.enqueue("http://127.0.0.1:9/ok/fast").await;
+    s.wait(id, "completed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_daemons_do_each_of_1000_jobs_exactly_once() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
+    let s = Stage::new().concurrency(4).poll(2.0).prepare().await;
     let daemons: Vec<Daemon> = (0..3)
-        .map(|i| {
-            let mut o = DaemonOptions::new(&standin.script);
-            o.concurrency = 4;
-            o.poll_secs = 2.0;
-            o.worker_id = format!("daemon-{i}");
-            Daemon::start(&db.url, &o)
-        })
+        .map(|i| s.daemon_as(&format!("daemon-{i}")))
         .collect();
-    listener_up(&client).await;
+    listener_up(&s.client).await;
 
     // Inserted in batches while the daemons run, so claims race inserts.
     const JOBS: i64 = 1000;
     for batch in 0..10i64 {
-        client
-            .execute(
-                "INSERT INTO processing_jobs (user_id, original_url)
-                 SELECT $1, 'http://127.0.0.1:9/ok/job-' || n
-                 FROM generate_series($2::bigint, $3::bigint) AS n",
-                &[&USER, &(batch * 100), &(batch * 100 + 99)],
-            )
-            .await
-            .unwrap();
+        let numbers = batch * 100..=batch * 100 + 99;
+        enqueue_burst(&s.client, USER, "http://127.0.0.1:9/ok/job-", numbers).await;
     }
     eventually("all jobs to complete", SECS(600), || async {
-        let done: i64 = client
+        let done: i64 = s
+            .client
             .query_one(
                 "SELECT count(*) FROM processing_jobs WHERE status = 'completed'",
                 &[],
@@ -94,12 +67,13 @@ async fn three_daemons_do_each_of_1000_jobs_exactly_once() {
     .await;
 
     // Each URL went to yt-dlp exactly once.
-    let calls = standin.calls();
+    let calls = s.standin.calls();
     let unique: HashSet<&String> = calls.iter().collect();
     assert_eq!(calls.len(), JOBS as usize, "yt-dlp runs");
     assert_eq!(unique.len(), JOBS as usize, "distinct URLs downloaded");
     // One audio row per job, each job started once.
-    let row = client
+    let row = s
+        .client
         .query_one(
             "SELECT (SELECT count(DISTINCT job_id) FROM audio_files),
                     (SELECT count(*) FROM audio_files),
@@ -125,139 +99,112 @@ async fn three_daemons_do_each_of_1000_jobs_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_worker_job_is_finished_by_another() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let mut options = DaemonOptions::new(&standin.script);
-    options.lease_secs = 2.0;
-    options.poll_secs = 0.5;
-    let mut first = Daemon::start(&db.url, &options);
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/k").await;
-    let ytdlp_pid = standin.blocked_pid("k").await;
-    assert_eq!(status(&client, id).await, "processing");
+    let (s, mut first) = Stage::new().lease(2.0).poll(0.5).start().await;
+    let (id, ytdlp_pid) = s.blocked_job("k").await;
+    assert_eq!(s.status(id).await, "processing");
 
     first.signal(libc::SIGKILL);
     first.wait_exit(SECS(10)).await;
     // The orphaned download dies with its daemon.
-    eventually("the killed daemon's yt-dlp to die", SECS(10), || async {
-        (!process_alive(ytdlp_pid)).then_some(())
-    })
-    .await;
-    assert_eq!(
-        status(&client, id).await,
-        "processing",
-        "nobody has noticed yet"
-    );
+    wait_ended("the killed daemon's yt-dlp to die", &[ytdlp_pid]).await;
+    assert_eq!(s.status(id).await, "processing", "nobody has noticed yet");
 
-    standin.release("k");
-    options.worker_id = "second".into();
-    let _second = Daemon::start(&db.url, &options);
-    wait_status(&client, id, "completed", SECS(30)).await;
-    let job = job(&client, id).await;
+    s.standin.release("k");
+    let _second = s.daemon_as("second");
+    s.wait(id, "completed").await;
+    let job = s.job(id).await;
     assert_eq!(job["attempts"], 2);
-    let audio_rows: i64 = client
-        .query_one("SELECT count(*) FROM audio_files WHERE job_id = $1", &[&id])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(audio_rows, 1);
+    assert_eq!(s.audio_rows(id).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_worker_job_fails_once_attempts_are_used_up() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
+    // One storage for both daemons, as in production.
+    let storage = tempfile::tempdir().unwrap();
+    let s = Stage::new()
+        .lease(1.0)
+        .poll(0.3)
+        .env(
+            "XTRACT_LOCAL_STORAGE_DIR",
+            &storage.path().display().to_string(),
+        )
+        .prepare()
+        .await;
     // Local links are platform "other": 3 attempts. Pretend two were spent.
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/lost").await;
-    client
+    let id = s.enqueue("http://127.0.0.1:9/block/lost").await;
+    s.client
         .execute(
             "UPDATE processing_jobs SET attempts = 2 WHERE id = $1",
             &[&id],
         )
         .await
         .unwrap();
-    let mut options = DaemonOptions::new(&standin.script);
-    options.lease_secs = 1.0;
-    options.poll_secs = 0.3;
-    let mut first = Daemon::start(&db.url, &options);
-    standin.blocked_pid("lost").await;
+    let mut first = s.daemon();
+    s.standin.blocked_pid("lost").await;
+    // What the killed worker may have stored before it could write the row.
+    let stored = storage.path().join(format!("{USER}/{id}.m4a"));
+    std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
+    std::fs::write(&stored, b"audio of a lost run").unwrap();
     first.signal(libc::SIGKILL);
     first.wait_exit(SECS(10)).await;
 
-    options.worker_id = "reaper".into();
-    let _second = Daemon::start(&db.url, &options);
-    wait_status(&client, id, "failed", SECS(30)).await;
-    let job = job(&client, id).await;
+    let _second = s.daemon_as("reaper");
+    s.wait(id, "failed").await;
+    let job = s.job(id).await;
     assert_eq!(job["error_code"], "worker_lost");
     assert_eq!(job["attempts"], 3);
-    assert!(job["error_message"]
-        .as_str()
-        .unwrap()
-        .contains("stopped unexpectedly"));
-    assert!(standin.calls().len() == 1, "the job was not started again");
+    assert!(text_of(&job, "error_message").contains("stopped unexpectedly"));
+    assert!(
+        s.standin.calls().len() == 1,
+        "the job was not started again"
+    );
+    // A failed job keeps no audio: the reaper removes what its run stored.
+    eventually("the lost run's audio to go", SECS(30), || async {
+        (!stored.exists()).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_mid_job_loses_nothing() {
-    let mut db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/r").await;
-    standin.blocked_pid("r").await;
-    drop(client);
+    let (mut s, daemon) = Stage::new().start().await;
+    let (id, _) = s.blocked_job("r").await;
 
     // The job finishes while the database is down: its result must wait.
-    db.pg.stop(false).unwrap();
-    standin.release("r");
-    eventually(
-        "the daemon to hold the finished result",
-        SECS(30),
-        || async {
-            daemon
-                .log_text()
-                .contains("cannot write the job's outcome yet")
-                .then_some(())
-        },
-    )
-    .await;
-    db.pg.start(true).unwrap();
+    s.db.pg.stop(false).unwrap();
+    s.standin.release("r");
+    daemon
+        .wait_for_log("cannot write the job's outcome yet")
+        .await;
+    s.db.pg.start(true).unwrap();
 
-    let client = db.client().await;
-    wait_status(&client, id, "completed", SECS(30)).await;
-    assert_eq!(job(&client, id).await["attempts"], 1);
+    s.reconnect().await;
+    s.wait(id, "completed").await;
+    assert_eq!(s.job(id).await["attempts"], 1);
 
     // And it listens again: a new job starts without waiting for the poll.
-    listener_up(&client).await;
-    let next = db
-        .enqueue(&client, "http://127.0.0.1:9/ok/after-restart")
-        .await;
-    wait_status(&client, next, "completed", SECS(15)).await;
+    listener_up(&s.client).await;
+    let next = s.enqueue("http://127.0.0.1:9/ok/after-restart").await;
+    s.wait(next, "completed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_error(
+    let (s, _daemon) = Stage::new().start().await;
+    s.standin.set_error(
         "again",
         "ERROR: [generic] again: Unable to download webpage: HTTP Error 404: Not Found (caused by <HTTPError 404: Not Found>)\n",
     );
-    let client = db.client().await;
-    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    listener_up(&client).await;
+    listener_up(&s.client).await;
 
-    let id = db.enqueue(&client, "http://127.0.0.1:9/flaky/again").await;
-    wait_status(&client, id, "failed", SECS(20)).await;
-    let failed = job(&client, id).await;
+    let (id, failed) = s.run("http://127.0.0.1:9/flaky/again", "failed").await;
     assert_eq!(failed["error_code"], "not_found");
     assert_eq!(failed["attempts"], 1, "a 404 is not retried");
 
     // What an operator does in the table editor.
-    operator_sets_status(&client, id, "pending").await.unwrap();
-    wait_status(&client, id, "completed", SECS(15)).await;
-    let done = job(&client, id).await;
+    s.operator_sets(id, "pending").await;
+    s.wait(id, "completed").await;
+    let done = s.job(id).await;
     assert_eq!(
         done["attempts"], 1,
         "a retry from the dashboard starts afresh"
@@ -267,46 +214,26 @@ async fn operator_retry_from_the_dashboard_is_picked_up_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_cancel_stops_a_running_job() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/c").await;
-    let ytdlp_pid = standin.blocked_pid("c").await;
+    let (s, daemon) = Stage::new().start().await;
+    let (id, ytdlp_pid) = s.blocked_job("c").await;
 
-    operator_sets_status(&client, id, "cancelled")
-        .await
-        .unwrap();
-    eventually("the download to be killed", SECS(5), || async {
-        (!process_alive(ytdlp_pid)).then_some(())
-    })
-    .await;
+    s.operator_sets(id, "cancelled").await;
+    wait_ended("the download to be killed", &[ytdlp_pid]).await;
     eventually("the worker to let go of the job", SECS(5), || async {
-        job(&client, id).await["locked_by"].is_null().then_some(())
+        s.job(id).await["locked_by"].is_null().then_some(())
     })
     .await;
-    let row = job(&client, id).await;
+    let row = s.job(id).await;
     assert_eq!(row["status"], "cancelled");
     assert!(row["finished_at"].is_string());
-    let audio_rows: i64 = client
-        .query_one("SELECT count(*) FROM audio_files WHERE job_id = $1", &[&id])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(audio_rows, 0);
-    assert!(daemon.log_text().contains("operator cancelled the job"));
+    assert_eq!(s.audio_rows(id).await, 0);
+    daemon.assert_logged("operator cancelled the job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_unfinished_jobs_without_counting_the_attempt() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let mut options = DaemonOptions::new(&standin.script);
-    options.grace_secs = 0.5;
-    let mut daemon = Daemon::start(&db.url, &options);
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/term").await;
-    let ytdlp_pid = standin.blocked_pid("term").await;
+    let (s, mut daemon) = Stage::new().grace(0.5).start().await;
+    let (id, ytdlp_pid) = s.blocked_job("term").await;
 
     daemon.signal(libc::SIGTERM);
     let status = daemon.wait_exit(SECS(30)).await;
@@ -316,7 +243,7 @@ async fn sigterm_releases_unfinished_jobs_without_counting_the_attempt() {
         daemon.log_text()
     );
     assert!(!process_alive(ytdlp_pid), "the download was stopped");
-    let row = job(&client, id).await;
+    let row = s.job(id).await;
     assert_eq!(row["status"], "pending");
     assert_eq!(row["attempts"], 0);
     assert!(row["locked_by"].is_null());
@@ -324,71 +251,81 @@ async fn sigterm_releases_unfinished_jobs_without_counting_the_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_running_job_finish_within_the_grace_period() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let mut options = DaemonOptions::new(&standin.script);
-    options.grace_secs = 60.0;
-    let mut daemon = Daemon::start(&db.url, &options);
-    let id = db.enqueue(&client, "http://127.0.0.1:9/block/grace").await;
-    standin.blocked_pid("grace").await;
+    let (s, mut daemon) = Stage::new().grace(60.0).start().await;
+    let (id, _) = s.blocked_job("grace").await;
 
     daemon.signal(libc::SIGTERM);
-    eventually("the daemon to stop claiming", SECS(10), || async {
-        daemon.log_text().contains("shutting down").then_some(())
-    })
-    .await;
+    daemon.wait_for_log("shutting down").await;
     // Not claimed: a job inserted after SIGTERM waits for another daemon.
-    let later = db.enqueue(&client, "http://127.0.0.1:9/ok/later").await;
-    standin.release("grace");
+    let later = s.enqueue("http://127.0.0.1:9/ok/later").await;
+    s.standin.release("grace");
     let status = daemon.wait_exit(SECS(30)).await;
     assert!(status.success());
-    assert_eq!(support::status(&client, id).await, "completed");
-    assert_eq!(support::status(&client, later).await, "pending");
+    assert_eq!(s.status(id).await, "completed");
+    assert_eq!(s.status(later).await, "pending");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_failures_are_retried_with_backoff_then_fail() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
+    let s = Stage::new().prepare().await;
+    record_jobs(&s.client).await;
+    let _daemon = s.daemon();
     let network = "ERROR: [generic] n: Unable to download webpage: <urlopen error [Errno 111] Connection refused> (caused by TransportError('[Errno 111] Connection refused'))\n";
-    standin.set_error("blip", network);
-    standin.set_error("down", network);
-    let client = db.client().await;
-    let _daemon = Daemon::start(&db.url, &DaemonOptions::new(&standin.script));
+    s.standin.set_error("blip", network);
+    s.standin.set_error("down", network);
 
-    let blip = db.enqueue(&client, "http://127.0.0.1:9/flaky/blip").await;
-    let down = db.enqueue(&client, "http://127.0.0.1:9/fail/down").await;
-    wait_status(&client, blip, "completed", SECS(30)).await;
-    assert_eq!(job(&client, blip).await["attempts"], 2);
+    let blip = s.enqueue("http://127.0.0.1:9/flaky/blip").await;
+    let down = s.enqueue("http://127.0.0.1:9/fail/down").await;
+    s.wait(blip, "completed").await;
+    assert_eq!(s.job(blip).await["attempts"], 2);
 
-    wait_status(&client, down, "failed", SECS(30)).await;
-    let row = job(&client, down).await;
+    s.wait(down, "failed").await;
+    let row = s.job(down).await;
     assert_eq!(row["attempts"], 3, "platform other allows 3 attempts");
-    assert!(row["error_detail"]
-        .as_str()
-        .unwrap()
-        .contains("Connection refused"));
-    let downs = standin
-        .calls()
-        .iter()
-        .filter(|c| c.contains("/fail/down"))
-        .count();
-    assert_eq!(downs, 3);
+    assert!(text_of(&row, "error_detail").contains("Connection refused"));
+    let downs: Vec<f64> = s
+        .standin
+        .times()
+        .into_iter()
+        .filter(|(_, url)| url.contains("/fail/down"))
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(downs.len(), 3);
+    // With backoff: each failure put the job off (XTRACT_RETRY_BASE_SECS
+    // 0.2 s, doubling, plus jitter), and the next run came no sooner.
+    let retries: Vec<JobChange> = job_changes(&s.client, down)
+        .await
+        .into_iter()
+        .filter(|c| c.status == "pending")
+        .collect();
+    assert_eq!(retries.len(), 2, "{retries:?}");
+    for (k, retry) in retries.iter().enumerate() {
+        let run_after = retry.run_after.unwrap();
+        let delay = run_after - retry.at;
+        let least = 0.2 * f64::from(1 << k);
+        assert!(
+            delay >= least - 0.05,
+            "retry {k} put off {delay:.3}s: {retries:?}"
+        );
+        assert!(
+            downs[k + 1] >= run_after - 0.01,
+            "run {} at {:.3}, before its time {run_after:.3}",
+            k + 2,
+            downs[k + 1]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_migrations_at_once_both_succeed() {
-    let db = TestDb::start_unmigrated().await;
-    let options = DaemonOptions::new(std::path::Path::new("/bin/true"));
-    let mut a = Daemon::spawn(&db.url, &options, &["migrate"]);
-    let mut b = Daemon::spawn(&db.url, &options, &["migrate"]);
+    let s = Stage::new().unmigrated().prepare().await;
+    let (mut a, mut b) = (s.spawn(&["migrate"]), s.spawn(&["migrate"]));
     let (sa, sb) = (a.wait_exit(SECS(60)).await, b.wait_exit(SECS(60)).await);
     assert!(sa.success(), "{}", a.log_text());
     assert!(sb.success(), "{}", b.log_text());
 
-    let client = db.client().await;
-    let rows = client
+    let rows = s
+        .client
         .query(
             "SELECT version, count(*) FROM xtract.schema_migrations GROUP BY version",
             &[],
@@ -403,34 +340,27 @@ async fn two_migrations_at_once_both_succeed() {
     assert_eq!(rows.len(), core);
     assert!(rows.iter().all(|r| r.get::<_, i64>(1) == 1));
     // And again, on a migrated database: nothing to do.
-    let applied = xtract::ops::commands::migrate(&db.url).await.unwrap();
+    let applied = xtract::ops::commands::migrate(&s.db.url).await.unwrap();
     assert!(applied.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_refuses_an_unmigrated_database_with_advice() {
-    let db = TestDb::start_unmigrated().await;
-    let mut daemon = Daemon::start(
-        &db.url,
-        &DaemonOptions::new(std::path::Path::new("/bin/true")),
-    );
+    let s = Stage::new().unmigrated().prepare().await;
+    let mut daemon = s.daemon();
     let status = daemon.wait_exit(SECS(30)).await;
     assert!(!status.success());
-    assert!(
-        daemon.log_text().contains("run `xtract migrate`"),
-        "{}",
-        daemon.log_text()
-    );
+    daemon.assert_logged("run `xtract migrate`");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_mistake_stops_the_daemon_with_one_line_naming_it() {
-    let db = TestDb::start_unmigrated().await;
-    let mut options = DaemonOptions::new(std::path::Path::new("/bin/true"));
-    options
-        .extra_env
-        .push(("XTRACT_CONCURRENCY".into(), "lots".into()));
-    let mut daemon = Daemon::start(&db.url, &options);
+    let s = Stage::new()
+        .unmigrated()
+        .env("XTRACT_CONCURRENCY", "lots")
+        .prepare()
+        .await;
+    let mut daemon = s.daemon();
     let status = daemon.wait_exit(SECS(30)).await;
     assert_eq!(status.code(), Some(2));
     let log = daemon.log_text();
@@ -440,32 +370,28 @@ async fn a_configuration_mistake_stops_the_daemon_with_one_line_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
+    let s = Stage::new().prepare().await;
     let network = "ERROR: [generic] x: Unable to download webpage: <urlopen error [Errno 111] Connection refused>\n";
-    standin.set_error("before", network);
-    standin.set_error("after", network);
-    let client = db.client().await;
+    s.standin.set_error("before", network);
+    s.standin.set_error("after", network);
     // As installed: the env file (given with --env-file, as the unit does)
     // names the platform file, and a reload reads the same env file again.
-    let (one, two) = (standin.path("one.toml"), standin.path("two.toml"));
+    let (one, two) = (s.standin.path("one.toml"), s.standin.path("two.toml"));
     std::fs::write(&one, "[other]\nmax_attempts = 1\n").unwrap();
     std::fs::write(&two, "[other]\nmax_attempts = 2\n").unwrap();
-    let env_file = standin.path("xtract.env");
+    let env_file = s.standin.path("xtract.env");
     std::fs::write(
         &env_file,
         format!("XTRACT_PLATFORMS_FILE={}\n", one.display()),
     )
     .unwrap();
-    let options = DaemonOptions::new(&standin.script);
     let env_arg = env_file.display().to_string();
-    let daemon = Daemon::spawn(&db.url, &options, &["--env-file", &env_arg, "run"]);
+    let daemon = s.spawn(&["--env-file", &env_arg, "run"]);
 
-    let running = db.enqueue(&client, "http://127.0.0.1:9/block/long").await;
-    standin.blocked_pid("long").await;
-    let before = db.enqueue(&client, "http://127.0.0.1:9/fail/before").await;
-    wait_status(&client, before, "failed", SECS(30)).await;
-    assert_eq!(job(&client, before).await["attempts"], 1);
+    let (running, _) = s.blocked_job("long").await;
+    let before = s.enqueue("http://127.0.0.1:9/fail/before").await;
+    s.wait(before, "failed").await;
+    assert_eq!(s.job(before).await["attempts"], 1);
 
     std::fs::write(
         &env_file,
@@ -473,20 +399,14 @@ async fn sighup_reloads_the_platform_table_without_dropping_running_jobs() {
     )
     .unwrap();
     daemon.signal(libc::SIGHUP);
-    eventually("the reload", SECS(10), || async {
-        daemon
-            .log_text()
-            .contains("configuration reloaded")
-            .then_some(())
-    })
-    .await;
-    let after = db.enqueue(&client, "http://127.0.0.1:9/fail/after").await;
-    wait_status(&client, after, "failed", SECS(30)).await;
-    assert_eq!(job(&client, after).await["attempts"], 2);
+    daemon.wait_for_log("configuration reloaded").await;
+    let after = s.enqueue("http://127.0.0.1:9/fail/after").await;
+    s.wait(after, "failed").await;
+    assert_eq!(s.job(after).await["attempts"], 2);
 
-    assert_eq!(status(&client, running).await, "processing");
-    standin.release("long");
-    wait_status(&client, running, "completed", SECS(30)).await;
+    assert_eq!(s.status(running).await, "processing");
+    s.standin.release("long");
+    s.wait(running, "completed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -549,10 +469,7 @@ async fn secrets_never_reach_a_log_line() {
     drop(client);
     // Connection errors are logged at length: they must not carry the URL.
     db.pg.stop(false).unwrap();
-    eventually("the daemon to notice", SECS(30), || async {
-        daemon.log_text().contains("reconnecting").then_some(())
-    })
-    .await;
+    daemon.wait_for_log("reconnecting").await;
     db.pg.start(true).unwrap();
     daemon.signal(libc::SIGTERM);
     assert!(daemon.wait_exit(SECS(30)).await.success());
@@ -572,30 +489,16 @@ async fn secrets_never_reach_a_log_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_users_500_jobs_do_not_hold_up_another_users_job() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let mut options = DaemonOptions::new(&standin.script);
-    options.concurrency = 1;
-    let _daemon = Daemon::start(&db.url, &options);
-    listener_up(&client).await;
+    let (s, _daemon) = Stage::new().concurrency(1).start().await;
+    listener_up(&s.client).await;
 
     let busy = uuid::Uuid::new_v4();
-    client
-        .execute(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'http://127.0.0.1:9/ok/busy-' || n FROM generate_series(1, 500) AS n",
-            &[&busy],
-        )
-        .await
-        .unwrap();
+    enqueue_burst(&s.client, busy, "http://127.0.0.1:9/ok/busy-", 1..=500).await;
     let other = uuid::Uuid::new_v4();
-    let single = db
-        .enqueue_as(&client, other, "http://127.0.0.1:9/ok/single")
-        .await;
-    wait_status(&client, single, "completed", SECS(60)).await;
+    let single = s.enqueue_as(other, "http://127.0.0.1:9/ok/single").await;
+    s.wait(single, "completed").await;
 
-    let calls = standin.calls();
+    let calls = s.standin.calls();
     let position = calls
         .iter()
         .position(|c| c.ends_with("/ok/single"))
@@ -604,7 +507,8 @@ async fn one_users_500_jobs_do_not_hold_up_another_users_job() {
         position <= 3,
         "the single job ran after {position} of the busy user's jobs"
     );
-    let pending: i64 = client
+    let pending: i64 = s
+        .client
         .query_one(
             "SELECT count(*) FROM processing_jobs WHERE user_id = $1 AND status = 'pending'",
             &[&busy],
@@ -652,14 +556,17 @@ async fn an_app_role_without_rights_in_schema_xtract_can_insert_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_yt_dlp_stops_the_daemon_but_not_migrate() {
-    let db = TestDb::start_unmigrated().await;
-    let options = DaemonOptions::new(std::path::Path::new("/nonexistent/yt-dlp"));
-    let mut run = Daemon::start(&db.url, &options);
+    let s = Stage::new()
+        .unmigrated()
+        .ytdlp(std::path::Path::new("/nonexistent/yt-dlp"))
+        .prepare()
+        .await;
+    let mut run = s.daemon();
     assert_eq!(run.wait_exit(SECS(30)).await.code(), Some(2));
     let log = run.log_text();
     assert_eq!(log.trim().lines().count(), 1, "{log}");
     assert!(log.contains("XTRACT_YTDLP"), "{log}");
-    let mut migrate = Daemon::spawn(&db.url, &options, &["migrate"]);
+    let mut migrate = s.spawn(&["migrate"]);
     assert!(
         migrate.wait_exit(SECS(30)).await.success(),
         "{}",
@@ -669,16 +576,9 @@ async fn a_missing_yt_dlp_stops_the_daemon_but_not_migrate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_about_a_job_carry_its_id_and_platform() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    let client = db.client().await;
-    let mut options = DaemonOptions::new(&standin.script);
-    options
-        .extra_env
-        .push(("XTRACT_LOG_FORMAT".into(), "json".into()));
-    let daemon = Daemon::start(&db.url, &options);
-    let id = db.enqueue(&client, "http://127.0.0.1:9/ok/logged").await;
-    wait_status(&client, id, "completed", SECS(30)).await;
+    let (s, daemon) = Stage::new().env("XTRACT_LOG_FORMAT", "json").start().await;
+    let id = s.enqueue("http://127.0.0.1:9/ok/logged").await;
+    s.wait(id, "completed").await;
     let text = eventually("the completion line", SECS(10), || async {
         let log = daemon.log_text();
         log.contains("job completed").then_some(log)
@@ -702,57 +602,45 @@ async fn json_log_lines_about_a_job_carry_its_id_and_platform() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_wait_prints_the_final_row_and_fails_when_the_job_does() {
-    let db = TestDb::start().await;
-    let standin = StandIn::new();
-    standin.set_error(
+    let (s, _daemon) = Stage::new().start().await;
+    s.standin.set_error(
         "gone",
         "ERROR: [generic] gone: Unable to download webpage: HTTP Error 404: Not Found\n",
     );
-    let options = DaemonOptions::new(&standin.script);
-    let _daemon = Daemon::start(&db.url, &options);
     let user = USER.to_string();
 
-    let ok = xtract(
-        &db.url,
-        &options,
-        &[
+    let ok = s
+        .xtract(&[
             "enqueue",
             "http://127.0.0.1:9/ok/waited",
             "--user",
             &user,
             "--wait",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(ok.status.success(), "{}", ok.stderr);
     let row: serde_json::Value = serde_json::from_str(&ok.stdout).unwrap();
     assert_eq!(row["status"], "completed");
     assert_eq!(row["original_url"], "http://127.0.0.1:9/ok/waited");
 
-    let bad = xtract(
-        &db.url,
-        &options,
-        &[
+    let bad = s
+        .xtract(&[
             "enqueue",
             "http://127.0.0.1:9/fail/gone",
             "--user",
             &user,
             "--wait",
-        ],
-    )
-    .await;
+        ])
+        .await;
     assert!(!bad.status.success());
     let row: serde_json::Value = serde_json::from_str(&bad.stdout).unwrap();
     assert_eq!(row["status"], "failed");
     assert_eq!(row["error_code"], "not_found");
 
     // Without --wait: the new job's id.
-    let quick = xtract(
-        &db.url,
-        &options,
-        &["enqueue", "http://127.0.0.1:9/ok/later", "--user", &user],
-    )
-    .await;
+    let quick = s
+        .xtract(&["enqueue", "http://127.0.0.1:9/ok/later", "--user", &user])
+        .await;
     assert!(quick.status.success());
     assert!(
         uuid::Uuid::parse_str(quick.stdout.trim()).is_ok(),
@@ -815,30 +703,7 @@ fn in_process_worker<P: xtract::queue::worker::Processor>(
     db: &TestDb,
     body: P,
 ) -> xtract::queue::worker::Worker<P> {
-    use xtract::queue::worker::{Worker, WorkerSettings};
-    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
-    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "worker-a", "test");
-    let settings = WorkerSettings {
-        concurrency: 1,
-        poll_interval: SECS(5),
-        lease: SECS(30),
-        heartbeat_interval: SECS(5),
-        shutdown_grace: SECS(5),
-        retry_base: SECS(1),
-        retry_max: SECS(10),
-        job_timeout: SECS(1800),
-        max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
-        exit_when_idle: false,
-    };
-    Worker::new(
-        queue,
-        body,
-        settings,
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    )
+    in_process::worker(db, "worker-a", body, in_process::settings())
 }
 
 /// Runs one job through an in-process worker whose body does `meanwhile`;
@@ -951,13 +816,21 @@ async fn a_paused_platform_does_not_keep_the_worker_polling() {
     let (loop_turns, metrics) = (worker.loop_turns(), worker.metrics());
     let shutdown = xtract::queue::worker::Shutdown::default();
     let running = tokio::spawn(worker.run(shutdown.clone()));
-    // Nothing to await: the point is what does not happen in 1.5 s.
+    // The loop ran: it claimed (the first turn, and the reaper's first tick
+    // at once), found nothing ready, and went to sleep.
+    let ran = eventually("the worker loop to turn twice", SECS(30), || async {
+        let turns = loop_turns.load(Ordering::Relaxed);
+        (turns >= 2).then_some(turns)
+    })
+    .await;
+    // Nothing to await now: the point is what does not happen in 1.5 s
+    // (asking twenty times a second, that would be thirty turns).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let turns = loop_turns.load(Ordering::Relaxed);
+    let turns = loop_turns.load(Ordering::Relaxed) - ran;
     shutdown.stop_claiming.cancel();
     running.await.unwrap();
     assert_eq!(metrics.claimed_total(), 0);
-    assert!(turns <= 3, "{turns} turns of the worker loop in 1.5 s");
+    assert!(turns <= 1, "{turns} more turns of the worker loop in 1.5 s");
 }
 
 /// A finished job's outcome is kept and retried only while the database is
@@ -1001,58 +874,56 @@ impl xtract::queue::worker::Processor for Progressing {
 /// Every write of a job's row is an event to the app's Realtime
 /// subscription (and a policy check per subscriber). While progress flows,
 /// it renews the lease: the heartbeat adds no writes of its own. Measured
-/// here: the row's updates for a job of one second with a heartbeat every
-/// 150 ms (without this, about seven more).
+/// here: the row's updates for a job of one second, progress every 100 ms,
+/// with a heartbeat every 150 ms (without this, about seven more).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_renews_the_lease_so_heartbeats_add_no_realtime_events() {
-    use xtract::queue::worker::{Shutdown, Worker, WorkerSettings};
+    use xtract::queue::worker::{Shutdown, WorkerSettings};
     let db = TestDb::start().await;
     let client = db.client().await;
-    client
-        .batch_execute(
-            "CREATE TABLE row_writes (job uuid, at timestamptz DEFAULT clock_timestamp());
-             CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
-             BEGIN INSERT INTO row_writes (job) VALUES (new.id); RETURN new; END $$;
-             CREATE TRIGGER count_write AFTER UPDATE ON processing_jobs
-                 FOR EACH ROW EXECUTE FUNCTION count_write();",
-        )
-        .await
-        .unwrap();
+    record_jobs(&client).await;
     let id = db.enqueue(&client, "http://127.0.0.1:9/ok/progress").await;
-    let target = xtract::db::DbTarget::parse(&db.url).unwrap();
-    let queue = xtract::queue::Queue::new(target.pool(4).unwrap(), "worker-p", "test");
     let settings = WorkerSettings {
-        concurrency: 1,
-        poll_interval: SECS(5),
         lease: SECS(3),
         heartbeat_interval: Duration::from_millis(150),
-        shutdown_grace: SECS(5),
-        retry_base: SECS(1),
-        retry_max: SECS(10),
         job_timeout: SECS(60),
-        max_pauses: 6,
-        platforms: xtract::live::Live::new(xtract::domain::PlatformTable::default()),
         exit_when_idle: true,
+        ..in_process::settings()
     };
-    let worker = Worker::new(
-        queue,
-        Progressing,
-        settings,
-        Default::default(),
-        Default::default(),
-        Default::default(),
-    );
+    let worker = in_process::worker(&db, "worker-p", Progressing, settings);
     let ran = tokio::time::timeout(SECS(30), worker.run(Shutdown::default())).await;
     assert!(ran.is_ok(), "{}", job(&client, id).await);
     assert_eq!(status(&client, id).await, "completed");
-    let writes: i64 = client
-        .query_one("SELECT count(*) FROM row_writes WHERE job = $1", &[&id])
-        .await
-        .unwrap()
-        .get(0);
-    // The claim, ten progress writes, the completion; at most one beat
-    // before the first progress write.
-    assert!((12..=13).contains(&writes), "{writes} writes of the row");
+    let writes = job_changes(&client, id).await;
+    let statuses: Vec<&str> = writes.iter().map(|w| w.status.as_str()).collect();
+    assert_eq!(
+        statuses.first(),
+        Some(&"processing"),
+        "the claim: {writes:?}"
+    );
+    assert_eq!(statuses.last(), Some(&"completed"), "{writes:?}");
+    let progress: Vec<i16> = writes.iter().filter_map(|w| w.progress).collect();
+    let mut steps = progress.clone();
+    steps.dedup();
+    assert_eq!(
+        steps,
+        (10..=100).step_by(10).collect::<Vec<_>>(),
+        "{writes:?}"
+    );
+    // A beat is a write that changed nothing but the lease. One comes only
+    // when the row went a whole heartbeat interval without a progress
+    // write: none while progress flows every 100 ms (a machine too busy
+    // to keep that pace may see some, each after such a gap).
+    for pair in writes.windows(2) {
+        let (before, beat) = (&pair[0], &pair[1]);
+        if beat.status == "processing" && beat.progress == before.progress && beat.beat {
+            let gap = beat.at - before.at;
+            assert!(
+                gap >= 0.15 - 0.005,
+                "a beat {gap:.3}s after the row's last write: {writes:?}"
+            );
+        }
+    }
 }
 
 /// With an egress pool, a platform's jobs are claimed while any egress it
@@ -1152,25 +1023,23 @@ async fn a_burst_of_ten_thousand_jobs_waits_behind_every_other_users_first() {
     let db = TestDb::start().await;
     let client = db.client().await;
     let big = uuid::Uuid::new_v4();
-    let inserted = client
-        .execute(
-            "INSERT INTO processing_jobs (user_id, original_url)
-             SELECT $1, 'https://www.tiktok.com/@big/video/' || n FROM generate_series(1, 10000) AS n",
-            &[&big],
-        )
-        .await
-        .unwrap();
-    assert_eq!(inserted, 10_000);
+    let inserted = enqueue_burst(
+        &client,
+        big,
+        "https://www.tiktok.com/@big/video/",
+        1..=10_000,
+    )
+    .await;
+    assert_eq!(inserted.len(), 10_000);
     let others: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::new_v4()).collect();
     for user in &others {
-        client
-            .execute(
-                "INSERT INTO processing_jobs (user_id, original_url)
-                 SELECT $1, 'https://www.tiktok.com/@small/video/' || n FROM generate_series(1, 10) AS n",
-                &[user],
-            )
-            .await
-            .unwrap();
+        enqueue_burst(
+            &client,
+            *user,
+            "https://www.tiktok.com/@small/video/",
+            1..=10,
+        )
+        .await;
     }
     // Each of the big user's jobs has its own place, as if inserted one by one.
     let places: Vec<i32> = client

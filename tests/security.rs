@@ -59,6 +59,21 @@ async fn request(
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<Vec<Row>, String> {
+    let tx = begin(api, user).await;
+    match tx.query(sql, params).await {
+        Ok(rows) => {
+            tx.commit().await.unwrap();
+            Ok(rows)
+        }
+        Err(e) => Err(e
+            .as_db_error()
+            .map_or(e.to_string(), |d| d.message().to_string())),
+    }
+}
+
+/// A request's transaction as PostgREST opens it (the role, the JWT's
+/// claims), nothing run in it yet.
+async fn begin(api: &mut Client, user: Option<Uuid>) -> tokio_postgres::Transaction<'_> {
     let tx = api.transaction().await.unwrap();
     let (role, claims) = match user {
         Some(u) => (
@@ -76,15 +91,25 @@ async fn request(
     )
     .await
     .unwrap();
-    match tx.query(sql, params).await {
-        Ok(rows) => {
-            tx.commit().await.unwrap();
-            Ok(rows)
-        }
-        Err(e) => Err(e
-            .as_db_error()
-            .map_or(e.to_string(), |d| d.message().to_string())),
-    }
+    tx
+}
+
+/// A read as `user` that must succeed.
+async fn select(p: &mut Project, user: Option<Uuid>, sql: &str) -> Vec<Row> {
+    request(&mut p.api, user, sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// An object's row in Storage's table, as Storage writes it.
+async fn put_object(p: &Project, bucket: &str, name: &str) {
+    p.owner
+        .execute(
+            "INSERT INTO storage.objects (bucket_id, name) VALUES ($1, $2)",
+            &[&bucket, &name],
+        )
+        .await
+        .unwrap();
 }
 
 const INSERT: &str =
@@ -107,14 +132,12 @@ async fn a_user_adds_a_job_for_themself_and_reads_it_back() {
         .unwrap();
     assert_eq!(rows[0].get::<_, String>(1), "pending");
     let id: Uuid = rows[0].get(0);
-    let seen = request(
-        &mut p.api,
+    let seen = select(
+        &mut p,
         Some(alice),
         "SELECT id, platform FROM processing_jobs",
-        &[],
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].get::<_, Uuid>(0), id);
     assert_eq!(seen[0].get::<_, String>(1), "youtube");
@@ -175,17 +198,9 @@ async fn forged_columns_and_other_users_are_refused_on_insert() {
         .unwrap_err();
     assert!(e.contains("row-level security"), "{e}");
     assert!(!e.contains("waiting"), "{e}");
-    p.owner
-        .execute("DELETE FROM processing_jobs", &[])
-        .await
-        .unwrap();
-    let count: i64 = p
-        .owner
-        .query_one("SELECT count(*) FROM processing_jobs", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, 0);
+    // Of all those inserts, only Bob's own went in.
+    let left: Vec<Uuid> = column(&p.owner, "SELECT user_id FROM processing_jobs", &[]).await;
+    assert_eq!(left, [bob], "a refused insert left a row");
 }
 
 #[tokio::test]
@@ -203,24 +218,10 @@ async fn users_see_only_their_own_jobs_and_audio() {
             .await
             .unwrap();
     }
-    let jobs = request(
-        &mut p.api,
-        Some(alice),
-        "SELECT user_id FROM processing_jobs",
-        &[],
-    )
-    .await
-    .unwrap();
+    let jobs = select(&mut p, Some(alice), "SELECT user_id FROM processing_jobs").await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].get::<_, Uuid>(0), alice);
-    let audio = request(
-        &mut p.api,
-        Some(alice),
-        "SELECT user_id FROM audio_files",
-        &[],
-    )
-    .await
-    .unwrap();
+    let audio = select(&mut p, Some(alice), "SELECT user_id FROM audio_files").await;
     assert_eq!(audio.len(), 1);
     assert_eq!(audio[0].get::<_, Uuid>(0), alice);
     // The service role sees everything.
@@ -396,27 +397,42 @@ async fn a_user_cannot_queue_more_than_the_limit_even_all_at_once() {
     for _ in 0..2 {
         insert(&mut p, alice).await;
     }
-    // Two inserts race for the last place: one gets it.
+    // Two inserts race for the last place. The first is in, its
+    // transaction still open (its row not yet visible to anyone else) while
+    // the second tries: the second must wait for it, then be refused.
     let url = p.db.owner_url.replace("postgres@", "authenticator@");
-    let mut results = Vec::new();
-    let mut tasks = Vec::new();
-    for _ in 0..2 {
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut api, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
-            tokio::spawn(conn);
-            request(&mut api, Some(alice), INSERT, &[&alice, &YT]).await
-        }));
-    }
-    for t in tasks {
-        results.push(t.await.unwrap());
-    }
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        1,
-        "{results:?}"
-    );
-    let refused = results.into_iter().find_map(Result::err).unwrap();
+    let (mut first_api, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let first = begin(&mut first_api, Some(alice)).await;
+    first.query(INSERT, &[&alice, &YT]).await.unwrap();
+    let second = tokio::spawn(async move {
+        let (mut api, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(conn);
+        request(&mut api, Some(alice), INSERT, &[&alice, &YT]).await
+    });
+    eventually(
+        "the second insert to wait or end",
+        Duration::from_secs(30),
+        || async {
+            let waiting: i64 = p
+                .owner
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                 WHERE usename = 'authenticator' AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            (waiting > 0 || second.is_finished()).then_some(())
+        },
+    )
+    .await;
+    first.commit().await.unwrap();
+    let refused = second
+        .await
+        .unwrap()
+        .expect_err("both inserts got the last place");
     assert!(
         refused.contains("You already have 3 videos waiting"),
         "{refused}"
@@ -440,22 +456,9 @@ async fn users_read_only_their_own_folder_of_the_bucket() {
         (bob, "audio-files"),
         (alice, "other-bucket"),
     ] {
-        p.owner
-            .execute(
-                "INSERT INTO storage.objects (bucket_id, name) VALUES ($1, $2)",
-                &[&bucket, &format!("{user}/{}.m4a", Uuid::new_v4())],
-            )
-            .await
-            .unwrap();
+        put_object(&p, bucket, &format!("{user}/{}.m4a", Uuid::new_v4())).await;
     }
-    let rows = request(
-        &mut p.api,
-        Some(alice),
-        "SELECT name FROM storage.objects",
-        &[],
-    )
-    .await
-    .unwrap();
+    let rows = select(&mut p, Some(alice), "SELECT name FROM storage.objects").await;
     assert_eq!(rows.len(), 1);
     assert!(rows[0].get::<_, String>(0).starts_with(&alice.to_string()));
 }
@@ -489,14 +492,7 @@ async fn the_daemon_as_xtract_worker_completes_a_users_job() {
     let worker_url = p.db.owner_url.replace("postgres@", "xtract_worker@");
     let _daemon = Daemon::start(&worker_url, &DaemonOptions::new(&standin.script));
     wait_status(&p.owner, id, "completed", Duration::from_secs(30)).await;
-    let audio = request(
-        &mut p.api,
-        Some(alice),
-        "SELECT file_url FROM audio_files",
-        &[],
-    )
-    .await
-    .unwrap();
+    let audio = select(&mut p, Some(alice), "SELECT file_url FROM audio_files").await;
     assert_eq!(audio.len(), 1, "alice sees her audio row");
 }
 
@@ -514,21 +510,14 @@ async fn policies_left_on_adopted_tables_are_dropped() {
     .await;
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
     let job = insert(&mut p, alice).await;
-    let seen = request(&mut p.api, Some(bob), "SELECT id FROM processing_jobs", &[])
-        .await
-        .unwrap();
+    let seen = select(&mut p, Some(bob), "SELECT id FROM processing_jobs").await;
     assert!(seen.is_empty(), "bob reads alice's job");
-    let left: Vec<String> = p
-        .owner
-        .query(
-            "SELECT policyname::text FROM pg_policies WHERE tablename = 'processing_jobs' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let left: Vec<String> = column(
+        &p.owner,
+        "SELECT policyname::text FROM pg_policies WHERE tablename = 'processing_jobs' ORDER BY 1",
+        &[],
+    )
+    .await;
     assert!(
         !left
             .iter()
@@ -536,14 +525,7 @@ async fn policies_left_on_adopted_tables_are_dropped() {
         "{left:?}"
     );
     // Alice still reads her own.
-    let mine = request(
-        &mut p.api,
-        Some(alice),
-        "SELECT id FROM processing_jobs",
-        &[],
-    )
-    .await
-    .unwrap();
+    let mine = select(&mut p, Some(alice), "SELECT id FROM processing_jobs").await;
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].get::<_, Uuid>(0), job);
 }
@@ -677,10 +659,7 @@ async fn the_old_services_tables_are_adopted_with_their_rows_and_jobs_complete_o
             .await
             .unwrap()
             .get(0);
-        assert!(
-            audio["filename"].as_str().unwrap().ends_with(".m4a"),
-            "{audio}"
-        );
+        assert!(text_of(&audio, "filename").ends_with(".m4a"), "{audio}");
         assert!(audio["file_size"].as_i64().unwrap() > 0, "{audio}");
         assert!(audio["updated_at"].is_string(), "{audio}");
     }
@@ -712,18 +691,9 @@ async fn the_old_services_tables_are_adopted_with_their_rows_and_jobs_complete_o
     }
 
     // Users read their own rows, old and new.
-    let mine = request(
-        &mut p.api,
-        Some(alice),
-        "SELECT id FROM processing_jobs",
-        &[],
-    )
-    .await
-    .unwrap();
+    let mine = select(&mut p, Some(alice), "SELECT id FROM processing_jobs").await;
     assert_eq!(mine.len(), 3);
-    let theirs = request(&mut p.api, Some(bob), "SELECT id FROM audio_files", &[])
-        .await
-        .unwrap();
+    let theirs = select(&mut p, Some(bob), "SELECT id FROM audio_files").await;
     assert_eq!(theirs.len(), 2);
 
     // `updated_at` follows every change, whoever makes it.
@@ -768,22 +738,9 @@ async fn the_users_storage_policy_follows_the_configured_bucket() {
         .await
         .unwrap();
     for bucket in ["podcasts", "audio-files"] {
-        p.owner
-            .execute(
-                "INSERT INTO storage.objects (bucket_id, name) VALUES ($1, $2)",
-                &[&bucket, &format!("{alice}/{}.m4a", Uuid::new_v4())],
-            )
-            .await
-            .unwrap();
+        put_object(&p, bucket, &format!("{alice}/{}.m4a", Uuid::new_v4())).await;
     }
-    let rows = request(
-        &mut p.api,
-        Some(alice),
-        "SELECT bucket_id FROM storage.objects",
-        &[],
-    )
-    .await
-    .unwrap();
+    let rows = select(&mut p, Some(alice), "SELECT bucket_id FROM storage.objects").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(0), "podcasts");
 }

@@ -17,6 +17,20 @@ fn have_systemd_analyze() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// `systemd-analyze verify` of `units`: it must pass and say nothing.
+fn verify(units: &[std::path::PathBuf]) {
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(units)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_unit_is_rated_ok_by_systemd_analyze_security() {
     if !have_systemd_analyze() {
@@ -50,16 +64,7 @@ fn the_unit_passes_systemd_analyze_verify() {
         .replace("/usr/local/bin/xtract", env!("CARGO_BIN_EXE_xtract"));
     let path = dir.path().join("xtract.service");
     std::fs::write(&path, unit).unwrap();
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    verify(&[path]);
 }
 
 #[test]
@@ -81,17 +86,10 @@ fn the_daily_upgrade_units_pass_systemd_analyze_verify() {
     assert!(service.contains("ReadWritePaths=/opt/xtract"), "{service}");
     let timer = std::fs::read_to_string(dir.path().join("xtract-upgrade.timer")).unwrap();
     assert!(timer.contains("OnCalendar=daily") && timer.contains("Persistent=true"));
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(dir.path().join("xtract-upgrade.service"))
-        .arg(dir.path().join("xtract-upgrade.timer"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    verify(&[
+        dir.path().join("xtract-upgrade.service"),
+        dir.path().join("xtract-upgrade.timer"),
+    ]);
 }
 
 #[test]

@@ -3,8 +3,11 @@
 //! processes to start, signal and kill.
 #![allow(dead_code)]
 
+pub mod in_process;
 pub mod proxy_double;
 pub mod rehearsal;
+pub mod row_log;
+pub mod stage;
 pub mod storage_double;
 pub mod supabase;
 pub mod wheels;
@@ -18,6 +21,9 @@ use tempfile::TempDir;
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 use xtract::ops::localpg::LocalPostgres;
+
+#[allow(unused_imports)]
+pub use stage::Stage;
 
 pub const USER: Uuid = Uuid::from_u128(0x1111_1111_1111_4111_8111_1111_1111_1111);
 
@@ -166,6 +172,24 @@ impl TestDb {
     }
 }
 
+/// A frontend's burst: `user`'s jobs for `prefix` followed by each of
+/// `numbers`, inserted in one statement; their ids.
+pub async fn enqueue_burst(
+    client: &Client,
+    user: Uuid,
+    prefix: &str,
+    numbers: std::ops::RangeInclusive<i64>,
+) -> Vec<Uuid> {
+    column(
+        client,
+        "INSERT INTO processing_jobs (user_id, original_url)
+         SELECT $1, $2 || n FROM generate_series($3::bigint, $4::bigint) AS n
+         RETURNING id",
+        &[&user, &prefix, numbers.start(), numbers.end()],
+    )
+    .await
+}
+
 /// What an operator does in the dashboard's table editor: sets a job's
 /// status (the triggers decide what else changes, or refuse).
 pub async fn operator_sets_status(
@@ -199,6 +223,40 @@ pub async fn job(client: &Client, id: Uuid) -> serde_json::Value {
         .await
         .expect("job row")
         .get(0)
+}
+
+/// The text in a JSON row's column ("" when it is null or not text).
+pub fn text_of<'a>(row: &'a serde_json::Value, column: &str) -> &'a str {
+    row[column].as_str().unwrap_or_default()
+}
+
+/// The first column of every row `sql` returns.
+pub async fn column<T: tokio_postgres::types::FromSqlOwned>(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Vec<T> {
+    client
+        .query(sql, params)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// A server on 127.0.0.1 that redirects every request to `to`.
+pub async fn redirector(to: String) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            let to = to.clone();
+            async move { axum::response::Redirect::temporary(&to) }
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+    addr
 }
 
 /// Polls `check` until it returns Some or `timeout` passes. For conditions
@@ -413,6 +471,10 @@ pub fn make_media(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
 ///
 /// Every call appends the URL to `calls.log`, `<epoch secs> <url>` to
 /// `times.log` and its arguments to `args.log`.
+///
+/// Like yt-dlp, it refuses an option it does not know, or one without its
+/// value, with yt-dlp's usage error and exit code 2; it knows
+/// [`STANDIN_OPTIONS`].
 pub struct StandIn {
     pub dir: TempDir,
     pub script: PathBuf,
@@ -426,9 +488,14 @@ impl StandIn {
             .expect("temp dir");
         let script = dir.path().join("yt-dlp");
         let media = media().dir.join("tiny.m4a");
+        let options: String = STANDIN_OPTIONS
+            .iter()
+            .map(|(name, value)| format!("[{name}]={} ", u8::from(*value)))
+            .collect();
         let body = STANDIN_SCRIPT
             .replace("@DIR@", &dir.path().display().to_string())
-            .replace("@MEDIA@", &media.display().to_string());
+            .replace("@MEDIA@", &media.display().to_string())
+            .replace("@OPTIONS@", options.trim_end());
         std::fs::write(&script, body).expect("write stand-in");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -442,6 +509,12 @@ impl StandIn {
     /// Sets what the stand-in does for platform video `name`.
     pub fn set_kind(&self, name: &str, kind: &str) {
         std::fs::write(self.path(&format!("{name}.kind")), kind).expect("write kind");
+    }
+
+    /// Makes runs of `name` fail, printing `stderr` as yt-dlp would.
+    pub fn fails_with(&self, name: &str, stderr: &str) {
+        self.set_kind(name, "fail");
+        self.set_error(name, stderr);
     }
 
     /// Makes `fail`/`flaky` runs of `name` print `stderr`.
@@ -527,6 +600,71 @@ impl StandIn {
     }
 }
 
+/// The options the stand-in yt-dlp accepts, and whether a value follows
+/// each: every option xtract passes (ytdlp.rs `arguments`, the strategies,
+/// the pipeline's own) and every one a platform file may add (the allow
+/// list in domain/ytdlp_args.rs), as yt-dlp spells them.
+/// tests/pipeline.rs checks each against the real yt-dlp's `--help`.
+pub const STANDIN_OPTIONS: &[(&str, bool)] = &[
+    // ytdlp.rs, arguments()
+    ("--ignore-config", false),
+    ("--no-quiet", false),
+    ("--no-playlist", false),
+    ("--no-mtime", false),
+    ("--write-thumbnail", false),
+    ("--socket-timeout", true),
+    ("--retries", true),
+    ("--fragment-retries", true),
+    ("--newline", false),
+    ("--progress", false),
+    ("--no-progress", false),
+    ("--print", true),
+    ("--progress-template", true),
+    ("-f", true),
+    ("-o", true),
+    ("--match-filters", true),
+    ("--break-match-filters", true),
+    ("--max-downloads", true),
+    ("--max-filesize", true),
+    // the pipeline (pipeline/mod.rs) and private_options()
+    ("--ffmpeg-location", true),
+    ("--playlist-items", true),
+    ("--cache-dir", true),
+    ("--no-cache-dir", false),
+    ("--config-locations", true),
+    ("--proxy", true),
+    // strategies (strategy.rs)
+    ("--cookies", true),
+    ("--impersonate", true),
+    ("--add-headers", true),
+    // what a platform file may add (ytdlp_args.rs ALLOWED)
+    ("--extractor-args", true),
+    ("--js-runtimes", true),
+    ("--source-address", true),
+    ("--force-ipv4", false),
+    ("-4", false),
+    ("--force-ipv6", false),
+    ("-6", false),
+    ("--xff", true),
+    ("--sleep-requests", true),
+    ("--sleep-interval", true),
+    ("--min-sleep-interval", true),
+    ("--max-sleep-interval", true),
+    ("--limit-rate", true),
+    ("-r", true),
+    ("--throttled-rate", true),
+    ("--http-chunk-size", true),
+    ("--concurrent-fragments", true),
+    ("-N", true),
+    ("--extractor-retries", true),
+    ("--retry-sleep", true),
+    ("--format-sort", true),
+    ("-S", true),
+    ("--verbose", false),
+    ("-v", false),
+    ("--compat-options", true),
+];
+
 const STANDIN_SCRIPT: &str = r##"#!/usr/bin/env bash
 # Stand-in for yt-dlp (see tests/support/mod.rs).
 dir='@DIR@'; media='@MEDIA@'
@@ -535,6 +673,21 @@ dir='@DIR@'; media='@MEDIA@'
 out=''; url=''; format=''; cookies=''; prints=(); progress=''; thumb=''
 items_spec=''; max_downloads=''; break_filter=''; conf=''; proxy=''
 printf '%s\n' "$*" >> "$dir/args.log"
+# The options it knows, 1 where a value follows (STANDIN_OPTIONS); any
+# other is refused as yt-dlp refuses it, before anything else is done.
+declare -A takes=(@OPTIONS@)
+usage_error() { printf 'Usage: yt-dlp [OPTIONS] URL [URL...]\n\nyt-dlp: error: %s\n' "$1" >&2; exit 2; }
+for ((i = 1; i <= $#; i++)); do
+  a="${!i}"
+  case "$a" in
+    --) break;;
+    -*) n="${a%%=*}"
+        [[ -v takes[$n] ]] || usage_error "no such option: $n"
+        if [ "${takes[$n]}" = 1 ] && [ "$n" = "$a" ]; then
+          i=$((i + 1)); [ "$i" -le $# ] || usage_error "$n option requires 1 argument"
+        fi;;
+  esac
+done
 while [ $# -gt 0 ]; do
   case "$1" in
     -o) out="$2"; shift 2;;
@@ -702,6 +855,7 @@ pub struct Daemon {
     pub log: PathBuf,
 }
 
+#[derive(Clone)]
 pub struct DaemonOptions {
     pub ytdlp: PathBuf,
     pub concurrency: usize,
@@ -810,6 +964,22 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (up to a minute) until the log says `text`.
+    pub async fn wait_for_log(&self, text: &str) {
+        eventually(
+            &format!("the daemon to log {text:?}"),
+            Duration::from_secs(60),
+            || async { self.log_text().contains(text).then_some(()) },
+        )
+        .await
+    }
+
+    /// Panics, showing the log, unless the log says `text`.
+    pub fn assert_logged(&self, text: &str) {
+        let log = self.log_text();
+        assert!(log.contains(text), "no {text:?} in the log:\n{log}");
+    }
+
     /// Waits for the process to exit; panics with its log after `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
         match tokio::time::timeout(timeout, self.child.wait()).await {
@@ -846,6 +1016,14 @@ pub fn process_alive(pid: i32) -> bool {
             .starts_with('Z'),
         Err(_) => false,
     }
+}
+
+/// Waits (up to a minute) until every process of `pids` has ended.
+pub async fn wait_ended(what: &str, pids: &[i32]) {
+    eventually(what, Duration::from_secs(60), || async {
+        pids.iter().all(|pid| !process_alive(*pid)).then_some(())
+    })
+    .await
 }
 
 /// What a one-shot command printed, and how it exited.

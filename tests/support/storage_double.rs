@@ -8,8 +8,9 @@
 //! with plain-text errors, `x-upsert` read on every PATCH and on the
 //! termination `DELETE`, a cut-off PATCH keeping the bytes that arrived,
 //! finished uploads that cannot be terminated; Fastify's "Route … not found"
-//! for paths it has no route for. It records every request and can be told
-//! to fail the next ones.
+//! for paths it has no route for; the TUS handler's 412 for a request
+//! without `Tus-Resumable`. It records every request and can be told to fail
+//! the next ones.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
@@ -109,6 +110,16 @@ impl Drop for StorageDouble {
     }
 }
 
+/// A daemon's settings for Supabase Storage at `url` with `key` (in this
+/// order: the storage, the URL, the key).
+pub fn supabase_env(url: &str, key: &str) -> Vec<(String, String)> {
+    vec![
+        ("XTRACT_STORAGE".into(), "supabase".into()),
+        ("SUPABASE_URL".into(), url.into()),
+        ("SUPABASE_SERVICE_ROLE_KEY".into(), key.into()),
+    ]
+}
+
 impl StorageDouble {
     /// Starts with one bucket, `audio-files`.
     pub async fn start(public: bool, file_size_limit: Option<u64>) -> StorageDouble {
@@ -133,6 +144,12 @@ impl StorageDouble {
             inner,
             task: Arc::new(task),
         }
+    }
+
+    /// What a daemon reads to keep its audio here, given `key` as the
+    /// Storage key.
+    pub fn daemon_env(&self, key: &str) -> Vec<(String, String)> {
+        supabase_env(&self.url, key)
     }
 
     /// Another bucket beside `audio-files`.
@@ -377,6 +394,24 @@ async fn handle(
                 .into_response()
         }
     };
+    // The TUS routes are tus-node-server's (@tus/server), which checks the
+    // protocol's headers before anything else: no `Tus-Resumable` is 412,
+    // a value it does not speak or a PATCH that is not an offset stream is
+    // 400 naming the header.
+    if path.starts_with("/storage/v1/upload/resumable") && method != Method::OPTIONS {
+        let invalid = match header(&headers, "tus-resumable").as_deref() {
+            None => return text(StatusCode::PRECONDITION_FAILED, "Tus-Resumable Required\n"),
+            Some("1.0.0") => None,
+            Some(_) => Some("tus-resumable"),
+        };
+        let offset_stream =
+            header(&headers, "content-type").as_deref() == Some("application/offset+octet-stream");
+        let invalid =
+            invalid.or((method == Method::PATCH && !offset_stream).then_some("content-type"));
+        if let Some(name) = invalid {
+            return text(StatusCode::BAD_REQUEST, &format!("Invalid {name}\n"));
+        }
+    }
     // A path the server has no route for (e.g. SUPABASE_URL already ending
     // in /storage/v1): Fastify's own 404.
     let route_not_found = || {
