@@ -106,7 +106,11 @@ left join lateral (
     select *
     from xtract.platform_health as ph
     where ph.platform = p.platform
-    order by (ph.state = 'broken') desc, ph.updated_at desc
+    -- A broken report comes first while its machine keeps reporting (each
+    -- daemon rewrites its row every minute); a machine that stopped or was
+    -- renamed is shown only when no other reports.
+    order by (ph.state = 'broken' and ph.updated_at > now() - interval '10 minutes') desc,
+             ph.updated_at desc
     limit 1
 ) as h on true;
 

@@ -151,11 +151,14 @@ enum State {
     },
 }
 
-/// At most this many helpers at once: one per yt-dlp build in use. Platforms
-/// may run different builds (pipeline/builds.rs); a daemon has seldom more
-/// than two in use (the platforms' build and a new one being tried), and
-/// each helper holds ~60 MB.
-pub const MAX_HELPERS: usize = 3;
+/// At most this many helpers at once: one per yt-dlp program in use.
+/// Platforms may run different builds (pipeline/builds.rs): the build
+/// `venv` leads to (reached as `venv/bin/yt-dlp` by other sites' jobs and
+/// as `venvs/<build>/bin/yt-dlp` by a platform that follows it: two
+/// programs, one build), a platform's own build, and a new one being
+/// tried make four. Fewer would retire and restart a helper (an import and
+/// a warm-up) at every turn; each holds ~60 MB.
+pub const MAX_HELPERS: usize = 4;
 
 /// One yt-dlp program's helper.
 struct Slot {

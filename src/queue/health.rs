@@ -25,6 +25,8 @@ pub struct CanaryRow {
     pub status: String,
     pub error_code: Option<String>,
     pub canary: Option<String>,
+    /// The build of its latest run.
+    pub ran_on: Option<String>,
 }
 
 /// One platform's line in `xtract.platform_health`.
@@ -91,6 +93,7 @@ impl Queue {
             status: r.get(0),
             error_code: r.get(1),
             canary: r.get(2),
+            ran_on: r.get(3),
         }))
     }
 
@@ -114,14 +117,22 @@ impl Queue {
         codes: &[&str],
         window: std::time::Duration,
         except: Option<Uuid>,
-        not_on: Option<&str>,
+        older: Option<(&str, DateTime<Utc>)>,
     ) -> Result<(i64, i64), DbError> {
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(sql::HEAL_RETRY_FAILED).await?;
+        let (not_on, before) = (older.map(|(b, _)| b), older.map(|(_, t)| t));
         let row = client
             .query_one(
                 &stmt,
-                &[&platform, &codes, &window.as_secs_f64(), &except, &not_on],
+                &[
+                    &platform,
+                    &codes,
+                    &window.as_secs_f64(),
+                    &except,
+                    &not_on,
+                    &before,
+                ],
             )
             .await?;
         Ok((row.get(0), row.get(1)))

@@ -666,20 +666,33 @@ ORDER BY r.id DESC";
 /// Jobs of platform `$1` whose last run failed by the extractor's fault
 /// (codes `$2`) within the last `$3` seconds, waiting for a retry or
 /// failed, and held by nobody: newest first, what a canary runs on.
+/// Two branches, so that each reads its own index (017's of failed jobs by
+/// when they finished, 003's of pending ones), not the whole history.
 pub const HEAL_FAILED_JOBS: &str = "
 SELECT id
-FROM processing_jobs
-WHERE platform = $1
-  AND status IN ('failed', 'pending')
-  AND locked_by IS NULL
-  AND error_code = ANY($2)
-  AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
+FROM (
+    SELECT id, updated_at
+    FROM processing_jobs
+    WHERE status = 'failed'
+      AND coalesce(finished_at, updated_at, created_at) > now() - make_interval(secs => $3)
+      AND platform = $1
+      AND locked_by IS NULL
+      AND error_code = ANY($2)
+    UNION ALL
+    SELECT id, updated_at
+    FROM processing_jobs
+    WHERE status = 'pending'
+      AND updated_at > now() - make_interval(secs => $3)
+      AND platform = $1
+      AND locked_by IS NULL
+      AND error_code = ANY($2)
+) AS failed
 ORDER BY updated_at DESC
 LIMIT 5";
 
 /// A canary job's row: status, last error, and the build it is to run on.
 pub const HEAL_JOB: &str = "
-SELECT status, error_code, ytdlp_canary
+SELECT status, error_code, ytdlp_canary, ytdlp_build
 FROM processing_jobs
 WHERE id = $1";
 
@@ -714,20 +727,22 @@ WHERE id = $1 AND ytdlp_canary IS NOT NULL";
 /// (still marked), within the last `$3` seconds run again, but `$4`.
 /// Failed ones go back to pending (the update trigger gives them a fresh
 /// start, and the app sees them pending again), waiting ones are pulled
-/// forward. With `$5`, only those whose latest run was on another build
-/// than `$5`: a job that started on the old build just before the switch
-/// fails after it. The daemons are told. Returns how many of each.
+/// forward. With `$5` and `$6`, only those whose latest run was on another
+/// build than `$5` and that first started before `$6` (the switch): a job
+/// that started on the old build just before the switch fails after it.
+/// The daemons are told when something changed. Returns how many of each.
 pub const HEAL_RETRY_FAILED: &str = "
 WITH failed AS (
     UPDATE processing_jobs
     SET status = 'pending',
         ytdlp_canary = NULL
-    WHERE platform = $1
-      AND status = 'failed'
+    WHERE status = 'failed'
+      AND coalesce(finished_at, updated_at, created_at) > now() - make_interval(secs => $3)
+      AND platform = $1
       AND (error_code = ANY($2) OR ytdlp_canary IS NOT NULL)
-      AND coalesce(finished_at, updated_at) > now() - make_interval(secs => $3)
       AND id IS DISTINCT FROM $4
       AND ($5::text IS NULL OR ytdlp_build <> $5)
+      AND ($6::timestamptz IS NULL OR started_at < $6)
     RETURNING id
 ), waiting AS (
     UPDATE processing_jobs
@@ -739,9 +754,13 @@ WITH failed AS (
       AND run_after > now()
       AND id IS DISTINCT FROM $4
       AND ($5::text IS NULL OR ytdlp_build <> $5)
+      AND ($6::timestamptz IS NULL OR started_at < $6)
     RETURNING id
+), told AS (
+    SELECT pg_notify('xtract_jobs', '')
+    WHERE EXISTS (SELECT FROM failed) OR EXISTS (SELECT FROM waiting)
 )
-SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM waiting), pg_notify('xtract_jobs', '')";
+SELECT (SELECT count(*) FROM failed), (SELECT count(*) FROM waiting), (SELECT count(*) FROM told)";
 
 /// What this machine's daemons concluded about platform `$1` (the
 /// dashboard's `xtract.platform_status` reads it).

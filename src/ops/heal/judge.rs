@@ -141,10 +141,19 @@ pub struct Rules {
 /// A canary job's row as it is now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobFacts {
+    /// The job these facts are about (gathered before the state was
+    /// locked: another daemon may have chosen another job meanwhile).
+    pub job: uuid::Uuid,
     pub status: String,
     pub error_code: Option<String>,
     /// `ytdlp_canary` names the build being tried.
     pub marked: bool,
+    /// The build its latest run used (`processing_jobs.ytdlp_build`): a
+    /// verdict counts only when it is the build being tried. A daemon that
+    /// did not know the build yet (it learns of a new candidate on its
+    /// next tick; one on another machine never does) runs the job on the
+    /// platform's build.
+    pub ran_on: Option<String>,
 }
 
 /// A build this daemon finished for a platform.
@@ -197,7 +206,13 @@ pub enum Action {
     RetryFailed { except: Option<Uuid> },
     /// Retry those the extractor failed on another build than `serving`
     /// (jobs that started on the old build before a switch end after it).
-    RetryOlder { serving: String },
+    RetryOlder {
+        serving: String,
+        /// When the platform switched: only jobs first started before it
+        /// (so each such job is retried once, and jobs another machine
+        /// runs on its own build after the switch are left alone).
+        switched: DateTime<Utc>,
+    },
     /// For the metrics.
     Count(Event),
 }
@@ -293,12 +308,15 @@ pub fn decide(p: &mut PlatformState, f: &Facts, r: &Rules) -> Vec<Action> {
     start_build(p, &serving, f, r, &mut out);
     // For a while after a switch, jobs that were running on the build it
     // left may still fail by its fault: they run again on the new one.
-    let switched_lately = p.since.is_some_and(|t| f.now < after(t, r.canary_deadline));
-    if switched_lately && p.broken.is_none() && p.canary.is_none() {
-        if let Some(serving) = p.serving(f.default) {
-            out.push(Action::RetryOlder {
-                serving: serving.to_string(),
-            });
+    let switched_lately = p.since.filter(|t| f.now < after(*t, r.canary_deadline));
+    if let Some(switched) = switched_lately {
+        if p.broken.is_none() && p.canary.is_none() {
+            if let Some(serving) = p.serving(f.default) {
+                out.push(Action::RetryOlder {
+                    serving: serving.to_string(),
+                    switched,
+                });
+            }
         }
     }
     out
@@ -412,7 +430,11 @@ fn judge_health(p: &mut PlatformState, serving: &str, f: &Facts, r: &Rules, out:
             });
             out.push(Action::Count(Event::Broke));
         }
-        (Some(_), false) => {
+        // Fewer faults is not yet working: a build just switched to has no
+        // runs, and a run that failed for the user's reasons (private,
+        // removed) proves nothing. Its latest run on the build must have
+        // read the site.
+        (Some(_), false) if newest_ok(f.runs, serving) => {
             p.broken = None;
             say(out, false, format!("{name} works again on {serving}"));
             out.push(Action::Count(Event::Recovered));
@@ -422,6 +444,13 @@ fn judge_health(p: &mut PlatformState, serving: &str, f: &Facts, r: &Rules, out:
         }
         _ => {}
     }
+}
+
+/// Whether the newest of `runs` on `build` succeeded.
+fn newest_ok(runs: &[Run], build: &str) -> bool {
+    runs.iter()
+        .find(|run| run.build == build)
+        .is_some_and(|run| run.ok)
 }
 
 /// What came of a build this daemon ran for the platform.
@@ -563,6 +592,30 @@ fn follow_canary(
         }
         return;
     };
+    if j.job != job {
+        // Facts about a job chosen before another daemon chose this one:
+        // judged on the next tick.
+        return;
+    }
+    let finished = j.status == "completed" || j.status == "failed";
+    if j.marked && finished && j.ran_on.as_deref() != Some(c.build.as_str()) {
+        // It ran, but not on the build being tried (a daemon that did not
+        // know the build yet took it): no verdict. A completed job is the
+        // user's gain; another job is chosen. A failed one runs again on
+        // the build, until the deadline.
+        if j.status == "completed" || late {
+            out.push(Action::Unmark { job });
+            if let Some(c) = &mut p.canary {
+                c.job = None;
+            }
+        } else {
+            out.push(Action::MarkCanary {
+                job,
+                build: c.build.clone(),
+            });
+        }
+        return;
+    }
     if !j.marked {
         if j.status == "completed" {
             // Done before it could be tried (by hand): another one.

@@ -307,7 +307,10 @@ impl Watcher {
         self.collect_build();
         let gathered = self.gather(&s, &before, &default_name).await?;
         let built = std::mem::take(&mut self.built);
-        let building_here = self.building.is_some();
+        // One build at a time here: a platform deciding to build makes the
+        // platforms after it wait for the next tick (they break together
+        // when yt-dlp itself is out of date, and the one build serves them).
+        let building_before = self.building.is_some();
         let now = Utc::now();
         let decide_all = |state: &mut State| {
             let default_before = match (&state.default_seen, &default) {
@@ -315,6 +318,7 @@ impl Watcher {
                 _ => None,
             };
             let mut actions = Vec::new();
+            let mut building_here = building_before;
             for platform in PLATFORMS {
                 let name = platform.as_str();
                 let g = &gathered[name];
@@ -331,7 +335,9 @@ impl Watcher {
                     now,
                 };
                 let p = state.platform_mut(name);
-                actions.push((platform, judge::decide(p, &facts, &rules)));
+                let decided = judge::decide(p, &facts, &rules);
+                building_here |= decided.iter().any(|a| matches!(a, Action::Build { .. }));
+                actions.push((platform, decided));
             }
             if default.is_some() {
                 state.default_seen = default.clone();
@@ -419,6 +425,8 @@ impl Watcher {
                     .await
                     .map_err(|e| e.to_string())?
                     .map(|row| JobFacts {
+                        job,
+                        ran_on: row.ran_on,
                         status: row.status,
                         error_code: row.error_code,
                         marked: row.canary.is_some() && row.canary == build,
@@ -499,9 +507,15 @@ impl Watcher {
                     tracing::warn!(target: "xtract::heal", "could not unmark job {job}: {e}");
                 }
             }
-            Action::RetryOlder { serving } => {
+            Action::RetryOlder { serving, switched } => {
                 match q
-                    .heal_retry_failed(name, &codes, s.retry_window, None, Some(&serving))
+                    .heal_retry_failed(
+                        name,
+                        &codes,
+                        s.retry_window,
+                        None,
+                        Some((&serving, switched)),
+                    )
                     .await
                 {
                     Ok((0, 0)) => {}

@@ -58,6 +58,17 @@ fn facts<'a>(runs: &'a [Run], now: i64) -> Facts<'a> {
     }
 }
 
+/// Canary job `job`, its status and code, its latest run on `build`.
+fn ran(job: Uuid, status: &str, code: Option<&str>, build: &str) -> JobFacts {
+    JobFacts {
+        job,
+        status: status.into(),
+        error_code: code.map(String::from),
+        marked: true,
+        ran_on: Some(build.into()),
+    }
+}
+
 fn said(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
@@ -185,18 +196,10 @@ fn a_new_build_serves_the_platform_once_a_failed_job_completes_on_it() {
     assert_eq!(p.serving(Some(B)), Some(B), "not before the canary");
     // Running.
     let mut f = facts(&list, 30);
-    f.canary_job = Some(JobFacts {
-        status: "processing".into(),
-        error_code: None,
-        marked: true,
-    });
+    f.canary_job = Some(ran(job, "processing", None, X));
     assert!(decide(&mut p, &f, &r).is_empty());
     // Completed: switched, the others retried.
-    f.canary_job = Some(JobFacts {
-        status: "completed".into(),
-        error_code: None,
-        marked: true,
-    });
+    f.canary_job = Some(ran(job, "completed", None, X));
     let a = decide(&mut p, &f, &r);
     assert_eq!(p.serving(Some(B)), Some(X));
     assert!(p.broken.is_none() && p.canary.is_none());
@@ -229,11 +232,7 @@ fn a_canary_that_fails_or_hangs_leaves_the_platform_where_it_was() {
         f.failed_jobs = &jobs;
         decide(&mut p, &f, &r);
         let mut f = facts(&list, 40);
-        f.canary_job = Some(JobFacts {
-            status: "failed".into(),
-            error_code: Some(code.into()),
-            marked: true,
-        });
+        f.canary_job = Some(ran(job, "failed", Some(code), X));
         let a = decide(&mut p, &f, &r);
         assert_eq!(p.serving(Some(B)), Some(B), "{code}");
         assert!(p.canary.is_none() && p.broken.is_some(), "{code}");
@@ -263,11 +262,7 @@ fn a_canary_that_fails_or_hangs_leaves_the_platform_where_it_was() {
         ..Default::default()
     };
     let mut f = facts(&list, 40);
-    f.canary_job = Some(JobFacts {
-        status: "failed".into(),
-        error_code: Some("private".into()),
-        marked: true,
-    });
+    f.canary_job = Some(ran(job, "failed", Some("private"), X));
     let a = decide(&mut p, &f, &r);
     assert_eq!(p.canary.as_ref().unwrap().job, None, "{a:?}");
     assert!(p.bad.is_empty());
@@ -293,7 +288,10 @@ fn a_build_that_does_worse_on_probation_is_rolled_back_and_not_used_again() {
     // Nothing but the retry of jobs that failed on B around the switch.
     assert_eq!(
         decide(&mut p, &f, &r),
-        [Action::RetryOlder { serving: X.into() }]
+        [Action::RetryOlder {
+            serving: X.into(),
+            switched: at(10)
+        }]
     );
     let mut list = runs(X, &[None, OUTDATED, OUTDATED], 20);
     list.extend(runs(B, &[None, None, None, None], 0));
@@ -417,4 +415,109 @@ fn a_platform_that_works_again_on_its_own_retries_what_failed() {
     let a = decide(&mut p, &facts(&list, 20), &r);
     assert!(p.broken.is_none(), "{a:?}");
     assert!(a.contains(&Action::RetryFailed { except: None }));
+}
+
+/// A canary job a daemon ran before it knew the build (or one on another
+/// machine, which never does) ran on the platform's build: no verdict. A
+/// failure runs again on the build being tried; a success is the user's
+/// gain, and another job is chosen. Facts gathered about another job than
+/// the one chosen meanwhile wait for the next tick.
+#[test]
+fn a_canary_run_on_another_build_gives_no_verdict() {
+    let r = rules();
+    let list = runs(B, &[OUTDATED, OUTDATED, OUTDATED], 0);
+    let job = Uuid::from_u128(7);
+    let trying = |job| PlatformState {
+        broken: Some(Broken {
+            since: at(0),
+            why: "x".into(),
+        }),
+        canary: Some(Canary {
+            build: X.into(),
+            job: Some(job),
+            since: at(0),
+            why: String::new(),
+        }),
+        ..Default::default()
+    };
+    let mut p = trying(job);
+    let mut f = facts(&list, 40);
+    f.canary_job = Some(ran(job, "failed", OUTDATED, B));
+    let a = decide(&mut p, &f, &r);
+    assert_eq!(
+        a,
+        [Action::MarkCanary {
+            job,
+            build: X.into()
+        }]
+    );
+    assert!(p.bad.is_empty() && p.canary.is_some() && p.broken.is_some());
+    let mut p = trying(job);
+    f.canary_job = Some(ran(job, "completed", None, B));
+    let a = decide(&mut p, &f, &r);
+    assert_eq!(a, [Action::Unmark { job }]);
+    assert_eq!(p.serving(Some(B)), Some(B), "not switched: {a:?}");
+    assert_eq!(p.canary.as_ref().unwrap().job, None);
+    // Past the deadline a failure gives up on the job, not on the build.
+    let mut p = trying(job);
+    let mut f = facts(&list, 700);
+    f.canary_job = Some(ran(job, "failed", OUTDATED, B));
+    let a = decide(&mut p, &f, &r);
+    assert!(
+        a.contains(&Action::Unmark { job }) && p.bad.is_empty(),
+        "{a:?}"
+    );
+    // Facts about job 8 while job 7 is the canary.
+    let mut p = trying(job);
+    let mut f = facts(&list, 40);
+    f.canary_job = Some(ran(Uuid::from_u128(8), "failed", OUTDATED, X));
+    assert!(decide(&mut p, &f, &r).is_empty());
+    assert!(p.bad.is_empty() && p.canary.as_ref().unwrap().job == Some(job));
+}
+
+/// Fewer faults than N is not working again: the platform's latest run on
+/// its build must have read the site.
+#[test]
+fn a_broken_platform_works_again_only_after_a_success() {
+    let r = rules();
+    let broken = || PlatformState {
+        broken: Some(Broken {
+            since: at(0),
+            why: "x".into(),
+        }),
+        attempt: Some(Attempt {
+            at: at(0),
+            outcome: "nothing newer".into(),
+            running: false,
+            next_try: Some(at(3600)),
+        }),
+        ..Default::default()
+    };
+    // No runs on the build that serves it now (pinned to a new one, say).
+    let mut p = broken();
+    let list = runs(X, &[OUTDATED, OUTDATED, OUTDATED], 0);
+    let a = decide(&mut p, &facts(&list, 20), &r);
+    assert!(p.broken.is_some(), "{a:?}");
+    // Only private videos since: nothing proves it reads the site.
+    let mut p = broken();
+    let list = runs(
+        B,
+        &[
+            OUTDATED,
+            OUTDATED,
+            OUTDATED,
+            Some("private"),
+            Some("private"),
+            Some("private"),
+            Some("private"),
+            Some("private"),
+            Some("private"),
+            Some("private"),
+            Some("private"),
+        ],
+        0,
+    );
+    let a = decide(&mut p, &facts(&list, 20), &r);
+    assert!(p.broken.is_some(), "{a:?}");
+    assert!(!a.contains(&Action::RetryFailed { except: None }));
 }
