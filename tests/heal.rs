@@ -494,9 +494,23 @@ async fn a_platform_stays_on_its_build_through_every_failed_upgrade_then_heals()
             "hung and was stopped at the job time limit",
         ),
     ];
+    let said = |text: &str| {
+        daemon
+            .log_text()
+            .lines()
+            .filter(|l| !l.starts_with("DEBUG") && l.contains(text))
+            .count()
+    };
+    let mut before: Option<(&str, &str)> = None;
     for (what, make, says) in &steps {
         make();
         let started = next_attempt_started(t, ended.seen).await;
+        // The attempt before was said once, and not again in the interval
+        // since.
+        if let Some((what, says)) = before {
+            assert_eq!(said(says), 1, "{what}: said once\n{}", daemon.log_text());
+        }
+        before = Some((what, says));
         // Not before the interval after the one before ended.
         assert!(started >= ended.next_try, "{what}");
         let gap = (ended.next_try - ended.seen).to_std().unwrap_or_default();
@@ -511,16 +525,12 @@ async fn a_platform_stays_on_its_build_through_every_failed_upgrade_then_heals()
             s["platforms"]["tiktok"]["canary"].is_null(),
             "{what}: {s:#}"
         );
-        assert_eq!(
-            daemon
-                .log_text()
-                .lines()
-                .filter(|l| !l.starts_with("DEBUG") && l.contains(says))
-                .count(),
-            1,
-            "{what}: said once\n{}",
-            daemon.log_text()
-        );
+        // The state is written before what was decided is said.
+        support::eventually(&format!("{what}: said"), SECS(30), || async {
+            (said(says) > 0).then_some(())
+        })
+        .await;
+        assert_eq!(said(says), 1, "{what}: said once\n{}", daemon.log_text());
     }
     // The failed builds were removed; the one whose canary hung stays
     // (it passed its check).

@@ -183,6 +183,13 @@ impl<S: AudioStore> MediaPipeline<S> {
                 ))
             })?;
         let build = self.build_for(c, job, link.platform);
+        if job.ytdlp_canary.is_some() {
+            // The verdict on a canary counts only for the build it ran on
+            // (ops/heal), known even when the run never ends.
+            if let Err(e) = ctx.job.run_build(&build.name).await {
+                tracing::debug!("could not name the canary's build: {e}");
+            }
+        }
         let download = self
             .download(c, link, job.audio_source, dir.path(), ctx, &build)
             .await;

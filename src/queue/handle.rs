@@ -37,6 +37,11 @@ impl JobHandle {
         self.queue.set_media(self.id, meta).await
     }
 
+    /// A run of this job (a canary) starts on `build`.
+    pub async fn run_build(&self, build: &str) -> Result<(), DbError> {
+        self.queue.run_build(self.id, build).await
+    }
+
     /// A yt-dlp run of this job on `platform` with build `build` ended: ok
     /// (`error_code` None) or with that code. The platform's health and the
     /// build's success rate are judged by these (ops/heal); the job's row

@@ -376,6 +376,11 @@ impl Queue {
         .await
     }
 
+    pub(crate) async fn run_build(&self, id: Uuid, build: &str) -> Result<(), DbError> {
+        self.execute(sql::RUN_BUILD, &[&id, &build, &&*self.worker_id])
+            .await
+    }
+
     pub(crate) async fn record_run(
         &self,
         id: Uuid,

@@ -374,6 +374,14 @@ UPDATE processing_jobs
 SET ytdlp_build = $3
 WHERE id = $1 AND locked_by = $6";
 
+/// Job `$1`, a canary, starts a run on build `$2` (while worker `$3` holds
+/// it): its row names the build before the run ends, so that a canary that
+/// hangs and is stopped (no run recorded) is still known to have run on it.
+pub const RUN_BUILD: &str = "
+UPDATE processing_jobs
+SET ytdlp_build = $2
+WHERE id = $1 AND locked_by = $3";
+
 /// A run's first request is about to go to platform `$1` through egress
 /// `$2`: it goes at the later of now and `$3` seconds after the latest one
 /// (`wait`, seconds from now), which becomes the latest. `paused`: the
