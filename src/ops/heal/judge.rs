@@ -288,7 +288,18 @@ pub fn decide(p: &mut PlatformState, f: &Facts, r: &Rules) -> Vec<Action> {
     if let Some(serving) = &serving {
         judge_health(p, serving, f, r, &mut out);
     }
-    if p.pin.is_some() {
+    if let Some(pin) = p.pin.clone() {
+        if let (Some(built), Some(a)) = (f.built, p.attempt.as_mut()) {
+            // A build that ended after the operator pinned the platform:
+            // the attempt is over, and nothing is tried.
+            a.running = false;
+            a.outcome = match built {
+                Built::Found(Found::Build { name, .. }) => {
+                    format!("built {name}; not tried: pinned to {pin} meanwhile")
+                }
+                _ => format!("the upgrade ended; pinned to {pin} meanwhile"),
+            };
+        }
         return out;
     }
     let Some(serving) = serving else {

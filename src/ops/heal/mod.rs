@@ -344,9 +344,17 @@ impl Watcher {
             }
             (actions, state.clone())
         };
-        let (actions, state) = match &layout {
-            Some(l) => l.edit_state(decide_all).map_err(|e| e.to_string())?,
-            None => decide_all(&mut self.memory),
+        let edited = match &layout {
+            Some(l) => l.edit_state(decide_all).map_err(|e| e.to_string()),
+            None => Ok(decide_all(&mut self.memory)),
+        };
+        let (actions, state) = match edited {
+            Ok(done) => done,
+            Err(e) => {
+                // Not decided: the finished builds wait for the next tick.
+                self.built = built;
+                return Err(e);
+            }
         };
         if let Some(l) = &layout {
             self.heal.builds.set(table(l, &state, default.as_deref()));

@@ -521,3 +521,30 @@ fn a_broken_platform_works_again_only_after_a_success() {
     assert!(p.broken.is_some(), "{a:?}");
     assert!(!a.contains(&Action::RetryFailed { except: None }));
 }
+
+/// A build that ends after the operator pinned the platform ends the
+/// attempt (no build left "running" until it is stale) and is not tried.
+#[test]
+fn a_build_that_ends_after_a_pin_is_not_tried_and_not_left_running() {
+    let r = rules();
+    let list = runs(B, &[OUTDATED, OUTDATED, OUTDATED], 0);
+    let mut p = PlatformState::default();
+    let a = decide(&mut p, &facts(&list, 10), &r);
+    assert_eq!(builds(&a), 1, "{a:?}");
+    assert!(p.attempt.as_ref().unwrap().running);
+    p.pin = Some(B.into());
+    let built = Built::Found(Found::Build {
+        name: X.into(),
+        channel: Channel::Nightly,
+    });
+    let jobs = [Uuid::from_u128(7)];
+    let mut f = facts(&list, 20);
+    f.built = Some(&built);
+    f.failed_jobs = &jobs;
+    let a = decide(&mut p, &f, &r);
+    let attempt = p.attempt.as_ref().unwrap();
+    assert!(!attempt.running, "{attempt:?}");
+    assert!(attempt.outcome.contains("not tried: pinned"), "{attempt:?}");
+    assert!(p.canary.is_none(), "{a:?}");
+    assert!(!a.iter().any(|a| matches!(a, Action::MarkCanary { .. })));
+}
