@@ -613,8 +613,19 @@ fn follow_canary(
         // It ran, but not on the build being tried (a daemon that did not
         // know the build yet took it): no verdict. A completed job is the
         // user's gain; another job is chosen. A failed one runs again on
-        // the build, until the deadline.
-        if j.status == "completed" || late {
+        // the build. Past the deadline the try ends, the build not blamed
+        // (daemons on another machine never have it).
+        if late {
+            out.push(Action::Unmark { job });
+            give_up(
+                p,
+                out,
+                format!(
+                    "{} could not be tried: job {job} ran on other builds until the deadline (daemons that do not have it, on another machine?)",
+                    c.build
+                ),
+            );
+        } else if j.status == "completed" {
             out.push(Action::Unmark { job });
             if let Some(c) = &mut p.canary {
                 c.job = None;

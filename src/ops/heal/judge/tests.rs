@@ -438,6 +438,12 @@ fn a_canary_run_on_another_build_gives_no_verdict() {
             since: at(0),
             why: String::new(),
         }),
+        attempt: Some(Attempt {
+            at: at(0),
+            outcome: "built".into(),
+            running: false,
+            next_try: None,
+        }),
         ..Default::default()
     };
     let mut p = trying(job);
@@ -458,7 +464,8 @@ fn a_canary_run_on_another_build_gives_no_verdict() {
     assert_eq!(a, [Action::Unmark { job }]);
     assert_eq!(p.serving(Some(B)), Some(B), "not switched: {a:?}");
     assert_eq!(p.canary.as_ref().unwrap().job, None);
-    // Past the deadline a failure gives up on the job, not on the build.
+    // Past the deadline the try ends, without blaming the build, and says
+    // why once.
     let mut p = trying(job);
     let mut f = facts(&list, 700);
     f.canary_job = Some(ran(job, "failed", OUTDATED, B));
@@ -467,6 +474,9 @@ fn a_canary_run_on_another_build_gives_no_verdict() {
         a.contains(&Action::Unmark { job }) && p.bad.is_empty(),
         "{a:?}"
     );
+    assert!(p.canary.is_none() && p.broken.is_some(), "{a:?}");
+    assert_eq!(said(&a).len(), 1, "{a:?}");
+    assert!(said(&a)[0].contains("could not be tried"), "{a:?}");
     // Facts about job 8 while job 7 is the canary.
     let mut p = trying(job);
     let mut f = facts(&list, 40);
