@@ -609,42 +609,36 @@ fn follow_canary(
         return;
     }
     let finished = j.status == "completed" || j.status == "failed";
-    if j.marked && finished && j.ran_on.as_deref() != Some(c.build.as_str()) {
-        // It ran, but not on the build being tried (a daemon that did not
-        // know the build yet took it): no verdict. A completed job is the
-        // user's gain; another job is chosen. A failed one runs again on
-        // the build. Past the deadline the try ends, the build not blamed
-        // (daemons on another machine never have it).
-        if late {
-            out.push(Action::Unmark { job });
-            give_up(
-                p,
-                out,
-                format!(
-                    "{} could not be tried: job {job} ran on other builds until the deadline (daemons that do not have it, on another machine?)",
-                    c.build
-                ),
-            );
-        } else if j.status == "completed" {
-            out.push(Action::Unmark { job });
-            if let Some(c) = &mut p.canary {
-                c.job = None;
-            }
-        } else {
-            out.push(Action::MarkCanary {
-                job,
-                build: c.build.clone(),
-            });
-        }
+    // It ran, but not on the build being tried (a daemon that did not know
+    // the build yet took it): no verdict, as if it had not run. Past the
+    // deadline the try ends, the build not blamed (daemons on another
+    // machine never have it).
+    let ran_elsewhere = j.marked && finished && j.ran_on.as_deref() != Some(c.build.as_str());
+    if ran_elsewhere && late {
+        out.push(Action::Unmark { job });
+        give_up(
+            p,
+            out,
+            format!(
+                "{} could not be tried: job {job} ran on other builds until the deadline (daemons that do not have it, on another machine?)",
+                c.build
+            ),
+        );
         return;
     }
-    if !j.marked {
+    if !j.marked || ran_elsewhere {
         if j.status == "completed" {
-            // Done before it could be tried (by hand): another one.
+            // Done without being tried on the build (by hand, or on
+            // another build): the user's gain; another job is chosen.
+            if j.marked {
+                out.push(Action::Unmark { job });
+            }
             if let Some(c) = &mut p.canary {
                 c.job = None;
             }
         } else {
+            // Not marked yet (or no longer), or failed on another build:
+            // it runs (again) on the build being tried.
             out.push(Action::MarkCanary {
                 job,
                 build: c.build.clone(),
