@@ -24,3 +24,18 @@ pub mod storage;
 pub mod sync;
 
 pub use domain::{ErrorCode, JobError, Retry};
+
+/// The unit tests' property settings: `default` cases per property, or
+/// PROPTEST_CASES for longer local runs; no failure files in the tree.
+#[cfg(test)]
+pub(crate) fn proptest_config(default: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}

@@ -82,11 +82,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300),
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::proptest_config(300))]
 
         /// Any bytes read as the lines they hold, each cut at the most a
         /// line may be: the same as `str::lines` for short UTF-8 lines.

@@ -640,11 +640,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig {
-                cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(300),
-                failure_persistence: None,
-                ..ProptestConfig::default()
-            })]
+            #![proptest_config(crate::proptest_config(300))]
 
             /// Whatever yt-dlp prints, reading it never panics; the facts
             /// taken from it can be stored (no NUL, which PostgreSQL's text
