@@ -19,6 +19,12 @@ pub enum LocalPgError {
     Failed { step: &'static str, detail: String },
 }
 
+/// An identifier as SQL text (identifiers cannot be parameters; the names
+/// are ours).
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 fn failed(step: &'static str, detail: impl Into<String>) -> LocalPgError {
     LocalPgError::Failed {
         step,
@@ -234,20 +240,10 @@ impl LocalPostgres {
 
     /// Creates a database if it does not exist yet.
     pub async fn create_database(&self, name: &str) -> Result<(), LocalPgError> {
-        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| failed("connecting to the local server", e.to_string()))?;
-        tokio::spawn(conn);
-        let exists = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(|e| failed("listing databases", e.to_string()))?
-            .is_some();
+        let (client, exists) = self.database(name).await?;
         if !exists {
-            // Identifiers cannot be parameters; the name is ours, quoted.
-            let quoted = format!("\"{}\"", name.replace('"', "\"\""));
             client
-                .batch_execute(&format!("CREATE DATABASE {quoted}"))
+                .batch_execute(&format!("CREATE DATABASE {}", quoted(name)))
                 .await
                 .map_err(|e| failed("creating the database", e.to_string()))?;
         }
@@ -255,25 +251,31 @@ impl LocalPostgres {
     }
 
     pub async fn drop_database(&self, name: &str) -> Result<(), LocalPgError> {
+        // Asked first: `IF EXISTS` on a missing one sends a NOTICE ("does not
+        // exist, skipping") that the demo's log shows as if it were a fault.
+        let (client, exists) = self.database(name).await?;
+        if !exists {
+            return Ok(());
+        }
+        client
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", quoted(name)))
+            .await
+            .map_err(|e| failed("dropping the database", e.to_string()))
+    }
+
+    /// A connection to the server's `postgres` database, and whether
+    /// database `name` exists.
+    async fn database(&self, name: &str) -> Result<(tokio_postgres::Client, bool), LocalPgError> {
         let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
             .await
             .map_err(|e| failed("connecting to the local server", e.to_string()))?;
         tokio::spawn(conn);
-        // Asked first: `IF EXISTS` on a missing one sends a NOTICE ("does not
-        // exist, skipping") that the demo's log shows as if it were a fault.
         let exists = client
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
             .await
             .map_err(|e| failed("listing databases", e.to_string()))?
             .is_some();
-        if !exists {
-            return Ok(());
-        }
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        client
-            .batch_execute(&format!("DROP DATABASE {quoted} WITH (FORCE)"))
-            .await
-            .map_err(|e| failed("dropping the database", e.to_string()))
+        Ok((client, exists))
     }
 
     fn command(&self, program: &str) -> Command {
