@@ -154,13 +154,7 @@ async fn pickup_section(s: &Settings, db: &Db, mut node: Option<&mut Graphile>) 
         "\n== 1. Pickup: INSERT commit to job start, one job at a time, 1 daemon x 4 slots ({})",
         load()
     );
-    let one = pickup::Options {
-        workers: 1,
-        samples: s.samples,
-        gap: s.gap,
-        routes: workers::one_egress(),
-        url: TIKTOK,
-    };
+    let one = pickup_options(s);
     let pool = pickup::Options {
         routes: workers::egress_pool(),
         ..one.clone()
@@ -233,13 +227,7 @@ async fn breakdown_section(s: &Settings, db: &Db, history: Option<&Db>) {
         load()
     );
     db.reset().await;
-    let opts = pickup::Options {
-        workers: 1,
-        samples: s.samples,
-        gap: s.gap,
-        routes: workers::one_egress(),
-        url: TIKTOK,
-    };
+    let opts = pickup_options(s);
     let b = pickup::run(&db.target, &db.client, &opts, true).await;
     for (what, v) in [
         ("INSERT round trip (triggers, commit)", &b.insert),
@@ -282,6 +270,18 @@ async fn throughput_section(db: &Db, mut node: Option<&mut Graphile>) {
     }
 }
 
+/// One daemon's pickups of TikTok links with one egress (most
+/// deployments), as the settings size them.
+fn pickup_options(s: &Settings) -> pickup::Options {
+    pickup::Options {
+        workers: 1,
+        samples: s.samples,
+        gap: s.gap,
+        routes: workers::one_egress(),
+        url: TIKTOK,
+    }
+}
+
 /// The same measures on an empty table and on the history, alternating.
 async fn history_section(s: &Settings, empty: &Db, history: &Db) {
     println!(
@@ -289,13 +289,7 @@ async fn history_section(s: &Settings, empty: &Db, history: &Db) {
         s.history_jobs,
         load()
     );
-    let opts = pickup::Options {
-        workers: 1,
-        samples: s.samples,
-        gap: s.gap,
-        routes: workers::one_egress(),
-        url: TIKTOK,
-    };
+    let opts = pickup_options(s);
     let (mut pe, mut ph, mut te, mut th) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=s.rounds {
         empty.reset().await;
@@ -387,13 +381,7 @@ async fn horizon_section(
         s.horizon_jobs,
         load()
     );
-    let opts = pickup::Options {
-        workers: 1,
-        samples: s.samples,
-        gap: s.gap,
-        routes: workers::one_egress(),
-        url: TIKTOK,
-    };
+    let opts = pickup_options(s);
     db.reset().await;
     let before = pickup::run(&db.target, &db.client, &opts, false)
         .await
