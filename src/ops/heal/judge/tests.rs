@@ -69,6 +69,43 @@ fn ran(job: Uuid, status: &str, code: Option<&str>, build: &str) -> JobFacts {
     }
 }
 
+/// Broken since t0, its last upgrade found nothing newer (the next in an
+/// hour).
+fn broken() -> PlatformState {
+    PlatformState {
+        broken: Some(Broken {
+            since: at(0),
+            why: "x".into(),
+        }),
+        attempt: Some(Attempt {
+            at: at(0),
+            outcome: "nothing newer".into(),
+            running: false,
+            next_try: Some(at(3600)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Broken, and trying build X on canary job `job`.
+fn trying(job: Uuid) -> PlatformState {
+    PlatformState {
+        canary: Some(Canary {
+            build: X.into(),
+            job: Some(job),
+            since: at(0),
+            why: String::new(),
+        }),
+        attempt: Some(Attempt {
+            at: at(0),
+            outcome: "built".into(),
+            running: false,
+            next_try: None,
+        }),
+        ..broken()
+    }
+}
+
 fn said(actions: &[Action]) -> Vec<String> {
     actions
         .iter()
@@ -248,19 +285,7 @@ fn a_canary_that_fails_or_hangs_leaves_the_platform_where_it_was() {
         );
     }
     // A private video says nothing about the build: another job is taken.
-    let mut p = PlatformState {
-        broken: Some(Broken {
-            since: at(0),
-            why: "x".into(),
-        }),
-        canary: Some(Canary {
-            build: X.into(),
-            job: Some(job),
-            since: at(0),
-            why: String::new(),
-        }),
-        ..Default::default()
-    };
+    let mut p = trying(job);
     let mut f = facts(&list, 40);
     f.canary_job = Some(ran(job, "failed", Some("private"), X));
     let a = decide(&mut p, &f, &r);
@@ -392,19 +417,7 @@ fn with_auto_heal_off_or_a_pin_a_broken_platform_is_only_reported() {
 #[test]
 fn a_platform_that_works_again_on_its_own_retries_what_failed() {
     let r = rules();
-    let mut p = PlatformState {
-        broken: Some(Broken {
-            since: at(0),
-            why: "x".into(),
-        }),
-        attempt: Some(Attempt {
-            at: at(0),
-            outcome: "nothing newer".into(),
-            running: false,
-            next_try: Some(at(3600)),
-        }),
-        ..Default::default()
-    };
+    let mut p = broken();
     let list = runs(
         B,
         &[
@@ -427,25 +440,6 @@ fn a_canary_run_on_another_build_gives_no_verdict() {
     let r = rules();
     let list = runs(B, &[OUTDATED, OUTDATED, OUTDATED], 0);
     let job = Uuid::from_u128(7);
-    let trying = |job| PlatformState {
-        broken: Some(Broken {
-            since: at(0),
-            why: "x".into(),
-        }),
-        canary: Some(Canary {
-            build: X.into(),
-            job: Some(job),
-            since: at(0),
-            why: String::new(),
-        }),
-        attempt: Some(Attempt {
-            at: at(0),
-            outcome: "built".into(),
-            running: false,
-            next_try: None,
-        }),
-        ..Default::default()
-    };
     let mut p = trying(job);
     let mut f = facts(&list, 40);
     f.canary_job = Some(ran(job, "failed", OUTDATED, B));
@@ -490,19 +484,6 @@ fn a_canary_run_on_another_build_gives_no_verdict() {
 #[test]
 fn a_broken_platform_works_again_only_after_a_success() {
     let r = rules();
-    let broken = || PlatformState {
-        broken: Some(Broken {
-            since: at(0),
-            why: "x".into(),
-        }),
-        attempt: Some(Attempt {
-            at: at(0),
-            outcome: "nothing newer".into(),
-            running: false,
-            next_try: Some(at(3600)),
-        }),
-        ..Default::default()
-    };
     // No runs on the build that serves it now (pinned to a new one, say).
     let mut p = broken();
     let list = runs(X, &[OUTDATED, OUTDATED, OUTDATED], 0);
