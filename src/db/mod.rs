@@ -274,6 +274,21 @@ pub fn redact_url(url: &str) -> String {
 
 /// True for errors that mean "the database is not reachable right now" rather
 /// than "this statement is wrong".
+/// The password of a postgres URL as the driver reads it (percent-decoded),
+/// when it has a non-empty one. Read from the part before `?`: the query
+/// may hold parameters only DbTarget knows, and never the password.
+pub fn url_password(url: &str) -> Option<String> {
+    url.trim()
+        .split('?')
+        .next()
+        .and_then(|base| base.parse::<tokio_postgres::Config>().ok())
+        .and_then(|c| {
+            c.get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        })
+        .filter(|p| !p.is_empty())
+}
+
 pub fn is_connection_error(e: &DbError) -> bool {
     match e {
         DbError::Pool(_) | DbError::Connect { .. } => true,

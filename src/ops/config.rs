@@ -504,16 +504,6 @@ impl Config {
     }
 }
 
-/// Whether a postgres URL carries a password (as the driver reads it).
-fn url_has_password(url: &str) -> bool {
-    url.trim()
-        .split('?')
-        .next()
-        .and_then(|base| base.parse::<tokio_postgres::Config>().ok())
-        .and_then(|c| c.get_password().map(|p| !p.is_empty()))
-        .unwrap_or(false)
-}
-
 /// The systemd credential that holds the database password
 /// (`$CREDENTIALS_DIRECTORY/database-password`).
 pub const DATABASE_PASSWORD_CREDENTIAL: &str = "database-password";
@@ -529,7 +519,7 @@ pub fn database_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secr
     // credential store holds the daemon's role's password, for the daemon.
     let in_service =
         get(crate::settings::CREDENTIALS_DIRECTORY).is_some_and(|d| !d.trim().is_empty());
-    if !in_service && url_has_password(&url) {
+    if !in_service && crate::db::url_password(&url).is_some() {
         return Ok(Some(Secret::new(url)));
     }
     let Some(password) = credential(get, DATABASE_PASSWORD_CREDENTIAL)? else {
@@ -549,18 +539,7 @@ pub fn database_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Secr
     }
     let mut parsed = url::Url::parse(url).map_err(|e| reason(&e.to_string()))?;
     // A password in the URL too: fine if it is the same one (see one_secret).
-    // As the driver reads it (percent-decoded); the query may hold
-    // parameters only DbTarget knows, and never the password.
-    let in_url = url
-        .split('?')
-        .next()
-        .and_then(|base| base.parse::<tokio_postgres::Config>().ok())
-        .and_then(|c| {
-            c.get_password()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-        })
-        .filter(|p| !p.is_empty())
-        .map(Secret::new);
+    let in_url = crate::db::url_password(url).map(Secret::new);
     let password = one_secret(
         "DATABASE_URL",
         in_url,

@@ -26,14 +26,7 @@ pub(super) fn password_forms(url: &str) -> Vec<String> {
     {
         forms.push(raw);
     }
-    // The password is never in the query, which may hold parameters only
-    // DbTarget understands.
-    let base = url.split('?').next().unwrap_or(url);
-    if let Ok(config) = base.parse::<tokio_postgres::Config>() {
-        if let Some(p) = config.get_password() {
-            forms.push(String::from_utf8_lossy(p).into_owned());
-        }
-    }
+    forms.extend(crate::db::url_password(url));
     forms.retain(|f| !f.is_empty());
     // Longest first, so a shorter form never leaves part of a longer one.
     forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
