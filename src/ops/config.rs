@@ -448,7 +448,7 @@ impl Config {
                 "a whole number of days from 1",
             )?,
             retention_audio: flag("XTRACT_RETENTION_AUDIO")?,
-            horizon_warn: secs("XTRACT_HORIZON_WARN_SECS", 300.0, 0.0)?,
+            horizon_warn: secs("XTRACT_HORIZON_WARN_SECS", HORIZON_WARN_SECS, 0.0)?,
             dedup: match get("XTRACT_DEDUP") {
                 None => true,
                 Some(_) => flag("XTRACT_DEDUP")?,
@@ -503,6 +503,9 @@ impl Config {
         Ok(config)
     }
 }
+
+/// XTRACT_HORIZON_WARN_SECS when unset.
+pub const HORIZON_WARN_SECS: f64 = 300.0;
 
 /// The systemd credential that holds the database password
 /// (`$CREDENTIALS_DIRECTORY/database-password`).

@@ -120,10 +120,6 @@ impl Report {
         self.checks.push(check);
     }
 
-    pub fn failed(&self) -> bool {
-        self.checks.iter().any(|c| c.level == Level::Fail)
-    }
-
     /// How `xtract doctor` exits: None when nothing failed; a service that
     /// could not be reached is a 3, as for every command (cli.rs); any
     /// other failure a 1.
@@ -211,7 +207,9 @@ impl Inputs {
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .map(std::time::Duration::from_secs_f64)
-                .unwrap_or(std::time::Duration::from_secs(300)),
+                .unwrap_or(std::time::Duration::from_secs_f64(
+                    super::config::HORIZON_WARN_SECS,
+                )),
         }
     }
 }
