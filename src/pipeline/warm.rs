@@ -220,14 +220,6 @@ impl WarmYtdlp {
         state
     }
 
-    /// Every slot's state, for the look-ups by socket.
-    fn states(&self) -> Vec<std::sync::Arc<tokio::sync::Mutex<State>>> {
-        crate::sync::lock(&self.slots)
-            .iter()
-            .map(|s| s.state.clone())
-            .collect()
-    }
-
     /// Starts the helper for `ytdlp` if it is not running, and waits until
     /// it is ready (or known to be unavailable). A job calls it before it
     /// takes its turn with the platform: a turn taken while the helper
@@ -344,15 +336,26 @@ impl WarmYtdlp {
         pids
     }
 
-    /// Forgets a helper whose socket failed, so that the next run starts
-    /// another.
-    async fn lost(&self, socket: &Path) {
-        for slot in self.states() {
-            let mut state = slot.lock().await;
-            if matches!(&*state, State::Ready(h) if h.socket == socket) {
-                if let State::Ready(old) = std::mem::replace(&mut *state, State::Stopped) {
-                    retire(old);
-                }
+    /// The slot of `ytdlp`'s helper, if it still has one (it may have been
+    /// retired since): unlike [`Self::slot`], never makes one.
+    fn existing(&self, ytdlp: &Path) -> Option<std::sync::Arc<tokio::sync::Mutex<State>>> {
+        crate::sync::lock(&self.slots)
+            .iter()
+            .find(|s| s.ytdlp == ytdlp)
+            .map(|s| s.state.clone())
+    }
+
+    /// Forgets `ytdlp`'s helper whose socket failed, so that the next run
+    /// starts another. Only its own slot is locked: another build's helper
+    /// may be starting meanwhile.
+    async fn lost(&self, ytdlp: &Path, socket: &Path) {
+        let Some(slot) = self.existing(ytdlp) else {
+            return;
+        };
+        let mut state = slot.lock().await;
+        if matches!(&*state, State::Ready(h) if h.socket == socket) {
+            if let State::Ready(old) = std::mem::replace(&mut *state, State::Stopped) {
+                retire(old);
             }
         }
     }
@@ -383,7 +386,7 @@ impl WarmYtdlp {
                 }
                 Err(e) => {
                     tracing::warn!("cannot reach the warm yt-dlp helper: {e}");
-                    self.lost(&socket).await;
+                    self.lost(ytdlp, &socket).await;
                 }
             }
         }
@@ -403,7 +406,7 @@ impl WarmYtdlp {
             source,
         };
         if let Err(e) = stream.write_all(&line).await {
-            self.lost(&socket).await;
+            self.lost(ytdlp, &socket).await;
             tracing::warn!("cannot reach the warm yt-dlp helper: {e}");
             return Err(WarmError::Unavailable);
         }
@@ -470,7 +473,7 @@ impl WarmYtdlp {
             }
             // Killed (the helper died, or someone killed it): no result.
             None => {
-                self.lost_if_dead(&socket).await;
+                self.lost_if_dead(ytdlp, &socket).await;
                 Err(io(std::io::Error::other(format!(
                     "the warm yt-dlp stopped before it finished{}",
                     last_words(&finished.stderr)
@@ -480,14 +483,15 @@ impl WarmYtdlp {
         }
     }
 
-    async fn lost_if_dead(&self, socket: &Path) {
-        for slot in self.states() {
-            let mut state = slot.lock().await;
-            if let State::Ready(h) = &mut *state {
-                if h.socket == socket && !matches!(h.child.try_wait(), Ok(None)) {
-                    tracing::warn!("the warm yt-dlp helper stopped");
-                    *state = State::Stopped;
-                }
+    async fn lost_if_dead(&self, ytdlp: &Path, socket: &Path) {
+        let Some(slot) = self.existing(ytdlp) else {
+            return;
+        };
+        let mut state = slot.lock().await;
+        if let State::Ready(h) = &mut *state {
+            if h.socket == socket && !matches!(h.child.try_wait(), Ok(None)) {
+                tracing::warn!("the warm yt-dlp helper stopped");
+                *state = State::Stopped;
             }
         }
     }
