@@ -133,7 +133,6 @@ struct Helper {
     /// Closing it tells the helper to finish what runs and exit.
     stdin: ChildStdin,
     socket: PathBuf,
-    ytdlp: PathBuf,
     /// The program and the package's version file.
     watched: [PathBuf; 2],
     stamp: Stamp,
@@ -142,10 +141,10 @@ struct Helper {
 enum State {
     Stopped,
     Ready(Box<Helper>),
-    /// No helper for this yt-dlp: not a Python script (until the program
-    /// changes), or it would not start (tried again after a while).
+    /// No helper for this yt-dlp (the slot's): not a Python script (until
+    /// the program changes), or it would not start (tried again after a
+    /// while).
     Unavailable {
-        ytdlp: PathBuf,
         stamp: Option<Stamp>,
         until: Option<Instant>,
     },
@@ -236,8 +235,8 @@ impl WarmYtdlp {
         let mut state = slot.lock().await;
         if let State::Ready(h) = &mut *state {
             let alive = matches!(h.child.try_wait(), Ok(None));
-            let same = h.ytdlp == ytdlp
-                && Stamp::of(&[&h.watched[0], &h.watched[1]]).as_ref() == Some(&h.stamp);
+            // The slot is this program's: only its files can have changed.
+            let same = Stamp::of(&[&h.watched[0], &h.watched[1]]).as_ref() == Some(&h.stamp);
             if alive && same {
                 return Some(h.socket.clone());
             }
@@ -254,21 +253,12 @@ impl WarmYtdlp {
             }
         }
         let program = Stamp::of(&[ytdlp]);
-        if let State::Unavailable {
-            ytdlp: failed,
-            stamp,
-            until,
-        } = &*state
-        {
-            if failed == ytdlp
-                && *stamp == program
-                && until.is_none_or(|until| Instant::now() < until)
-            {
+        if let State::Unavailable { stamp, until } = &*state {
+            if *stamp == program && until.is_none_or(|until| Instant::now() < until) {
                 return None;
             }
         }
         let unavailable = |until| State::Unavailable {
-            ytdlp: ytdlp.to_path_buf(),
             stamp: program.clone(),
             until,
         };
@@ -684,7 +674,6 @@ async fn start_helper(
             child,
             stdin,
             socket,
-            ytdlp: ytdlp.to_path_buf(),
             watched,
             stamp,
         },
