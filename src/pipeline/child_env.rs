@@ -100,25 +100,26 @@ pub fn apply(cmd: &mut std::process::Command, needs: Needs) {
     cmd.env_clear().envs(allowed(std::env::vars_os(), needs));
 }
 
+/// A command for `program` with the allowed environment for `needs`.
+fn std_with(program: impl AsRef<OsStr>, needs: Needs) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    apply(&mut cmd, needs);
+    cmd
+}
+
 /// A command for `program` that gets only what it needs to run.
 pub fn command(program: impl AsRef<OsStr>) -> tokio::process::Command {
-    let mut cmd = std::process::Command::new(program);
-    apply(&mut cmd, Needs::Nothing);
-    cmd.into()
+    std_with(program, Needs::Nothing).into()
 }
 
 /// As [`command`], for code that waits on its child without tokio.
 pub fn std_command(program: impl AsRef<OsStr>) -> std::process::Command {
-    let mut cmd = std::process::Command::new(program);
-    apply(&mut cmd, Needs::Nothing);
-    cmd
+    std_with(program, Needs::Nothing)
 }
 
 /// As [`command`], for pip and the Python that builds virtualenvs.
 pub fn package_index_command(program: impl AsRef<OsStr>) -> tokio::process::Command {
-    let mut cmd = std::process::Command::new(program);
-    apply(&mut cmd, Needs::PackageIndex);
-    cmd.into()
+    std_with(program, Needs::PackageIndex).into()
 }
 
 #[cfg(test)]
