@@ -582,16 +582,17 @@ impl<S: AudioStore> MediaPipeline<S> {
             }
             last = Some(e);
         }
-        let mut last =
+        let last =
             last.unwrap_or_else(|| JobError::internal("no download strategy for this platform"));
         if source == AudioSource::Sound && last.code == ErrorCode::NoFormats {
             // yt-dlp found the post but no format `audio`: the post names no
             // sound of its own. Not the post's audio instead: the user asked
             // for the song.
-            last = JobError::new(ErrorCode::NoAudio, Some(platform), last.detail).with_message(
-                "This post has no separate sound to download. Ask for the post's audio instead.",
+            return Err(
+                JobError::new(ErrorCode::NoAudio, Some(platform), last.detail).with_message(
+                    "This post has no separate sound to download. Ask for the post's audio instead.",
+                ),
             );
-            return Err(last);
         }
         if tried > 1 {
             let message = format!("All download strategies failed: {}", last.message);
