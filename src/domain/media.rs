@@ -104,9 +104,7 @@ impl MediaMeta {
             AudioSource::Post => (self.title.clone(), self.uploader.clone()),
         }
     }
-}
 
-impl MediaMeta {
     /// The facts as they can be stored and shown: text without NUL (a
     /// site's title may carry one, and PostgreSQL's text refuses it: the
     /// audio row would be refused and the job fail), cut to lengths a row,
@@ -132,7 +130,7 @@ impl MediaMeta {
             artists: self.artists.map(|a| {
                 a.into_iter()
                     .take(20)
-                    .map(|n| n.chars().filter(|c| *c != '\0').take(500).collect())
+                    .filter_map(|n| text(Some(n), 500))
                     .collect()
             }),
         }
