@@ -213,6 +213,10 @@ impl Notifier {
                             finished.finished(id);
                         }
                     }
+                    // The jobs channel wakes the loop from the driver
+                    // (`drive`) and never arrives here; a channel this
+                    // session did not expect wakes it too, which costs a
+                    // claim that finds nothing at worst.
                     Some(Ok(_)) => self.wake.notify_one(),
                     Some(Err(e)) => return Err(e.into()),
                     None => return Err(DbError::Pool("listener connection closed".into())),
