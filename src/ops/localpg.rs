@@ -22,7 +22,7 @@ pub enum LocalPgError {
 /// An identifier as SQL text (identifiers cannot be parameters; the names
 /// are ours).
 fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    format!("\"{}\"", name.replace("\"", "\"\""))
 }
 
 fn failed(step: &'static str, detail: impl Into<String>) -> LocalPgError {
