@@ -411,6 +411,56 @@ fn damaged_mp4_files_are_read_or_left_to_ffmpeg_within_bounded_memory() {
     }
 }
 
+/// Damage the random run above once let through (it probes a dozen of its
+/// files, so each was found late): whenever the cut still writes a file,
+/// ffprobe reads it. Every box of both sources renamed to a track or media
+/// data, which ffmpeg reads only at the top level or in the movie (a
+/// renamed `edts` was copied whole, a track inside the track); a sample
+/// description cut short by a 64-bit size; a data reference of no length;
+/// a media header of a version no reader knows.
+#[test]
+fn damage_once_let_through_is_never_cut_into_a_file_ffprobe_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("in.mp4"), dir.path().join("out.m4a"));
+    let mut cut = 0;
+    for file in ["clip.mp4", "tiny.m4a"] {
+        let source = std::fs::read(media().dir.join(file)).unwrap();
+        let list = all_boxes(&source);
+        let mut damages: Vec<Damage> = (0..list.len())
+            .flat_map(|which| [*b"trak", *b"mdat"].map(|kind| Damage::Rename { which, kind }))
+            .collect();
+        for (which, b) in list.iter().enumerate() {
+            if &b.kind == b"stsd" {
+                damages.push(Damage::LargeSize { which, size: 16 });
+            }
+        }
+        damages.push(Damage::Word {
+            table: b"dref",
+            word: 2,
+            value: 0,
+        });
+        damages.push(Damage::Word {
+            table: b"mdhd",
+            word: 0,
+            value: u32::MAX,
+        });
+        for d in &damages {
+            let mut bytes = source.clone();
+            apply(&mut bytes, d);
+            std::fs::write(&src, &bytes).unwrap();
+            let _ = std::fs::remove_file(&dst);
+            if mp4::extract_audio(&src, &dst, &mp4::Tags::default()).unwrap() {
+                cut += 1;
+                let read = ffprobe_audio(&dst);
+                assert!(read.is_ok(), "{file}, {d:?}: {read:?}");
+            }
+        }
+    }
+    // Damage to what the cut does not copy (the video track, the tags)
+    // leaves a file it still cuts.
+    assert!(cut > 0, "no damage left a file the cut takes");
+}
+
 // ---- links: the insert's check and the daemon's rules ----
 
 /// Pieces links are made of, hostile ones among them: schemes in any

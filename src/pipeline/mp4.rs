@@ -228,6 +228,11 @@ enum Body {
 
 const CONTAINERS: &[&[u8; 4]] = &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"dinf"];
 
+/// Boxes only a file or a movie holds, never a track.
+const MOVIE_LEVEL: &[&[u8; 4]] = &[
+    b"ftyp", b"moov", b"trak", b"mdat", b"moof", b"mvex", b"mfra",
+];
+
 /// How deep containers may nest: a movie's index is five deep
 /// (moov/trak/mdia/minf/stbl); a file nesting thousands of boxes would
 /// otherwise take the recursion past the end of the stack.
@@ -270,6 +275,11 @@ impl Node {
 
     fn child(&self, kind: &[u8; 4]) -> Option<&Node> {
         self.children().iter().find(|c| &c.kind == kind)
+    }
+
+    /// Whether this box or one inside it is of one of `kinds`.
+    fn holds_any(&self, kinds: &[&[u8; 4]]) -> bool {
+        kinds.contains(&&self.kind) || self.children().iter().any(|c| c.holds_any(kinds))
     }
 
     fn data(&self) -> Option<&[u8]> {
@@ -496,6 +506,10 @@ struct Layout {
 /// (unfragmented, self-contained) MP4 with an audio track.
 fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
     let header = header_boxes(src)?;
+    // Only what mp4parse reads is cut: it refuses much that ffmpeg refuses
+    // too (versions it does not know, broken sample descriptions), which
+    // copied as it is would make a file no player reads.
+    mp4parse::read_mp4(&mut header.as_slice()).ok()?;
     let file_len = std::fs::metadata(src).ok()?.len();
     let mut rest = header.as_slice();
     let mut moov = None;
@@ -518,6 +532,12 @@ fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
                 .and_then(|h| h.get(8..12))
                 == Some(b"soun")
     })?;
+    // ffmpeg calls a file with a track or media data below the top level
+    // broken ("trak/mdat not at top-level") and stops reading that box: a
+    // track holding what only a file or movie holds is left to it.
+    if trak.children().iter().any(|c| c.holds_any(MOVIE_LEVEL)) {
+        return None;
+    }
     let mdia = trak.child(b"mdia")?;
     let minf = mdia.child(b"minf")?;
     let stbl = minf.child(b"stbl")?;
@@ -525,12 +545,20 @@ fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
     let dref = minf.child(b"dinf")?.child(b"dref")?.data()?;
     let mut entry = 8;
     for _ in 0..be32(dref, 4)? {
+        // A whole full box (ffmpeg refuses one under 12 bytes).
         let size = be32(dref, entry)? as usize;
-        if be32(dref, entry + 8)? & 1 == 0 {
+        if size < 12 || entry + size > dref.len() || be32(dref, entry + 8)? & 1 == 0 {
             return None;
         }
         entry += size;
     }
+    // The track says what its samples are: at least one description, whole
+    // (without it ffmpeg reads neither this file nor the new one).
+    let stsd = stbl.child(b"stsd")?.data()?;
+    if be32(stsd, 4)? == 0 {
+        return None;
+    }
+    split_box(stsd.get(8..)?)?;
     let chunks = chunks(stbl)?;
     if chunks
         .iter()
