@@ -666,6 +666,19 @@ async fn a_copy_is_checked_against_the_limit_as_it_is_now() {
     double.add_bucket("audio-files", true, None);
     store.copy("u1/j1.m4a", "u3/j3.m4a", 4000).await.unwrap();
     assert!(double.object("audio-files/u3/j3.m4a").unwrap().data == vec![7; 4000]);
+
+    // The bucket cannot be read just then: the limit known at start judges
+    // the copy (as it names an upload's), not the failed read.
+    let double = StorageDouble::start(true, Some(3000)).await;
+    let store = client(&double).await;
+    double.put_object("audio-files/u1/j1.m4a", vec![7; 4000]);
+    let refused = r#"{"statusCode":"403","error":"Unauthorized","message":"new row violates row-level security policy"}"#;
+    double.fail_next(
+        "GET",
+        "/bucket/audio-files",
+        Fault::Reply(403, refused.into()),
+    );
+    assert_copy_refused(&double, &store, "3 KB").await;
 }
 
 // ---- Resumable uploads as the real server behaves ----

@@ -151,6 +151,18 @@ impl SupabaseStorage {
         self
     }
 
+    /// The bucket's size limit as it is now, or as it was at start when
+    /// the bucket cannot be read (the request that needs it says more).
+    async fn current_limit(&self) -> Option<u64> {
+        match self.read_bucket().await {
+            Ok(bucket) => bucket.file_size_limit,
+            Err(e) => {
+                tracing::debug!("reading the bucket's size limit: {e}");
+                self.bucket.file_size_limit
+            }
+        }
+    }
+
     /// Reads the bucket. A 404 that Storage itself did not write about a
     /// bucket ("Route GET:… not found", a web page) means the URL leads
     /// somewhere else: a wrong URL, not a missing bucket.
@@ -311,11 +323,7 @@ impl AudioStore for SupabaseStorage {
             // The limit may have changed since start: name the one that
             // refused the file.
             Err(e @ StorageError::Status { status: 413, .. }) => {
-                let limit = match self.read_bucket().await {
-                    Ok(bucket) => bucket.file_size_limit,
-                    Err(_) => self.bucket.file_size_limit,
-                };
-                Err(e.into_job_error(limit))
+                Err(e.into_job_error(self.current_limit().await))
             }
             Err(e) => Err(e.into_job_error(self.bucket.file_size_limit)),
         }
@@ -332,11 +340,7 @@ impl AudioStore for SupabaseStorage {
         // upload of the same bytes would be refused, so is the copy. The
         // limit is read now: an operator may have changed it since start,
         // either way (copies are rare: one request more is cheap).
-        let limit = self
-            .read_bucket()
-            .await
-            .map_err(|e| e.into_job_error(self.bucket.file_size_limit))?
-            .file_size_limit;
+        let limit = self.current_limit().await;
         if let Some(limit) = limit.filter(|l| size > *l) {
             return Err(StorageError::Status {
                 status: 413,
