@@ -33,7 +33,7 @@ enum Command {
     },
     /// Apply the schema migrations of sql/ (idempotent).
     Migrate,
-    /// Insert a job exactly as a frontend would.
+    /// Insert a job as a frontend would, as the operator (no per-user limit).
     Enqueue {
         url: String,
         /// The user's id in Supabase Auth (a UUID).

@@ -1,5 +1,5 @@
 //! The queue for operators and commands: list, show, retry and cancel jobs
-//! (`xtract jobs`), add one as a frontend would (`xtract enqueue`), the
+//! (`xtract jobs`), add one as a frontend would, as the operator (`xtract enqueue`), the
 //! settings the database enforces, and what `doctor` and `/health` ask.
 //! Each is a statement of `sql.rs` through a client the caller holds; the
 //! table's triggers do the rest (resetting a retried job, notifying the
