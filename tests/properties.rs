@@ -416,8 +416,9 @@ fn damaged_mp4_files_are_read_or_left_to_ffmpeg_within_bounded_memory() {
 /// ffprobe reads it. Every box of both sources renamed to a track or media
 /// data, which ffmpeg reads only at the top level or in the movie (a
 /// renamed `edts` was copied whole, a track inside the track); a sample
-/// description cut short by a 64-bit size; a data reference of no length;
-/// a media header of a version no reader knows.
+/// description cut short by a 64-bit size, or counting none (mp4parse
+/// reads that one); a data reference of no length; a media header of a
+/// version no reader knows.
 #[test]
 fn damage_once_let_through_is_never_cut_into_a_file_ffprobe_cannot_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -434,6 +435,11 @@ fn damage_once_let_through_is_never_cut_into_a_file_ffprobe_cannot_read() {
                 damages.push(Damage::LargeSize { which, size: 16 });
             }
         }
+        damages.push(Damage::Word {
+            table: b"stsd",
+            word: 1,
+            value: 0,
+        });
         damages.push(Damage::Word {
             table: b"dref",
             word: 2,
