@@ -120,6 +120,7 @@ pub const NOT_SETTINGS: &[(&str, &str)] = &[
         "the mark xtract gives a job's processes",
     ),
     ("XTRACT_TEST_PG_BIN", "the test suite's PostgreSQL binaries"),
+    ("XTRACT_TEST_PGBOUNCER", "the test suite's pgbouncer"),
 ];
 
 pub fn find(name: &str) -> Option<&'static Setting> {
