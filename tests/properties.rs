@@ -333,6 +333,13 @@ fn apply(bytes: &mut Vec<u8>, d: &Damage) {
     }
 }
 
+/// What reading and cutting `bytes` may hold at most: the file, its index
+/// and the new index, with room for the readers' own tables; never the
+/// gigabytes a box or count asked for.
+fn memory_bound(bytes: &[u8]) -> usize {
+    8 * bytes.len() + (4 << 20)
+}
+
 /// Produced files checked with ffprobe: a dozen in the suite's run (each
 /// costs a process), every one in a run of `PROPTEST_CASES` chosen by hand.
 static PROBED: AtomicUsize = AtomicUsize::new(0);
@@ -387,9 +394,7 @@ fn damaged_mp4_files_are_read_or_left_to_ffmpeg_within_bounded_memory() {
             let cut = mp4::extract_audio(&src, &dst, &mp4::Tags::default());
             (probe, cut)
         });
-        // The file, its index and the new index, with room for the
-        // readers' own tables; never gigabytes a box or count asked for.
-        let bound = 8 * bytes.len() + (4 << 20);
+        let bound = memory_bound(&bytes);
         prop_assert!(
             peak <= bound,
             "held {peak} bytes for a {}-byte file",
@@ -419,16 +424,50 @@ fn damaged_mp4_files_are_read_or_left_to_ffmpeg_within_bounded_memory() {
     }
 }
 
+/// Where the first `kind` at or after `from` in `bytes` is (a box's type).
+fn find(bytes: &[u8], kind: &[u8; 4], from: usize) -> usize {
+    from + bytes[from..]
+        .windows(4)
+        .position(|w| w == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} after {from}"))
+}
+
+/// Where the AAC decoder configuration (its first byte: the object type)
+/// of the first `esds` box in `bytes` is: past the box's version, the
+/// ES descriptor's id and flags, and the 13 bytes of the decoder
+/// configuration descriptor; each descriptor's length may take 1–4 bytes.
+fn aac_config(bytes: &[u8]) -> usize {
+    let esds = find(bytes, b"esds", 0);
+    let mut at = esds + 4 + 4;
+    let descriptor = |at: &mut usize, tag: u8| {
+        assert_eq!(bytes[*at], tag, "descriptor {tag} at {at}");
+        *at += 1;
+        while bytes[*at] & 0x80 != 0 {
+            *at += 1;
+        }
+        *at += 1;
+    };
+    descriptor(&mut at, 3);
+    at += 3;
+    descriptor(&mut at, 4);
+    at += 13;
+    descriptor(&mut at, 5);
+    at
+}
+
 /// Damage the random run above once let through (it probes a dozen of its
 /// files, so each was found late): whenever the cut still writes a file,
 /// ffprobe reads it. Every box of both sources renamed to a track or media
 /// data, which ffmpeg reads only at the top level or in the movie (a
 /// renamed `edts` was copied whole, a track inside the track); a sample
 /// description cut short by a 64-bit size, or counting none (mp4parse
-/// reads that one); a data reference of no length; a media header of a
-/// version no reader knows.
+/// reads that one); a data reference of no length, or none; a media header of a
+/// version no reader knows; an AAC decoder configuration of no object
+/// type (mp4parse reads the track, and names no codec). And reading and
+/// cutting each holds no more than the random run allows: a tag's value
+/// claiming 16 MB was reserved whole.
 #[test]
-fn damage_once_let_through_is_never_cut_into_a_file_ffprobe_cannot_read() {
+fn damage_once_let_through_stays_in_bounds_and_is_never_cut_unreadable() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("in.mp4"), dir.path().join("out.m4a"));
     let mut cut = 0;
@@ -454,16 +493,39 @@ fn damage_once_let_through_is_never_cut_into_a_file_ffprobe_cannot_read() {
             value: 0,
         });
         damages.push(Damage::Word {
+            table: b"dref",
+            word: 1,
+            value: 0,
+        });
+        damages.push(Damage::Word {
             table: b"mdhd",
             word: 0,
             value: u32::MAX,
+        });
+        let moov = moov_of(&list).unwrap();
+        damages.push(Damage::Byte {
+            at: aac_config(&source) - moov.at,
+            value: 0,
+        });
+        // A tag's value claiming 16 MB more than it has (mp4parse reserved
+        // it before reading).
+        let ilst = find(&source, b"ilst", moov.at);
+        damages.push(Damage::Byte {
+            at: find(&source, b"data", ilst) - 4 - moov.at,
+            value: 1,
         });
         for d in &damages {
             let mut bytes = source.clone();
             apply(&mut bytes, d);
             std::fs::write(&src, &bytes).unwrap();
             let _ = std::fs::remove_file(&dst);
-            if mp4::extract_audio(&src, &dst, &mp4::Tags::default()).unwrap() {
+            let ((_, made), peak) = peak_during(|| {
+                let probe = mp4::probe(&src);
+                (probe, mp4::extract_audio(&src, &dst, &mp4::Tags::default()))
+            });
+            let bound = memory_bound(&bytes);
+            assert!(peak <= bound, "{file}, {d:?}: held {peak} bytes");
+            if made.unwrap() {
                 cut += 1;
                 let read = ffprobe_audio(&dst);
                 assert!(read.is_ok(), "{file}, {d:?}: {read:?}");

@@ -28,8 +28,12 @@ const MAX_MOOV: u64 = 64 * 1024 * 1024;
 /// The first audio track's codec (in ffmpeg's words) and length, or None
 /// when ffprobe should tell.
 pub fn probe(path: &Path) -> Option<Probe> {
-    let header = header_boxes(path)?;
-    let context = mp4parse::read_mp4(&mut header.as_slice()).ok()?;
+    read(&header_boxes(path)?)
+}
+
+/// `probe` of the file's `header` (its ftyp and moov boxes).
+fn read(header: &[u8]) -> Option<Probe> {
+    let context = mp4parse::read_mp4(&mut &header[..]).ok()?;
     // Fragmented: the lengths are in the fragments.
     if context.mvex.is_some() {
         return None;
@@ -140,12 +144,34 @@ fn tables_fit(boxes: &[u8], depth: usize) -> bool {
         };
         let fits = if WALKED.contains(&&kind) {
             tables_fit(body, depth + 1)
+        } else if &kind == b"meta" {
+            // A full box: its version and flags come before its boxes.
+            tables_fit(body.get(4..).unwrap_or_default(), depth + 1)
+        } else if &kind == b"ilst" {
+            // Tags: each item holds the boxes of its value (data, …),
+            // each read into memory whole.
+            items_fit(body, depth + 1)
         } else if &kind == b"stsd" {
             table_fits(&kind, body) && sample_entries_fit(body, depth)
         } else {
             table_fits(&kind, body)
         };
         if !fits {
+            return false;
+        }
+        rest = &rest[len..];
+    }
+    true
+}
+
+/// The items of an `ilst` body, and the boxes inside each.
+fn items_fit(ilst: &[u8], depth: usize) -> bool {
+    let mut rest = ilst;
+    while rest.len() >= 8 {
+        let Some((_, body, len)) = split_box(rest) else {
+            return false;
+        };
+        if !tables_fit(body, depth + 1) {
             return false;
         }
         rest = &rest[len..];
@@ -506,10 +532,11 @@ struct Layout {
 /// (unfragmented, self-contained) MP4 with an audio track.
 fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
     let header = header_boxes(src)?;
-    // Only what mp4parse reads is cut: it refuses much that ffmpeg refuses
-    // too (versions it does not know, broken sample descriptions), which
-    // copied as it is would make a file no player reads.
-    mp4parse::read_mp4(&mut header.as_slice()).ok()?;
+    // Only a track mp4parse reads, of a codec it names, is cut: it refuses
+    // much that ffmpeg refuses too (versions it does not know, broken
+    // sample descriptions or decoder configurations), which copied as it
+    // is would make a file no player reads.
+    read(&header)?.audio_codec?;
     let file_len = std::fs::metadata(src).ok()?.len();
     let mut rest = header.as_slice();
     let mut moov = None;
@@ -544,8 +571,13 @@ fn layout(src: &Path, user_data: Option<Node>) -> Option<Layout> {
     // Samples in this file only (no external data references).
     let dref = minf.child(b"dinf")?.child(b"dref")?.data()?;
     let mut entry = 8;
-    for _ in 0..be32(dref, 4)? {
-        // A whole full box (ffmpeg refuses one under 12 bytes).
+    let references = be32(dref, 4)?;
+    // At least one (ffmpeg refuses a table of none), each a whole full box
+    // (ffmpeg refuses one under 12 bytes).
+    if references == 0 {
+        return None;
+    }
+    for _ in 0..references {
         let size = be32(dref, entry)? as usize;
         if size < 12 || entry + size > dref.len() || be32(dref, entry + 8)? & 1 == 0 {
             return None;
