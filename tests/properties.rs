@@ -482,26 +482,17 @@ fn damage_once_let_through_stays_in_bounds_and_is_never_cut_unreadable() {
                 damages.push(Damage::LargeSize { which, size: 16 });
             }
         }
-        damages.push(Damage::Word {
-            table: b"stsd",
-            word: 1,
-            value: 0,
-        });
-        damages.push(Damage::Word {
-            table: b"dref",
-            word: 2,
-            value: 0,
-        });
-        damages.push(Damage::Word {
-            table: b"dref",
-            word: 1,
-            value: 0,
-        });
-        damages.push(Damage::Word {
-            table: b"mdhd",
-            word: 0,
-            value: u32::MAX,
-        });
+        // (table, word, value): no descriptions; a first reference of no
+        // length; no references; a media header's unknown version.
+        damages.extend(
+            [
+                (b"stsd", 1, 0),
+                (b"dref", 2, 0),
+                (b"dref", 1, 0),
+                (b"mdhd", 0, u32::MAX),
+            ]
+            .map(|(table, word, value)| Damage::Word { table, word, value }),
+        );
         let moov = moov_of(&list).unwrap();
         damages.push(Damage::Byte {
             at: aac_config(&source) - moov.at,
