@@ -136,13 +136,8 @@ fn tables_fit(boxes: &[u8], depth: usize) -> bool {
     if depth > MAX_DEPTH {
         return false;
     }
-    let mut rest = boxes;
-    // Fewer than 8 bytes left: padding, not a box.
-    while rest.len() >= 8 {
-        let Some((kind, body, len)) = split_box(rest) else {
-            return false;
-        };
-        let fits = if WALKED.contains(&&kind) {
+    every_box(boxes, |kind, body| {
+        if WALKED.contains(&&kind) {
             tables_fit(body, depth + 1)
         } else if &kind == b"meta" {
             // A full box: its version and flags come before its boxes.
@@ -150,28 +145,24 @@ fn tables_fit(boxes: &[u8], depth: usize) -> bool {
         } else if &kind == b"ilst" {
             // Tags: each item holds the boxes of its value (data, …),
             // each read into memory whole.
-            items_fit(body, depth + 1)
+            every_box(body, |_, item| tables_fit(item, depth + 2))
         } else if &kind == b"stsd" {
             table_fits(&kind, body) && sample_entries_fit(body, depth)
         } else {
             table_fits(&kind, body)
-        };
-        if !fits {
-            return false;
         }
-        rest = &rest[len..];
-    }
-    true
+    })
 }
 
-/// The items of an `ilst` body, and the boxes inside each.
-fn items_fit(ilst: &[u8], depth: usize) -> bool {
-    let mut rest = ilst;
+/// Whether every box in `list` is whole and `fits` it. Fewer than 8 bytes
+/// left: padding, not a box.
+fn every_box(list: &[u8], mut fits: impl FnMut([u8; 4], &[u8]) -> bool) -> bool {
+    let mut rest = list;
     while rest.len() >= 8 {
-        let Some((_, body, len)) = split_box(rest) else {
+        let Some((kind, body, len)) = split_box(rest) else {
             return false;
         };
-        if !tables_fit(body, depth + 1) {
+        if !fits(kind, body) {
             return false;
         }
         rest = &rest[len..];
@@ -182,11 +173,7 @@ fn items_fit(ilst: &[u8], depth: usize) -> bool {
 /// The sample descriptions of an `stsd` body, and the boxes inside the
 /// audio and video ones (codec configuration: esds, dOps, avcC, …).
 fn sample_entries_fit(stsd: &[u8], depth: usize) -> bool {
-    let mut rest = stsd.get(8..).unwrap_or_default();
-    while rest.len() >= 8 {
-        let Some((kind, body, len)) = split_box(rest) else {
-            return false;
-        };
+    every_box(stsd.get(8..).unwrap_or_default(), |kind, body| {
         // Where an entry's own boxes start: after the fields of a sound
         // description (version 0, 1 or 2) or of a visual one.
         let children = match &kind {
@@ -202,12 +189,8 @@ fn sample_entries_fit(stsd: &[u8], depth: usize) -> bool {
             | b"av01" | b"s263" => 78,
             _ => body.len(),
         };
-        if !tables_fit(body.get(children..).unwrap_or_default(), depth + 1) {
-            return false;
-        }
-        rest = &rest[len..];
-    }
-    true
+        tables_fit(body.get(children..).unwrap_or_default(), depth + 1)
+    })
 }
 
 /// A table box: its count times the size of an entry fits in its body.
